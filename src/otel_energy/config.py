@@ -1,0 +1,111 @@
+"""Configuration: a pure function from an environment mapping to a validated ``EnergyConfig``."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from otel_energy import environment_variables as ev
+from otel_energy.carbon import Intensity, load_table, table_intensity
+
+SOURCES = ("nvml", "rapl", "estimate")
+DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use. The message names the setting and the valid values."""
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    """Validated settings. Units are in the names (SI)."""
+
+    sample_interval_s: float = 0.1
+    history_s: float = 600.0
+    sources: tuple[str, ...] = SOURCES
+    sources_explicit: bool = False
+    powercap_root: str = DEFAULT_POWERCAP_ROOT
+    cpu_tdp_w: float | None = None
+    memory_w_per_gb: float = 0.375
+    country: str | None = None
+    intensity: Intensity = field(default_factory=lambda: table_intensity(None))
+    pue: float = 1.0
+
+    @property
+    def history_len(self) -> int:
+        """Number of samples kept (bounded memory)."""
+        return max(16, math.ceil(self.history_s / self.sample_interval_s) + 1)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (lo <= value <= hi):
+        raise ConfigError(f"{name}={raw!r} is not valid: expected a number from {lo:g} to {hi:g}.")
+    return value
+
+
+def _sources(env: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
+    raw = env.get(ev.OTEL_PYTHON_ENERGY_SOURCES, "").strip().lower()
+    if raw in ("", "auto"):
+        return SOURCES, False
+    names = tuple(s.strip() for s in raw.split(",") if s.strip())
+    bad = [s for s in names if s not in SOURCES]
+    if bad or not names:
+        raise ConfigError(
+            f"{ev.OTEL_PYTHON_ENERGY_SOURCES}={raw!r} is not valid: expected 'auto' or a comma list"
+            f" of {', '.join(SOURCES)}."
+        )
+    return names, True
+
+
+def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
+    country = env.get(ev.OTEL_PYTHON_ENERGY_COUNTRY, "").strip() or None
+    if country is not None and load_table().lookup(country) is None:
+        raise ConfigError(
+            f"{ev.OTEL_PYTHON_ENERGY_COUNTRY}={country!r} is not valid: expected an ISO 3166"
+            " alpha-2 or alpha-3 code present in the bundled table (e.g. FR, FRA, US, DEU);"
+            " see docs/configuration.md for the list."
+        )
+    override = env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip()
+    if override:
+        g = _number(env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, 5000.0)
+        return country, Intensity(g, "override")
+    return country, table_intensity(country)
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> EnergyConfig:
+    """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable.
+
+    Args:
+        environ: the environment to read; ``os.environ`` when None.
+
+    Raises:
+        ConfigError: a value is out of range or unknown; the message names the variable.
+    """
+    env = os.environ if environ is None else environ
+    sources, explicit = _sources(env)
+    country, intensity = _intensity(env)
+    tdp_raw = env.get(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, "").strip()
+    return EnergyConfig(
+        sample_interval_s=_number(env, ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, 0.1, 0.001, 60.0),
+        history_s=_number(env, ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, 600.0, 1.0, 86400.0),
+        sources=sources,
+        sources_explicit=explicit,
+        powercap_root=env.get(ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT, "").strip()
+        or DEFAULT_POWERCAP_ROOT,
+        cpu_tdp_w=_number(env, ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, 0.0, 1.0, 5000.0)
+        if tdp_raw
+        else None,
+        memory_w_per_gb=_number(env, ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB, 0.375, 0.0, 100.0),
+        country=country,
+        intensity=intensity,
+        pue=_number(env, ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 1.0, 10.0),
+    )

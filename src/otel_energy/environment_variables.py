@@ -1,0 +1,57 @@
+"""Every environment variable otel-energy reads: one constant each.
+
+The docstring under each constant is the reference text; ``docs/configuration.md`` repeats it and a
+test checks that the two stay in step.
+"""
+
+OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL = "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL"
+"""Seconds between two hardware reads by the sampler thread.
+
+Default ``0.1``; valid ``0.001``-``60``.
+
+0.1 s matches the ~100 ms refresh of the NVML counters on A100/H100, keeps RAPL reads far inside the
+shortest counter wrap (~4 min on AMD EPYC at full load) and costs well under 0.1% of one core.
+"""
+
+OTEL_PYTHON_ENERGY_HISTORY_SECONDS = "OTEL_PYTHON_ENERGY_HISTORY_SECONDS"
+"""How far back (s) the sampler keeps samples for window queries.
+
+Default ``600``; valid ``1``-``86400``.
+
+Memory is bounded by ``HISTORY_SECONDS / SAMPLE_INTERVAL`` samples, whatever the run length.
+"""
+
+OTEL_PYTHON_ENERGY_SOURCES = "OTEL_PYTHON_ENERGY_SOURCES"
+"""Which sensors to use: ``auto`` (default) or a comma list of ``nvml``, ``rapl``, ``estimate``.
+
+With ``auto`` missing hardware is skipped quietly (one log line) and CPU/memory fall back to an
+estimate; a source named explicitly that finds nothing is logged as an error.
+"""
+
+OTEL_PYTHON_ENERGY_POWERCAP_ROOT = "OTEL_PYTHON_ENERGY_POWERCAP_ROOT"
+"""Root of the Linux powercap tree holding the RAPL zones. Default ``/sys/class/powercap``."""
+
+OTEL_PYTHON_ENERGY_CPU_TDP_W = "OTEL_PYTHON_ENERGY_CPU_TDP_W"
+"""CPU thermal design power (W) used by the estimate when there is no RAPL counter.
+
+Default: 5 W per logical CPU seen by the process (a rough middle between server parts, ~2-4 W per
+thread, and desktop parts, ~4-8 W). Set it to your CPU's TDP for a better estimate.
+"""
+
+OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB = "OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB"
+"""Memory power model for the estimate, W per GB of used memory.
+
+Default ``0.375`` (Eco2AI's model).
+"""
+
+OTEL_PYTHON_ENERGY_COUNTRY = "OTEL_PYTHON_ENERGY_COUNTRY"
+"""ISO 3166 alpha-2 or alpha-3 code of the country whose grid carbon intensity is used (``FR``).
+
+Unset: the generation-weighted world average of the bundled table.
+"""
+
+OTEL_PYTHON_ENERGY_CARBON_INTENSITY = "OTEL_PYTHON_ENERGY_CARBON_INTENSITY"
+"""Grid carbon intensity override in gCO2e/kWh (a number >= 0). Wins over the country table."""
+
+OTEL_PYTHON_ENERGY_PUE = "OTEL_PYTHON_ENERGY_PUE"
+"""Power usage effectiveness of the data centre, a number >= 1.0. Default ``1.0`` (no overhead)."""

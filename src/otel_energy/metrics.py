@@ -1,0 +1,112 @@
+"""OpenTelemetry observable instruments fed from the sampler's snapshot.
+
+Names follow the hardware semantic conventions (``hw.energy`` counter in J, ``hw.power`` gauge in
+W); what they lack lives in our ``otel_energy.`` namespace. Callbacks only read the snapshot (no
+hardware I/O) and never raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+
+from otel_energy.sampler import Sampler, Snapshot
+from otel_energy.version import __version__
+
+_log = logging.getLogger(__name__)
+
+SCOPE = "otel_energy"
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    """One instrument: name, unit, kind and what it observes from a snapshot."""
+
+    name: str
+    unit: str
+    kind: str  # "counter" or "gauge"
+    description: str
+    observe: Callable[[Snapshot], Iterable[Observation]]
+
+
+def _energy(s: Snapshot) -> Iterable[Observation]:
+    return [Observation(d.energy_j, d.info.attributes()) for d in s.devices]
+
+
+def _power(s: Snapshot) -> Iterable[Observation]:
+    return [Observation(d.power_w, d.info.attributes()) for d in s.devices if not d.failed]
+
+
+def _co2e(s: Snapshot) -> Iterable[Observation]:
+    extra: dict[str, str | bool | float] = {
+        "otel_energy.carbon_intensity.source": s.intensity.source, "otel_energy.pue": s.pue}
+    return [Observation(d.co2e_g, {**d.info.attributes(), **extra}) for d in s.devices]
+
+
+def _intensity(s: Snapshot) -> Iterable[Observation]:
+    if not s.devices:
+        return []
+    return [Observation(s.intensity.g_per_kwh, {
+        "otel_energy.carbon_intensity.source": s.intensity.source,
+        "otel_energy.carbon_intensity.kind": s.intensity.kind,
+    })]
+
+
+INSTRUMENTS: tuple[InstrumentSpec, ...] = (
+    InstrumentSpec("hw.energy", "J", "counter",
+                   "Energy consumed by the component since measurement started.", _energy),
+    InstrumentSpec("hw.power", "W", "gauge",
+                   "Instantaneous power consumed by the component.", _power),
+    InstrumentSpec("otel_energy.co2e", "g", "counter",
+                   "CO2-equivalent emitted for the component's energy (energy x PUE x grid"
+                   " carbon intensity), accumulated interval by interval.", _co2e),
+    InstrumentSpec("otel_energy.carbon_intensity", "g/kWh", "gauge",
+                   "Grid carbon intensity in gCO2e per kWh used for CO2e.", _intensity),
+)
+
+
+class EnergyObserver:
+    """Holds the sampler the instruments read; detaching it silences them.
+
+    The OTel API cannot unregister an instrument, and a meter returns the *first* instrument of a
+    given name, so one observer per meter provider is kept and re-pointed on re-instrumentation.
+    """
+
+    def __init__(self, meter: Meter) -> None:
+        self.sampler: Sampler | None = None
+        for spec in INSTRUMENTS:
+            cb = self._callback(spec)
+            if spec.kind == "counter":
+                meter.create_observable_counter(spec.name, [cb], spec.unit, spec.description)
+            else:
+                meter.create_observable_gauge(spec.name, [cb], spec.unit, spec.description)
+
+    def _callback(self, spec: InstrumentSpec) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            sampler = self.sampler
+            if sampler is None:
+                return []
+            try:
+                return spec.observe(sampler.snapshot())
+            except Exception:  # a metric callback must never raise into the SDK's collection
+                _log.debug("otel-energy: %s callback failed", spec.name, exc_info=True)
+                return []
+
+        return callback
+
+
+_observers: weakref.WeakKeyDictionary[MeterProvider, EnergyObserver] = weakref.WeakKeyDictionary()
+
+
+def attach(meter_provider: MeterProvider, sampler: Sampler) -> EnergyObserver:
+    """Register (once per meter provider) the instruments and point them at ``sampler``."""
+    observer = _observers.get(meter_provider)
+    if observer is None:
+        observer = EnergyObserver(meter_provider.get_meter(SCOPE, __version__))
+        _observers[meter_provider] = observer
+    observer.sampler = sampler
+    return observer

@@ -1,0 +1,71 @@
+"""One sampler per process, shared by the instrumentor, the Trainer callback and the CLI.
+
+Reference-counted: the sampler starts with the first user and stops with the last, so the
+instrumentor and a hand-added callback never run two threads or count a device twice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from otel_energy.carbon import StaticIntensity
+from otel_energy.config import EnergyConfig, load_config
+from otel_energy.sampler import Sampler
+from otel_energy.sensors import discover_sensors
+
+_lock = threading.Lock()
+_sampler: Sampler | None = None
+_users = 0
+
+
+def build_sampler(
+    config: EnergyConfig, environ: Mapping[str, str] | None = None, nvml: Any | None = None,
+    node_level: bool = True,
+) -> Sampler:
+    """A sampler whose discovery runs on its own thread when started."""
+    env = dict(os.environ if environ is None else environ)
+
+    def sensors() -> list[Any]:
+        return list(discover_sensors(config, env, nvml=nvml, node_level=node_level))
+
+    return Sampler(
+        sensors,
+        interval_s=config.sample_interval_s,
+        history_len=config.history_len,
+        intensity=StaticIntensity(config.intensity),
+        pue=config.pue,
+    )
+
+
+def acquire_sampler(factory: Callable[[], Sampler] | None = None) -> Sampler:
+    """The process's running sampler, built (from the environment by default) and started once."""
+    global _sampler, _users
+    with _lock:
+        if _sampler is None or not _sampler.in_owner_process:
+            _sampler = factory() if factory else build_sampler(load_config())
+            _users = 0
+        _users += 1
+        _sampler.start()
+        return _sampler
+
+
+def release_sampler(sampler: Sampler) -> None:
+    """Drop one user; the last one stops the thread."""
+    global _sampler, _users
+    with _lock:
+        if sampler is not _sampler:
+            sampler.stop()
+            return
+        _users -= 1
+        if _users <= 0:
+            sampler.stop()
+            _sampler = None
+            _users = 0
+
+
+def current_sampler() -> Sampler | None:
+    """The shared sampler if one is running in this process."""
+    return _sampler if _sampler is not None and _sampler.in_owner_process else None

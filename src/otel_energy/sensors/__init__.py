@@ -1,0 +1,53 @@
+"""Energy sources: one module per kind of hardware, and the discovery that picks them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from otel_energy.config import EnergyConfig
+from otel_energy.sensors.base import DeviceInfo, Reading, Sensor
+from otel_energy.sensors.estimate import CpuEstimate, MemoryEstimate, default_cpu_tdp_w
+from otel_energy.sensors.nvml import discover_nvml
+from otel_energy.sensors.rapl import discover_rapl
+
+__all__ = ["DeviceInfo", "Reading", "Sensor", "discover_sensors"]
+
+_log = logging.getLogger(__name__)
+
+
+def discover_sensors(
+    config: EnergyConfig,
+    environ: Mapping[str, str],
+    nvml: Any | None = None,
+    node_level: bool = True,
+) -> list[Sensor]:
+    """Every sensor this process should read, in a stable order (GPUs, then CPU, then memory).
+
+    Args:
+        config: validated settings (sources, powercap root, estimate parameters).
+        environ: environment for ``CUDA_VISIBLE_DEVICES``.
+        nvml: NVML module override (tests inject a fake).
+        node_level: measure node-wide devices (CPU, memory). False on every rank of a node but
+            one, so that a node is counted once.
+    """
+    sensors: list[Sensor] = []
+    if "nvml" in config.sources:
+        sensors.extend(discover_nvml(environ, nvml, explicit=config.sources_explicit))
+    if not node_level:
+        return sensors
+    covered: set[str] = set()
+    if "rapl" in config.sources:
+        zones = discover_rapl(config.powercap_root)
+        if not zones and config.sources_explicit:
+            _log.error("otel-energy: 'rapl' was requested but no readable RAPL zone was found"
+                       " under %s.", config.powercap_root)
+        sensors.extend(zones)
+        covered.update(z.info.hw_type for z in zones)
+    if "estimate" in config.sources:
+        if "cpu" not in covered:
+            sensors.append(CpuEstimate(config.cpu_tdp_w or default_cpu_tdp_w()))
+        if "memory" not in covered:
+            sensors.append(MemoryEstimate(config.memory_w_per_gb))
+    return sensors

@@ -1,0 +1,90 @@
+"""The small read-only interface every energy source implements. SI units only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+# Measurement methods, reported in the ``otel_energy.method`` attribute of every series and span.
+METHOD_NVML_COUNTER = "nvml_counter"
+METHOD_NVML_POWER = "nvml_power_integration"
+METHOD_RAPL = "rapl"
+METHOD_ESTIMATE = "estimate"
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """Identity and provenance of one measured device.
+
+    Attributes:
+        hw_id: stable id (GPU UUID, RAPL zone directory, ``estimate:cpu``), OTel ``hw.id``.
+        hw_type: ``gpu``, ``cpu`` or ``memory``, OTel ``hw.type``.
+        name: human-readable name, OTel ``hw.name``.
+        method: one of the ``METHOD_*`` constants.
+        estimated: True when the value is a model, not a measurement.
+        update_period_s: how often the sensor itself refreshes its value (s).
+        vendor, model, driver_version, parent: OTel ``hw.*`` attributes where known.
+        extra: further attributes in the ``otel_energy.`` namespace (e.g. MIG instances).
+    """
+
+    hw_id: str
+    hw_type: str
+    name: str
+    method: str
+    estimated: bool = False
+    update_period_s: float = 0.001
+    vendor: str | None = None
+    model: str | None = None
+    driver_version: str | None = None
+    parent: str | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def attributes(self) -> dict[str, str | bool]:
+        """Attributes for metric points: semantic-convention ``hw.*`` plus our provenance keys."""
+        attrs: dict[str, str | bool] = {
+            "hw.id": self.hw_id,
+            "hw.type": self.hw_type,
+            "hw.name": self.name,
+            "otel_energy.method": self.method,
+            "otel_energy.estimated": self.estimated,
+        }
+        for key, value in (
+            ("hw.vendor", self.vendor),
+            ("hw.model", self.model),
+            ("hw.driver_version", self.driver_version),
+            ("hw.parent", self.parent),
+        ):
+            if value:
+                attrs[key] = value
+        attrs.update(self.extra)
+        return attrs
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One read of a sensor.
+
+    Attributes:
+        counter_j: the device's cumulative energy counter converted to J, raw (it may wrap or reset;
+            the sampler makes it monotonic). None for sensors that only give power.
+        power_w: instantaneous (or sensor-averaged) power in W, None when not available.
+    """
+
+    counter_j: float | None = None
+    power_w: float | None = None
+
+
+class Sensor(Protocol):
+    """One device's energy source. ``read`` does hardware I/O and is only called by the sampler."""
+
+    info: DeviceInfo
+    wrap_j: float | None
+    """Counter range in J: a decrease means a wrap by this much. None: a decrease is a reset."""
+
+    def read(self) -> Reading:
+        """Read the device now. May raise; the sampler counts failures and skips broken devices."""
+        ...
+
+    def close(self) -> None:
+        """Release handles (idempotent)."""
+        ...

@@ -1,0 +1,84 @@
+"""Labelled estimates for machines without RAPL: CPU utilization x TDP, memory W per GB.
+
+Independent checks find errors up to ~40% for such models; every series and span built on them
+carries ``otel_energy.estimated=true``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from otel_energy.sensors.base import METHOD_ESTIMATE, DeviceInfo, Reading
+
+DEFAULT_TDP_W_PER_CPU = 5.0
+
+
+def default_cpu_tdp_w() -> float:
+    """5 W per logical CPU this process may use (see ``OTEL_PYTHON_ENERGY_CPU_TDP_W``)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    return DEFAULT_TDP_W_PER_CPU * n
+
+
+@dataclass
+class CpuEstimate:
+    """CPU power = TDP x busy fraction since the previous read (system-wide ``cpu_times``).
+
+    We difference ``cpu_times`` ourselves instead of calling ``psutil.cpu_percent``, whose
+    module-level state would be shared with (and disturbed by) the user's own calls.
+    """
+
+    tdp_w: float
+    cpu_times: Callable[[], Any] = psutil.cpu_times
+    info: DeviceInfo = field(
+        default_factory=lambda: DeviceInfo(
+            "estimate:cpu", "cpu", "cpu (estimated)", METHOD_ESTIMATE, estimated=True,
+            update_period_s=0.0,
+        )
+    )
+    wrap_j: float | None = None
+    _last: tuple[float, float] | None = None
+
+    def read(self) -> Reading:
+        t = self.cpu_times()
+        idle = t.idle + getattr(t, "iowait", 0.0)
+        total = sum(t)
+        busy_fraction = 0.0
+        if self._last is not None:
+            d_total = total - self._last[0]
+            d_idle = idle - self._last[1]
+            if d_total > 0:
+                busy_fraction = min(1.0, max(0.0, 1.0 - d_idle / d_total))
+        self._last = (total, idle)
+        return Reading(power_w=self.tdp_w * busy_fraction)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@dataclass
+class MemoryEstimate:
+    """Memory power = W per GB x GB in use (system-wide)."""
+
+    w_per_gb: float
+    used_bytes: Callable[[], int] = lambda: int(psutil.virtual_memory().used)
+    info: DeviceInfo = field(
+        default_factory=lambda: DeviceInfo(
+            "estimate:memory", "memory", "memory (estimated)", METHOD_ESTIMATE, estimated=True,
+            update_period_s=0.0,
+        )
+    )
+    wrap_j: float | None = None
+
+    def read(self) -> Reading:
+        return Reading(power_w=self.w_per_gb * self.used_bytes() / 1e9)
+
+    def close(self) -> None:
+        """Nothing to release."""

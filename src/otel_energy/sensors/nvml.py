@@ -1,0 +1,186 @@
+"""NVIDIA GPU energy through NVML (``nvidia-ml-py``, import name ``pynvml``).
+
+The cumulative energy counter (Volta and newer, mJ since the driver loaded) is preferred; where it
+is NOT_SUPPORTED the sampler integrates power readings instead. Devices are selected through
+``CUDA_VISIBLE_DEVICES`` by UUID: NVML indexes are not CUDA ordinals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from otel_energy.sensors.base import METHOD_NVML_COUNTER, METHOD_NVML_POWER, DeviceInfo, Reading
+
+_log = logging.getLogger(__name__)
+
+# SC24 (Yang et al., arXiv 2312.02741): A100/H100 refresh about every 100 ms, V100/P100 every 20 ms.
+NVML_UPDATE_PERIOD_S = 0.1
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class NvmlGpu:
+    """One physical GPU. ``use_counter`` False means power integration (pre-Volta)."""
+
+    info: DeviceInfo
+    nvml: Any
+    handle: Any
+    use_counter: bool
+    wrap_j: float | None = None  # the NVML counter does not wrap; a decrease is a driver reset.
+
+    def read(self) -> Reading:
+        power_w = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+        if not self.use_counter:
+            return Reading(power_w=power_w)
+        counter_j = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+        return Reading(counter_j=counter_j, power_w=power_w)
+
+    def close(self) -> None:
+        """Handles need no release; ``nvmlShutdown`` is reference-counted by the driver."""
+
+
+@dataclass(frozen=True)
+class _Gpu:
+    index: int
+    handle: Any
+    uuid: str
+    name: str
+    mig_uuids: tuple[str, ...]
+
+
+def _mig_uuids(nvml: Any, handle: Any) -> tuple[str, ...]:
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+        if current != nvml.NVML_DEVICE_MIG_ENABLE:
+            return ()
+        uuids = []
+        for i in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+            try:
+                mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, i)
+            except nvml.NVMLError:
+                continue  # empty slot
+            uuids.append(_text(nvml.nvmlDeviceGetUUID(mig)))
+        return tuple(uuids)
+    except nvml.NVMLError:
+        return ()  # MIG not supported on this board
+
+
+def _enumerate(nvml: Any) -> list[_Gpu]:
+    gpus = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        h = nvml.nvmlDeviceGetHandleByIndex(i)
+        gpus.append(
+            _Gpu(i, h, _text(nvml.nvmlDeviceGetUUID(h)), _text(nvml.nvmlDeviceGetName(h)),
+                 _mig_uuids(nvml, h))
+        )
+    return gpus
+
+
+def select_visible(
+    gpus: Sequence[_Gpu], environ: Mapping[str, str]
+) -> list[tuple[_Gpu, tuple[str, ...]]]:
+    """Apply ``CUDA_VISIBLE_DEVICES`` the way CUDA does; returns (gpu, selected MIG uuids) pairs.
+
+    Entries are CUDA ordinals, ``GPU-``/``MIG-`` UUIDs or unique UUID prefixes; CUDA ignores every
+    entry after the first invalid one, and so do we. A MIG instance selects its parent GPU once.
+    """
+    raw = environ.get("CUDA_VISIBLE_DEVICES")
+    if raw is None:
+        return [(g, ()) for g in gpus]
+    if (
+        environ.get("CUDA_DEVICE_ORDER", "FASTEST_FIRST") != "PCI_BUS_ID"
+        and len({g.name for g in gpus}) > 1
+    ):
+        _log.warning(
+            "otel-energy: mixed GPU models with CUDA_DEVICE_ORDER unset: CUDA orders them fastest"
+            " first, which NVML cannot see; assuming PCI order. Set CUDA_DEVICE_ORDER=PCI_BUS_ID"
+            " or use GPU UUIDs in CUDA_VISIBLE_DEVICES for exact mapping."
+        )
+    chosen: dict[str, tuple[_Gpu, list[str]]] = {}
+    for entry in (e.strip() for e in raw.split(",")):
+        gpu, mig = _match(gpus, entry)
+        if gpu is None:
+            break
+        _, migs = chosen.setdefault(gpu.uuid, (gpu, []))
+        if mig:
+            migs.append(mig)
+    return [(g, tuple(m)) for g, m in chosen.values()]
+
+
+def _match(gpus: Sequence[_Gpu], entry: str) -> tuple[_Gpu | None, str | None]:
+    if entry.lstrip("-").isdigit():
+        ordinal = int(entry)
+        return (gpus[ordinal], None) if 0 <= ordinal < len(gpus) else (None, None)
+    if entry.startswith("MIG-"):
+        for g in gpus:
+            for mig in g.mig_uuids:
+                if mig.startswith(entry):
+                    return g, mig
+        return None, None
+    prefix = entry if entry.startswith("GPU-") else "GPU-" + entry
+    hits = [g for g in gpus if g.uuid.startswith(prefix)]
+    return (hits[0], None) if len(hits) == 1 else (None, None)
+
+
+def _probe_counter(nvml: Any, handle: Any) -> bool:
+    try:
+        nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        return True
+    except nvml.NVMLError:
+        return False
+
+
+def _load_nvml() -> Any:
+    import pynvml  # deferred: importing is cheap, but nvmlInit must never run at import time
+
+    return pynvml
+
+
+def discover_nvml(
+    environ: Mapping[str, str], nvml: Any | None = None, explicit: bool = False
+) -> list[NvmlGpu]:
+    """GPUs visible to this process, each with the best method it supports (possibly none).
+
+    Args:
+        environ: environment holding ``CUDA_VISIBLE_DEVICES`` / ``CUDA_DEVICE_ORDER``.
+        nvml: the NVML module (``pynvml`` by default); tests pass a fake with the same API.
+        explicit: the user asked for NVML; missing NVML is then logged as an error.
+    """
+    level = logging.ERROR if explicit else logging.INFO
+    try:
+        nvml = nvml or _load_nvml()
+        nvml.nvmlInit()
+    except Exception as exc:  # ImportError or NVMLError_LibraryNotFound/DriverNotLoaded
+        _log.log(
+            level,
+            "otel-energy: no GPU measured, NVML unavailable (%s). Fix: install the NVIDIA driver"
+            " (and run containers with --gpus all) if this machine has NVIDIA GPUs.",
+            exc,
+        )
+        return []
+    driver = _text(nvml.nvmlSystemGetDriverVersion())
+    sensors = []
+    for gpu, migs in select_visible(_enumerate(nvml), environ):
+        counter = _probe_counter(nvml, gpu.handle)
+        extra: tuple[tuple[str, str], ...] = ()
+        if migs:
+            # No per-instance power sensor exists: we measure (and label) the parent GPU.
+            extra = (("otel_energy.gpu.mig_instances", ",".join(migs)),
+                     ("otel_energy.gpu.measures", "parent_gpu"))
+        info = DeviceInfo(
+            hw_id=gpu.uuid, hw_type="gpu", name=f"{gpu.name} ({gpu.index})",
+            method=METHOD_NVML_COUNTER if counter else METHOD_NVML_POWER,
+            update_period_s=NVML_UPDATE_PERIOD_S, vendor="NVIDIA", model=gpu.name,
+            driver_version=driver, extra=extra,
+        )
+        if not counter:
+            _log.info("otel-energy: %s has no energy counter (pre-Volta); integrating power.",
+                      gpu.uuid)
+        sensors.append(NvmlGpu(info, nvml, gpu.handle, counter))
+    return sensors

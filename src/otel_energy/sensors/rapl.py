@@ -1,0 +1,112 @@
+"""CPU package and DRAM energy from Linux RAPL through the powercap sysfs tree.
+
+Zones are ``intel-rapl:N`` (and ``intel-rapl:N:M`` sub-zones), also on AMD Zen since Linux 5.8.
+Domains nest: psys contains the packages, a package contains core and uncore. Only ``package-*``
+(CPU) and ``dram`` (memory, which is *not* part of the package total even when listed under it)
+are kept, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otel_energy.sensors.base import METHOD_RAPL, DeviceInfo, Reading
+
+_log = logging.getLogger(__name__)
+
+RAPL_UPDATE_PERIOD_S = 0.001
+SKIPPED_DOMAINS = ("psys", "core", "uncore")
+
+UNREADABLE_FIX = (
+    "{path} exists but is not readable (root-only since Linux 5.10, CVE-2020-8694). Fix: "
+    "'sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj /sys/class/powercap/"
+    "intel-rapl:*:*/energy_uj' (until reboot), or a udev rule "
+    "'SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod a+r /sys%p/energy_uj\"', "
+    "or in a container mount /sys/class/powercap read-only. Using an estimate for {types}."
+)
+
+
+@dataclass
+class RaplZone:
+    """One RAPL zone, read by re-opening ``energy_uj`` (sysfs values are produced on open)."""
+
+    info: DeviceInfo
+    energy_path: Path
+    wrap_j: float | None = field(default=None)
+
+    def read(self) -> Reading:
+        return Reading(counter_j=int(self.energy_path.read_text()) / 1e6)
+
+    def close(self) -> None:
+        """Nothing to release: each read opens and closes the file."""
+
+
+def _classify(name: str) -> str | None:
+    if name.startswith("package"):
+        return "cpu"
+    if name == "dram":
+        return "memory"
+    return None  # psys, core, uncore and unknown domains: contained in others, never summed.
+
+
+def _zone(path: Path) -> RaplZone | None:
+    name = (path / "name").read_text().strip()
+    hw_type = _classify(name)
+    if hw_type is None:
+        return None
+    try:
+        wrap_j: float | None = int((path / "max_energy_range_uj").read_text()) / 1e6
+    except (OSError, ValueError):
+        wrap_j = None
+    info = DeviceInfo(
+        hw_id=path.name,
+        hw_type=hw_type,
+        name=name,
+        method=METHOD_RAPL,
+        update_period_s=RAPL_UPDATE_PERIOD_S,
+        vendor="RAPL",
+    )
+    return RaplZone(info, path / "energy_uj", wrap_j)
+
+
+def discover_rapl(root: str | Path) -> list[RaplZone]:
+    """Readable package and dram zones under ``root`` (possibly none).
+
+    Logs one line when the tree is missing, and one line naming the file and the fix when the
+    counters exist but cannot be read.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        _log.info(
+            "otel-energy: no powercap tree at %s (no RAPL: VM, non-Linux, or a container without"
+            " /sys/class/powercap mounted); CPU and memory will be estimated.",
+            root,
+        )
+        return []
+    zones: list[RaplZone] = []
+    unreadable: list[RaplZone] = []
+    for path in sorted(root.glob("intel-rapl:*")):
+        try:
+            zone = _zone(path)
+        except (OSError, ValueError):
+            continue
+        if zone is None:
+            continue
+        try:
+            zone.read()
+        except PermissionError:
+            unreadable.append(zone)
+            continue
+        except (OSError, ValueError):
+            continue
+        zones.append(zone)
+    if unreadable:
+        readable_types = {z.info.hw_type for z in zones}
+        types = sorted({z.info.hw_type for z in unreadable} - readable_types) or ["nothing"]
+        _log.warning(
+            "otel-energy: " + UNREADABLE_FIX.format(path=unreadable[0].energy_path,
+                                                    types=", ".join(types))
+        )
+    return zones

@@ -1,0 +1,69 @@
+"""Shared fixtures: a settable clock, in-memory OTel providers, a clean process sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from otel_energy import runtime
+
+
+class FakeClock:
+    """Monotonic seconds that only move when a test says so."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> float:
+        self.t += dt
+        return self.t
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def metric_reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+@pytest.fixture
+def meter_provider(metric_reader: InMemoryMetricReader) -> Iterator[MeterProvider]:
+    provider = MeterProvider(metric_readers=[metric_reader])
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sampler() -> Iterator[None]:
+    """Each test starts and ends without a process sampler (fails loudly if one leaks)."""
+    yield
+    leaked = runtime.current_sampler()
+    if leaked is not None:
+        leaked.stop()
+        runtime._sampler = None
+        runtime._users = 0
+        pytest.fail("a test left the process sampler running")
+
+
+def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, object], float]]]:
+    """Metric name -> [(attributes, value)] from one collection."""
+    data = reader.get_metrics_data()
+    out: dict[str, list[tuple[dict[str, object], float]]] = {}
+    units: dict[str, str] = {}
+    for rm in data.resource_metrics if data else []:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                units[metric.name] = metric.unit or ""
+                for p in metric.data.data_points:
+                    out.setdefault(metric.name, []).append((dict(p.attributes or {}), p.value))
+    points.units = units  # type: ignore[attr-defined]
+    return out

@@ -1,0 +1,107 @@
+"""A fake NVML module with the names, signatures, errors and units of the real ``pynvml``.
+
+``tests/test_nvml.py`` checks every ``nvml*`` function here against the real module, so the fake
+cannot drift from the API that production code calls. Errors are the real ``pynvml`` classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pynvml
+
+NVMLError = pynvml.NVMLError
+NVML_ERROR_NOT_SUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
+NVML_DEVICE_MIG_ENABLE = pynvml.NVML_DEVICE_MIG_ENABLE
+NVML_DEVICE_MIG_DISABLE = pynvml.NVML_DEVICE_MIG_DISABLE
+
+
+@dataclass
+class FakeGpu:
+    """One GPU. ``energy_mj`` / ``power_mw`` are values or callables of nothing (synthetic traces).
+
+    ``energy_mj=None`` makes the energy counter NOT_SUPPORTED (pre-Volta).
+    """
+
+    uuid: str
+    name: str = "NVIDIA H100 80GB HBM3"
+    energy_mj: int | Callable[[], int] | None = 0
+    power_mw: int | Callable[[], int] = 100_000
+    mig_uuids: tuple[str, ...] = ()
+    fail: bool = False
+    calls: int = 0
+
+    def value(self, v: int | Callable[[], int]) -> int:
+        if self.fail:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        self.calls += 1
+        return v() if callable(v) else v
+
+
+@dataclass(frozen=True)
+class _Handle:
+    gpu: FakeGpu
+
+
+@dataclass(frozen=True)
+class _MigHandle:
+    uuid: str
+
+
+@dataclass
+class FakeNvml:
+    """Stands in for the ``pynvml`` module; ``available=False`` is a machine without a driver."""
+
+    gpus: list[FakeGpu] = field(default_factory=list)
+    available: bool = True
+    driver: str = "550.54.15"
+    inits: int = 0
+    NVMLError: type = pynvml.NVMLError
+    NVML_DEVICE_MIG_ENABLE: int = pynvml.NVML_DEVICE_MIG_ENABLE
+
+    def nvmlInit(self) -> None:
+        if not self.available:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+        self.inits += 1
+
+    def nvmlShutdown(self) -> None:
+        self.inits -= 1
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return self.driver
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.gpus)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:
+        if not 0 <= index < len(self.gpus):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return _Handle(self.gpus[index])
+
+    def nvmlDeviceGetUUID(self, handle: _Handle | _MigHandle) -> str:
+        return handle.uuid if isinstance(handle, _MigHandle) else handle.gpu.uuid
+
+    def nvmlDeviceGetName(self, handle: _Handle) -> str:
+        return handle.gpu.name
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:
+        if handle.gpu.energy_mj is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return handle.gpu.value(handle.gpu.energy_mj)
+
+    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
+        return handle.gpu.value(handle.gpu.power_mw)
+
+    def nvmlDeviceGetMigMode(self, device: _Handle) -> list[int]:
+        if device.gpu.mig_uuids:
+            return [pynvml.NVML_DEVICE_MIG_ENABLE, pynvml.NVML_DEVICE_MIG_ENABLE]
+        return [pynvml.NVML_DEVICE_MIG_DISABLE, pynvml.NVML_DEVICE_MIG_DISABLE]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, device: _Handle) -> int:
+        return 7
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, device: _Handle, index: int) -> _MigHandle:
+        if index >= len(device.gpu.mig_uuids):
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return _MigHandle(device.gpu.mig_uuids[index])

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import pytest
+
+from otel_energy import environment_variables as ev
+from otel_energy.config import SOURCES, ConfigError, EnergyConfig, load_config
+
+
+def test_defaults_from_empty_environment() -> None:
+    cfg = load_config({})
+    assert cfg == EnergyConfig()
+    assert cfg.sample_interval_s == 0.1
+    assert cfg.pue == 1.0
+    assert cfg.sources == SOURCES and not cfg.sources_explicit
+    assert cfg.powercap_root == "/sys/class/powercap"
+    assert cfg.intensity.source == "table:owid-ember:world"
+    assert 400 < cfg.intensity.g_per_kwh < 560
+    assert cfg.history_len == 6001
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "expected"),
+    [
+        ({ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL: "0.5"}, "sample_interval_s", 0.5),
+        ({ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS: "30"}, "history_s", 30.0),
+        ({ev.OTEL_PYTHON_ENERGY_PUE: "1.58"}, "pue", 1.58),
+        ({ev.OTEL_PYTHON_ENERGY_CPU_TDP_W: "125"}, "cpu_tdp_w", 125.0),
+        ({ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB: "0.3"}, "memory_w_per_gb", 0.3),
+        ({ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT: "/tmp/x"}, "powercap_root", "/tmp/x"),
+        ({ev.OTEL_PYTHON_ENERGY_SOURCES: "rapl, nvml"}, "sources", ("rapl", "nvml")),
+        ({ev.OTEL_PYTHON_ENERGY_SOURCES: "AUTO"}, "sources", SOURCES),
+        ({ev.OTEL_PYTHON_ENERGY_COUNTRY: "fr"}, "country", "fr"),
+    ],
+)
+def test_valid_values(env: dict[str, str], field: str, expected: object) -> None:
+    assert getattr(load_config(env), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "hint"),
+    [
+        (ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, "-1", "0.001 to 60"),
+        (ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, "0", "0.001 to 60"),
+        (ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, "fast", "0.001 to 60"),
+        (ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, "nan", "0.001 to 60"),
+        (ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, "0", "1 to 86400"),
+        (ev.OTEL_PYTHON_ENERGY_PUE, "0.9", "1 to 10"),
+        (ev.OTEL_PYTHON_ENERGY_PUE, "inf", "1 to 10"),
+        (ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "lots", "0 to 5000"),
+        (ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "-5", "0 to 5000"),
+        (ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, "0", "1 to 5000"),
+        (ev.OTEL_PYTHON_ENERGY_COUNTRY, "XX", "alpha-2 or alpha-3"),
+        (ev.OTEL_PYTHON_ENERGY_COUNTRY, "France", "alpha-2 or alpha-3"),
+        (ev.OTEL_PYTHON_ENERGY_SOURCES, "nvml,amd", "nvml, rapl, estimate"),
+        (ev.OTEL_PYTHON_ENERGY_SOURCES, ",", "nvml, rapl, estimate"),
+    ],
+)
+def test_bad_values_name_the_variable_and_valid_values(name: str, value: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config({name: value})
+    message = str(err.value)
+    assert name in message
+    assert repr(value.strip().lower() if name.endswith("SOURCES") else value.strip()) in message
+    assert hint in message
+
+
+def test_country_codes_alpha2_and_alpha3_agree() -> None:
+    a2 = load_config({ev.OTEL_PYTHON_ENERGY_COUNTRY: "FR"}).intensity
+    a3 = load_config({ev.OTEL_PYTHON_ENERGY_COUNTRY: "FRA"}).intensity
+    assert a2 == a3
+    assert a2.source.startswith("table:owid-ember:FRA:")
+    assert a2.g_per_kwh < 100  # French grid is mostly nuclear
+
+
+def test_override_wins_over_country() -> None:
+    cfg = load_config({ev.OTEL_PYTHON_ENERGY_COUNTRY: "PL",
+                       ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY: "123.5"})
+    assert cfg.intensity.g_per_kwh == 123.5
+    assert cfg.intensity.source == "override"
+    assert cfg.country == "PL"
+
+
+def test_every_variable_is_documented_in_docs() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    names = [v for k, v in vars(ev).items() if k.startswith("OTEL_PYTHON_ENERGY_")]
+    assert len(names) >= 9
+    missing = [n for n in names if f"`{n}`" not in doc]
+    assert not missing, f"undocumented variables: {missing}"

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from otel_energy.carbon import Intensity, StaticIntensity, co2e_g
+from otel_energy.sampler import Sampler
+from otel_energy.sensors.base import DeviceInfo, Reading
+from otel_energy.sensors.nvml import discover_nvml
+from otel_energy.sensors.rapl import discover_rapl
+from tests.conftest import FakeClock
+from tests.fakes.nvml import FakeGpu, FakeNvml
+from tests.fakes.powercap import server_tree
+
+
+@dataclass
+class Ramp:
+    """A counter sensor whose energy is a known function of the fake clock."""
+
+    clock: FakeClock
+    energy_of_t: object
+    info: DeviceInfo = field(default_factory=lambda: DeviceInfo(
+        "synthetic:0", "gpu", "synthetic", "nvml_counter", update_period_s=0.1))
+    wrap_j: float | None = None
+
+    def read(self) -> Reading:
+        return Reading(counter_j=self.energy_of_t(self.clock.t))  # type: ignore[operator]
+
+    def close(self) -> None:
+        pass
+
+
+def run(sampler: Sampler, clock: FakeClock, ticks: int, dt: float = 0.1) -> None:
+    sampler.sample_once()
+    for _ in range(ticks):
+        clock.advance(dt)
+        sampler.sample_once()
+
+
+def test_window_exact_for_constant_power(clock: FakeClock) -> None:
+    t0 = clock.t
+    sampler = Sampler([Ramp(clock, lambda t: 200.0 * (t - t0))], clock=clock)
+    run(sampler, clock, 50)
+    for a, b in [(0.0, 5.0), (0.05, 0.06), (1.234, 3.21), (2.0, 2.1)]:
+        w = sampler.window(t0 + a, t0 + b)
+        assert w.energy_j == pytest.approx(200.0 * (b - a), rel=1e-9, abs=1e-9)
+        assert w.avg_power_w == pytest.approx(200.0, rel=1e-6)
+        assert w.complete
+    assert sampler.window(t0 + 0.05, t0 + 0.06).interpolated
+    assert not sampler.window(t0 + 1.0, t0 + 2.0).interpolated
+
+
+def test_window_uncertainty_brackets_the_truth_for_a_step(clock: FakeClock) -> None:
+    """Power jumps from 100 W to 500 W at t=1.03 s, inside a 100 ms sampling interval."""
+    t0 = clock.t
+
+    def energy(t: float) -> float:
+        x = t - t0
+        return 100.0 * x if x < 1.03 else 103.0 + 500.0 * (x - 1.03)
+
+    sampler = Sampler([Ramp(clock, energy)], clock=clock)
+    run(sampler, clock, 30)
+    for a, b in [(1.01, 1.05), (1.0, 1.04), (0.95, 1.15), (0.5, 2.5)]:
+        w = sampler.window(t0 + a, t0 + b)
+        truth = energy(t0 + b) - energy(t0 + a)
+        assert abs(w.energy_j - truth) <= w.uncertainty_j + 1e-9, (a, b, w)
+    whole = sampler.window(t0 + 0.0, t0 + 3.0)  # on sample boundaries: exact, no uncertainty
+    assert whole.energy_j == pytest.approx(energy(t0 + 3.0) - energy(t0), rel=1e-12)
+    assert whole.uncertainty_j == pytest.approx(0.0, abs=1e-9)
+
+
+def test_window_sums_are_additive(clock: FakeClock) -> None:
+    t0 = clock.t
+    sampler = Sampler([Ramp(clock, lambda t: 50.0 * (t - t0) ** 2)], clock=clock)
+    run(sampler, clock, 40)
+    cuts = [t0 + x for x in (0.0, 0.013, 0.5, 0.51, 1.777, 3.9)]
+    parts = sum(sampler.window(a, b).energy_j for a, b in itertools.pairwise(cuts))
+    assert parts == pytest.approx(sampler.window(cuts[0], cuts[-1]).energy_j, rel=1e-12)
+
+
+def test_window_past_the_newest_sample_is_incomplete(clock: FakeClock) -> None:
+    t0 = clock.t
+    sampler = Sampler([Ramp(clock, lambda t: 10.0 * (t - t0))], clock=clock)
+    run(sampler, clock, 5)
+    w = sampler.window(t0 + 0.2, t0 + 0.9)
+    assert not w.complete
+    assert w.energy_j == pytest.approx(3.0)  # clamped to the newest sample at 0.5 s
+    assert Sampler([], clock=clock).window(1.0, 2.0).energy_j == 0.0
+
+
+def test_co2e_is_integrated_interval_by_interval(clock: FakeClock) -> None:
+    """A provider whose intensity changes mid-run: each interval at its own intensity."""
+    t0 = clock.t
+
+    class Step:
+        def at(self, t: float) -> Intensity:
+            return Intensity(100.0 if t - t0 < 1.0 + 1e-9 else 700.0, "test")
+
+    sampler = Sampler([Ramp(clock, lambda t: 3600.0 * (t - t0))], clock=clock,
+                      intensity=Step(), pue=1.2)
+    run(sampler, clock, 20)  # 2 s at 3600 W = 2 Wh; first hour-second at 100 g, second at 700
+    expected = co2e_g(3600.0, 1.2, 100.0) + co2e_g(3600.0, 1.2, 700.0)
+    assert sampler.snapshot().devices[0].co2e_g == pytest.approx(expected, rel=1e-9)
+    w = sampler.window(t0 + 1.0, t0 + 2.0)
+    assert w.co2e_g == pytest.approx(co2e_g(3600.0, 1.2, 700.0), rel=1e-9)
+
+
+def test_history_is_bounded(clock: FakeClock) -> None:
+    t0 = clock.t
+    sampler = Sampler([Ramp(clock, lambda t: t - t0)], clock=clock, history_len=100)
+    run(sampler, clock, 5000)
+    assert 100 <= sampler.history_size <= 200
+    assert sampler.snapshot().devices[0].energy_j == pytest.approx(500.0)
+    w = sampler.window(clock.t - 5.0, clock.t)
+    assert w.complete and w.energy_j == pytest.approx(5.0)
+
+
+def test_failing_device_is_skipped_and_others_go_on(
+    tmp_path: object, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "otel_energy")
+    nvml = FakeNvml([FakeGpu("GPU-a", energy_mj=0), FakeGpu("GPU-b", energy_mj=0)])
+    sensors = discover_nvml({}, nvml)
+    sampler = Sampler(sensors, clock=clock, max_failures=3)
+    run(sampler, clock, 2)
+    nvml.gpus[0].fail = True
+    for _ in range(6):
+        clock.advance(0.1)
+        nvml.gpus[1].energy_mj += 10_000  # type: ignore[operator]
+        sampler.sample_once()
+    a, b = sampler.snapshot().devices
+    assert a.failed and not b.failed
+    assert b.energy_j == pytest.approx(60.0)
+    assert a.energy_j == 0.0
+    failures = [r for r in caplog.records if "failed 3 reads" in r.getMessage()]
+    assert len(failures) == 1 and "GPU-a" in failures[0].getMessage()
+
+
+def test_thread_samples_and_stops_cleanly(tmp_path: object) -> None:
+    from pathlib import Path
+
+    root = Path(str(tmp_path))
+    zones = server_tree(root)
+    sampler = Sampler(lambda: discover_rapl(root), interval_s=0.01)
+    sampler.start()
+    sampler.start()  # idempotent
+    assert sampler.wait_for_sample(time.monotonic(), timeout_s=5.0)
+    zones["package-0"].add_j(7.0)
+    assert sampler.wait_for_sample(time.monotonic(), timeout_s=5.0)
+    sampler.stop()
+    assert not sampler.running
+    snap = sampler.snapshot()
+    assert {d.info.hw_id for d in snap.devices} == {"intel-rapl:0", "intel-rapl:0:2"}
+    assert sum(d.energy_j for d in snap.devices) == pytest.approx(7.0)
+    sampler.stop()  # idempotent
+
+
+def test_forked_child_has_no_running_sampler_and_reports_nothing(clock: FakeClock) -> None:
+    t0 = clock.t
+    sampler = Sampler([Ramp(clock, lambda t: t - t0)], interval_s=0.01)
+    sampler.start()
+    assert sampler.wait_for_sample(time.monotonic(), 5.0)
+    pid = os.fork()
+    if pid == 0:  # child: like a DataLoader worker
+        ok = (not sampler.running and sampler.snapshot().devices == ()
+              and not sampler.in_owner_process)
+        sampler.start()
+        ok = ok and not sampler.running
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sampler.running and sampler.snapshot().devices
+    sampler.stop()
+
+
+def test_window_query_is_fast(clock: FakeClock) -> None:
+    """Not a timing gate (benchmarks do that): a sanity bound 100x above the expected cost."""
+    t0 = clock.t
+    sensors = [Ramp(clock, lambda t: t - t0) for _ in range(8)]
+    sampler = Sampler(sensors, clock=clock, history_len=6000, intensity=StaticIntensity(
+        Intensity(400.0, "test")))
+    run(sampler, clock, 6000)
+    n = 2000
+    start = time.perf_counter()
+    for i in range(n):
+        sampler.window(t0 + i * 0.1, t0 + i * 0.1 + 0.05)
+    per_call = (time.perf_counter() - start) / n
+    assert per_call < 2e-3
