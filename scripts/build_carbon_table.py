@@ -38,8 +38,14 @@ def main(wheel: str) -> None:
         country = pycountry.countries.get(alpha_3=alpha3)
         alpha2 = country.alpha_2 if country else ""
         rows.append(
-            (alpha2, alpha3, entry["country_name"], f"{entry['carbon_intensity']:.3f}",
-             entry["year"], f"{entry['total_TWh']:.3f}")
+            (
+                alpha2,
+                alpha3,
+                entry["country_name"],
+                f"{entry['carbon_intensity']:.3f}",
+                entry["year"],
+                f"{entry['total_TWh']:.3f}",
+            )
         )
     years = sorted({int(r[4]) for r in rows})
     generation = sum(float(r[5]) for r in rows)

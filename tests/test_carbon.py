@@ -19,8 +19,14 @@ def test_data_file_records_source_year_and_license() -> None:
 def test_table_covers_large_grids_with_plausible_values() -> None:
     table = load_table()
     assert len({c.alpha3 for c in table.by_code.values()}) > 200
-    for code, lo, hi in [("US", 300, 450), ("DE", 300, 500), ("IN", 600, 800), ("NO", 0, 60),
-                         ("CN", 500, 650), ("FR", 20, 100)]:
+    for code, lo, hi in [
+        ("US", 300, 450),
+        ("DE", 300, 500),
+        ("IN", 600, 800),
+        ("NO", 0, 60),
+        ("CN", 500, 650),
+        ("FR", 20, 100),
+    ]:
         row = table.lookup(code)
         assert row is not None, code
         assert lo < row.g_per_kwh < hi, (code, row)

@@ -12,8 +12,13 @@ from tests.fakes.powercap import server_tree
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_ENERGY_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "otel_energy.cli", *args], capture_output=True,
-                          text=True, env=full_env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "otel_energy.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
+    )
 
 
 def test_devices_on_a_fake_powercap_tree(tmp_path: Path) -> None:
@@ -22,8 +27,12 @@ def test_devices_on_a_fake_powercap_tree(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     ids = sorted((d["hw.id"], d["otel_energy.method"]) for d in out["devices"])
-    assert ids == [("intel-rapl:0", "rapl"), ("intel-rapl:0:2", "rapl"),
-                   ("intel-rapl:1", "rapl"), ("intel-rapl:1:2", "rapl")]
+    assert ids == [
+        ("intel-rapl:0", "rapl"),
+        ("intel-rapl:0:2", "rapl"),
+        ("intel-rapl:1", "rapl"),
+        ("intel-rapl:1:2", "rapl"),
+    ]
     assert any("NVML unavailable" in n and "install the NVIDIA driver" in n for n in out["notes"])
 
 
@@ -37,10 +46,16 @@ def test_doctor_without_hardware_explains_the_fix(tmp_path: Path) -> None:
 
 def test_demo_measures_the_fake_tree(tmp_path: Path) -> None:
     server_tree(tmp_path)
-    proc = cli("demo", "--seconds", "0.5",
-               env={"OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path),
-                    "OTEL_PYTHON_ENERGY_SOURCES": "estimate",
-                    "OTEL_PYTHON_ENERGY_CPU_TDP_W": "100"})
+    proc = cli(
+        "demo",
+        "--seconds",
+        "0.5",
+        env={
+            "OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path),
+            "OTEL_PYTHON_ENERGY_SOURCES": "estimate",
+            "OTEL_PYTHON_ENERGY_CPU_TDP_W": "100",
+        },
+    )
     assert proc.returncode == 0, proc.stderr
     cpu = [line for line in proc.stdout.splitlines() if line.startswith("cpu:")]
     assert len(cpu) == 1

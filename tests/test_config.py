@@ -30,6 +30,9 @@ def test_defaults_from_empty_environment() -> None:
         ({ev.OTEL_PYTHON_ENERGY_SOURCES: "rapl, nvml"}, "sources", ("rapl", "nvml")),
         ({ev.OTEL_PYTHON_ENERGY_SOURCES: "AUTO"}, "sources", SOURCES),
         ({ev.OTEL_PYTHON_ENERGY_COUNTRY: "fr"}, "country", "fr"),
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "off"}, "step_span_every", 0),
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "All"}, "step_span_every", 1),
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "10"}, "step_span_every", 10),
     ],
 )
 def test_valid_values(env: dict[str, str], field: str, expected: object) -> None:
@@ -53,6 +56,8 @@ def test_valid_values(env: dict[str, str], field: str, expected: object) -> None
         (ev.OTEL_PYTHON_ENERGY_COUNTRY, "France", "alpha-2 or alpha-3"),
         (ev.OTEL_PYTHON_ENERGY_SOURCES, "nvml,amd", "nvml, rapl, estimate"),
         (ev.OTEL_PYTHON_ENERGY_SOURCES, ",", "nvml, rapl, estimate"),
+        (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "0", "'all', 'off' or an integer N >= 1"),
+        (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "some", "'all', 'off' or an integer N >= 1"),
     ],
 )
 def test_bad_values_name_the_variable_and_valid_values(name: str, value: str, hint: str) -> None:
@@ -60,7 +65,8 @@ def test_bad_values_name_the_variable_and_valid_values(name: str, value: str, hi
         load_config({name: value})
     message = str(err.value)
     assert name in message
-    assert repr(value.strip().lower() if name.endswith("SOURCES") else value.strip()) in message
+    lowered = name.endswith(("SOURCES", "STEP_SPANS"))
+    assert repr(value.strip().lower() if lowered else value.strip()) in message
     assert hint in message
 
 
@@ -73,8 +79,9 @@ def test_country_codes_alpha2_and_alpha3_agree() -> None:
 
 
 def test_override_wins_over_country() -> None:
-    cfg = load_config({ev.OTEL_PYTHON_ENERGY_COUNTRY: "PL",
-                       ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY: "123.5"})
+    cfg = load_config(
+        {ev.OTEL_PYTHON_ENERGY_COUNTRY: "PL", ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY: "123.5"}
+    )
     assert cfg.intensity.g_per_kwh == 123.5
     assert cfg.intensity.source == "override"
     assert cfg.country == "PL"

@@ -21,7 +21,9 @@ def test_published_on_the_opentelemetry_instrumentor_entry_point() -> None:
 
 
 def test_environment_drives_a_real_sampler(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meter_provider: MeterProvider,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    meter_provider: MeterProvider,
     metric_reader: InMemoryMetricReader,
 ) -> None:
     zones = server_tree(tmp_path)
@@ -49,7 +51,8 @@ def test_environment_drives_a_real_sampler(
 
 
 def test_bad_configuration_is_logged_not_raised(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
     meter_provider: MeterProvider,
 ) -> None:
     monkeypatch.setenv("OTEL_PYTHON_ENERGY_PUE", "0.5")

@@ -21,8 +21,9 @@ def fake_machine(tmp_path: Path, clock: FakeClock) -> tuple[Sampler, FakeNvml, d
     zones = server_tree(tmp_path)
     nvml = FakeNvml([FakeGpu("GPU-1111", energy_mj=0, power_mw=250_000)])
     sensors = [*discover_nvml({}, nvml), *discover_rapl(tmp_path)]
-    sampler = Sampler(sensors, clock=clock,
-                      intensity=StaticIntensity(Intensity(400.0, "override")), pue=1.5)
+    sampler = Sampler(
+        sensors, clock=clock, intensity=StaticIntensity(Intensity(400.0, "override")), pue=1.5
+    )
     sampler.sample_once()
     for _ in range(10):
         clock.advance(0.1)
@@ -34,7 +35,9 @@ def fake_machine(tmp_path: Path, clock: FakeClock) -> tuple[Sampler, FakeNvml, d
 
 
 def test_metric_names_units_attributes_and_values(
-    tmp_path: Path, clock: FakeClock, meter_provider: MeterProvider,
+    tmp_path: Path,
+    clock: FakeClock,
+    meter_provider: MeterProvider,
     metric_reader: InMemoryMetricReader,
 ) -> None:
     sampler, _, _ = fake_machine(tmp_path, clock)
@@ -43,8 +46,12 @@ def test_metric_names_units_attributes_and_values(
     try:
         got = points(metric_reader)
         units = points.units  # type: ignore[attr-defined]
-        assert units == {"hw.energy": "J", "hw.power": "W", "otel_energy.co2e": "g",
-                         "otel_energy.carbon_intensity": "g/kWh"}
+        assert units == {
+            "hw.energy": "J",
+            "hw.power": "W",
+            "otel_energy.co2e": "g",
+            "otel_energy.carbon_intensity": "g/kWh",
+        }
         energy = {a["hw.id"]: (a, v) for a, v in got["hw.energy"]}
         assert set(energy) == {"GPU-1111", "intel-rapl:0", "intel-rapl:0:2"}
         gpu_attrs, gpu_j = energy["GPU-1111"]
@@ -69,7 +76,9 @@ def test_metric_names_units_attributes_and_values(
 
 
 def test_uninstrument_stops_sampler_and_silences_instruments(
-    tmp_path: Path, clock: FakeClock, meter_provider: MeterProvider,
+    tmp_path: Path,
+    clock: FakeClock,
+    meter_provider: MeterProvider,
     metric_reader: InMemoryMetricReader,
 ) -> None:
     server_tree(tmp_path)
@@ -78,6 +87,7 @@ def test_uninstrument_stops_sampler_and_silences_instruments(
     inst.instrument(meter_provider=meter_provider, sampler=sampler)
     assert sampler.running
     import time
+
     assert sampler.wait_for_sample(time.monotonic(), 5.0)
     assert points(metric_reader)["hw.energy"]
     inst.uninstrument()
@@ -110,8 +120,19 @@ def test_every_instrument_is_documented() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
     for spec in INSTRUMENTS:
         assert f"`{spec.name}`" in doc and spec.unit in doc
-    for attr in ("hw.id", "hw.type", "hw.name", "hw.vendor", "hw.model", "hw.driver_version",
-                 "otel_energy.method", "otel_energy.estimated",
-                 "otel_energy.carbon_intensity.source", "otel_energy.carbon_intensity.kind",
-                 "otel_energy.pue", "otel_energy.gpu.mig_instances", "otel_energy.gpu.measures"):
+    for attr in (
+        "hw.id",
+        "hw.type",
+        "hw.name",
+        "hw.vendor",
+        "hw.model",
+        "hw.driver_version",
+        "otel_energy.method",
+        "otel_energy.estimated",
+        "otel_energy.carbon_intensity.source",
+        "otel_energy.carbon_intensity.kind",
+        "otel_energy.pue",
+        "otel_energy.gpu.mig_instances",
+        "otel_energy.gpu.measures",
+    ):
         assert f"`{attr}`" in doc, attr

@@ -16,8 +16,9 @@ UUIDS = [f"GPU-{i}0000000-aaaa-bbbb-cccc-00000000000{i}" for i in range(4)]
 
 
 def test_fake_matches_real_pynvml_api() -> None:
-    fake_functions = [n for n, _ in inspect.getmembers(FakeNvml, inspect.isfunction)
-                      if n.startswith("nvml")]
+    fake_functions = [
+        n for n, _ in inspect.getmembers(FakeNvml, inspect.isfunction) if n.startswith("nvml")
+    ]
     assert len(fake_functions) >= 12
     for name in fake_functions:
         real = getattr(pynvml, name)
@@ -78,8 +79,7 @@ def test_cuda_visible_devices(visible: str | None, order: str | None, expected: 
 
 
 def test_mig_instances_measure_their_parent_once() -> None:
-    nvml = FakeNvml([FakeGpu(UUIDS[0]),
-                     FakeGpu(UUIDS[1], mig_uuids=("MIG-aaaa-1", "MIG-bbbb-2"))])
+    nvml = FakeNvml([FakeGpu(UUIDS[0]), FakeGpu(UUIDS[1], mig_uuids=("MIG-aaaa-1", "MIG-bbbb-2"))])
     sensors = discover_nvml({"CUDA_VISIBLE_DEVICES": "MIG-aaaa-1,MIG-bbbb-2"}, nvml)
     assert len(sensors) == 1
     attrs = sensors[0].info.attributes()
@@ -127,8 +127,9 @@ def test_power_integration_within_half_percent(
     clock: FakeClock, trace: object, seconds: float, expected_j: float
 ) -> None:
     start = clock.t
-    nvml = FakeNvml([FakeGpu(UUIDS[0], energy_mj=None,
-                             power_mw=lambda: round(trace(clock.t - start) * 1000))])  # type: ignore[operator]
+    nvml = FakeNvml(
+        [FakeGpu(UUIDS[0], energy_mj=None, power_mw=lambda: round(trace(clock.t - start) * 1000))]
+    )  # type: ignore[operator]
     sampler = Sampler(discover_nvml({}, nvml), clock=clock)
     sampler.sample_once()
     for _ in range(round(seconds / 0.1)):

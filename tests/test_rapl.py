@@ -78,8 +78,9 @@ def test_unreadable_counters_name_the_file_and_fix(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         caps = "-dac_override,-dac_read_search"
         prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
-    proc = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
     log = [line for line in proc.stderr.splitlines() if "otel-energy" in line]

@@ -24,8 +24,11 @@ class Ramp:
 
     clock: FakeClock
     energy_of_t: object
-    info: DeviceInfo = field(default_factory=lambda: DeviceInfo(
-        "synthetic:0", "gpu", "synthetic", "nvml_counter", update_period_s=0.1))
+    info: DeviceInfo = field(
+        default_factory=lambda: DeviceInfo(
+            "synthetic:0", "gpu", "synthetic", "nvml_counter", update_period_s=0.1
+        )
+    )
     wrap_j: float | None = None
 
     def read(self) -> Reading:
@@ -101,8 +104,9 @@ def test_co2e_is_integrated_interval_by_interval(clock: FakeClock) -> None:
         def at(self, t: float) -> Intensity:
             return Intensity(100.0 if t - t0 < 1.0 + 1e-9 else 700.0, "test")
 
-    sampler = Sampler([Ramp(clock, lambda t: 3600.0 * (t - t0))], clock=clock,
-                      intensity=Step(), pue=1.2)
+    sampler = Sampler(
+        [Ramp(clock, lambda t: 3600.0 * (t - t0))], clock=clock, intensity=Step(), pue=1.2
+    )
     run(sampler, clock, 20)  # 2 s at 3600 W = 2 Wh; first hour-second at 100 g, second at 700
     expected = co2e_g(3600.0, 1.2, 100.0) + co2e_g(3600.0, 1.2, 700.0)
     assert sampler.snapshot().devices[0].co2e_g == pytest.approx(expected, rel=1e-9)
@@ -167,8 +171,11 @@ def test_forked_child_has_no_running_sampler_and_reports_nothing(clock: FakeCloc
     assert sampler.wait_for_sample(time.monotonic(), 5.0)
     pid = os.fork()
     if pid == 0:  # child: like a DataLoader worker
-        ok = (not sampler.running and sampler.snapshot().devices == ()
-              and not sampler.in_owner_process)
+        ok = (
+            not sampler.running
+            and sampler.snapshot().devices == ()
+            and not sampler.in_owner_process
+        )
         sampler.start()
         ok = ok and not sampler.running
         os._exit(0 if ok else 1)
@@ -182,8 +189,9 @@ def test_window_query_is_fast(clock: FakeClock) -> None:
     """Not a timing gate (benchmarks do that): a sanity bound 100x above the expected cost."""
     t0 = clock.t
     sensors = [Ramp(clock, lambda t: t - t0) for _ in range(8)]
-    sampler = Sampler(sensors, clock=clock, history_len=6000, intensity=StaticIntensity(
-        Intensity(400.0, "test")))
+    sampler = Sampler(
+        sensors, clock=clock, history_len=6000, intensity=StaticIntensity(Intensity(400.0, "test"))
+    )
     run(sampler, clock, 6000)
     n = 2000
     start = time.perf_counter()

@@ -48,18 +48,28 @@ def cmd_devices(config: EnergyConfig, as_json: bool) -> int:
     """Print what this machine can measure, how, and the fix for what it cannot."""
     sensors, notes = _discover(config)
     if as_json:
-        print(json.dumps({"devices": [s.info.attributes() for s in sensors], "notes": notes,
-                          "carbon_intensity_g_per_kwh": config.intensity.g_per_kwh,
-                          "carbon_intensity_source": config.intensity.source,
-                          "pue": config.pue}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "devices": [s.info.attributes() for s in sensors],
+                    "notes": notes,
+                    "carbon_intensity_g_per_kwh": config.intensity.g_per_kwh,
+                    "carbon_intensity_source": config.intensity.source,
+                    "pue": config.pue,
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"{'hw.type':8} {'hw.id':44} {'method':24} name")
     for s in sensors:
         print(f"{s.info.hw_type:8} {s.info.hw_id:44} {s.info.method:24} {s.info.name}")
     if not sensors:
         print("(nothing to measure)")
-    print(f"\ncarbon intensity: {config.intensity.g_per_kwh:.1f} gCO2e/kWh"
-          f" [{config.intensity.source}], PUE {config.pue:g}")
+    print(
+        f"\ncarbon intensity: {config.intensity.g_per_kwh:.1f} gCO2e/kWh"
+        f" [{config.intensity.source}], PUE {config.pue:g}"
+    )
     for line in notes:
         print(f"note: {line}")
     return 0
@@ -71,14 +81,19 @@ def format_snapshot(snap: Snapshot, duration_s: float) -> str:
     for d in snap.devices:
         name = f"{d.info.hw_type}:{d.info.name}"
         avg = d.energy_j / duration_s if duration_s > 0 else 0.0
-        rows.append(f"{name[:44]:44} {d.info.method:24} {d.energy_j:10.2f} {avg:8.2f}"
-                    f" {d.co2e_g:10.5f}")
+        rows.append(
+            f"{name[:44]:44} {d.info.method:24} {d.energy_j:10.2f} {avg:8.2f} {d.co2e_g:10.5f}"
+        )
     total_j = sum(d.energy_j for d in snap.devices)
     total_g = sum(d.co2e_g for d in snap.devices)
-    rows.append(f"{'total':44} {'':24} {total_j:10.2f} {total_j / max(duration_s, 1e-9):8.2f}"
-                f" {total_g:10.5f}")
-    rows.append(f"carbon intensity {snap.intensity.g_per_kwh:.1f} gCO2e/kWh"
-                f" [{snap.intensity.source}], PUE {snap.pue:g}, {duration_s:.2f} s")
+    rows.append(
+        f"{'total':44} {'':24} {total_j:10.2f} {total_j / max(duration_s, 1e-9):8.2f}"
+        f" {total_g:10.5f}"
+    )
+    rows.append(
+        f"carbon intensity {snap.intensity.g_per_kwh:.1f} gCO2e/kWh"
+        f" [{snap.intensity.source}], PUE {snap.pue:g}, {duration_s:.2f} s"
+    )
     return "\n".join(rows)
 
 
@@ -87,9 +102,13 @@ def cmd_demo(config: EnergyConfig, seconds: float) -> int:
     sensors, notes = _discover(config)
     for line in notes:
         print(f"note: {line}")
-    sampler = Sampler(sensors, interval_s=config.sample_interval_s,
-                      history_len=config.history_len, pue=config.pue,
-                      intensity=StaticIntensity(config.intensity))
+    sampler = Sampler(
+        sensors,
+        interval_s=config.sample_interval_s,
+        history_len=config.history_len,
+        pue=config.pue,
+        intensity=StaticIntensity(config.intensity),
+    )
     sampler.start()
     t0 = time.monotonic()
     x = 0

@@ -32,6 +32,8 @@ class EnergyConfig:
     country: str | None = None
     intensity: Intensity = field(default_factory=lambda: table_intensity(None))
     pue: float = 1.0
+    step_span_every: int = 1
+    """1: every step gets a span; N: every Nth; 0: none."""
 
     @property
     def history_len(self) -> int:
@@ -81,6 +83,20 @@ def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
     return country, table_intensity(country)
 
 
+def _step_spans(env: Mapping[str, str]) -> int:
+    raw = env.get(ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "").strip().lower()
+    if raw in ("", "all"):
+        return 1
+    if raw == "off":
+        return 0
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw)
+    raise ConfigError(
+        f"{ev.OTEL_PYTHON_ENERGY_STEP_SPANS}={raw!r} is not valid: expected 'all', 'off' or an"
+        " integer N >= 1 (a span every Nth step)."
+    )
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> EnergyConfig:
     """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable.
 
@@ -108,4 +124,5 @@ def load_config(environ: Mapping[str, str] | None = None) -> EnergyConfig:
         country=country,
         intensity=intensity,
         pue=_number(env, ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 1.0, 10.0),
+        step_span_every=_step_spans(env),
     )

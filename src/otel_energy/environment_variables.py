@@ -53,5 +53,12 @@ Unset: the generation-weighted world average of the bundled table.
 OTEL_PYTHON_ENERGY_CARBON_INTENSITY = "OTEL_PYTHON_ENERGY_CARBON_INTENSITY"
 """Grid carbon intensity override in gCO2e/kWh (a number >= 0). Wins over the country table."""
 
+OTEL_PYTHON_ENERGY_STEP_SPANS = "OTEL_PYTHON_ENERGY_STEP_SPANS"
+"""Which optimizer steps get a span: ``all`` (default), ``off``, or an integer N (every Nth step).
+
+Run, epoch, evaluation and prediction spans always exist; the per-step energy histogram records
+every step whatever this says.
+"""
+
 OTEL_PYTHON_ENERGY_PUE = "OTEL_PYTHON_ENERGY_PUE"
 """Power usage effectiveness of the data centre, a number >= 1.0. Default ``1.0`` (no overhead)."""

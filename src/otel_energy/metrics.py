@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
@@ -22,6 +22,9 @@ _log = logging.getLogger(__name__)
 SCOPE = "otel_energy"
 
 
+Attrs = Mapping[str, str | bool | int | float]
+
+
 @dataclass(frozen=True)
 class InstrumentSpec:
     """One instrument: name, unit, kind and what it observes from a snapshot."""
@@ -30,42 +33,69 @@ class InstrumentSpec:
     unit: str
     kind: str  # "counter" or "gauge"
     description: str
-    observe: Callable[[Snapshot], Iterable[Observation]]
+    observe: Callable[[Snapshot, Attrs], Iterable[Observation]]
 
 
-def _energy(s: Snapshot) -> Iterable[Observation]:
-    return [Observation(d.energy_j, d.info.attributes()) for d in s.devices]
+def _energy(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
+    return [Observation(d.energy_j, {**d.info.attributes(), **ident}) for d in s.devices]
 
 
-def _power(s: Snapshot) -> Iterable[Observation]:
-    return [Observation(d.power_w, d.info.attributes()) for d in s.devices if not d.failed]
+def _power(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
+    return [
+        Observation(d.power_w, {**d.info.attributes(), **ident}) for d in s.devices if not d.failed
+    ]
 
 
-def _co2e(s: Snapshot) -> Iterable[Observation]:
-    extra: dict[str, str | bool | float] = {
-        "otel_energy.carbon_intensity.source": s.intensity.source, "otel_energy.pue": s.pue}
+def _co2e(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
+    extra: Attrs = {
+        "otel_energy.carbon_intensity.source": s.intensity.source,
+        "otel_energy.pue": s.pue,
+        **ident,
+    }
     return [Observation(d.co2e_g, {**d.info.attributes(), **extra}) for d in s.devices]
 
 
-def _intensity(s: Snapshot) -> Iterable[Observation]:
+def _intensity(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
     if not s.devices:
         return []
-    return [Observation(s.intensity.g_per_kwh, {
-        "otel_energy.carbon_intensity.source": s.intensity.source,
-        "otel_energy.carbon_intensity.kind": s.intensity.kind,
-    })]
+    return [
+        Observation(
+            s.intensity.g_per_kwh,
+            {
+                "otel_energy.carbon_intensity.source": s.intensity.source,
+                "otel_energy.carbon_intensity.kind": s.intensity.kind,
+                **ident,
+            },
+        )
+    ]
 
 
 INSTRUMENTS: tuple[InstrumentSpec, ...] = (
-    InstrumentSpec("hw.energy", "J", "counter",
-                   "Energy consumed by the component since measurement started.", _energy),
-    InstrumentSpec("hw.power", "W", "gauge",
-                   "Instantaneous power consumed by the component.", _power),
-    InstrumentSpec("otel_energy.co2e", "g", "counter",
-                   "CO2-equivalent emitted for the component's energy (energy x PUE x grid"
-                   " carbon intensity), accumulated interval by interval.", _co2e),
-    InstrumentSpec("otel_energy.carbon_intensity", "g/kWh", "gauge",
-                   "Grid carbon intensity in gCO2e per kWh used for CO2e.", _intensity),
+    InstrumentSpec(
+        "hw.energy",
+        "J",
+        "counter",
+        "Energy consumed by the component since measurement started.",
+        _energy,
+    ),
+    InstrumentSpec(
+        "hw.power", "W", "gauge", "Instantaneous power consumed by the component.", _power
+    ),
+    InstrumentSpec(
+        "otel_energy.co2e",
+        "g",
+        "counter",
+        "CO2-equivalent emitted for the component's energy (energy x PUE x grid"
+        " carbon intensity), accumulated interval by interval.",
+        _co2e,
+    ),
+    InstrumentSpec(
+        "otel_energy.carbon_intensity",
+        "g/kWh",
+        "gauge",
+        "Grid carbon intensity in gCO2e per kWh used for CO2e.",
+        _intensity,
+    ),
 )
 
 
@@ -91,7 +121,7 @@ class EnergyObserver:
             if sampler is None:
                 return []
             try:
-                return spec.observe(sampler.snapshot())
+                return spec.observe(sampler.snapshot(), sampler.rank.attributes())
             except Exception:  # a metric callback must never raise into the SDK's collection
                 _log.debug("otel-energy: %s callback failed", spec.name, exc_info=True)
                 return []

@@ -13,6 +13,7 @@ from typing import Any
 
 from otel_energy.carbon import StaticIntensity
 from otel_energy.config import EnergyConfig, load_config
+from otel_energy.ranks import rank_info
 from otel_energy.sampler import Sampler
 from otel_energy.sensors import discover_sensors
 
@@ -22,14 +23,14 @@ _users = 0
 
 
 def build_sampler(
-    config: EnergyConfig, environ: Mapping[str, str] | None = None, nvml: Any | None = None,
-    node_level: bool = True,
+    config: EnergyConfig, environ: Mapping[str, str] | None = None, nvml: Any | None = None
 ) -> Sampler:
-    """A sampler whose discovery runs on its own thread when started."""
+    """A sampler for this process's rank; its discovery runs on its own thread when started."""
     env = dict(os.environ if environ is None else environ)
+    rank = rank_info(env)
 
     def sensors() -> list[Any]:
-        return list(discover_sensors(config, env, nvml=nvml, node_level=node_level))
+        return list(discover_sensors(config, env, nvml=nvml, rank=rank))
 
     return Sampler(
         sensors,
@@ -37,6 +38,7 @@ def build_sampler(
         history_len=config.history_len,
         intensity=StaticIntensity(config.intensity),
         pue=config.pue,
+        rank=rank,
     )
 
 

@@ -13,16 +13,18 @@ import time
 import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from otel_energy.accumulate import Track
 from otel_energy.carbon import (
+    J_PER_KWH,
     Intensity,
     IntensityProvider,
     StaticIntensity,
     co2e_g,
     table_intensity,
 )
+from otel_energy.ranks import RankInfo, rank_info
 from otel_energy.sensors.base import DeviceInfo, Sensor
 
 _log = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class Sampler:
         intensity: carbon intensity provider, consulted once per sample.
         pue: power usage effectiveness applied to CO2e.
         max_failures: consecutive read errors after which a device is marked failed and skipped.
+        rank: who this process is (host, rank); identity attributes of everything it reports.
     """
 
     def __init__(
@@ -132,7 +135,9 @@ class Sampler:
         intensity: IntensityProvider | None = None,
         pue: float = 1.0,
         max_failures: int = 3,
+        rank: RankInfo | None = None,
     ) -> None:
+        self.rank = rank or rank_info({})
         self._source = sensors
         self._sensors: list[Sensor] | None = None if callable(sensors) else list(sensors)
         self.interval_s = interval_s
@@ -152,10 +157,11 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._resolution_s = interval_s
+        self._listeners: list[Callable[[float], None]] = []
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
 
-    # ---- lifecycle ----------------------------------------------------------------------------
+    # ---- lifecycle ----
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -221,7 +227,7 @@ class Sampler:
             self._wake.wait(next_t - now)
             self._wake.clear()
 
-    # ---- sampling -----------------------------------------------------------------------------
+    # ---- sampling ----
     @property
     def sensors(self) -> list[Sensor]:
         """Sensors in use (empty until discovery has run on the sampler thread)."""
@@ -274,6 +280,25 @@ class Sampler:
                 self.pue,
             )
             self._cond.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener(t)
+            except Exception:  # a listener's bug must not stop sampling
+                _log.exception("otel-energy: sampler listener failed")
+
+    def add_listener(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(t_s)`` on the sampler thread after every sample (keep it short)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[float], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    @property
+    def newest_sample_s(self) -> float:
+        """Sampler-clock time of the newest sample (-inf before the first)."""
+        ts = self._hist.t
+        return ts[-1] if ts else float("-inf")
 
     def _note_failure(self, i: int, sensor: Sensor, exc: Exception) -> None:
         self._errors[i] += 1
@@ -281,7 +306,11 @@ class Sampler:
             self._failed[i] = True
             _log.warning(
                 "otel-energy: %s (%s) failed %d reads in a row (%s); skipping it, other devices"
-                " go on.", sensor.info.hw_id, sensor.info.name, self._errors[i], exc,
+                " go on.",
+                sensor.info.hw_id,
+                sensor.info.name,
+                self._errors[i],
+                exc,
             )
 
     def _powers(self, t: float) -> list[float]:
@@ -298,7 +327,7 @@ class Sampler:
                 powers.append((hist.e[-1][i] - hist.e[j][i]) / dt if dt > 0 else 0.0)
         return powers
 
-    # ---- reading ------------------------------------------------------------------------------
+    # ---- reading ----
     def snapshot(self) -> Snapshot:
         """The latest state; empty in a forked child so that nothing is counted twice."""
         if not self.in_owner_process:
@@ -309,8 +338,36 @@ class Sampler:
     def history_size(self) -> int:
         return len(self._hist.t)
 
-    def window(self, t0_s: float, t1_s: float) -> WindowEnergy:
-        """Energy, CO2e and allocation uncertainty over [t0_s, t1_s] (sampler clock, s)."""
+    def window(self, t0_s: float, t1_s: float, extrapolate: bool = False) -> WindowEnergy:
+        """Energy, CO2e and allocation uncertainty over [t0_s, t1_s] (sampler clock, s).
+
+        Args:
+            extrapolate: for a window reaching past the newest sample, add each device's latest
+                power x the missing time (a provisional value that never waits for the sampler;
+                ``complete`` stays False). Without it the window is clamped to the newest sample.
+        """
+        w = self._window(t0_s, t1_s)
+        if not extrapolate or w.complete:
+            return w
+        snap = self._snapshot
+        gap = t1_s - max(snap.t_s, t0_s)
+        if gap <= 0 or not snap.devices:
+            return w
+        by_type = dict(w.by_type)
+        extra = 0.0
+        for d in snap.devices:
+            by_type[d.info.hw_type] = by_type.get(d.info.hw_type, 0.0) + d.power_w * gap
+            extra += d.power_w * gap
+        g_per_j = snap.pue * snap.intensity.g_per_kwh / J_PER_KWH
+        return replace(
+            w,
+            energy_j=w.energy_j + extra,
+            by_type=by_type,
+            co2e_g=w.co2e_g + extra * g_per_j,
+            uncertainty_j=w.uncertainty_j + extra,
+        )
+
+    def _window(self, t0_s: float, t1_s: float) -> WindowEnergy:
         with self._cond:
             hist = self._hist
             sensors = self._sensors or []
@@ -334,8 +391,15 @@ class Sampler:
             high += (eb1[d] if f1 else ea1[d]) - ea0[d]
             estimated = estimated or sensor.info.estimated
         return WindowEnergy(
-            t0_s, t1_s, total, by_type, c1 - c0, max(total - low, high - total, 0.0),
-            (t1_s - t0_s) < 2 * self._resolution_s, estimated, complete,
+            t0_s,
+            t1_s,
+            total,
+            by_type,
+            c1 - c0,
+            max(total - low, high - total, 0.0),
+            (t1_s - t0_s) < 2 * self._resolution_s,
+            estimated,
+            complete,
         )
 
     def _bracket(self, t: float) -> tuple[int, int, float]:

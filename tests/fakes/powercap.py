@@ -28,8 +28,9 @@ class Zone:
         self.set_uj((self.get_uj() + round(energy_j * 1e6)) % wrap)
 
 
-def make_zone(root: Path, zone: str, name: str, energy_uj: int = 0,
-              range_uj: int = INTEL_PACKAGE_RANGE_UJ) -> Zone:
+def make_zone(
+    root: Path, zone: str, name: str, energy_uj: int = 0, range_uj: int = INTEL_PACKAGE_RANGE_UJ
+) -> Zone:
     path = root / zone
     path.mkdir(parents=True, exist_ok=True)
     (path / "name").write_text(name + "\n")
@@ -49,7 +50,8 @@ def server_tree(root: Path, sockets: int = 1) -> dict[str, Zone]:
         zones[f"package-{s}"] = make_zone(root, f"intel-rapl:{s}", f"package-{s}", 1_000_000)
         zones[f"core-{s}"] = make_zone(root, f"intel-rapl:{s}:0", "core", 500_000)
         zones[f"uncore-{s}"] = make_zone(root, f"intel-rapl:{s}:1", "uncore", 200_000)
-        zones[f"dram-{s}"] = make_zone(root, f"intel-rapl:{s}:2", "dram", 300_000,
-                                       range_uj=65_712_999_613)
+        zones[f"dram-{s}"] = make_zone(
+            root, f"intel-rapl:{s}:2", "dram", 300_000, range_uj=65_712_999_613
+        )
     zones["psys"] = make_zone(root, f"intel-rapl:{sockets}", "psys", 9_000_000)
     return zones

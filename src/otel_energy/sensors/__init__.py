@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_energy.config import EnergyConfig
+from otel_energy.ranks import RankInfo
 from otel_energy.sensors.base import DeviceInfo, Reading, Sensor
 from otel_energy.sensors.estimate import CpuEstimate, MemoryEstimate, default_cpu_tdp_w
 from otel_energy.sensors.nvml import discover_nvml
@@ -21,7 +22,7 @@ def discover_sensors(
     config: EnergyConfig,
     environ: Mapping[str, str],
     nvml: Any | None = None,
-    node_level: bool = True,
+    rank: RankInfo | None = None,
 ) -> list[Sensor]:
     """Every sensor this process should read, in a stable order (GPUs, then CPU, then memory).
 
@@ -29,20 +30,22 @@ def discover_sensors(
         config: validated settings (sources, powercap root, estimate parameters).
         environ: environment for ``CUDA_VISIBLE_DEVICES``.
         nvml: NVML module override (tests inject a fake).
-        node_level: measure node-wide devices (CPU, memory). False on every rank of a node but
-            one, so that a node is counted once.
+        rank: this process's rank. In a distributed run a rank measures only its own GPU(s), and
+            node-wide devices (CPU, memory) only on local rank 0, so that each joule counts once.
     """
     sensors: list[Sensor] = []
     if "nvml" in config.sources:
-        sensors.extend(discover_nvml(environ, nvml, explicit=config.sources_explicit))
-    if not node_level:
+        sensors.extend(discover_nvml(environ, nvml, explicit=config.sources_explicit, rank=rank))
+    if rank is not None and not rank.measures_node:
         return sensors
     covered: set[str] = set()
     if "rapl" in config.sources:
         zones = discover_rapl(config.powercap_root)
         if not zones and config.sources_explicit:
-            _log.error("otel-energy: 'rapl' was requested but no readable RAPL zone was found"
-                       " under %s.", config.powercap_root)
+            _log.error(
+                "otel-energy: 'rapl' was requested but no readable RAPL zone was found under %s.",
+                config.powercap_root,
+            )
         sensors.extend(zones)
         covered.update(z.info.hw_type for z in zones)
     if "estimate" in config.sources:

@@ -39,7 +39,11 @@ class CpuEstimate:
     cpu_times: Callable[[], Any] = psutil.cpu_times
     info: DeviceInfo = field(
         default_factory=lambda: DeviceInfo(
-            "estimate:cpu", "cpu", "cpu (estimated)", METHOD_ESTIMATE, estimated=True,
+            "estimate:cpu",
+            "cpu",
+            "cpu (estimated)",
+            METHOD_ESTIMATE,
+            estimated=True,
             update_period_s=0.0,
         )
     )
@@ -71,7 +75,11 @@ class MemoryEstimate:
     used_bytes: Callable[[], int] = lambda: int(psutil.virtual_memory().used)
     info: DeviceInfo = field(
         default_factory=lambda: DeviceInfo(
-            "estimate:memory", "memory", "memory (estimated)", METHOD_ESTIMATE, estimated=True,
+            "estimate:memory",
+            "memory",
+            "memory (estimated)",
+            METHOD_ESTIMATE,
+            estimated=True,
             update_period_s=0.0,
         )
     )

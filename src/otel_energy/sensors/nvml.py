@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from otel_energy.ranks import RankInfo
 from otel_energy.sensors.base import METHOD_NVML_COUNTER, METHOD_NVML_POWER, DeviceInfo, Reading
 
 _log = logging.getLogger(__name__)
@@ -76,8 +77,13 @@ def _enumerate(nvml: Any) -> list[_Gpu]:
     for i in range(nvml.nvmlDeviceGetCount()):
         h = nvml.nvmlDeviceGetHandleByIndex(i)
         gpus.append(
-            _Gpu(i, h, _text(nvml.nvmlDeviceGetUUID(h)), _text(nvml.nvmlDeviceGetName(h)),
-                 _mig_uuids(nvml, h))
+            _Gpu(
+                i,
+                h,
+                _text(nvml.nvmlDeviceGetUUID(h)),
+                _text(nvml.nvmlDeviceGetName(h)),
+                _mig_uuids(nvml, h),
+            )
         )
     return gpus
 
@@ -128,6 +134,25 @@ def _match(gpus: Sequence[_Gpu], entry: str) -> tuple[_Gpu | None, str | None]:
     return (hits[0], None) if len(hits) == 1 else (None, None)
 
 
+def select_for_rank(
+    visible: list[tuple[_Gpu, tuple[str, ...]]], rank: RankInfo | None, explicit_visible: bool
+) -> list[tuple[_Gpu, tuple[str, ...]]]:
+    """The GPU(s) this rank measures, so that no GPU is counted by two ranks.
+
+    One GPU per local rank (``cuda:LOCAL_RANK``, the torchrun/accelerate convention) when there
+    are at least as many visible GPUs as local ranks; the single GPU a launcher assigned through
+    ``CUDA_VISIBLE_DEVICES``; otherwise (ranks sharing GPUs) local rank 0 measures them all.
+    """
+    if rank is None or rank.local_rank is None:
+        return visible
+    local_ranks = rank.local_world_size or (rank.local_rank + 1)
+    if len(visible) >= local_ranks and len(visible) > rank.local_rank:
+        return [visible[rank.local_rank]]
+    if len(visible) == 1 and explicit_visible and local_ranks > 1:
+        return visible
+    return visible if rank.local_rank == 0 else []
+
+
 def _probe_counter(nvml: Any, handle: Any) -> bool:
     try:
         nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
@@ -143,7 +168,10 @@ def _load_nvml() -> Any:
 
 
 def discover_nvml(
-    environ: Mapping[str, str], nvml: Any | None = None, explicit: bool = False
+    environ: Mapping[str, str],
+    nvml: Any | None = None,
+    explicit: bool = False,
+    rank: RankInfo | None = None,
 ) -> list[NvmlGpu]:
     """GPUs visible to this process, each with the best method it supports (possibly none).
 
@@ -151,6 +179,7 @@ def discover_nvml(
         environ: environment holding ``CUDA_VISIBLE_DEVICES`` / ``CUDA_DEVICE_ORDER``.
         nvml: the NVML module (``pynvml`` by default); tests pass a fake with the same API.
         explicit: the user asked for NVML; missing NVML is then logged as an error.
+        rank: this process's rank; in a distributed run only its own GPU(s) are returned.
     """
     level = logging.ERROR if explicit else logging.INFO
     try:
@@ -166,21 +195,31 @@ def discover_nvml(
         return []
     driver = _text(nvml.nvmlSystemGetDriverVersion())
     sensors = []
-    for gpu, migs in select_visible(_enumerate(nvml), environ):
+    visible = select_visible(_enumerate(nvml), environ)
+    chosen = select_for_rank(visible, rank, "CUDA_VISIBLE_DEVICES" in environ)
+    for gpu, migs in chosen:
         counter = _probe_counter(nvml, gpu.handle)
         extra: tuple[tuple[str, str], ...] = ()
         if migs:
             # No per-instance power sensor exists: we measure (and label) the parent GPU.
-            extra = (("otel_energy.gpu.mig_instances", ",".join(migs)),
-                     ("otel_energy.gpu.measures", "parent_gpu"))
+            extra = (
+                ("otel_energy.gpu.mig_instances", ",".join(migs)),
+                ("otel_energy.gpu.measures", "parent_gpu"),
+            )
         info = DeviceInfo(
-            hw_id=gpu.uuid, hw_type="gpu", name=f"{gpu.name} ({gpu.index})",
+            hw_id=gpu.uuid,
+            hw_type="gpu",
+            name=f"{gpu.name} ({gpu.index})",
             method=METHOD_NVML_COUNTER if counter else METHOD_NVML_POWER,
-            update_period_s=NVML_UPDATE_PERIOD_S, vendor="NVIDIA", model=gpu.name,
-            driver_version=driver, extra=extra,
+            update_period_s=NVML_UPDATE_PERIOD_S,
+            vendor="NVIDIA",
+            model=gpu.name,
+            driver_version=driver,
+            extra=extra,
         )
         if not counter:
-            _log.info("otel-energy: %s has no energy counter (pre-Volta); integrating power.",
-                      gpu.uuid)
+            _log.info(
+                "otel-energy: %s has no energy counter (pre-Volta); integrating power.", gpu.uuid
+            )
         sensors.append(NvmlGpu(info, nvml, gpu.handle, counter))
     return sensors

@@ -23,7 +23,7 @@ UNREADABLE_FIX = (
     "{path} exists but is not readable (root-only since Linux 5.10, CVE-2020-8694). Fix: "
     "'sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj /sys/class/powercap/"
     "intel-rapl:*:*/energy_uj' (until reboot), or a udev rule "
-    "'SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod a+r /sys%p/energy_uj\"', "
+    '\'SUBSYSTEM=="powercap", ACTION=="add", RUN+="/bin/chmod a+r /sys%p/energy_uj"\', '
     "or in a container mount /sys/class/powercap read-only. Using an estimate for {types}."
 )
 
@@ -106,7 +106,7 @@ def discover_rapl(root: str | Path) -> list[RaplZone]:
         readable_types = {z.info.hw_type for z in zones}
         types = sorted({z.info.hw_type for z in unreadable} - readable_types) or ["nothing"]
         _log.warning(
-            "otel-energy: " + UNREADABLE_FIX.format(path=unreadable[0].energy_path,
-                                                    types=", ".join(types))
+            "otel-energy: "
+            + UNREADABLE_FIX.format(path=unreadable[0].energy_path, types=", ".join(types))
         )
     return zones

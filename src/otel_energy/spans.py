@@ -1,0 +1,231 @@
+"""Spans whose attributes carry the energy of exactly their interval.
+
+The training thread only notes times and starts spans (microseconds). A span's energy is known
+once the sampler has a sample after the span's end, so spans are completed later, on the sampler
+thread (a listener), with ``end_time`` set to when they really ended. ``flush`` completes the rest,
+waiting at most a couple of sample intervals, once per run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.metrics import Histogram
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+from otel_energy.carbon import J_PER_KWH, Intensity
+from otel_energy.sampler import Sampler, WindowEnergy
+
+_log = logging.getLogger(__name__)
+
+AttrValue = str | bool | int | float
+HW_TYPES = ("gpu", "cpu", "memory")
+
+
+@dataclass(eq=False)
+class Interval:
+    """One measured block of time (a run, an epoch, a step, an evaluation, a batch).
+
+    Times: ``t0_s``/``t1_s`` on the sampler's monotonic clock (s); ``start_ns``/``end_ns`` wall
+    clock for the span (ns since the epoch).
+    """
+
+    kind: str
+    span: Span | None
+    t0_s: float
+    start_ns: int
+    parent: Interval | None = None
+    t1_s: float | None = None
+    end_ns: int = 0
+    error: BaseException | None = None
+    attributes: Mapping[str, AttrValue] = field(default_factory=dict)
+    end_attributes: dict[str, AttrValue] = field(default_factory=dict)
+    result: WindowEnergy | None = None
+    co2e_g: float = 0.0
+    steps: int = 0
+
+    @property
+    def duration_s(self) -> float:
+        return (self.t1_s if self.t1_s is not None else self.t0_s) - self.t0_s
+
+
+def energy_attributes(
+    w: WindowEnergy, co2e_g: float, intensity: Intensity, pue: float
+) -> dict[str, AttrValue]:
+    """The ``otel_energy.*`` attributes of a span covering window ``w`` (see docs/spans.md)."""
+    attrs: dict[str, AttrValue] = {
+        "otel_energy.energy": w.energy_j,
+        "otel_energy.power": w.avg_power_w,
+        "otel_energy.co2e": co2e_g,
+        "otel_energy.carbon_intensity.value": intensity.g_per_kwh,
+        "otel_energy.carbon_intensity.source": intensity.source,
+        "otel_energy.carbon_intensity.kind": intensity.kind,
+        "otel_energy.pue": pue,
+        "otel_energy.estimated": w.estimated,
+        "otel_energy.interpolated": w.interpolated,
+        "otel_energy.energy_uncertainty": w.uncertainty_j,
+        "otel_energy.complete": w.complete,
+    }
+    for hw_type in HW_TYPES:
+        if hw_type in w.by_type:
+            attrs[f"otel_energy.{hw_type}.energy"] = w.by_type[hw_type]
+    return attrs
+
+
+STEP_ENERGY_BUCKETS_J = (
+    0.001,
+    0.003,
+    0.01,
+    0.03,
+    0.1,
+    0.3,
+    1.0,
+    3.0,
+    10.0,
+    30.0,
+    100.0,
+    300.0,
+    1000.0,
+    3000.0,
+    10000.0,
+    30000.0,
+    100000.0,
+)
+
+
+class SpanEnergyRecorder:
+    """Starts spans and completes them with their energy and CO2e.
+
+    Args:
+        sampler: the running sampler whose history gives each interval's energy.
+        tracer: where spans go (``None``: intervals are measured but no span is made).
+        step_histogram: records each ``step`` interval's energy with the step span as exemplar.
+        identity: attributes put on every non-step span (host, rank).
+        intensity: a fixed intensity overriding the sampler's (``EnergyMeter``'s own setting).
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        tracer: Tracer | None,
+        step_histogram: Histogram | None = None,
+        identity: Mapping[str, AttrValue] | None = None,
+        intensity: Intensity | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.tracer = tracer
+        self.step_histogram = step_histogram
+        self.identity = dict(identity if identity is not None else sampler.rank.attributes())
+        self.intensity_override = intensity
+        self.on_complete: list[Callable[[Interval], None]] = []
+        self._clock = sampler.clock
+        self._pending: deque[Interval] = deque()
+        self._resolving = threading.Lock()
+        sampler.add_listener(self._resolve_ready)
+
+    def close(self) -> None:
+        """Stop listening to the sampler (call after ``flush``)."""
+        self.sampler.remove_listener(self._resolve_ready)
+
+    # ---- training thread: cheap -----------------------------------------------------------------
+    def start(
+        self,
+        kind: str,
+        name: str,
+        parent: Interval | None = None,
+        attributes: Mapping[str, AttrValue] | None = None,
+        record_span: bool = True,
+    ) -> Interval:
+        """Begin an interval now; its span is a child of ``parent`` (else of the current span)."""
+        t0 = self._clock()
+        start_ns = time.time_ns()
+        attrs = attributes or {}
+        span = None
+        if record_span and self.tracer is not None:
+            ctx = None
+            if parent is not None and parent.span is not None:
+                ctx = trace.set_span_in_context(parent.span)
+            if kind != "step":
+                attrs = {**attrs, **self.identity}
+            span = self.tracer.start_span(name, context=ctx, attributes=attrs, start_time=start_ns)
+        return Interval(kind, span, t0, start_ns, parent, attributes=attrs)
+
+    def finish(
+        self,
+        interval: Interval,
+        error: BaseException | None = None,
+        attributes: Mapping[str, AttrValue] | None = None,
+    ) -> None:
+        """End an interval now; its energy is filled in once the sampler has passed this time."""
+        if interval.t1_s is not None:
+            return  # already finished (defensive: error paths may finish twice)
+        interval.t1_s = self._clock()
+        interval.end_ns = time.time_ns()
+        interval.error = error
+        if attributes:
+            interval.end_attributes.update(attributes)
+        self._pending.append(interval)  # deque.append is atomic: no lock on the hot path
+
+    def provisional(self, t0_s: float) -> WindowEnergy:
+        """Energy from ``t0_s`` to now without waiting: tail extrapolated at current power."""
+        return self.sampler.window(t0_s, self._clock(), extrapolate=True)
+
+    def now(self) -> float:
+        return self._clock()
+
+    # ---- completion ----
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Complete every pending interval, waiting for one sample after the last of them."""
+        if self._pending:
+            last = self._pending[-1].t1_s or 0.0
+            wait = (
+                timeout_s if timeout_s is not None else min(1.0, 2 * self.sampler.interval_s + 0.05)
+            )
+            self.sampler.wait_for_sample(last, wait)
+        self._resolve_ready(float("inf"))
+
+    def _resolve_ready(self, newest_s: float) -> None:
+        newest_s = (
+            min(newest_s, self.sampler.newest_sample_s) if newest_s != float("inf") else newest_s
+        )
+        with self._resolving:
+            while self._pending and (self._pending[0].t1_s or 0.0) <= newest_s:
+                interval = self._pending.popleft()
+                try:
+                    self._complete(interval)
+                except Exception:  # never lose the rest of the queue to one bad interval
+                    _log.exception("otel-energy: completing a %s span failed", interval.kind)
+
+    def _complete(self, iv: Interval) -> None:
+        assert iv.t1_s is not None
+        w = self.sampler.window(iv.t0_s, iv.t1_s)
+        snap = self.sampler.snapshot()
+        intensity, pue = self.intensity_override or snap.intensity, snap.pue
+        co2e = (
+            w.energy_j / J_PER_KWH * pue * intensity.g_per_kwh
+            if self.intensity_override
+            else w.co2e_g
+        )
+        iv.result, iv.co2e_g = w, co2e
+        if iv.span is not None:
+            attrs: dict[str, Any] = energy_attributes(w, co2e, intensity, pue)
+            attrs.update(iv.end_attributes)
+            iv.span.set_attributes(attrs)
+            if iv.error is not None:
+                iv.span.record_exception(iv.error)
+                iv.span.set_status(
+                    Status(StatusCode.ERROR, f"{type(iv.error).__name__}: {iv.error}")
+                )
+            iv.span.end(end_time=iv.end_ns)
+        if iv.kind == "step" and self.step_histogram is not None:
+            ctx = trace.set_span_in_context(iv.span) if iv.span is not None else None
+            self.step_histogram.record(w.energy_j, attributes=self.identity, context=ctx)
+        for hook in self.on_complete:
+            hook(iv)
