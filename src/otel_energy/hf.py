@@ -106,6 +106,10 @@ class EnergyCallback(TrainerCallback):
     def _acquire(self) -> SpanEnergyRecorder:
         if self._rec is None:
             self._sampler = acquire_sampler(self._sampler_factory)
+            if self._sampler.newest_sample_s == float("-inf"):
+                # Freshly started (not by the instrumentor): wait once, at most 5 s, for discovery
+                # and a first sample, so that the run's first moments are measured, not missed.
+                self._sampler.wait_for_sample(float("-inf"), 5.0)
             tp = self._tracer_provider or trace.get_tracer_provider()
             tracer = tp.get_tracer(SCOPE, __version__)
             use_urandom_ids(tracer)

@@ -1,0 +1,1 @@
+"""Helpers for tests, benchmarks and the demo (import transformers/torch only when called)."""
