@@ -32,7 +32,7 @@ def tiny_model(seed: int = 0) -> Any:
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(seed)
-    config = BertConfig(
+    config = BertConfig(  # type: ignore[call-arg]  # num_labels is a PretrainedConfig kwarg
         vocab_size=128,
         hidden_size=32,
         num_hidden_layers=2,
