@@ -8,17 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+from transformers import TrainerCallback
 
-transformers = pytest.importorskip("transformers")
-
-from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
-from opentelemetry.trace import StatusCode  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
-
-from otel_energy.config import load_config  # noqa: E402
-from otel_energy.hf import LOG_KEYS, EnergyCallback  # noqa: E402
-from otel_energy.testing.tiny import tiny_trainer  # noqa: E402
-from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry  # noqa: E402
+from otel_energy.config import load_config
+from otel_energy.hf import LOG_KEYS, EnergyCallback
+from otel_energy.testing.tiny import tiny_trainer
+from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
 

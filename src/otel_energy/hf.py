@@ -13,23 +13,23 @@ import json
 import logging
 import math
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from transformers import Trainer, TrainerCallback
 
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.eco2ai import EXPORT_FORMATS, CarbonConfig, CarbonMetrics, CarbonReport
+from otel_energy.hf_metrics import step_histogram
 from otel_energy.ids import use_urandom_ids
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.sampler import Sampler
-from otel_energy.spans import STEP_ENERGY_BUCKETS_J, Interval, SpanEnergyRecorder
+from otel_energy.spans import Interval, SpanEnergyRecorder
 from otel_energy.version import __version__
 
 __all__ = ["CarbonConfig", "Eco2AICallback", "EnergyCallback"]
@@ -52,22 +52,6 @@ def _guarded(fn: F) -> F:
                 _log.exception("otel-energy: %s failed; training continues", fn.__name__)
 
     return wrapper  # type: ignore[return-value]  # same signature, returns None
-
-
-_histograms: weakref.WeakKeyDictionary[MeterProvider, Histogram] = weakref.WeakKeyDictionary()
-
-
-def _step_histogram(provider: MeterProvider) -> Histogram:
-    hist = _histograms.get(provider)
-    if hist is None:
-        hist = provider.get_meter(SCOPE, __version__).create_histogram(
-            "otel_energy.step.energy",
-            unit="J",
-            description="Energy of each optimizer step; exemplars link to the step spans.",
-            explicit_bucket_boundaries_advisory=list(STEP_ENERGY_BUCKETS_J),
-        )
-        _histograms[provider] = hist
-    return hist
 
 
 class EnergyCallback(TrainerCallback):
@@ -115,7 +99,7 @@ class EnergyCallback(TrainerCallback):
             use_urandom_ids(tracer)
             mp = self._meter_provider or metrics.get_meter_provider()
             attach(mp, self._sampler)
-            self._rec = SpanEnergyRecorder(self._sampler, tracer, _step_histogram(mp))
+            self._rec = SpanEnergyRecorder(self._sampler, tracer, step_histogram(mp))
             self._rec.on_complete.append(self._on_complete)
         self._users += 1
         return self._rec
