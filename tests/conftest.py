@@ -64,6 +64,7 @@ def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, objec
             for metric in sm.metrics:
                 units[metric.name] = metric.unit or ""
                 for p in metric.data.data_points:
-                    out.setdefault(metric.name, []).append((dict(p.attributes or {}), p.value))
+                    value = p.value if hasattr(p, "value") else p.sum  # histograms: their sum
+                    out.setdefault(metric.name, []).append((dict(p.attributes or {}), value))
     points.units = units  # type: ignore[attr-defined]
     return out
