@@ -311,3 +311,18 @@ def test_callback_never_raises_nor_returns_control(tmp_path: Path, tel: Telemetr
         "on_log",
     ):
         assert getattr(cb, event)(trainer.args, state, control, logs={}) is None
+
+
+def test_every_span_attribute_is_documented(tmp_path: Path, tel: Telemetry) -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "spans.md").read_text()
+    tiny_trainer(
+        str(tmp_path),
+        callbacks=[callback(tel)],
+        num_train_epochs=1,
+        n_train=16,
+        eval_strategy="epoch",
+    ).train()
+    keys = {k for s in tel.finished() for k in s.attributes}
+    assert "otel_energy.eval.steps" in keys and "otel_energy.train.model_type" in keys
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert not missing, f"undocumented span attributes: {missing}"
