@@ -60,5 +60,13 @@ Run, epoch, evaluation and prediction spans always exist; the per-step energy hi
 every step whatever this says.
 """
 
+OTEL_PYTHON_ENERGY_RUN_FILE = "OTEL_PYTHON_ENERGY_RUN_FILE"
+"""Path of the JSON-lines file the ``otel_energy_file`` span exporter appends to.
+
+``otel-energy run`` sets it (with ``OTEL_TRACES_EXPORTER`` including ``otel_energy_file``) to
+collect the command's run, epoch and evaluation spans without any collector. Step spans are not
+written there (they go to OTLP when an endpoint is set).
+"""
+
 OTEL_PYTHON_ENERGY_PUE = "OTEL_PYTHON_ENERGY_PUE"
 """Power usage effectiveness of the data centre, a number >= 1.0. Default ``1.0`` (no overhead)."""

@@ -25,7 +25,7 @@ from transformers import Trainer, TrainerCallback
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.eco2ai import EXPORT_FORMATS, CarbonConfig, CarbonMetrics, CarbonReport
 from otel_energy.hf_metrics import step_histogram
-from otel_energy.ids import use_urandom_ids
+from otel_energy.ids import use_private_ids
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.sampler import Sampler
@@ -96,7 +96,7 @@ class EnergyCallback(TrainerCallback):
                 self._sampler.wait_for_sample(float("-inf"), 5.0)
             tp = self._tracer_provider or trace.get_tracer_provider()
             tracer = tp.get_tracer(SCOPE, __version__)
-            use_urandom_ids(tracer)
+            use_private_ids(tracer)
             mp = self._meter_provider or metrics.get_meter_provider()
             attach(mp, self._sampler)
             self._rec = SpanEnergyRecorder(self._sampler, tracer, step_histogram(mp))
@@ -362,6 +362,39 @@ def unpatch_trainer() -> None:
 
 
 patch_trainer()
+
+
+def add_callback_on_init(
+    tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
+) -> None:
+    """Make every new Trainer (and subclass) carry one ``EnergyCallback`` (zero-code path).
+
+    A trainer that already has one (the user added it by hand) does not get a second. Ours goes
+    first in the handler list, ahead of the ``report_to`` loggers.
+    """
+    original = Trainer.__init__
+    if getattr(original, "_otel_energy", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        try:
+            if not _ours(self):
+                cb = EnergyCallback(tracer_provider=tracer_provider, meter_provider=meter_provider)
+                self.callback_handler.callbacks.insert(0, cb)
+        except Exception:  # never break the user's Trainer construction
+            _log.exception("otel-energy: could not add EnergyCallback; training is unmeasured")
+
+    __init__._otel_energy = True  # type: ignore[attr-defined]
+    Trainer.__init__ = __init__  # type: ignore[method-assign]
+
+
+def remove_callback_on_init() -> None:
+    """Undo ``add_callback_on_init`` (trainers already built keep their callback)."""
+    current = Trainer.__init__
+    if getattr(current, "_otel_energy", False):
+        Trainer.__init__ = current.__wrapped__  # type: ignore[attr-defined,method-assign]
 
 
 # ---- the Eco2AI plugin API ----

@@ -2,15 +2,19 @@
 
 ``opentelemetry-instrument`` loads it; ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=energy`` turns it
 off. ``_instrument`` never raises: an exception other than ImportError would stop the other
-instrumentors from loading.
+instrumentors from loading. transformers is patched lazily, when (and if) the program imports
+``transformers.trainer``, so processes that never train do not pay for importing it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import multiprocessing
+import sys
+from collections.abc import Collection, Sequence
 from typing import Any
 
+import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import get_meter_provider
 
@@ -22,35 +26,83 @@ from otel_energy.sampler import Sampler
 
 _log = logging.getLogger(__name__)
 
+LAUNCHERS = ("torchrun", "torch.distributed.run", "torch.distributed.launch", "deepspeed")
+
+
+def launcher_process(argv: Sequence[str] | None = None) -> bool:
+    """True in a torchrun/accelerate/deepspeed launcher, whose ranks measure instead of it."""
+    args = list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv))
+    words = [a.rsplit("/", 1)[-1] for a in args[:4]]
+    if any(w in LAUNCHERS for w in words):
+        return True
+    return "accelerate" in words and "launch" in args[:5]
+
 
 class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Starts the sampler and registers the ``hw.energy``/``hw.power``/CO2e instruments.
+    """Starts the sampler, registers the ``hw.*``/CO2e instruments, and instruments the Trainer.
 
-    ``instrument(meter_provider=..., sampler=...)``; both default to the global meter provider and
-    a sampler configured from ``OTEL_PYTHON_ENERGY_*``. ``uninstrument()`` stops the sampler
-    (when nobody else uses it) and silences the instruments.
+    ``instrument(meter_provider=..., tracer_provider=..., sampler=...)``: all default to the
+    global providers and a sampler configured from ``OTEL_PYTHON_ENERGY_*``. ``uninstrument()``
+    stops the sampler (when nobody else uses it), silences the instruments and unpatches.
+
+    The sampler is not started in a launcher (torchrun, accelerate launch: the ranks measure) nor
+    in a multiprocessing child such as a DataLoader worker (it would count the node twice); there
+    a Trainer, if any, starts it when training begins.
     """
 
     _sampler: Sampler | None = None
     _observer: EnergyObserver | None = None
+    _patch_trainer = False
+    _owns_wrappers = False
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         try:
+            config = load_config()
+            if launcher_process():
+                _log.info("otel-energy: launcher process; each rank measures its own devices.")
+                return
             sampler = kwargs.get("sampler")
-            factory = None if sampler is not None else (lambda: build_sampler(load_config()))
-            self._sampler = acquire_sampler(factory if sampler is None else (lambda: sampler))
-            provider = kwargs.get("meter_provider") or get_meter_provider()
-            self._observer = attach(provider, self._sampler)
+            if sampler is not None or multiprocessing.parent_process() is None:
+                self._sampler = acquire_sampler(
+                    (lambda: sampler) if sampler is not None else (lambda: build_sampler(config))
+                )
+                provider = kwargs.get("meter_provider") or get_meter_provider()
+                self._observer = attach(provider, self._sampler)
+            self._patch_trainer = True
+            tp, mp = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
+            wrapt.register_post_import_hook(
+                lambda _m: self._on_trainer_import(tp, mp), "transformers.trainer"
+            )
         except ConfigError as exc:
             _log.error("otel-energy: not instrumenting: %s", exc)
         except Exception:
             _log.exception("otel-energy: instrumentation failed; training continues unmeasured")
 
+    def _on_trainer_import(self, tracer_provider: Any, meter_provider: Any) -> None:
+        if not self._patch_trainer:  # uninstrumented before transformers was imported
+            return
+        try:
+            # Wrappers installed by a user's own ``import otel_energy.hf`` stay on uninstrument.
+            self._owns_wrappers = "otel_energy.hf" not in sys.modules
+            from otel_energy.hf import add_callback_on_init, patch_trainer
+
+            patch_trainer()
+            add_callback_on_init(tracer_provider, meter_provider)
+        except Exception:
+            _log.exception("otel-energy: could not instrument transformers.Trainer")
+
     def _uninstrument(self, **kwargs: Any) -> None:
         try:
+            self._patch_trainer = False
+            if "otel_energy.hf" in sys.modules:
+                from otel_energy.hf import remove_callback_on_init, unpatch_trainer
+
+                remove_callback_on_init()
+                if self._owns_wrappers:
+                    unpatch_trainer()
             if self._observer is not None:
                 self._observer.sampler = None
             if self._sampler is not None:

@@ -21,7 +21,7 @@ from opentelemetry.trace import TracerProvider
 from otel_energy.carbon import J_PER_KWH, Intensity
 from otel_energy.config import load_config
 from otel_energy.hf_metrics import step_histogram
-from otel_energy.ids import use_urandom_ids
+from otel_energy.ids import use_private_ids
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.sampler import Sampler, WindowEnergy
@@ -107,7 +107,7 @@ class EnergyMeter:
         if carbon_intensity_g_per_kwh is not None:
             intensity = Intensity(float(carbon_intensity_g_per_kwh), "override")
         tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(SCOPE, __version__)
-        use_urandom_ids(tracer)
+        use_private_ids(tracer)
         mp = meter_provider or metrics.get_meter_provider()
         attach(mp, self._sampler)
 

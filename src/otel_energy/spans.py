@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
@@ -29,7 +30,7 @@ AttrValue = str | bool | int | float
 HW_TYPES = ("gpu", "cpu", "memory")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Interval:
     """One measured block of time (a run, an epoch, a step, an evaluation, a batch).
 
@@ -50,6 +51,7 @@ class Interval:
     result: WindowEnergy | None = None
     co2e_g: float = 0.0
     steps: int = 0
+    context: Context | None = None  # this span as a parent context, built once
 
     @property
     def duration_s(self) -> float:
@@ -143,19 +145,28 @@ class SpanEnergyRecorder:
         attributes: Mapping[str, AttrValue] | None = None,
         record_span: bool = True,
     ) -> Interval:
-        """Begin an interval now; its span is a child of ``parent`` (else of the current span)."""
+        """Begin an interval now; its span is a child of ``parent`` (else of the current span).
+
+        ``attributes`` go on the span at its start, except for steps: on the hot path they are
+        set at completion, on the sampler thread, to keep attribute validation off the training
+        thread.
+        """
         t0 = self._clock()
         start_ns = time.time_ns()
         attrs = attributes or {}
         span = None
         if record_span and self.tracer is not None:
-            ctx = None
-            if parent is not None and parent.span is not None:
-                ctx = trace.set_span_in_context(parent.span)
-            if kind != "step":
-                attrs = {**attrs, **self.identity}
-            span = self.tracer.start_span(name, context=ctx, attributes=attrs, start_time=start_ns)
-        return Interval(kind, span, t0, start_ns, parent, attributes=attrs)
+            ctx = parent.context if parent is not None else None
+            span_attrs = None if kind == "step" else {**attrs, **self.identity}
+            span = self.tracer.start_span(
+                name, context=ctx, attributes=span_attrs, start_time=start_ns
+            )
+        iv = Interval(kind, span, t0, start_ns, parent, attributes=attrs)
+        if kind == "step":
+            iv.end_attributes = dict(attrs)
+        elif span is not None:
+            iv.context = trace.set_span_in_context(span)
+        return iv
 
     def finish(
         self,
