@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from otel_energy.carbon import StaticIntensity
 from otel_energy.config import ConfigError, EnergyConfig, load_config
@@ -129,7 +130,64 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("demo", help="sample this machine for a few seconds and print the energy")
     p.add_argument("--seconds", type=float, default=3.0)
+    p = sub.add_parser(
+        "run",
+        help="run a command, measure it, print a summary, write a report and a picture",
+        description="Run COMMAND with energy measurement (and OpenTelemetry auto-instrumentation"
+        " when it is Python). Example: otel-energy run -- python train.py",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=Path("otel-energy-report.json"),
+        help="JSON report path (default: %(default)s)",
+    )
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("otel-energy-report.html"),
+        help="picture path, .html (self-contained) or .png (default: %(default)s)",
+    )
+    p.add_argument("--no-plot", action="store_true", help="do not draw the picture")
+    p.add_argument(
+        "--progress",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="print energy so far to stderr every SECONDS (default: off)",
+    )
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     return parser
+
+
+def cmd_run(config: EnergyConfig, args: argparse.Namespace) -> int:
+    from otel_energy.run import RunOptions, format_summary, run_command, which, write_outputs
+
+    command = list(args.argv)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        print(
+            "otel-energy run: no command given; usage: otel-energy run -- COMMAND [ARGS...]",
+            file=sys.stderr,
+        )
+        return 2
+    if command[0] not in ("python", "python3") and which(command[0]) is None:
+        print(f"otel-energy run: command not found: {command[0]!r}", file=sys.stderr)
+        return 127
+    if args.progress < 0:
+        print("otel-energy run: --progress must be >= 0 seconds", file=sys.stderr)
+        return 2
+    for path in (args.report, None if args.no_plot else args.plot):
+        if path is not None and not path.resolve().parent.is_dir():
+            print(f"otel-energy run: directory of {path} does not exist", file=sys.stderr)
+            return 2
+    options = RunOptions(command, args.report, None if args.no_plot else args.plot, args.progress)
+    exit_code, report = run_command(options, config)
+    print("\n" + format_summary(report), file=sys.stderr)
+    for line in write_outputs(report, options):
+        print(line, file=sys.stderr)
+    return exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -142,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command in ("devices", "doctor"):
         return cmd_devices(config, args.json)
+    if args.command == "run":
+        return cmd_run(config, args)
     if args.seconds <= 0:
         print("otel-energy: --seconds must be > 0", file=sys.stderr)
         return 2
