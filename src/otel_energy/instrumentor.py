@@ -38,6 +38,22 @@ def launcher_process(argv: Sequence[str] | None = None) -> bool:
     return "accelerate" in words and "launch" in args[:5]
 
 
+def multiprocessing_child(argv: Sequence[str] | None = None) -> bool:
+    """True in a process started by ``multiprocessing``: a worker (DataLoader workers, say) or
+    one of its helpers (the resource tracker, the fork server).
+
+    Such a process runs site (so auto-instrumentation) before ``multiprocessing`` knows it is a
+    child, so its command line, ``python -c "from multiprocessing.<x> import ..."``, is the
+    reliable sign.
+    """
+    if multiprocessing.parent_process() is not None:
+        return True
+    args = list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv))
+    return "--multiprocessing-fork" in args or any(
+        a.startswith("from multiprocessing.") for a in args
+    )
+
+
 class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Starts the sampler, registers the ``hw.*``/CO2e instruments, and instruments the Trainer.
 
@@ -65,7 +81,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 _log.info("otel-energy: launcher process; each rank measures its own devices.")
                 return
             sampler = kwargs.get("sampler")
-            if sampler is not None or multiprocessing.parent_process() is None:
+            if sampler is not None or not multiprocessing_child():
                 self._sampler = acquire_sampler(
                     (lambda: sampler) if sampler is not None else (lambda: build_sampler(config))
                 )

@@ -135,7 +135,7 @@ def svg_chart(report: dict[str, Any], width: int = 900, height: int = 360) -> st
     ]
     for i in range(6):  # axes ticks
         p, t = p_max * i / 5, t_max * i / 5
-        out.append(f'<text x="{left - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{p:.0f}</text>')
+        out.append(f'<text x="{left - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{p:.3g}</text>')
         out.append(f'<text x="{x(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{t:.1f}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle">time (s)</text>')
     out.append(

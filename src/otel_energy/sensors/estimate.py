@@ -49,19 +49,25 @@ class CpuEstimate:
     )
     wrap_j: float | None = None
     _last: tuple[float, float] | None = None
+    _power_w: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._last = self._times()  # a baseline, so that the first read is already a rate
+
+    def _times(self) -> tuple[float, float]:
+        t = self.cpu_times()
+        return sum(t), t.idle + getattr(t, "iowait", 0.0)
 
     def read(self) -> Reading:
-        t = self.cpu_times()
-        idle = t.idle + getattr(t, "iowait", 0.0)
-        total = sum(t)
-        busy_fraction = 0.0
+        total, idle = self._times()
         if self._last is not None:
             d_total = total - self._last[0]
-            d_idle = idle - self._last[1]
-            if d_total > 0:
-                busy_fraction = min(1.0, max(0.0, 1.0 - d_idle / d_total))
+            if d_total <= 0:  # no CPU time elapsed since the last read: keep the last value
+                return Reading(power_w=self._power_w)
+            busy_fraction = min(1.0, max(0.0, 1.0 - (idle - self._last[1]) / d_total))
+            self._power_w = self.tdp_w * busy_fraction
         self._last = (total, idle)
-        return Reading(power_w=self.tdp_w * busy_fraction)
+        return Reading(power_w=self._power_w)
 
     def close(self) -> None:
         """Nothing to release."""
