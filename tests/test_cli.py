@@ -76,3 +76,66 @@ def test_bad_arguments_exit_non_zero() -> None:
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
     proc = cli("demo", "--seconds", "-1")
     assert proc.returncode == 2 and "--seconds" in proc.stderr
+
+
+def test_doctor_on_unreadable_counters_names_the_fix(tmp_path: Path) -> None:
+    server_tree(tmp_path)
+    for f in [*tmp_path.glob("intel-rapl:*/energy_uj"), *tmp_path.glob("intel-rapl:*:*/energy_uj")]:
+        if os.geteuid() == 0:
+            os.chown(f, 65534, 65534)
+        os.chmod(f, 0o600 if os.geteuid() == 0 else 0)
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that allow it
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_ENERGY_")}
+    env["OTEL_PYTHON_ENERGY_POWERCAP_ROOT"] = str(tmp_path)
+    proc = subprocess.run([*prefix, sys.executable, "-m", "otel_energy.cli", "doctor"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "estimate:cpu" in proc.stdout and "intel-rapl:0 " not in proc.stdout
+    [note] = [line for line in proc.stdout.splitlines() if "energy_uj" in line]
+    assert f"{tmp_path}/intel-rapl:0/energy_uj" in note and "chmod a+r" in note
+
+
+def test_run_a_training_script_writes_report_and_picture(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    report, plot = tmp_path / "r.json", tmp_path / "r.html"
+    proc = cli("run", "--report", str(report), "--plot", str(plot), "--",
+               "python", str(root / "examples" / "train_tiny.py"),
+               "--epochs", "2", "--samples", "64", "--hidden", "32",
+               env={"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert data["exit_code"] == 0 and data["duration_s"] > 0
+    assert {d["hw.id"] for d in data["devices"]} == {"estimate:cpu", "estimate:memory"}
+    assert data["total"]["energy_j"] == sum(d["energy_j"] for d in data["devices"]) > 0
+    epochs = data["training"]["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1] and all(e["steps"] == 4 for e in epochs)
+    assert all(0 < e["energy_j"] < data["total"]["energy_j"] for e in epochs)
+    assert data["training"]["evaluations"] == 2
+    assert len(data["timeline"]["t_s"]) > 5
+    page = plot.read_text()
+    assert "<svg" in page and "epoch 1" in page and "cpu:" in page
+    assert "per epoch (from the training spans)" in proc.stderr
+    assert f"report:  {report}" in proc.stderr and f"picture: {plot}" in proc.stderr
+
+
+def test_run_any_command_and_pass_its_exit_code_through(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    proc = cli("run", "--report", str(report), "--no-plot", "--", "sh", "-c", "sleep 0.3; exit 3")
+    assert proc.returncode == 3
+    data = json.loads(report.read_text())
+    assert data["exit_code"] == 3 and data["training"]["epochs"] == []
+    assert data["duration_s"] >= 0.3
+
+
+def test_run_argument_errors() -> None:
+    proc = cli("run")
+    assert proc.returncode == 2 and "no command given" in proc.stderr
+    proc = cli("run", "--", "no-such-command-xyz")
+    assert proc.returncode == 127 and "command not found" in proc.stderr
+    proc = cli("run", "--report", "/no/such/dir/r.json", "--", "true")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = cli("run", "--", "true", env={"OTEL_PYTHON_ENERGY_PUE": "zero"})
+    assert proc.returncode == 2 and "OTEL_PYTHON_ENERGY_PUE='zero'" in proc.stderr

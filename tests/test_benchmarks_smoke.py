@@ -1,0 +1,41 @@
+"""CI runs each benchmark's quick mode so the scripts never rot. No timing is asserted here."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_quick(script: str, out: Path) -> dict:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [result] = out.glob("*.json")
+    assert [p.name for p in out.glob("*.md")] == [result.with_suffix(".md").name]
+    return json.loads(result.read_text())
+
+
+def finite(x: object) -> bool:
+    return isinstance(x, float | int) and math.isfinite(x)
+
+
+@pytest.mark.parametrize("script", ["bench_step_overhead.py", "bench_startup.py"])
+def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
+    result = run_quick(script, tmp_path)
+    assert result["machine"]["logical_cpus"] >= 1
+    if script == "bench_step_overhead.py":
+        for mode in ("step_spans_all", "step_spans_off"):
+            assert finite(result["interleaved"][mode]["added_us_per_step"])
+        assert result["micro"]["callback_pair_us"] > 0
+    else:
+        assert result["heavy_modules_imported_by_import_otel_energy"] == "[]"
+        assert finite(result["opentelemetry_instrument_added_ms"])
+        assert result["instrument_to_first_sample_ms"] > 0
