@@ -184,3 +184,24 @@ def test_multiprocessing_child_detection() -> None:
         ["python", "-c", "from multiprocessing.resource_tracker import main;main(5)"]
     )
     assert not multiprocessing_child(["python", "train.py"])
+
+
+def test_torchrun_launcher_leaves_measuring_to_the_ranks() -> None:
+    with otlp_receiver() as (endpoint, got):
+        proc = instrument(
+            Path("-m"),
+            [
+                "torch.distributed.run",
+                "--nproc_per_node=2",
+                "--master_addr=127.0.0.1",
+                "--master_port=29533",
+                str(SCRIPTS / "ranks_busy.py"),
+            ],
+            endpoint,
+        )
+    assert "rank 0" in proc.stdout and "rank 1" in proc.stdout
+    energy = got.metric("hw.energy")
+    by_rank = {(p["attributes"].get("otel_energy.rank"), p["attributes"]["hw.id"]) for p in energy}
+    # only rank 0 (local rank 0) measures the node; the launcher (no rank) measures nothing
+    assert by_rank == {(0, "estimate:cpu"), (0, "estimate:memory")}
+    assert all(p["attributes"]["otel_energy.world_size"] == 2 for p in energy)

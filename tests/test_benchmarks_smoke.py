@@ -14,9 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_quick(script: str, out: Path) -> dict:
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     [result] = out.glob("*.json")
     assert [p.name for p in out.glob("*.md")] == [result.with_suffix(".md").name]

@@ -90,8 +90,13 @@ def test_doctor_on_unreadable_counters_names_the_fix(tmp_path: Path) -> None:
         prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_ENERGY_")}
     env["OTEL_PYTHON_ENERGY_POWERCAP_ROOT"] = str(tmp_path)
-    proc = subprocess.run([*prefix, sys.executable, "-m", "otel_energy.cli", "doctor"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "otel_energy.cli", "doctor"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "estimate:cpu" in proc.stdout and "intel-rapl:0 " not in proc.stdout
     [note] = [line for line in proc.stdout.splitlines() if "energy_uj" in line]
@@ -101,10 +106,23 @@ def test_doctor_on_unreadable_counters_names_the_fix(tmp_path: Path) -> None:
 def test_run_a_training_script_writes_report_and_picture(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     report, plot = tmp_path / "r.json", tmp_path / "r.html"
-    proc = cli("run", "--report", str(report), "--plot", str(plot), "--",
-               "python", str(root / "examples" / "train_tiny.py"),
-               "--epochs", "2", "--samples", "64", "--hidden", "32",
-               env={"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"})
+    proc = cli(
+        "run",
+        "--report",
+        str(report),
+        "--plot",
+        str(plot),
+        "--",
+        "python",
+        str(root / "examples" / "train_tiny.py"),
+        "--epochs",
+        "2",
+        "--samples",
+        "64",
+        "--hidden",
+        "32",
+        env={"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(report.read_text())
     assert data["exit_code"] == 0 and data["duration_s"] > 0

@@ -116,6 +116,22 @@ def test_span_tree_energy_and_logs(tmp_path: Path, tel: Telemetry) -> None:
     assert energies == sorted(energies) and energies[-1] > 0
 
 
+def test_callback_runs_before_the_report_to_loggers(tmp_path: Path, tel: Telemetry) -> None:
+    """Keys added in on_log reach TensorBoard/W&B/MLflow only if we run before them."""
+
+    class Logger(TrainerCallback):
+        seen: list[dict[str, Any]] = []
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            self.seen.append(dict(logs or {}))
+
+    cb = callback(tel)
+    trainer = tiny_trainer(str(tmp_path), callbacks=[Logger(), cb], num_train_epochs=1, n_train=16)
+    trainer.train()
+    assert trainer.callback_handler.callbacks[0] is cb
+    assert Logger.seen and all("otel_energy/energy_j" in logs for logs in Logger.seen)
+
+
 def test_step_histogram_exemplars_point_at_step_spans(tmp_path: Path, tel: Telemetry) -> None:
     trainer = tiny_trainer(str(tmp_path), callbacks=[callback(tel)], num_train_epochs=1, n_train=32)
     trainer.train()
