@@ -17,8 +17,16 @@ CONFIGS = sorted((ROOT / "collector-config").glob("*.yaml"))
 # Components of the OpenTelemetry Collector contrib distribution (otelcol-contrib) we may use.
 CONTRIB = {
     "receivers": {"otlp", "prometheus", "hostmetrics"},
-    "processors": {"batch", "memory_limiter", "resource", "attributes", "filter", "transform",
-                   "cumulativetodelta", "resourcedetection"},
+    "processors": {
+        "batch",
+        "memory_limiter",
+        "resource",
+        "attributes",
+        "filter",
+        "transform",
+        "cumulativetodelta",
+        "resourcedetection",
+    },
     "exporters": {"otlp", "otlphttp", "prometheus", "prometheusremotewrite", "debug"},
     "connectors": {"spanmetrics"},
 }
@@ -29,16 +37,27 @@ def load(path: Path) -> dict:
 
 
 def test_the_expected_configs_exist() -> None:
-    assert {p.name for p in CONFIGS} == {"prometheus.yaml", "prometheus-remote-write.yaml",
-                                         "jaeger.yaml", "honeycomb.yaml", "all.yaml",
-                                         "spanmetrics.yaml"}
+    assert {p.name for p in CONFIGS} == {
+        "prometheus.yaml",
+        "prometheus-remote-write.yaml",
+        "jaeger.yaml",
+        "honeycomb.yaml",
+        "all.yaml",
+        "spanmetrics.yaml",
+    }
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_is_complete_and_uses_contrib_components(path: Path) -> None:
     cfg = load(path)
-    assert set(cfg) <= {"receivers", "processors", "exporters", "connectors", "extensions",
-                        "service"}
+    assert set(cfg) <= {
+        "receivers",
+        "processors",
+        "exporters",
+        "connectors",
+        "extensions",
+        "service",
+    }
     for section, allowed in CONTRIB.items():
         for name in cfg.get(section, {}) or {}:
             assert name.split("/")[0] in allowed, f"{path.name}: {section}.{name} not in contrib"

@@ -1,0 +1,155 @@
+"""Real backends for tests: Prometheus (Debian package) and an MLflow tracking server.
+
+In CI (``CI`` set) a missing backend fails the test; on a laptop it skips, saying how to get it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def require(ok: bool, what: str, how: str) -> None:
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI and was not found: {how}")
+    pytest.skip(f"{what} not available; to run this test: {how}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def wait_until(
+    ok: Any, timeout_s: float, what: str, proc: subprocess.Popen[Any] | None = None
+) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: process exited with {proc.returncode}")
+        try:
+            last = ok()
+            if last:
+                return last
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last: {last!r})")
+
+
+@contextmanager
+def prometheus(tmp_path: Path, targets: list[str]) -> Iterator[str]:
+    """A real Prometheus on 127.0.0.1 scraping ``targets`` every second; yields its base URL."""
+    binary = shutil.which("prometheus")
+    require(
+        binary is not None,
+        "Prometheus",
+        "apt-get install prometheus (bash scripts/test.sh does it)",
+    )
+    assert binary is not None
+    port = free_port()
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n  - job_name: otel-energy\n    static_configs:\n"
+        f"      - targets: {json.dumps(targets)}\n"
+    )
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={cfg}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: urllib.request.urlopen(base + "/-/ready", timeout=2).status == 200,
+            30,
+            "Prometheus ready",
+            proc,
+        )
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def prom_query(base: str, query: str) -> list[dict[str, Any]]:
+    data = get_json(base + "/api/v1/query?" + urllib.parse.urlencode({"query": query}))
+    assert data["status"] == "success", data
+    return list(data["data"]["result"])
+
+
+@contextmanager
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real MLflow tracking server on 127.0.0.1 (sqlite store); yields its base URL."""
+    binary = Path(sys.executable).parent / "mlflow"
+    require(binary.exists(), "MLflow", "pip install mlflow==3.17.2 (bash scripts/test.sh does it)")
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = (tmp_path / "mlflow.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--default-artifact-root",
+            str(tmp_path / "artifacts"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: urllib.request.urlopen(base + "/health", timeout=2).status == 200,
+            90,
+            "MLflow server ready",
+            proc,
+        )
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -1,0 +1,82 @@
+"""Our metrics scraped by a real Prometheus server, read back through its HTTP API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.backends import free_port, prom_query, prometheus, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
+PROM_INTENSITY = "otel_energy_carbon_intensity_grams_per_kWh"
+
+
+def test_prometheus_scrapes_hw_energy_power_and_co2e(tmp_path: Path) -> None:
+    port = free_port()
+    stop = tmp_path / "stop"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+        OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_PYTHON_ENERGY_COUNTRY="FR",
+    )
+    proc = subprocess.Popen(
+        [
+            str(INSTRUMENT),
+            sys.executable,
+            str(ROOT / "tests" / "scripts" / "busy_until.py"),
+            str(stop),
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with prometheus(tmp_path, [f"127.0.0.1:{port}"]) as prom:
+            energy = wait_until(
+                lambda: prom_query(prom, 'hw_energy_joules_total{hw_type="cpu"}'),
+                40,
+                "hw_energy_joules_total in Prometheus",
+                proc,
+            )
+            [cpu] = energy
+            labels = cpu["metric"]
+            assert labels["hw_id"] == "estimate:cpu" and labels["otel_energy_method"] == "estimate"
+            assert labels["otel_energy_estimated"] == "true" and labels["host_name"]
+            # increasing: the counter grew over the last seconds of scrapes
+            grew = wait_until(
+                lambda: prom_query(prom, 'increase(hw_energy_joules_total{hw_type="cpu"}[5s])'),
+                20,
+                "an increase of hw_energy_joules_total",
+                proc,
+            )
+            assert float(grew[0]["value"][1]) > 0
+            power = prom_query(prom, "hw_power_watts")
+            assert {p["metric"]["hw_type"] for p in power} == {"cpu", "memory"}
+            co2 = prom_query(prom, "otel_energy_co2e_grams_total")
+            assert {p["metric"]["hw_type"] for p in co2} == {"cpu", "memory"}
+            assert all(
+                p["metric"]["otel_energy_carbon_intensity_source"].startswith(
+                    "table:owid-ember:FRA:"
+                )
+                for p in co2
+            )
+            ours = prom_query(prom, '{__name__=~"otel_energy.*|hw_.*"}')
+            names = {p["metric"]["__name__"] for p in ours}
+            assert names == {
+                "hw_energy_joules_total",
+                "hw_power_watts",
+                "otel_energy_co2e_grams_total",
+                PROM_INTENSITY,
+            }, names
+    finally:
+        stop.touch()
+        proc.wait(30)
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
