@@ -150,7 +150,10 @@ class Sampler:
         self._errors: list[int] = []
         self._failed: list[bool] = []
         self._co2: list[float] = []
-        self._snapshot = Snapshot(0.0, (), self._intensity.at(0.0), pue)
+        self._latest: tuple[
+            float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity
+        ] = (0.0, (), (), (), self._intensity.at(0.0))
+        self._snapshot: Snapshot | None = Snapshot(0.0, (), self._latest[4], pue)
         self._cond = threading.Condition(threading.Lock())
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -269,16 +272,10 @@ class Sampler:
         energies = tuple(tr.energy_j for tr in self._tracks)
         with self._cond:
             self._hist.append(t, energies, sum(self._co2))
-            powers = self._powers(t)
-            self._snapshot = Snapshot(
-                t,
-                tuple(
-                    DeviceState(s.info, energies[i], powers[i], self._co2[i], self._failed[i])
-                    for i, s in enumerate(sensors)
-                ),
-                intensity,
-                self.pue,
-            )
+            # Raw state only: the Snapshot objects are built when someone asks (metric
+            # collection, once a minute by default), not ten times a second.
+            self._latest = (t, energies, tuple(self._co2), tuple(self._failed), intensity)
+            self._snapshot = None
             self._cond.notify_all()
         for listener in list(self._listeners):
             try:
@@ -331,8 +328,25 @@ class Sampler:
     def snapshot(self) -> Snapshot:
         """The latest state; empty in a forked child so that nothing is counted twice."""
         if not self.in_owner_process:
-            return Snapshot(0.0, (), self._snapshot.intensity, self.pue)
-        return self._snapshot
+            return Snapshot(0.0, (), self._latest[4], self.pue)
+        snap = self._snapshot
+        if snap is None:
+            with self._cond:
+                t, energies, co2, failed, intensity = self._latest
+                sensors = self._sensors or []
+                powers = self._powers(t) if self._hist.t else [0.0] * len(sensors)
+                snap = Snapshot(
+                    t,
+                    tuple(
+                        DeviceState(s.info, energies[i], powers[i], co2[i], failed[i])
+                        for i, s in enumerate(sensors)
+                    ),
+                    intensity,
+                    self.pue,
+                )
+                if self._latest[0] == t:
+                    self._snapshot = snap
+        return snap
 
     @property
     def history_size(self) -> int:
@@ -349,7 +363,7 @@ class Sampler:
         w = self._window(t0_s, t1_s)
         if not extrapolate or w.complete:
             return w
-        snap = self._snapshot
+        snap = self.snapshot()
         gap = t1_s - max(snap.t_s, t0_s)
         if gap <= 0 or not snap.devices:
             return w

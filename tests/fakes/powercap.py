@@ -6,6 +6,7 @@ newline), so the real RAPL reader is exercised end to end.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,14 @@ class Zone:
     path: Path
 
     def set_uj(self, energy_uj: int) -> None:
-        (self.path / "energy_uj").write_text(f"{int(energy_uj)}\n")
+        """Rewrite the value in place (fixed width, one pwrite, no truncation), as a reader
+        holding the file open sees sysfs change: never an empty or half-written file."""
+        path = self.path / "energy_uj"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, f"{int(energy_uj):<24}\n".encode(), 0)
+        finally:
+            os.close(fd)
 
     def get_uj(self) -> int:
         return int((self.path / "energy_uj").read_text())

@@ -1,0 +1,158 @@
+"""Sampler cost: CPU time of the sampler thread per second of wall time, window-query latency and
+history memory, with 1, 8 and 64 fake GPUs plus a fake two-socket RAPL tree.
+
+The fakes are the test suite's: a fake NVML module (names and signatures checked against the
+real pynvml) and a powercap tree in a temporary directory read by the real RAPL code. Real NVML
+calls cost a few microseconds each on top (see gpu_validate.py on a GPU machine). Usage:
+    python benchmarks/bench_sampler.py [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fakes.nvml import FakeGpu, FakeNvml
+from tests.fakes.powercap import server_tree
+
+from benchmarks.common import machine, median, write
+from otel_energy.sampler import Sampler
+from otel_energy.sensors.nvml import discover_nvml
+from otel_energy.sensors.rapl import discover_rapl
+
+
+def sensors(n_gpus: int, root: Path) -> list[Any]:
+    gpus = [
+        FakeGpu(
+            f"GPU-{i:08d}-0000-0000-0000-000000000000",
+            energy_mj=lambda: int(time.monotonic() * 300_000),
+        )
+        for i in range(n_gpus)
+    ]
+    return [*discover_nvml({}, FakeNvml(gpus)), *discover_rapl(root)]
+
+
+def thread_cpu_s(thread: Any) -> float:
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def cpu_share(n_gpus: int, interval: float, seconds: float, root: Path) -> dict[str, float]:
+    sampler = Sampler(sensors(n_gpus, root), interval_s=interval)
+    sampler.start()
+    sampler.wait_for_sample(float("-inf"), 5.0)
+    thread = sampler._thread
+    time.sleep(0.3)  # past start-up
+    c0, w0, n0 = thread_cpu_s(thread), time.monotonic(), sampler.history_size
+    time.sleep(seconds)
+    c1, w1, n1 = thread_cpu_s(thread), time.monotonic(), sampler.history_size
+    sampler.stop()
+    ticks = max(n1 - n0, 1)
+    return {
+        "cpu_share_of_one_core": (c1 - c0) / (w1 - w0),
+        "us_per_tick": (c1 - c0) / ticks * 1e6,
+        "ticks": ticks,
+    }
+
+
+def window_latency_us(n_gpus: int, root: Path, n: int) -> float:
+    clock = {"t": 0.0}
+    sampler = Sampler(
+        sensors(n_gpus, root), interval_s=0.1, history_len=6001, clock=lambda: clock["t"]
+    )
+    for _ in range(6000):
+        clock["t"] += 0.1
+        sampler.sample_once()
+    t_end = clock["t"]
+    t0 = time.perf_counter()
+    for i in range(n):
+        a = t_end - 500.0 + (i % 4000) * 0.1 + 0.037
+        sampler.window(a, a + 0.05)
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def history_bytes(n_gpus: int, root: Path, samples: int) -> float:
+    clock = {"t": 0.0}
+    sampler = Sampler(
+        sensors(n_gpus, root), interval_s=0.1, history_len=samples, clock=lambda: clock["t"]
+    )
+    sampler.sample_once()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(2 * samples):  # fill to the trim point and past it
+        clock["t"] += 0.1
+        sampler.sample_once()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return float(after - before)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args(argv)
+    seconds, reps = (0.5, 1) if a.quick else (5.0, 3)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server_tree(root, sockets=2)
+        for n_gpus in (1, 8, 64):
+            for interval in (0.1, 0.01):
+                runs = [cpu_share(n_gpus, interval, seconds, root) for _ in range(reps)]
+                rows.append(
+                    {
+                        "gpus": n_gpus,
+                        "rapl_zones": 4,
+                        "interval_s": interval,
+                        "cpu_share_of_one_core": median([r["cpu_share_of_one_core"] for r in runs]),
+                        "us_per_tick": median([r["us_per_tick"] for r in runs]),
+                    }
+                )
+        latency = {n: window_latency_us(n, root, 2000 if a.quick else 20000) for n in (1, 8, 64)}
+        memory = {n: history_bytes(n, root, 6000) for n in (1, 8, 64)}
+    result = {
+        "machine": machine(),
+        "cpu": rows,
+        "window_query_us": latency,
+        "history_bytes_6000_samples": memory,
+        "targets": {"cpu_share_8_gpus_default_interval": 0.002},
+    }
+    m = result["machine"]
+    md = [
+        "# Sampler cost",
+        "",
+        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), Python {m['python']};"
+        f" {m['date']}. Fake GPUs (counter mode) + fake 2-socket RAPL tree (4 zones);"
+        f" thread CPU clock over {seconds:g} s, median of {reps}.",
+        "",
+        "| GPUs | interval | CPU, % of one core | CPU per tick (us) |",
+        "|---|---|---|---|",
+    ]
+    for r in rows:
+        md.append(
+            f"| {r['gpus']} | {r['interval_s'] * 1000:g} ms |"
+            f" {r['cpu_share_of_one_core'] * 100:.3f}% | {r['us_per_tick']:.0f} |"
+        )
+    md += ["", "Window query (energy of a span), history of 6000 samples:", ""]
+    md += [f"- {n} GPUs + 4 zones: {v:.1f} us" for n, v in latency.items()]
+    md += [
+        "",
+        "History memory, 6000 samples (the default: 600 s at 0.1 s; trimmed in halves, so"
+        " at most twice that):",
+        "",
+    ]
+    md += [f"- {n} GPUs + 4 zones: {v / 1e6:.2f} MB" for n, v in memory.items()]
+    write("sampler_quick" if a.quick else "sampler", result, "\n".join(md), a.out)
+    print("\n".join(md))
+    return result
+
+
+if __name__ == "__main__":
+    main()
