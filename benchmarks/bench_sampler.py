@@ -61,6 +61,24 @@ def cpu_share(n_gpus: int, interval: float, seconds: float, root: Path) -> dict[
     }
 
 
+def wake_floor(interval: float, seconds: float) -> float:
+    """CPU share of a thread that wakes every ``interval`` and does nothing: the machine's floor."""
+    import threading
+
+    stop = threading.Event()
+    t = threading.Thread(
+        target=lambda: [None for _ in iter(lambda: stop.wait(interval), True)], daemon=True
+    )
+    t.start()
+    time.sleep(0.2)
+    c0, w0 = thread_cpu_s(t), time.monotonic()
+    time.sleep(seconds)
+    c1, w1 = thread_cpu_s(t), time.monotonic()
+    stop.set()
+    t.join()
+    return (c1 - c0) / (w1 - w0)
+
+
 def window_latency_us(n_gpus: int, root: Path, n: int) -> float:
     clock = {"t": 0.0}
     sampler = Sampler(
@@ -115,11 +133,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         "us_per_tick": median([r["us_per_tick"] for r in runs]),
                     }
                 )
+        floor = {i: median([wake_floor(i, seconds) for _ in range(reps)]) for i in (0.1, 0.01)}
         latency = {n: window_latency_us(n, root, 2000 if a.quick else 20000) for n in (1, 8, 64)}
         memory = {n: history_bytes(n, root, 6000) for n in (1, 8, 64)}
     result = {
         "machine": machine(),
         "cpu": rows,
+        "idle_wakeup_floor_share": floor,
         "window_query_us": latency,
         "history_bytes_6000_samples": memory,
         "targets": {"cpu_share_8_gpus_default_interval": 0.002},
@@ -140,7 +160,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"| {r['gpus']} | {r['interval_s'] * 1000:g} ms |"
             f" {r['cpu_share_of_one_core'] * 100:.3f}% | {r['us_per_tick']:.0f} |"
         )
-    md += ["", "Window query (energy of a span), history of 6000 samples:", ""]
+    md += [
+        "",
+        "Floor on this machine: a thread that only wakes up every interval uses"
+        f" {floor[0.1] * 100:.3f}% (100 ms) and {floor[0.01] * 100:.3f}% (10 ms) of a core.",
+        "",
+        "Window query (energy of a span), history of 6000 samples:",
+        "",
+    ]
     md += [f"- {n} GPUs + 4 zones: {v:.1f} us" for n, v in latency.items()]
     md += [
         "",

@@ -31,7 +31,9 @@ def finite(x: object) -> bool:
     return isinstance(x, float | int) and math.isfinite(x)
 
 
-@pytest.mark.parametrize("script", ["bench_step_overhead.py", "bench_startup.py"])
+@pytest.mark.parametrize(
+    "script", ["bench_step_overhead.py", "bench_startup.py", "bench_sampler.py", "bench_memory.py"]
+)
 def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
     result = run_quick(script, tmp_path)
     assert result["machine"]["logical_cpus"] >= 1
@@ -39,6 +41,13 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
         for mode in ("step_spans_all", "step_spans_off"):
             assert finite(result["interleaved"][mode]["added_us_per_step"])
         assert result["micro"]["callback_pair_us"] > 0
+    elif script == "bench_sampler.py":
+        assert {r["gpus"] for r in result["cpu"]} == {1, 8, 64}
+        assert all(0 < r["cpu_share_of_one_core"] < 1 for r in result["cpu"])
+        assert all(v > 0 for v in result["history_bytes_6000_samples"].values())
+    elif script == "bench_memory.py":
+        assert result["spans_exported"] >= result["steps"]
+        assert finite(result["rss_growth_mb_after_first_mark"])
     else:
         assert result["heavy_modules_imported_by_import_otel_energy"] == "[]"
         assert finite(result["opentelemetry_instrument_added_ms"])
