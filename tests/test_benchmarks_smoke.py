@@ -24,6 +24,7 @@ def run_quick(script: str, out: Path) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     [result] = out.glob("*.json")
     assert [p.name for p in out.glob("*.md")] == [result.with_suffix(".md").name]
+    assert "Machine:" in result.with_suffix(".md").read_text()
     return json.loads(result.read_text())
 
 
@@ -32,7 +33,14 @@ def finite(x: object) -> bool:
 
 
 @pytest.mark.parametrize(
-    "script", ["bench_step_overhead.py", "bench_startup.py", "bench_sampler.py", "bench_memory.py"]
+    "script",
+    [
+        "bench_step_overhead.py",
+        "bench_startup.py",
+        "bench_sampler.py",
+        "bench_memory.py",
+        "bench_accuracy.py",
+    ],
 )
 def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
     result = run_quick(script, tmp_path)
@@ -45,6 +53,12 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
         assert {r["gpus"] for r in result["cpu"]} == {1, 8, 64}
         assert all(0 < r["cpu_share_of_one_core"] < 1 for r in result["cpu"])
         assert all(v > 0 for v in result["history_bytes_6000_samples"].values())
+    elif script == "bench_accuracy.py":
+        for trace in result["traces"].values():
+            for reader in ("rapl", "nvml_counter", "nvml_power"):
+                assert finite(trace[reader]["total_error"])
+                assert trace[reader]["samples"] > 10
+        assert (tmp_path / "accuracy_quick.svg").read_text().startswith("<svg")
     elif script == "bench_memory.py":
         assert result["spans_exported"] >= result["steps"]
         assert finite(result["rss_growth_mb_after_first_mark"])
