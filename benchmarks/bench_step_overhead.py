@@ -103,11 +103,18 @@ class Interleave(TrainerCallback):  # type: ignore[misc]
         return pairs
 
 
-def interleaved(step_spans: str, steps: int, block: int, workdir: str) -> list[tuple[float, float]]:
+def interleaved(
+    step_spans: str, steps: int, block: int, workdir: str, **trainer_args: Any
+) -> list[tuple[float, float]]:
     tp, mp = providers()
     probe = Interleave(energy_callback(tp, mp, step_spans), block)
     trainer = tiny_trainer(
-        workdir, callbacks=[probe], n_train=8 * steps, num_train_epochs=1, logging_steps=10**9
+        workdir,
+        callbacks=[probe],
+        n_train=8 * steps,
+        num_train_epochs=1,
+        logging_steps=10**9,
+        **trainer_args,
     )
     trainer.train()
     tp.shutdown()

@@ -66,3 +66,21 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
         assert result["heavy_modules_imported_by_import_otel_energy"] == "[]"
         assert finite(result["opentelemetry_instrument_added_ms"])
         assert result["instrument_to_first_sample_ms"] > 0
+
+
+def test_gpu_validation_script_on_fake_nvml(tmp_path: Path) -> None:
+    """No GPU here: the script runs its NVML measurements against the checked fake."""
+    result = run_quick("gpu_validate.py", tmp_path, "--fake")
+    assert result["fake"] is True
+    assert 0 < result["nvml_call_latency"]["energy_counter_us"] < 1000
+    assert result["counter_update_period_s"] == pytest.approx(0.1, rel=0.2)  # the fake's 100 ms
+    assert abs(result["counter_vs_integrated_power"]["relative_difference"]) < 0.1
+    assert result["training"] == {"skipped": "no CUDA device"}
+
+
+def test_peers_quick(tmp_path: Path) -> None:
+    result = run_quick("bench_peers.py", tmp_path)
+    assert set(result["tools"]) == {"otel-energy", "codecarbon", "zeus"}
+    for tool, r in result["tools"].items():
+        assert "error" not in r, (tool, r)
+        assert finite(r["added_us_per_step"])
