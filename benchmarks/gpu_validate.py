@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "# GPU validation" + (" (FAKE NVML: tests the script, not a GPU)" if a.fake else ""),
         "",
         f"GPU: {result['gpu']}, driver {result['driver']}; {result['machine']['date']}.",
+        f"Machine: {result['machine']['cpu']} ({result['machine']['logical_cpus']} logical CPUs).",
         "",
         *[f"- NVML {k.removesuffix('_us')}: {v:.1f} us (median of {n})" for k, v in calls.items()],
         f"- energy counter update period: {result['counter_update_period_s']} s",

@@ -19,7 +19,7 @@ from otel_energy.runtime import build_sampler
 from otel_energy.testing.tiny import tiny_trainer
 from tests.conftest import points
 from tests.fakes.nvml import FakeNvml
-from tests.hf_helpers import Telemetry, constant_power_gpu
+from tests.hf_helpers import SAMPLE_CLOCK, Telemetry, constant_power_gpu
 
 GPUS = {
     "GPU-aaaaaaaa-0000-0000-0000-000000000000": 100.0,
@@ -41,7 +41,7 @@ def main() -> None:
         tracer_provider=tel.tracer_provider,
         meter_provider=tel.meter_provider,
         config=config,
-        sampler_factory=lambda: build_sampler(config, env, nvml),
+        sampler_factory=lambda: build_sampler(config, env, nvml, clock=SAMPLE_CLOCK),
     )
     trainer = tiny_trainer(str(out / "trainer"), callbacks=[cb], num_train_epochs=1, n_train=64)
     trainer.train()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,12 +22,38 @@ from tests.fakes.nvml import FakeGpu, FakeNvml
 GPU_W = 300.0
 
 
+class SampleClock:
+    """The sampler's clock, remembering the time of the sample being taken.
+
+    The sampler stamps a sample, then reads the devices; a thread switch in between (likely on a
+    loaded machine) would shift a fake counter computed from the wall clock at read time. A fake
+    counter computed from this clock's last reading on the sampler thread is exact.
+    """
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def __call__(self) -> float:
+        t = time.monotonic()
+        if threading.current_thread().name == "otel-energy-sampler":
+            self.last = t
+        return t
+
+
+SAMPLE_CLOCK = SampleClock()
+
+
 def constant_power_gpu(
     watts: float = GPU_W, uuid: str = "GPU-c0ffee00-0000-0000-0000-000000000001"
 ) -> FakeGpu:
-    """A GPU whose energy counter is exactly ``watts`` x monotonic time (mJ, as NVML reports)."""
+    """A GPU whose energy counter is exactly ``watts`` x the sample's time (mJ, as NVML reports).
+
+    Use with a sampler on ``SAMPLE_CLOCK`` (``fake_gpu_sampler_factory`` does).
+    """
     return FakeGpu(
-        uuid, energy_mj=lambda: round(watts * 1000 * time.monotonic()), power_mw=round(watts * 1000)
+        uuid,
+        energy_mj=lambda: round(watts * 1000 * SAMPLE_CLOCK.last),
+        power_mw=round(watts * 1000),
     )
 
 
@@ -42,7 +69,7 @@ def fake_gpu_sampler_factory(
     nvml = FakeNvml(list(gpus) or [constant_power_gpu()])
 
     def factory() -> Sampler:
-        return build_sampler(config, environ, nvml=nvml)
+        return build_sampler(config, environ, nvml=nvml, clock=SAMPLE_CLOCK)
 
     return factory
 

@@ -23,13 +23,16 @@ class Intensity:
 
     Attributes:
         g_per_kwh: gCO2e per kWh of electricity.
-        source: where it came from, e.g. ``table:owid-ember:FR:2023``, ``override``.
+        source: where it came from: ``table:owid-ember:FRA:2023``, ``override``,
+            ``live:electricitymaps``, ``cache:live:watttime`` (last good value, from disk)...
         kind: ``average`` (annual/hourly average emissions) or ``marginal``; never mixed.
     """
 
     g_per_kwh: float
     source: str
     kind: str = "average"
+    timestamp: str | None = None
+    """ISO 8601 UTC time the value is for (live data); None for table values and overrides."""
 
 
 class IntensityProvider(Protocol):

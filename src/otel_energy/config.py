@@ -11,11 +11,27 @@ from otel_energy import environment_variables as ev
 from otel_energy.carbon import Intensity, load_table, table_intensity
 
 SOURCES = ("nvml", "rapl", "estimate")
+CARBON_PROVIDERS = ("table", "electricitymaps", "watttime", "uk")
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 
 
 class ConfigError(ValueError):
     """A setting has a value we cannot use. The message names the setting and the valid values."""
+
+
+@dataclass(frozen=True)
+class LiveCarbonConfig:
+    """A live carbon intensity provider's settings. Secrets stay out of ``repr``."""
+
+    provider: str
+    zone: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,8 @@ class EnergyConfig:
     pue: float = 1.0
     step_span_every: int = 1
     """1: every step gets a span; N: every Nth; 0: none."""
+    carbon: LiveCarbonConfig | None = None
+    """The live intensity provider, None for the table or an override."""
 
     @property
     def history_len(self) -> int:
@@ -83,6 +101,50 @@ def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
     return country, table_intensity(country)
 
 
+def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
+    name = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER
+    raw = env.get(name, "").strip().lower() or "table"
+    if raw not in CARBON_PROVIDERS:
+        raise ConfigError(
+            f"{name}={raw!r} is not valid: expected one of {', '.join(CARBON_PROVIDERS)}."
+        )
+    if raw == "table" or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
+        return None
+    zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
+    has_lat = bool(env.get(ev.OTEL_PYTHON_ENERGY_LATITUDE, "").strip())
+    has_lon = bool(env.get(ev.OTEL_PYTHON_ENERGY_LONGITUDE, "").strip())
+    lat = _number(env, ev.OTEL_PYTHON_ENERGY_LATITUDE, 0.0, -90.0, 90.0) if has_lat else None
+    lon = _number(env, ev.OTEL_PYTHON_ENERGY_LONGITUDE, 0.0, -180.0, 180.0) if has_lon else None
+    if raw != "uk" and zone is None and (lat is None or lon is None):
+        raise ConfigError(
+            f"{name}={raw!r} needs {ev.OTEL_PYTHON_ENERGY_ZONE} (e.g. DE,"
+            f" CAISO_NORTH) or both {ev.OTEL_PYTHON_ENERGY_LATITUDE} and"
+            f" {ev.OTEL_PYTHON_ENERGY_LONGITUDE}."
+        )
+    live = LiveCarbonConfig(
+        raw,
+        zone,
+        lat,
+        lon,
+        token=env.get(ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN, "").strip() or None,
+        username=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME, "").strip() or None,
+        password=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD, "") or None,
+        api_url=env.get(ev.OTEL_PYTHON_ENERGY_CARBON_API_URL, "").strip() or None,
+        cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
+    )
+    if raw == "electricitymaps" and not live.token:
+        raise ConfigError(
+            f"{name}='electricitymaps' needs"
+            f" {ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN} (your API token)."
+        )
+    if raw == "watttime" and not (live.username and live.password):
+        raise ConfigError(
+            f"{name}='watttime' needs {ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME}"
+            f" and {ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD}."
+        )
+    return live
+
+
 def _step_spans(env: Mapping[str, str]) -> int:
     raw = env.get(ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "").strip().lower()
     if raw in ("", "all"):
@@ -125,4 +187,5 @@ def load_config(environ: Mapping[str, str] | None = None) -> EnergyConfig:
         intensity=intensity,
         pue=_number(env, ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 1.0, 10.0),
         step_span_every=_step_spans(env),
+        carbon=_live_carbon(env),
     )

@@ -68,5 +68,41 @@ collect the command's run, epoch and evaluation spans without any collector. Ste
 written there (they go to OTLP when an endpoint is set).
 """
 
+OTEL_PYTHON_ENERGY_CARBON_PROVIDER = "OTEL_PYTHON_ENERGY_CARBON_PROVIDER"
+"""Where grid carbon intensity comes from: ``table`` (default, annual per country),
+``electricitymaps``, ``watttime`` (marginal) or ``uk`` (Great Britain, no key).
+
+Live providers are refreshed on a background thread and fall back to their last good value, then
+to the table. ``OTEL_PYTHON_ENERGY_CARBON_INTENSITY`` overrides everything.
+"""
+
+OTEL_PYTHON_ENERGY_ZONE = "OTEL_PYTHON_ENERGY_ZONE"
+"""Grid zone of the live provider: an Electricity Maps zone (``DE``, ``US-CAL-CISO``) or a
+WattTime region (``CAISO_NORTH``). Or give ``OTEL_PYTHON_ENERGY_LATITUDE``/``LONGITUDE``."""
+
+OTEL_PYTHON_ENERGY_LATITUDE = "OTEL_PYTHON_ENERGY_LATITUDE"
+"""Latitude (degrees, -90 to 90) for a live provider, instead of a zone."""
+
+OTEL_PYTHON_ENERGY_LONGITUDE = "OTEL_PYTHON_ENERGY_LONGITUDE"
+"""Longitude (degrees, -180 to 180) for a live provider, instead of a zone."""
+
+OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN = "OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN"
+"""Electricity Maps API token (sent as the ``auth-token`` header; never logged)."""
+
+OTEL_PYTHON_ENERGY_WATTTIME_USERNAME = "OTEL_PYTHON_ENERGY_WATTTIME_USERNAME"
+"""WattTime account user name."""
+
+OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD = "OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD"
+"""WattTime account password (used only for ``/login``; never logged)."""
+
+OTEL_PYTHON_ENERGY_CARBON_API_URL = "OTEL_PYTHON_ENERGY_CARBON_API_URL"
+"""Base URL of the live provider's API, for a proxy or a test server.
+
+Default: the provider's own.
+"""
+
+OTEL_PYTHON_ENERGY_CACHE_DIR = "OTEL_PYTHON_ENERGY_CACHE_DIR"
+"""Where the last good live intensity is kept across restarts. Default ``~/.cache/otel-energy``."""
+
 OTEL_PYTHON_ENERGY_PUE = "OTEL_PYTHON_ENERGY_PUE"
 """Power usage effectiveness of the data centre, a number >= 1.0. Default ``1.0`` (no overhead)."""

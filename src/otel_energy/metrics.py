@@ -58,16 +58,14 @@ def _co2e(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
 def _intensity(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
     if not s.devices:
         return []
-    return [
-        Observation(
-            s.intensity.g_per_kwh,
-            {
-                "otel_energy.carbon_intensity.source": s.intensity.source,
-                "otel_energy.carbon_intensity.kind": s.intensity.kind,
-                **ident,
-            },
-        )
-    ]
+    attrs: dict[str, str | bool | int | float] = {
+        "otel_energy.carbon_intensity.source": s.intensity.source,
+        "otel_energy.carbon_intensity.kind": s.intensity.kind,
+        **ident,
+    }
+    if s.intensity.timestamp:
+        attrs["otel_energy.carbon_intensity.timestamp"] = s.intensity.timestamp
+    return [Observation(s.intensity.g_per_kwh, attrs)]
 
 
 INSTRUMENTS: tuple[InstrumentSpec, ...] = (

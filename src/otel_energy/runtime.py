@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otel_energy.carbon import StaticIntensity
+from otel_energy.carbon import IntensityProvider, StaticIntensity
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.ranks import rank_info
 from otel_energy.sampler import Sampler
@@ -23,7 +24,10 @@ _users = 0
 
 
 def build_sampler(
-    config: EnergyConfig, environ: Mapping[str, str] | None = None, nvml: Any | None = None
+    config: EnergyConfig,
+    environ: Mapping[str, str] | None = None,
+    nvml: Any | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Sampler:
     """A sampler for this process's rank; its discovery runs on its own thread when started."""
     env = dict(os.environ if environ is None else environ)
@@ -36,10 +40,46 @@ def build_sampler(
         sensors,
         interval_s=config.sample_interval_s,
         history_len=config.history_len,
-        intensity=StaticIntensity(config.intensity),
+        intensity=intensity_provider(config),
         pue=config.pue,
         rank=rank,
+        clock=clock,
     )
+
+
+def intensity_provider(config: EnergyConfig) -> IntensityProvider:
+    """The table/override, or a live provider with the table as its fallback."""
+    static = StaticIntensity(config.intensity)
+    live = config.carbon
+    if live is None:
+        return static
+    from pathlib import Path
+
+    from otel_energy import carbon_providers as cp
+    from otel_energy.carbon_live import LiveIntensity
+
+    provider: Any
+    if live.provider == "electricitymaps":
+        provider = cp.ElectricityMaps(
+            live.token or "",
+            live.zone,
+            live.lat,
+            live.lon,
+            base_url=live.api_url or cp.ElectricityMaps.default_url,
+        )
+    elif live.provider == "watttime":
+        provider = cp.WattTime(
+            live.username or "",
+            live.password or "",
+            live.zone,
+            live.lat,
+            live.lon,
+            base_url=live.api_url or cp.WattTime.default_url,
+        )
+    else:
+        provider = cp.UKCarbonIntensity(base_url=live.api_url or cp.UKCarbonIntensity.default_url)
+    cache = Path(live.cache_dir or "~/.cache/otel-energy").expanduser()
+    return LiveIntensity(provider, config.intensity, cache)
 
 
 def acquire_sampler(factory: Callable[[], Sampler] | None = None) -> Sampler:

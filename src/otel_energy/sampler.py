@@ -179,6 +179,9 @@ class Sampler:
         if self.running or not self.in_owner_process:
             return
         self._stop.clear()
+        starter = getattr(self._intensity, "start", None)
+        if callable(starter):  # a live intensity provider refreshes on its own thread
+            starter()
         self._thread = threading.Thread(target=self._run, name="otel-energy-sampler", daemon=True)
         self._thread.start()
 
@@ -191,6 +194,9 @@ class Sampler:
         self._wake.set()
         thread.join(timeout_s)
         self._thread = None
+        stopper = getattr(self._intensity, "stop", None)
+        if callable(stopper):
+            stopper()
         for sensor in self._sensors or ():
             try:
                 sensor.close()
@@ -258,6 +264,11 @@ class Sampler:
         sensors = self._ensure_sensors()
         t = self.clock()
         intensity = self._intensity.at(t)
+        # The energy since the last sample was used during (previous, t]: charge it at the
+        # intensity valid in the middle of that interval, so a change of intensity inside a span
+        # is integrated interval by interval.
+        previous = self._hist.t[-1] if self._hist.t else t
+        g_per_kwh = self._intensity.at((previous + t) / 2).g_per_kwh
         for i, sensor in enumerate(sensors):
             if self._failed[i]:
                 continue
@@ -268,7 +279,7 @@ class Sampler:
                 continue
             self._errors[i] = 0
             delta = self._tracks[i].update(t, reading)
-            self._co2[i] += co2e_g(delta, self.pue, intensity.g_per_kwh)
+            self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
         energies = tuple(tr.energy_j for tr in self._tracks)
         with self._cond:
             self._hist.append(t, energies, sum(self._co2))

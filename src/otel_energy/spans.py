@@ -75,6 +75,8 @@ def energy_attributes(
         "otel_energy.energy_uncertainty": w.uncertainty_j,
         "otel_energy.complete": w.complete,
     }
+    if intensity.timestamp:
+        attrs["otel_energy.carbon_intensity.timestamp"] = intensity.timestamp
     for hw_type in HW_TYPES:
         if hw_type in w.by_type:
             attrs[f"otel_energy.{hw_type}.energy"] = w.by_type[hw_type]
@@ -128,6 +130,10 @@ class SpanEnergyRecorder:
         self.intensity_override = intensity
         self.on_complete: list[Callable[[Interval], None]] = []
         self._clock = sampler.clock
+        # Span timestamps derive from the same clock reading as the energy window, through one
+        # fixed offset: a span's duration is then exactly the interval its energy covers, even
+        # if the thread is switched out between two clock reads.
+        self._offset_ns = time.time_ns() - round(self._clock() * 1e9)
         self._pending: deque[Interval] = deque()
         self._resolving = threading.Lock()
         sampler.add_listener(self._resolve_ready)
@@ -152,7 +158,7 @@ class SpanEnergyRecorder:
         thread.
         """
         t0 = self._clock()
-        start_ns = time.time_ns()
+        start_ns = self._wall_ns(t0)
         attrs = attributes or {}
         span = None
         if record_span and self.tracer is not None:
@@ -178,11 +184,14 @@ class SpanEnergyRecorder:
         if interval.t1_s is not None:
             return  # already finished (defensive: error paths may finish twice)
         interval.t1_s = self._clock()
-        interval.end_ns = time.time_ns()
+        interval.end_ns = self._wall_ns(interval.t1_s)
         interval.error = error
         if attributes:
             interval.end_attributes.update(attributes)
         self._pending.append(interval)  # deque.append is atomic: no lock on the hot path
+
+    def _wall_ns(self, t_s: float) -> int:
+        return round(t_s * 1e9) + self._offset_ns
 
     def provisional(self, t0_s: float) -> WindowEnergy:
         """Energy from ``t0_s`` to now without waiting: tail extrapolated at current power."""

@@ -1,0 +1,148 @@
+"""A loopback HTTP server answering like Electricity Maps v3, WattTime v3 and the UK Carbon
+Intensity API, as their public documentation shows, with switchable failures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+EM_TOKEN = "em-secret-token-123"
+WT_USER, WT_PASSWORD, WT_TOKEN = "alice", "wt-secret-pw-456", "wt-bearer-789"
+
+
+@dataclass
+class Api:
+    """What the server answers. ``fail[path]`` = "429" | "500" | "slow" | "malformed"."""
+
+    fail: dict[str, str] = field(default_factory=dict)
+    retry_after: str = "7"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    em_latest: float = 302.0
+    em_history: list[tuple[str, float]] = field(
+        default_factory=lambda: [
+            ("2026-11-23T10:00:00.000Z", 280.0),
+            ("2026-11-23T11:00:00.000Z", 290.0),
+        ]
+    )
+    wt_lb_per_mwh: float = 1000.0
+    uk: list[dict[str, Any]] = field(
+        default_factory=lambda: [
+            {
+                "from": "2026-11-23T12:00Z",
+                "to": "2026-11-23T12:30Z",
+                "intensity": {"forecast": 266, "actual": 263, "index": "moderate"},
+            }
+        ]
+    )
+
+    def answer(
+        self, path: str, query: dict[str, list[str]], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        self.requests.append({"path": path, "query": query, "headers": headers})
+        mode = self.fail.get(path)
+        if mode == "429":
+            return 429, {"Retry-After": self.retry_after}, b'{"message": "Too Many Requests"}'
+        if mode == "500":
+            return 500, {}, b'{"error": "internal"}'
+        if mode == "slow":
+            time.sleep(2.0)
+        if mode == "malformed":
+            return 200, {}, b'{"carbonIntensity": '
+        body = self._body(path, query, headers)
+        if isinstance(body, int):
+            return body, {}, b'{"error": "unauthorized"}'
+        return 200, {}, json.dumps(body).encode()
+
+    def _body(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Any:
+        if path.startswith("/v3/carbon-intensity/"):
+            if headers.get("auth-token") != EM_TOKEN:
+                return 401
+            zone = query.get("zone", ["XX"])[0]
+            entry = {
+                "zone": zone,
+                "updatedAt": "2026-11-23T12:05:00.000Z",
+                "emissionFactorType": "lifecycle",
+                "isEstimated": False,
+            }
+            if path.endswith("/latest"):
+                return {
+                    **entry,
+                    "carbonIntensity": self.em_latest,
+                    "datetime": "2026-11-23T12:00:00.000Z",
+                }
+            if path.endswith("/history"):
+                return {
+                    "zone": zone,
+                    "history": [
+                        {**entry, "carbonIntensity": v, "datetime": t} for t, v in self.em_history
+                    ],
+                }
+        if path == "/login":
+            expected = base64.b64encode(f"{WT_USER}:{WT_PASSWORD}".encode()).decode()
+            return (
+                {"token": WT_TOKEN} if headers.get("authorization") == f"Basic {expected}" else 403
+            )
+        if path.startswith("/v3/"):
+            if headers.get("authorization") != f"Bearer {WT_TOKEN}":
+                return 401
+            if path == "/v3/region-from-loc":
+                return {
+                    "region": "CAISO_NORTH",
+                    "region_full_name": "California ISO Northern",
+                    "signal_type": "co2_moer",
+                }
+            if path == "/v3/forecast":
+                return {
+                    "data": [
+                        {"point_time": "2026-11-23T12:00:00+00:00", "value": self.wt_lb_per_mwh}
+                    ],
+                    "meta": {
+                        "region": query["region"][0],
+                        "signal_type": "co2_moer",
+                        "units": "lbs_co2_per_mwh",
+                        "generated_at": "2026-11-23T12:00:00+00:00",
+                    },
+                }
+        if path == "/intensity":
+            return {"data": self.uk}
+        return 404
+
+
+@contextmanager
+def carbon_api() -> Iterator[tuple[str, Api]]:
+    api = Api()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlparse(self.path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            code, extra, body = api.answer(url.path, parse_qs(url.query), headers)
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with suppress(BrokenPipeError):
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", api
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,313 @@
+"""Live carbon intensity: each provider against a loopback server answering as documented;
+the refresher's cache, TTL, backoff and persistence; CO2e integrated interval by interval."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from otel_energy import carbon_providers as cp
+from otel_energy.carbon import Intensity, co2e_g
+from otel_energy.carbon_live import CACHE_MAX_AGE_S, MIN_BACKOFF_S, LiveIntensity
+from otel_energy.config import ConfigError, load_config
+from otel_energy.sampler import Sampler
+from otel_energy.sensors.base import DeviceInfo, Reading
+from tests.conftest import FakeClock
+from tests.fake_carbon_apis import EM_TOKEN, WT_PASSWORD, WT_TOKEN, WT_USER, carbon_api
+
+TABLE = Intensity(480.6, "table:owid-ember:world")
+NOW = datetime(2026, 11, 23, 12, 10, tzinfo=timezone.utc)
+
+
+def test_electricity_maps_latest_and_history_with_auth_token() -> None:
+    with carbon_api() as (url, api):
+        points = cp.ElectricityMaps(EM_TOKEN, zone="DE", base_url=url).fetch()
+        assert [(p.at.hour, p.g_per_kwh, p.kind) for p in points] == [
+            (10, 280.0, "average"),
+            (11, 290.0, "average"),
+            (12, 302.0, "average"),
+        ]
+        assert {r["path"] for r in api.requests} == {
+            "/v3/carbon-intensity/latest",
+            "/v3/carbon-intensity/history",
+        }
+        assert all(
+            r["headers"]["auth-token"] == EM_TOKEN and r["query"]["zone"] == ["DE"]
+            for r in api.requests
+        )
+        api.requests.clear()
+        cp.ElectricityMaps(EM_TOKEN, lat=52.5, lon=13.4, base_url=url).fetch()
+        assert api.requests[-1]["query"] == {"lat": ["52.5"], "lon": ["13.4"]}
+        with pytest.raises(cp.ProviderError, match="HTTP 401"):
+            cp.ElectricityMaps("wrong", zone="DE", base_url=url).fetch()
+
+
+def test_watttime_login_region_marginal_in_g_per_kwh() -> None:
+    with carbon_api() as (url, api):
+        wt = cp.WattTime(WT_USER, WT_PASSWORD, lat=38.5, lon=-121.5, base_url=url)
+        [p] = wt.fetch(now_s=0.0)
+        assert p.kind == "marginal"
+        assert p.g_per_kwh == pytest.approx(1000.0 * 0.45359237)  # lb/MWh -> g/kWh
+        assert wt.region == "CAISO_NORTH"
+        wt.fetch(now_s=60.0)  # token reused within its lifetime
+        paths = [r["path"] for r in api.requests]
+        assert paths.count("/login") == 1 and paths.count("/v3/region-from-loc") == 1
+        forecast = [r for r in api.requests if r["path"] == "/v3/forecast"][-1]
+        assert forecast["headers"]["authorization"] == f"Bearer {WT_TOKEN}"
+        assert forecast["query"]["signal_type"] == ["co2_moer"]
+        wt.fetch(now_s=3600.0)  # expired: logs in again
+        assert [r["path"] for r in api.requests].count("/login") == 2
+
+
+def test_uk_uses_actual_else_forecast() -> None:
+    with carbon_api() as (url, api):
+        [p] = cp.UKCarbonIntensity(base_url=url).fetch()
+        assert (p.g_per_kwh, p.kind, p.at.isoformat()) == (
+            263.0,
+            "average",
+            "2026-11-23T12:00:00+00:00",
+        )
+        api.uk[0]["intensity"]["actual"] = None  # the half hour has not closed yet
+        [p] = cp.UKCarbonIntensity(base_url=url).fetch()
+        assert p.g_per_kwh == 266.0
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "match"),
+    [
+        ("429", cp.RateLimited, "HTTP 429"),
+        ("500", cp.ProviderError, "HTTP 500"),
+        ("malformed", cp.ProviderError, "malformed"),
+        ("slow", cp.ProviderError, "timed out"),
+    ],
+)
+def test_provider_errors_never_leak_secrets(mode: str, error: type, match: str) -> None:
+    with carbon_api() as (url, api):
+        api.fail["/v3/carbon-intensity/latest"] = mode
+        api.fail["/v3/forecast"] = mode
+        em = cp.ElectricityMaps(EM_TOKEN, zone="DE", base_url=url, timeout_s=0.5)
+        with pytest.raises(error, match=match) as em_err:
+            em.fetch()
+        wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url, timeout_s=0.5)
+        with pytest.raises(error, match=match) as wt_err:
+            wt.fetch()
+        for exc in (em_err.value, wt_err.value):
+            assert EM_TOKEN not in str(exc) and WT_PASSWORD not in str(exc)
+            assert WT_TOKEN not in str(exc)
+        if mode == "429":
+            assert em_err.value.retry_after_s == 7.0
+
+
+def live(url: str, tmp_path: Path, clock: FakeClock, provider: object = None) -> LiveIntensity:
+    return LiveIntensity(
+        provider or cp.UKCarbonIntensity(base_url=url, timeout_s=0.5),
+        TABLE,
+        tmp_path,
+        clock=clock,
+        wall=lambda: NOW,
+    )
+
+
+def test_refresher_ttl_backoff_retry_after_and_fallback(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "otel_energy")
+    with carbon_api() as (url, api):
+        api.fail["/intensity"] = "500"
+        li = live(url, tmp_path, clock)
+        assert li.at(clock.t) == TABLE  # nothing fetched yet: the table
+        assert li.refresh_once() == MIN_BACKOFF_S
+        assert li.refresh_once() == 2 * MIN_BACKOFF_S  # exponential backoff
+        assert li.at(clock.t) == TABLE
+        del api.fail["/intensity"]
+        assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s  # success: the data's TTL
+        value = li.at(clock.t)
+        assert (value.g_per_kwh, value.source, value.kind) == (
+            263.0,
+            "live:uk-carbon-intensity",
+            "average",
+        )
+        assert value.timestamp == "2026-11-23T12:00:00+00:00"
+        api.fail["/intensity"] = "429"
+        assert li.refresh_once() == 7.0  # Retry-After honoured
+        assert li.at(clock.t).source == "live:uk-carbon-intensity"  # last good value kept
+        li.refresh_once()
+    messages = [r.getMessage() for r in caplog.records]
+    unavailable = [m for m in messages if "unavailable" in m]
+    # said once per change: table fallback, then (after recovering) the live value kept
+    assert len(unavailable) == 2
+    assert "using table:owid-ember:world" in unavailable[0]
+    assert "using live:uk-carbon-intensity" in unavailable[1]
+    assert sum("carbon intensity from live:uk-carbon-intensity" in m for m in messages) == 1
+
+
+def test_last_good_value_survives_a_restart_without_network(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    with carbon_api() as (url, _api):
+        assert live(url, tmp_path, clock).refresh_once() > 0
+    restarted = live("http://127.0.0.1:9", tmp_path, clock)  # nothing listens there
+    value = restarted.at(clock.t)
+    assert (value.g_per_kwh, value.source) == (263.0, "cache:live:uk-carbon-intensity")
+    assert restarted.refresh_once() == MIN_BACKOFF_S  # fails, keeps the cached value
+    assert restarted.at(clock.t).source == "cache:live:uk-carbon-intensity"
+    late = LiveIntensity(
+        cp.UKCarbonIntensity(base_url="http://127.0.0.1:9"),
+        TABLE,
+        tmp_path,
+        clock=clock,
+        wall=lambda: NOW + timedelta(seconds=CACHE_MAX_AGE_S),
+    )
+    assert late.at(clock.t) == TABLE  # too old to beat the annual table
+
+
+class Watts:
+    """A counter sensor drawing exactly ``watts`` on the fake clock."""
+
+    def __init__(self, clock: FakeClock, watts: float) -> None:
+        self.clock, self.watts, self.t0 = clock, watts, clock.t
+        self.info = DeviceInfo("synthetic:0", "gpu", "synthetic", "nvml_counter")
+        self.wrap_j = None
+
+    def read(self) -> Reading:
+        return Reading(counter_j=self.watts * (self.clock.t - self.t0))
+
+    def close(self) -> None:
+        pass
+
+
+def test_co2e_of_a_span_crossing_an_intensity_change_is_exact(clock: FakeClock) -> None:
+    """3600 W for 10 s; the grid goes from 100 to 500 g/kWh 4 s into the span."""
+
+    class Step:
+        name, key, ttl_s = "step", "step:1", 60.0
+
+        def fetch(self) -> list[cp.IntensityPoint]:
+            return [
+                cp.IntensityPoint(NOW - timedelta(minutes=30), 100.0, "average"),
+                cp.IntensityPoint(NOW + timedelta(seconds=4), 500.0, "average"),
+            ]
+
+    li = LiveIntensity(Step(), TABLE, None, clock=clock, wall=lambda: NOW)
+    li.refresh_once()
+    sampler = Sampler([Watts(clock, 3600.0)], clock=clock, intensity=li, pue=1.0)
+    t0 = clock.t
+    sampler.sample_once()
+    for _ in range(100):
+        clock.advance(0.1)
+        sampler.sample_once()
+    w = sampler.window(t0, t0 + 10.0)
+    # each interval at the intensity valid during it: (t0, t0+4] at 100, (t0+4, t0+10] at 500
+    expected = co2e_g(3600.0 * 4, 1.0, 100.0) + co2e_g(3600.0 * 6, 1.0, 500.0)
+    assert w.energy_j == pytest.approx(36000.0)
+    assert w.co2e_g == pytest.approx(expected, rel=1e-6)
+    assert w.co2e_g != pytest.approx(co2e_g(36000.0, 1.0, 100.0))
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        (
+            {"OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "co2signal"},
+            "table, electricitymaps, watttime, uk",
+        ),
+        ({"OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "electricitymaps"}, "OTEL_PYTHON_ENERGY_ZONE"),
+        (
+            {
+                "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "electricitymaps",
+                "OTEL_PYTHON_ENERGY_ZONE": "DE",
+            },
+            "OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN",
+        ),
+        (
+            {
+                "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "watttime",
+                "OTEL_PYTHON_ENERGY_LATITUDE": "38",
+                "OTEL_PYTHON_ENERGY_LONGITUDE": "-121",
+            },
+            "OTEL_PYTHON_ENERGY_WATTTIME_USERNAME",
+        ),
+        (
+            {
+                "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "watttime",
+                "OTEL_PYTHON_ENERGY_LATITUDE": "95",
+                "OTEL_PYTHON_ENERGY_LONGITUDE": "0",
+            },
+            "OTEL_PYTHON_ENERGY_LATITUDE='95'.*-90 to 90",
+        ),
+    ],
+)
+def test_live_provider_configuration_errors(env: dict[str, str], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(env)
+
+
+def test_secrets_stay_out_of_the_config_repr() -> None:
+    cfg = load_config(
+        {
+            "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "watttime",
+            "OTEL_PYTHON_ENERGY_ZONE": "CAISO_NORTH",
+            "OTEL_PYTHON_ENERGY_WATTTIME_USERNAME": WT_USER,
+            "OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD": WT_PASSWORD,
+        }
+    )
+    assert cfg.carbon is not None and cfg.carbon.password == WT_PASSWORD
+    assert WT_PASSWORD not in repr(cfg)
+    uk = load_config({"OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk"})
+    assert uk.carbon is not None and uk.carbon.provider == "uk"
+    override = load_config(
+        {"OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk", "OTEL_PYTHON_ENERGY_CARBON_INTENSITY": "50"}
+    )
+    assert override.carbon is None  # an explicit intensity wins over live data
+
+
+def test_environment_to_metrics_with_a_live_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OTEL_PYTHON_ENERGY_* selects the UK API; the refresher thread fetches it; the intensity
+    gauge and CO2e series say where the value came from and when it was for."""
+    import time
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_energy import EnergyInstrumentor
+    from tests.conftest import points
+
+    with carbon_api() as (url, api):
+        for key, value in {
+            "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk",
+            "OTEL_PYTHON_ENERGY_CARBON_API_URL": url,
+            "OTEL_PYTHON_ENERGY_CACHE_DIR": str(tmp_path),
+            "OTEL_PYTHON_ENERGY_SOURCES": "estimate",
+            "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.02",
+        }.items():
+            monkeypatch.setenv(key, value)
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        inst = EnergyInstrumentor()
+        inst.instrument(meter_provider=provider)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any(
+                r["path"] == "/intensity" for r in api.requests
+            ):
+                time.sleep(0.05)
+            time.sleep(0.2)
+            got = points(reader)
+        finally:
+            inst.uninstrument()
+            provider.shutdown()
+    [(attrs, value)] = got["otel_energy.carbon_intensity"]
+    assert value == 263.0
+    assert attrs["otel_energy.carbon_intensity.source"] == "live:uk-carbon-intensity"
+    assert attrs["otel_energy.carbon_intensity.timestamp"] == "2026-11-23T12:00:00+00:00"
+    assert attrs["otel_energy.carbon_intensity.kind"] == "average"
+    assert all(
+        a["otel_energy.carbon_intensity.source"] == "live:uk-carbon-intensity"
+        for a, _ in got["otel_energy.co2e"]
+    )
+    assert list(tmp_path.glob("intensity-*.json"))  # persisted for the next start
