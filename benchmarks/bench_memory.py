@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -26,6 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from benchmarks.bench_step_overhead import begin_direct_run
 from benchmarks.common import machine, write
 from otel_energy.config import load_config
 from otel_energy.hf import EnergyCallback
@@ -61,14 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tp.add_span_processor(BatchSpanProcessor(exporter))
     mp = MeterProvider()
     cb = EnergyCallback(tracer_provider=tp, meter_provider=mp, config=load_config(os.environ))
-    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=steps, log_history=[])
-    args = SimpleNamespace(
-        num_train_epochs=1, gradient_accumulation_steps=1, per_device_train_batch_size=8
-    )
-    cb.on_train_begin(args, state, None)
-    cb.on_epoch_begin(args, state, None)
-    rec = cb.recorder
-    assert rec is not None
+    args, state, rec = begin_direct_run(cb, steps)
     trace_points = []
     for i in range(1, steps + 1):
         cb.on_step_begin(args, state, None)

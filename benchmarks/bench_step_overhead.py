@@ -148,6 +148,21 @@ def whole_run(mode: str, steps: int, workdir: str) -> float:
     return median([b - a for a, b in zip(clock.t[10:], clock.t[11:], strict=False)])
 
 
+def begin_direct_run(cb: EnergyCallback, max_steps: int) -> tuple[Any, Any, Any]:
+    """Start a run and an epoch on ``cb`` without a Trainer, to drive its step events directly.
+
+    Returns the Trainer-like ``args`` and ``state`` to pass to the events, and the recorder.
+    """
+    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=max_steps, log_history=[])
+    args = SimpleNamespace(
+        num_train_epochs=1, gradient_accumulation_steps=1, per_device_train_batch_size=8
+    )
+    cb.on_train_begin(args, state, None)
+    cb.on_epoch_begin(args, state, None)
+    assert cb.recorder is not None
+    return args, state, cb.recorder
+
+
 def micro(n: int, repeats: int) -> dict[str, float]:
     """Median microseconds per step: training-thread cost, completion cost, bare SDK span.
 
@@ -159,14 +174,7 @@ def micro(n: int, repeats: int) -> dict[str, float]:
     mp = MeterProvider()
     tracer = tp.get_tracer("bench")
     cb = energy_callback(tp, mp, "all")
-    state = SimpleNamespace(global_step=0, epoch=0.0, max_steps=n, log_history=[])
-    args = SimpleNamespace(
-        num_train_epochs=1, gradient_accumulation_steps=1, per_device_train_batch_size=8
-    )
-    cb.on_train_begin(args, state, None)
-    cb.on_epoch_begin(args, state, None)
-    rec = cb.recorder
-    assert rec is not None
+    args, state, rec = begin_direct_run(cb, n)
     rec.close()  # detach completion from the sampler thread; done explicitly below
     # Pending spans are completed every CHUNK steps, as the sampler does every 0.1 s of 5 ms
     # steps; letting tens of thousands pile up would measure the garbage collector instead.

@@ -61,6 +61,29 @@ def wait_until(
 
 
 @contextmanager
+def _server(
+    cmd: list[str], ready_url: str, what: str, log_path: Path, timeout_s: float, **popen: Any
+) -> Iterator[None]:
+    """Run a server process until the block ends; wait until ``ready_url`` answers 200."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **popen)
+        try:
+            wait_until(
+                lambda: urllib.request.urlopen(ready_url, timeout=2).status == 200,
+                timeout_s,
+                f"{what} ready",
+                proc,
+            )
+            yield
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
 def prometheus(tmp_path: Path, targets: list[str]) -> Iterator[str]:
     """A real Prometheus on 127.0.0.1 scraping ``targets`` every second; yields its base URL."""
     binary = shutil.which("prometheus")
@@ -77,30 +100,15 @@ def prometheus(tmp_path: Path, targets: list[str]) -> Iterator[str]:
         "scrape_configs:\n  - job_name: otel-energy\n    static_configs:\n"
         f"      - targets: {json.dumps(targets)}\n"
     )
-    log = (tmp_path / "prometheus.log").open("w")
-    proc = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={cfg}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: urllib.request.urlopen(base + "/-/ready", timeout=2).status == 200,
-            30,
-            "Prometheus ready",
-            proc,
-        )
+    cmd = [
+        binary,
+        f"--config.file={cfg}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with _server(cmd, base + "/-/ready", "Prometheus", tmp_path / "prometheus.log", 30):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 def prom_query(base: str, query: str) -> list[dict[str, Any]]:
@@ -116,40 +124,22 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
     require(binary.exists(), "MLflow", "pip install mlflow==3.17.2 (bash scripts/test.sh does it)")
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log = (tmp_path / "mlflow.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(tmp_path / "artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=tmp_path,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(
-            lambda: urllib.request.urlopen(base + "/health", timeout=2).status == 200,
-            90,
-            "MLflow server ready",
-            proc,
-        )
+    cmd = [
+        str(binary),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "--default-artifact-root",
+        str(tmp_path / "artifacts"),
+    ]
+    with _server(
+        cmd, base + "/health", "MLflow server", tmp_path / "mlflow.log", 90, env=env, cwd=tmp_path
+    ):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()

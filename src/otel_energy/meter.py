@@ -142,11 +142,8 @@ class EnergyMeter:
 
     # ---- blocks ----
     @contextmanager
-    def epoch(self) -> Iterator[None]:
-        """Measure an epoch (a span named ``epoch``, child of the current span)."""
-        iv = self._rec.start("epoch", "epoch", None, {"otel_energy.train.epoch": self._epoch_index})
-        self._epoch_index += 1
-        self._epoch = iv
+    def _measured(self, iv: Interval) -> Iterator[None]:
+        """Finish ``iv`` when the block ends, recording (and re-raising) an exception."""
         error: BaseException | None = None
         try:
             yield
@@ -154,8 +151,20 @@ class EnergyMeter:
             error = exc
             raise
         finally:
+            attrs = {"otel_energy.train.steps": iv.steps} if iv.kind == "epoch" else None
+            self._rec.finish(iv, error, attrs)
+
+    @contextmanager
+    def epoch(self) -> Iterator[None]:
+        """Measure an epoch (a span named ``epoch``, child of the current span)."""
+        iv = self._rec.start("epoch", "epoch", None, {"otel_energy.train.epoch": self._epoch_index})
+        self._epoch_index += 1
+        self._epoch = iv
+        try:
+            with self._measured(iv):
+                yield
+        finally:
             self._epoch = None
-            self._rec.finish(iv, error, {"otel_energy.train.steps": iv.steps})
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -164,14 +173,10 @@ class EnergyMeter:
         iv = self._rec.start(
             "step", "batch", self._epoch, {"otel_energy.train.step": self._batch_index}
         )
-        error: BaseException | None = None
         try:
-            yield
-        except BaseException as exc:
-            error = exc
-            raise
+            with self._measured(iv):
+                yield
         finally:
-            self._rec.finish(iv, error)
             if self._epoch is not None:
                 self._epoch.steps += 1
             w = self._rec.provisional(iv.t0_s)  # never waits; exact once the sampler catches up
