@@ -130,6 +130,7 @@ def test_every_instrument_is_documented() -> None:
         "otel_energy.method",
         "otel_energy.estimated",
         "otel_energy.carbon_intensity.source",
+        "otel_energy.carbon_intensity.timestamp",
         "otel_energy.carbon_intensity.kind",
         "otel_energy.pue",
         "otel_energy.gpu.mig_instances",
