@@ -40,8 +40,9 @@ class CarbonConfig:
         region: sub-national region; recorded, not yet used (annual tables are per country).
         grid_carbon_intensity: gCO2e/kWh override.
         pue: data-centre power usage effectiveness (>= 1).
-        use_real_time_carbon, auto_detect_location: need live providers, which this version does
-            not have; True logs that the annual table is used instead.
+        use_real_time_carbon: expect a live provider (``OTEL_PYTHON_ENERGY_CARBON_PROVIDER``);
+            True without one logs how to set it up and uses the annual table.
+        auto_detect_location: not supported (no location lookup is made); True logs so.
     """
 
     project_name: str = "hf-training"

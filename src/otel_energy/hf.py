@@ -420,11 +420,17 @@ class Eco2AICallback(EnergyCallback):
         self.integrations = list(integrations or [])
         self._epochs: list[dict[str, Any]] = []
         self._report: CarbonReport | None = None
-        if self.carbon_config.use_real_time_carbon or self.carbon_config.auto_detect_location:
+        if self.carbon_config.use_real_time_carbon and self.config.carbon is None:
             _log.warning(
-                "otel-energy: live carbon intensity and location detection are not"
-                " available in this version; using the annual table (%s).",
+                "otel-energy: CarbonConfig.use_real_time_carbon needs a live provider: set"
+                " OTEL_PYTHON_ENERGY_CARBON_PROVIDER (electricitymaps, watttime or uk) and its"
+                " zone and key (docs/carbon.md); using %s.",
                 self.config.intensity.source,
+            )
+        if self.carbon_config.auto_detect_location:
+            _log.warning(
+                "otel-energy: CarbonConfig.auto_detect_location is not supported (no location"
+                " lookup is made); set OTEL_PYTHON_ENERGY_ZONE or _LATITUDE/_LONGITUDE."
             )
         self._prometheus_served = False
 
