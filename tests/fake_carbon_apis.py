@@ -10,11 +10,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 EM_TOKEN = "em-secret-token-123"
+UK_DIP_SLOTS = range(10, 14)  # half-hour slots 10-13 after now: 5 h to 7 h ahead
+
+
+def _hour_now() -> datetime:
+    return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
 WT_USER, WT_PASSWORD, WT_TOKEN = "alice", "wt-secret-pw-456", "wt-bearer-789"
 
 
@@ -26,6 +34,7 @@ class Api:
     retry_after: str = "7"
     requests: list[dict[str, Any]] = field(default_factory=list)
     em_latest: float = 302.0
+    uk_dip: int = 80
     em_history: list[tuple[str, float]] = field(
         default_factory=lambda: [
             ("2026-11-23T10:00:00.000Z", 280.0),
@@ -78,6 +87,21 @@ class Api:
                     "carbonIntensity": self.em_latest,
                     "datetime": "2026-11-23T12:00:00.000Z",
                 }
+            if path.endswith("/forecast"):  # hourly from the current hour: 300, a dip at +3 h
+                start = _hour_now()
+                return {
+                    "zone": zone,
+                    "updatedAt": entry["updatedAt"],
+                    "forecast": [
+                        {
+                            "carbonIntensity": 150.0 if h in (3, 4) else 300.0,
+                            "datetime": (start + timedelta(hours=h))
+                            .isoformat()
+                            .replace("+00:00", "Z"),
+                        }
+                        for h in range(24)
+                    ],
+                }
             if path.endswith("/history"):
                 return {
                     "zone": zone,
@@ -99,6 +123,22 @@ class Api:
                     "region_full_name": "California ISO Northern",
                     "signal_type": "co2_moer",
                 }
+            if path == "/v3/forecast" and query.get("horizon_hours") != ["0"]:
+                start = _hour_now()  # 5-minute points for 24 h; cleaner from +10 h to +12 h
+                return {
+                    "data": [
+                        {
+                            "point_time": (start + timedelta(minutes=5 * k)).isoformat(),
+                            "value": 600.0 if 120 <= k < 144 else self.wt_lb_per_mwh,
+                        }
+                        for k in range(288)
+                    ],
+                    "meta": {
+                        "region": query["region"][0],
+                        "signal_type": "co2_moer",
+                        "units": "lbs_co2_per_mwh",
+                    },
+                }
             if path == "/v3/forecast":
                 return {
                     "data": [
@@ -113,6 +153,25 @@ class Api:
                 }
         if path == "/intensity":
             return {"data": self.uk}
+        if path.startswith("/intensity/") and path.endswith("/fw48h"):
+            start = datetime.strptime(path.split("/")[2], "%Y-%m-%dT%H:%MZ").replace(
+                tzinfo=timezone.utc
+            )
+            start -= timedelta(minutes=start.minute % 30)  # half-hour slots, as the API
+            return {
+                "data": [
+                    {
+                        "from": (start + timedelta(minutes=30 * k)).strftime("%Y-%m-%dT%H:%MZ"),
+                        "to": (start + timedelta(minutes=30 * (k + 1))).strftime("%Y-%m-%dT%H:%MZ"),
+                        "intensity": {
+                            "forecast": self.uk_dip if k in UK_DIP_SLOTS else 250,
+                            "actual": None,
+                            "index": "moderate",
+                        },
+                    }
+                    for k in range(96)
+                ]
+            }
         return 404
 
 

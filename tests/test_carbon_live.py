@@ -311,3 +311,98 @@ def test_environment_to_metrics_with_a_live_provider(
         for a, _ in got["otel_energy.co2e"]
     )
     assert list(tmp_path.glob("intensity-*.json"))  # persisted for the next start
+    forecast = {
+        a["otel_energy.carbon_intensity.horizon_h"]: v
+        for a, v in got["otel_energy.carbon_intensity.forecast"]
+    }
+    assert set(forecast) == {1, 2, 3, 6, 12, 24}
+    assert forecast[1] == 250.0 and forecast[6] == 80.0  # the fake's dip is 5 h to 7 h ahead
+
+
+def pts(
+    start: datetime, step_min: int, values: list[float], kind: str = "average"
+) -> list[cp.IntensityPoint]:
+    return [
+        cp.IntensityPoint(start + timedelta(minutes=step_min * i), v, kind)
+        for i, v in enumerate(values)
+    ]
+
+
+def test_best_start_is_exact_on_a_synthetic_forecast() -> None:
+    from otel_energy.carbon_forecast import best_start, mean_intensity
+
+    forecast = pts(NOW, 30, [300, 300, 100, 100, 400, 400, 200, 200])  # 4 h of half hours
+    advice = best_start(forecast, timedelta(hours=1), timedelta(hours=4), NOW)
+    assert advice is not None
+    assert advice.start == NOW + timedelta(hours=1) and advice.mean_g_per_kwh == 100.0
+    assert advice.now_mean_g_per_kwh == 300.0 and advice.saving == pytest.approx(2 / 3)
+    # a 45-minute job from +45 min: 15 min at 300, then 30 min at 100
+    assert mean_intensity(
+        forecast, NOW + timedelta(minutes=45), timedelta(minutes=45)
+    ) == pytest.approx((15 * 300 + 30 * 100) / 45)
+    # a job longer than the window left, or outside the forecast: no advice
+    assert best_start(forecast, timedelta(hours=5), timedelta(hours=6), NOW) is None
+    assert mean_intensity(forecast, NOW - timedelta(minutes=1), timedelta(hours=1)) is None
+    # within 1 h a 1 h job can only start now
+    only_now = best_start(forecast, timedelta(hours=1), timedelta(hours=1), NOW)
+    assert only_now is not None and only_now.start == NOW
+
+
+def test_providers_forecasts() -> None:
+    with carbon_api() as (url, _api):
+        em = cp.ElectricityMaps(EM_TOKEN, zone="DE", base_url=url).fetch_forecast()
+        assert len(em) == 24 and {p.g_per_kwh for p in em} == {150.0, 300.0}
+        uk = cp.UKCarbonIntensity(base_url=url).fetch_forecast()
+        assert len(uk) == 96 and min(p.g_per_kwh for p in uk) == 80.0
+        assert all(p.kind == "average" for p in [*em, *uk])
+        wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url)
+        forecast = wt.fetch_forecast()
+        assert len(forecast) == 288 and all(p.kind == "marginal" for p in forecast)
+        assert min(p.g_per_kwh for p in forecast) == pytest.approx(600 * 0.45359237)
+        assert len(wt.fetch()) == 1  # the current value is still one point
+
+
+def test_refresher_keeps_the_forecast(tmp_path: Path, clock: FakeClock) -> None:
+    with carbon_api() as (url, _api):
+        li = LiveIntensity(cp.UKCarbonIntensity(base_url=url), TABLE, tmp_path, clock=clock)
+        li.refresh_once()
+    forecast = li.forecast()
+    assert len(forecast) == 96
+    later = li.forecast_at(forecast[11].at + timedelta(minutes=10))
+    assert later is not None and later.g_per_kwh == 80.0
+    assert li.forecast_at(forecast[0].at - timedelta(hours=3)) is None
+
+
+def test_cli_when_recommends_the_dip(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with carbon_api() as (url, _api):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_ENERGY_")}
+        env.update(
+            OTEL_PYTHON_ENERGY_CARBON_PROVIDER="uk",
+            OTEL_PYTHON_ENERGY_CARBON_API_URL=url,
+            OTEL_PYTHON_ENERGY_CACHE_DIR=str(tmp_path),
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "otel_energy.cli", "when", "--hours", "2", "--within", "24"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        table = subprocess.run(
+            [sys.executable, "-m", "otel_energy.cli", "when"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in env.items() if k != "OTEL_PYTHON_ENERGY_CARBON_PROVIDER"},
+        )
+    assert proc.returncode == 0, proc.stderr
+    # the 2 h dip is 5 h to 7 h ahead (from the current half hour): mean 80, vs 250 now
+    assert "mean 80 gCO2e/kWh average" in proc.stdout
+    assert "starting now: mean 250 gCO2e/kWh; waiting saves 68% of the CO2e" in proc.stdout
+    hours_ahead = float(proc.stdout.split("(in ")[1].split(" h)")[0])
+    assert 4.5 <= hours_ahead <= 5.0
+    assert table.returncode == 2 and "OTEL_PYTHON_ENERGY_CARBON_PROVIDER" in table.stderr

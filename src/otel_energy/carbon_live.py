@@ -69,6 +69,7 @@ class LiveIntensity:
         self._t: list[float] = []  # monotonic time from which each value holds
         self._v: list[Intensity] = []
         self._state = "start"
+        self._forecast: list[IntensityPoint] = []
         self._backoff_s = MIN_BACKOFF_S
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,6 +133,7 @@ class LiveIntensity:
             self._failed("empty answer")
             return self._backoff_s
         self._backoff_s = MIN_BACKOFF_S
+        self._refresh_forecast()
         self._add(points, self.source)
         self._save_cache(points)
         self._announce(
@@ -140,6 +142,32 @@ class LiveIntensity:
             logging.INFO,
         )
         return self.provider.ttl_s
+
+    def _refresh_forecast(self) -> None:
+        fetch = getattr(self.provider, "fetch_forecast", None)
+        if fetch is None:
+            return
+        try:
+            forecast = list(fetch())
+        except ProviderError as exc:  # optional data: keep the previous forecast
+            _log.debug("otel-energy: no carbon intensity forecast: %s", exc)
+            return
+        with self._lock:
+            self._forecast = sorted(forecast, key=lambda p: p.at)
+
+    def forecast(self) -> list[IntensityPoint]:
+        """The latest forecast from the provider (empty when it offers none)."""
+        with self._lock:
+            return list(self._forecast)
+
+    def forecast_at(self, when: datetime) -> IntensityPoint | None:
+        """The forecast value holding at ``when`` (UTC), None outside the forecast."""
+        with self._lock:
+            pts = self._forecast
+            i = bisect_right([p.at for p in pts], when)
+            if i == 0 or (when - pts[i - 1].at) > timedelta(hours=2):
+                return None
+            return pts[i - 1]
 
     def _failed(self, why: str) -> None:
         with self._lock:

@@ -140,6 +140,17 @@ class ElectricityMaps:
                     raise ProviderError("Electricity Maps: malformed latest value") from None
         return sorted(set(points), key=lambda p: p.at)
 
+    def fetch_forecast(self) -> list[IntensityPoint]:
+        """``/v3/carbon-intensity/forecast``: the coming hours, average intensity."""
+        data = self._get("/v3/carbon-intensity/forecast")
+        try:
+            return [
+                IntensityPoint(parse_time(e["datetime"]), float(e["carbonIntensity"]), "average")
+                for e in data["forecast"]
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise ProviderError("Electricity Maps forecast: malformed body") from None
+
 
 class WattTime:
     """WattTime v3: ``/login`` (basic auth, token), ``/v3/region-from-loc``, ``/v3/forecast``.
@@ -185,6 +196,14 @@ class WattTime:
         return {"Authorization": f"Bearer {self._token}"}
 
     def fetch(self, now_s: float = 0.0) -> list[IntensityPoint]:
+        """The current marginal rate (the first point of ``/v3/forecast``)."""
+        return self._forecast(now_s, horizon_h=0)[:1]
+
+    def fetch_forecast(self, now_s: float = 0.0) -> list[IntensityPoint]:
+        """The next 24 hours of marginal rates, 5-minute points."""
+        return self._forecast(now_s, horizon_h=24)
+
+    def _forecast(self, now_s: float, horizon_h: int) -> list[IntensityPoint]:
         headers = self._bearer(now_s)
         if self.region is None:
             q = urllib.parse.urlencode(
@@ -200,7 +219,7 @@ class WattTime:
                 raise ProviderError("WattTime /v3/region-from-loc: no region in the answer")
             self.region = str(data["region"])
         q = urllib.parse.urlencode(
-            {"region": self.region, "signal_type": "co2_moer", "horizon_hours": 0}
+            {"region": self.region, "signal_type": "co2_moer", "horizon_hours": horizon_h}
         )
         data = get_json(
             f"{self.base_url}/v3/forecast?{q}", headers, self.timeout_s, "WattTime /v3/forecast"
@@ -215,7 +234,7 @@ class WattTime:
                     float(p["value"]) * LB_PER_MWH_TO_G_PER_KWH,
                     "marginal",
                 )
-                for p in data["data"][:1]
+                for p in data["data"]
             ]
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ProviderError("WattTime /v3/forecast: malformed body") from None
@@ -253,3 +272,20 @@ class UKCarbonIntensity:
         if not points:
             raise ProviderError("UK Carbon Intensity /intensity: no data")
         return points
+
+    def fetch_forecast(self, now: datetime | None = None) -> list[IntensityPoint]:
+        """``/intensity/{from}/fw48h``: half-hourly forecast for the next 48 hours."""
+        start = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%MZ")
+        data = get_json(
+            f"{self.base_url}/intensity/{start}/fw48h",
+            {},
+            self.timeout_s,
+            "UK Carbon Intensity forecast",
+        )
+        try:
+            return [
+                IntensityPoint(parse_time(e["from"]), float(e["intensity"]["forecast"]), "average")
+                for e in data["data"]
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProviderError("UK Carbon Intensity forecast: malformed body") from None

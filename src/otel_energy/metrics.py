@@ -33,20 +33,21 @@ class InstrumentSpec:
     unit: str
     kind: str  # "counter" or "gauge"
     description: str
-    observe: Callable[[Snapshot, Attrs], Iterable[Observation]]
+    observe: Callable[[Snapshot, Attrs, object], Iterable[Observation]]
+    """Observations from the latest snapshot, the identity attributes and the intensity provider."""
 
 
-def _energy(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
+def _energy(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
     return [Observation(d.energy_j, {**d.info.attributes(), **ident}) for d in s.devices]
 
 
-def _power(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
+def _power(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
     return [
         Observation(d.power_w, {**d.info.attributes(), **ident}) for d in s.devices if not d.failed
     ]
 
 
-def _co2e(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
+def _co2e(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
     extra: Attrs = {
         "otel_energy.carbon_intensity.source": s.intensity.source,
         "otel_energy.pue": s.pue,
@@ -55,7 +56,7 @@ def _co2e(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
     return [Observation(d.co2e_g, {**d.info.attributes(), **extra}) for d in s.devices]
 
 
-def _intensity(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
+def _intensity(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
     if not s.devices:
         return []
     attrs: dict[str, str | bool | int | float] = {
@@ -66,6 +67,34 @@ def _intensity(s: Snapshot, ident: Attrs) -> Iterable[Observation]:
     if s.intensity.timestamp:
         attrs["otel_energy.carbon_intensity.timestamp"] = s.intensity.timestamp
     return [Observation(s.intensity.g_per_kwh, attrs)]
+
+
+FORECAST_HORIZONS_H = (1, 2, 3, 6, 12, 24)
+
+
+def _forecast(s: Snapshot, ident: Attrs, provider: object) -> Iterable[Observation]:
+    forecast_at = getattr(provider, "forecast_at", None)
+    if forecast_at is None or not s.devices:
+        return []
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    out = []
+    for h in FORECAST_HORIZONS_H:
+        point = forecast_at(now + timedelta(hours=h))
+        if point is not None:
+            out.append(
+                Observation(
+                    point.g_per_kwh,
+                    {
+                        "otel_energy.carbon_intensity.horizon_h": h,
+                        "otel_energy.carbon_intensity.source": s.intensity.source,
+                        "otel_energy.carbon_intensity.kind": point.kind,
+                        **ident,
+                    },
+                )
+            )
+    return out
 
 
 INSTRUMENTS: tuple[InstrumentSpec, ...] = (
@@ -94,6 +123,13 @@ INSTRUMENTS: tuple[InstrumentSpec, ...] = (
         "Grid carbon intensity in gCO2e per kWh used for CO2e.",
         _intensity,
     ),
+    InstrumentSpec(
+        "otel_energy.carbon_intensity.forecast",
+        "g/kWh",
+        "gauge",
+        "Forecast grid carbon intensity, gCO2e per kWh, some hours ahead (live providers only).",
+        _forecast,
+    ),
 )
 
 
@@ -119,7 +155,9 @@ class EnergyObserver:
             if sampler is None:
                 return []
             try:
-                return spec.observe(sampler.snapshot(), sampler.rank.attributes())
+                return spec.observe(
+                    sampler.snapshot(), sampler.rank.attributes(), sampler.intensity_provider
+                )
             except Exception:  # a metric callback must never raise into the SDK's collection
                 _log.debug("otel-energy: %s callback failed", spec.name, exc_info=True)
                 return []

@@ -303,6 +303,11 @@ class Sampler:
             self._listeners.remove(listener)
 
     @property
+    def intensity_provider(self) -> IntensityProvider:
+        """Where the carbon intensity of each interval comes from."""
+        return self._intensity
+
+    @property
     def newest_sample_s(self) -> float:
         """Sampler-clock time of the newest sample (-inf before the first)."""
         ts = self._hist.t
