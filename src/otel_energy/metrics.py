@@ -11,6 +11,7 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 
@@ -76,8 +77,6 @@ def _forecast(s: Snapshot, ident: Attrs, provider: object) -> Iterable[Observati
     forecast_at = getattr(provider, "forecast_at", None)
     if forecast_at is None or not s.devices:
         return []
-    from datetime import datetime, timedelta, timezone
-
     now = datetime.now(timezone.utc)
     out = []
     for h in FORECAST_HORIZONS_H:
