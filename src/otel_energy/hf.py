@@ -179,16 +179,7 @@ class EnergyCallback(TrainerCallback):
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._epoch is None:
             return
-        self._finish_open(("step",), None)
-        epoch = self._epoch
-        self._epoch = None
-        self._rec.finish(
-            epoch,
-            attributes={
-                "otel_energy.train.steps": epoch.steps,
-                "otel_energy.duration": self._elapsed(epoch),
-            },
-        )
+        self._finish_open(("step", "epoch"), None)
 
     @_guarded
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

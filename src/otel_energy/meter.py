@@ -18,7 +18,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_energy.carbon import J_PER_KWH, Intensity
+from otel_energy.carbon import Intensity
 from otel_energy.config import load_config
 from otel_energy.hf_metrics import step_histogram
 from otel_energy.ids import use_private_ids
@@ -183,14 +183,7 @@ class EnergyMeter:
             w = replace(w, t1_s=iv.t1_s or w.t1_s)
             with self._lock:
                 self._last = iv
-                self._last_block = _block(w, self._carbon(w), final=False)
-
-    def _carbon(self, w: WindowEnergy) -> float:
-        rec = self._rec
-        if rec.intensity_override is None:
-            return w.co2e_g
-        pue = rec.sampler.snapshot().pue
-        return w.energy_j / J_PER_KWH * pue * rec.intensity_override.g_per_kwh
+                self._last_block = _block(w, self._rec.co2e_of(w), final=False)
 
     def _completed(self, iv: Interval) -> None:
         w = iv.result

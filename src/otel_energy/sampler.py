@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 
 from otel_energy.accumulate import Track
 from otel_energy.carbon import (
-    J_PER_KWH,
     Intensity,
     IntensityProvider,
     StaticIntensity,
@@ -388,12 +387,11 @@ class Sampler:
         for d in snap.devices:
             by_type[d.info.hw_type] = by_type.get(d.info.hw_type, 0.0) + d.power_w * gap
             extra += d.power_w * gap
-        g_per_j = snap.pue * snap.intensity.g_per_kwh / J_PER_KWH
         return replace(
             w,
             energy_j=w.energy_j + extra,
             by_type=by_type,
-            co2e_g=w.co2e_g + extra * g_per_j,
+            co2e_g=w.co2e_g + co2e_g(extra, snap.pue, snap.intensity.g_per_kwh),
             uncertainty_j=w.uncertainty_j + extra,
         )
 

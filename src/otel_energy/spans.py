@@ -21,7 +21,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from otel_energy.carbon import J_PER_KWH, Intensity
+from otel_energy.carbon import Intensity, co2e_g
 from otel_energy.sampler import Sampler, WindowEnergy
 
 _log = logging.getLogger(__name__)
@@ -223,16 +223,19 @@ class SpanEnergyRecorder:
                 except Exception:  # never lose the rest of the queue to one bad interval
                     _log.exception("otel-energy: completing a %s span failed", interval.kind)
 
+    def co2e_of(self, w: WindowEnergy) -> float:
+        """CO2e (g) of a window: the sampler's interval-by-interval figure, or the energy at the
+        fixed override intensity when this recorder has one."""
+        if self.intensity_override is None:
+            return w.co2e_g
+        return co2e_g(w.energy_j, self.sampler.pue, self.intensity_override.g_per_kwh)
+
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
         w = self.sampler.window(iv.t0_s, iv.t1_s)
         snap = self.sampler.snapshot()
         intensity, pue = self.intensity_override or snap.intensity, snap.pue
-        co2e = (
-            w.energy_j / J_PER_KWH * pue * intensity.g_per_kwh
-            if self.intensity_override
-            else w.co2e_g
-        )
+        co2e = self.co2e_of(w)
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:
             attrs: dict[str, Any] = energy_attributes(w, co2e, intensity, pue)
