@@ -406,3 +406,46 @@ def test_cli_when_recommends_the_dip(tmp_path: Path) -> None:
     hours_ahead = float(proc.stdout.split("(in ")[1].split(" h)")[0])
     assert 4.5 <= hours_ahead <= 5.0
     assert table.returncode == 2 and "OTEL_PYTHON_ENERGY_CARBON_PROVIDER" in table.stderr
+
+
+def test_otel_energy_run_uses_the_configured_live_provider(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    with carbon_api() as (url, api):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_ENERGY_")}
+        env.update(
+            OTEL_PYTHON_ENERGY_CARBON_PROVIDER="uk",
+            OTEL_PYTHON_ENERGY_CARBON_API_URL=url,
+            OTEL_PYTHON_ENERGY_CACHE_DIR=str(tmp_path),
+        )
+        report = tmp_path / "r.json"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "otel_energy.cli",
+                "run",
+                "--report",
+                str(report),
+                "--no-plot",
+                "--",
+                "sh",
+                "-c",
+                "sleep 1",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert any(r["path"] == "/intensity" for r in api.requests)
+    intensity = json.loads(report.read_text())["carbon_intensity"]
+    assert intensity == {
+        "g_per_kwh": 263.0,
+        "source": "live:uk-carbon-intensity",
+        "kind": "average",
+    }

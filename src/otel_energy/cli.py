@@ -11,8 +11,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from otel_energy.carbon import StaticIntensity
 from otel_energy.config import ConfigError, EnergyConfig, load_config
+from otel_energy.runtime import intensity_provider
 from otel_energy.sampler import Sampler, Snapshot
 from otel_energy.sensors import discover_sensors
 from otel_energy.sensors.base import Sensor
@@ -108,7 +108,7 @@ def cmd_demo(config: EnergyConfig, seconds: float) -> int:
         interval_s=config.sample_interval_s,
         history_len=config.history_len,
         pue=config.pue,
-        intensity=StaticIntensity(config.intensity),
+        intensity=intensity_provider(config),
     )
     sampler.start()
     t0 = time.monotonic()
@@ -174,7 +174,6 @@ def cmd_when(config: EnergyConfig, hours: float, within: float) -> int:
 
     from otel_energy.carbon_forecast import best_start
     from otel_energy.carbon_providers import ProviderError
-    from otel_energy.runtime import intensity_provider
 
     if hours <= 0 or within < hours:
         print("otel-energy when: expected --hours > 0 and --within >= --hours", file=sys.stderr)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy import environment_variables as ev
-from otel_energy.carbon import StaticIntensity
 from otel_energy.config import EnergyConfig
 from otel_energy.localexport import read_span_records
 from otel_energy.report import (
@@ -35,8 +34,8 @@ from otel_energy.report import (
     write_json,
     write_png,
 )
-from otel_energy.sampler import Sampler, Snapshot
-from otel_energy.sensors import discover_sensors
+from otel_energy.runtime import build_sampler
+from otel_energy.sampler import Snapshot
 
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -157,13 +156,7 @@ def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
 
 def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[str, Any]]:
     """Run, measure and report. Returns the command's exit code and the report."""
-    sampler = Sampler(
-        lambda: discover_sensors(config, os.environ),
-        interval_s=config.sample_interval_s,
-        history_len=config.history_len,
-        intensity=StaticIntensity(config.intensity),
-        pue=config.pue,
-    )
+    sampler = build_sampler(config)
     timeline = Timeline()
     sampler.start()
     sampler.wait_for_sample(float("-inf"), 10.0)
