@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +12,16 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy import runtime
+
+if "faketime" in os.environ.get("LD_PRELOAD", ""):
+    # libfaketime 0.9.10 (Debian 12) breaks time.sleep with FAKETIME_DONT_FAKE_MONOTONIC=1:
+    # CPython's sleep is an absolute clock_nanosleep on CLOCK_MONOTONIC, which the library
+    # rewrites into EINVAL. Waits on a condition variable are unaffected, so under faketime (used
+    # to prove that no test depends on the date) sleeping waits on one instead.
+    def _sleep(seconds: float) -> None:
+        threading.Event().wait(seconds)
+
+    time.sleep = _sleep
 
 
 class FakeClock:

@@ -23,34 +23,45 @@ def _hour_now() -> datetime:
     return datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
+def _z(t: datetime, timespec: str = "milliseconds") -> str:
+    """ISO 8601 with a ``Z``, as the APIs write it."""
+    return t.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 WT_USER, WT_PASSWORD, WT_TOKEN = "alice", "wt-secret-pw-456", "wt-bearer-789"
 
 
 @dataclass
 class Api:
-    """What the server answers. ``fail[path]`` = "429" | "500" | "slow" | "malformed"."""
+    """What the server answers. ``fail[path]`` = "429" | "500" | "slow" | "malformed".
+
+    Every timestamp derives from ``base``, the start of the current half hour when the server
+    starts (the latest value's time): the data is as fresh as a real API's, whatever the date.
+    """
 
     fail: dict[str, str] = field(default_factory=dict)
     retry_after: str = "7"
     requests: list[dict[str, Any]] = field(default_factory=list)
     em_latest: float = 302.0
     uk_dip: int = 80
-    em_history: list[tuple[str, float]] = field(
-        default_factory=lambda: [
-            ("2026-11-23T10:00:00.000Z", 280.0),
-            ("2026-11-23T11:00:00.000Z", 290.0),
-        ]
-    )
+    base: datetime = field(default_factory=lambda: half_hour(datetime.now(timezone.utc)))
+    em_history: list[tuple[str, float]] = field(default_factory=list)
     wt_lb_per_mwh: float = 1000.0
-    uk: list[dict[str, Any]] = field(
-        default_factory=lambda: [
+    uk: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        b = self.base
+        self.em_history = self.em_history or [
+            (_z(b - timedelta(hours=2)), 280.0),
+            (_z(b - timedelta(hours=1)), 290.0),
+        ]
+        self.uk = self.uk or [
             {
-                "from": "2026-11-23T12:00Z",
-                "to": "2026-11-23T12:30Z",
+                "from": _z(b, "minutes"),
+                "to": _z(b + timedelta(minutes=30), "minutes"),
                 "intensity": {"forecast": 266, "actual": 263, "index": "moderate"},
             }
         ]
-    )
 
     def answer(
         self, path: str, query: dict[str, list[str]], headers: dict[str, str]
@@ -77,7 +88,7 @@ class Api:
             zone = query.get("zone", ["XX"])[0]
             entry = {
                 "zone": zone,
-                "updatedAt": "2026-11-23T12:05:00.000Z",
+                "updatedAt": _z(self.base + timedelta(minutes=5)),
                 "emissionFactorType": "lifecycle",
                 "isEstimated": False,
             }
@@ -85,7 +96,7 @@ class Api:
                 return {
                     **entry,
                     "carbonIntensity": self.em_latest,
-                    "datetime": "2026-11-23T12:00:00.000Z",
+                    "datetime": _z(self.base),
                 }
             if path.endswith("/forecast"):  # hourly from the current hour: 300, a dip at +3 h
                 start = _hour_now()
@@ -141,14 +152,12 @@ class Api:
                 }
             if path == "/v3/forecast":
                 return {
-                    "data": [
-                        {"point_time": "2026-11-23T12:00:00+00:00", "value": self.wt_lb_per_mwh}
-                    ],
+                    "data": [{"point_time": self.base.isoformat(), "value": self.wt_lb_per_mwh}],
                     "meta": {
                         "region": query["region"][0],
                         "signal_type": "co2_moer",
                         "units": "lbs_co2_per_mwh",
-                        "generated_at": "2026-11-23T12:00:00+00:00",
+                        "generated_at": self.base.isoformat(),
                     },
                 }
         if path == "/intensity":
@@ -173,6 +182,11 @@ class Api:
                 ]
             }
         return 404
+
+
+def half_hour(t: datetime) -> datetime:
+    """The start of the half hour holding ``t`` (the UK API's slots)."""
+    return t.replace(minute=t.minute - t.minute % 30, second=0, microsecond=0)
 
 
 @contextmanager

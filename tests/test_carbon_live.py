@@ -16,19 +16,24 @@ from otel_energy.config import ConfigError, load_config
 from otel_energy.sampler import Sampler
 from otel_energy.sensors.base import DeviceInfo, Reading
 from tests.conftest import FakeClock
-from tests.fake_carbon_apis import EM_TOKEN, WT_PASSWORD, WT_TOKEN, WT_USER, carbon_api
+from tests.fake_carbon_apis import EM_TOKEN, WT_PASSWORD, WT_TOKEN, WT_USER, Api, carbon_api
 
 TABLE = Intensity(480.6, "table:owid-ember:world")
-NOW = datetime(2026, 11, 23, 12, 10, tzinfo=timezone.utc)
+
+
+def wall_of(api: Api) -> datetime:
+    """ "Now" as a test sees it: ten minutes after the fake API's latest value (its half hour)."""
+    return api.base + timedelta(minutes=10)
 
 
 def test_electricity_maps_latest_and_history_with_auth_token() -> None:
     with carbon_api() as (url, api):
         points = cp.ElectricityMaps(EM_TOKEN, zone="DE", base_url=url).fetch()
-        assert [(p.at.hour, p.g_per_kwh, p.kind) for p in points] == [
-            (10, 280.0, "average"),
-            (11, 290.0, "average"),
-            (12, 302.0, "average"),
+        b = api.base
+        assert [(p.at, p.g_per_kwh, p.kind) for p in points] == [
+            (b - timedelta(hours=2), 280.0, "average"),
+            (b - timedelta(hours=1), 290.0, "average"),
+            (b, 302.0, "average"),
         ]
         assert {r["path"] for r in api.requests} == {
             "/v3/carbon-intensity/latest",
@@ -65,11 +70,7 @@ def test_watttime_login_region_marginal_in_g_per_kwh() -> None:
 def test_uk_uses_actual_else_forecast() -> None:
     with carbon_api() as (url, api):
         [p] = cp.UKCarbonIntensity(base_url=url).fetch()
-        assert (p.g_per_kwh, p.kind, p.at.isoformat()) == (
-            263.0,
-            "average",
-            "2026-11-23T12:00:00+00:00",
-        )
+        assert (p.g_per_kwh, p.kind, p.at) == (263.0, "average", api.base)
         api.uk[0]["intensity"]["actual"] = None  # the half hour has not closed yet
         [p] = cp.UKCarbonIntensity(base_url=url).fetch()
         assert p.g_per_kwh == 266.0
@@ -101,13 +102,13 @@ def test_provider_errors_never_leak_secrets(mode: str, error: type, match: str) 
             assert em_err.value.retry_after_s == 7.0
 
 
-def live(url: str, tmp_path: Path, clock: FakeClock, provider: object = None) -> LiveIntensity:
+def live(url: str, tmp_path: Path, clock: FakeClock, now: datetime) -> LiveIntensity:
     return LiveIntensity(
-        provider or cp.UKCarbonIntensity(base_url=url, timeout_s=0.5),
+        cp.UKCarbonIntensity(base_url=url, timeout_s=0.5),
         TABLE,
         tmp_path,
         clock=clock,
-        wall=lambda: NOW,
+        wall=lambda: now,
     )
 
 
@@ -117,7 +118,7 @@ def test_refresher_ttl_backoff_retry_after_and_fallback(
     caplog.set_level(logging.INFO, "otel_energy")
     with carbon_api() as (url, api):
         api.fail["/intensity"] = "500"
-        li = live(url, tmp_path, clock)
+        li = live(url, tmp_path, clock, wall_of(api))
         assert li.at(clock.t) == TABLE  # nothing fetched yet: the table
         assert li.refresh_once() == MIN_BACKOFF_S
         assert li.refresh_once() == 2 * MIN_BACKOFF_S  # exponential backoff
@@ -130,7 +131,7 @@ def test_refresher_ttl_backoff_retry_after_and_fallback(
             "live:uk-carbon-intensity",
             "average",
         )
-        assert value.timestamp == "2026-11-23T12:00:00+00:00"
+        assert value.timestamp == api.base.isoformat()
         api.fail["/intensity"] = "429"
         assert li.refresh_once() == 7.0  # Retry-After honoured
         assert li.at(clock.t).source == "live:uk-carbon-intensity"  # last good value kept
@@ -147,9 +148,10 @@ def test_refresher_ttl_backoff_retry_after_and_fallback(
 def test_last_good_value_survives_a_restart_without_network(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    with carbon_api() as (url, _api):
-        assert live(url, tmp_path, clock).refresh_once() > 0
-    restarted = live("http://127.0.0.1:9", tmp_path, clock)  # nothing listens there
+    with carbon_api() as (url, api):
+        now = wall_of(api)
+        assert live(url, tmp_path, clock, now).refresh_once() > 0
+    restarted = live("http://127.0.0.1:9", tmp_path, clock, now)  # nothing listens there
     value = restarted.at(clock.t)
     assert (value.g_per_kwh, value.source) == (263.0, "cache:live:uk-carbon-intensity")
     assert restarted.refresh_once() == MIN_BACKOFF_S  # fails, keeps the cached value
@@ -159,7 +161,7 @@ def test_last_good_value_survives_a_restart_without_network(
         TABLE,
         tmp_path,
         clock=clock,
-        wall=lambda: NOW + timedelta(seconds=CACHE_MAX_AGE_S),
+        wall=lambda: now + timedelta(seconds=CACHE_MAX_AGE_S),
     )
     assert late.at(clock.t) == TABLE  # too old to beat the annual table
 
@@ -181,17 +183,18 @@ class Watts:
 
 def test_co2e_of_a_span_crossing_an_intensity_change_is_exact(clock: FakeClock) -> None:
     """3600 W for 10 s; the grid goes from 100 to 500 g/kWh 4 s into the span."""
+    now = datetime.now(timezone.utc)
 
     class Step:
         name, key, ttl_s = "step", "step:1", 60.0
 
         def fetch(self) -> list[cp.IntensityPoint]:
             return [
-                cp.IntensityPoint(NOW - timedelta(minutes=30), 100.0, "average"),
-                cp.IntensityPoint(NOW + timedelta(seconds=4), 500.0, "average"),
+                cp.IntensityPoint(now - timedelta(minutes=30), 100.0, "average"),
+                cp.IntensityPoint(now + timedelta(seconds=4), 500.0, "average"),
             ]
 
-    li = LiveIntensity(Step(), TABLE, None, clock=clock, wall=lambda: NOW)
+    li = LiveIntensity(Step(), TABLE, None, clock=clock, wall=lambda: now)
     li.refresh_once()
     sampler = Sampler([Watts(clock, 3600.0)], clock=clock, intensity=li, pue=1.0)
     t0 = clock.t
@@ -304,7 +307,7 @@ def test_environment_to_metrics_with_a_live_provider(
     [(attrs, value)] = got["otel_energy.carbon_intensity"]
     assert value == 263.0
     assert attrs["otel_energy.carbon_intensity.source"] == "live:uk-carbon-intensity"
-    assert attrs["otel_energy.carbon_intensity.timestamp"] == "2026-11-23T12:00:00+00:00"
+    assert attrs["otel_energy.carbon_intensity.timestamp"] == api.base.isoformat()
     assert attrs["otel_energy.carbon_intensity.kind"] == "average"
     assert all(
         a["otel_energy.carbon_intensity.source"] == "live:uk-carbon-intensity"
@@ -331,6 +334,7 @@ def pts(
 def test_best_start_is_exact_on_a_synthetic_forecast() -> None:
     from otel_energy.carbon_forecast import best_start, mean_intensity
 
+    NOW = datetime.now(timezone.utc).replace(microsecond=0)
     forecast = pts(NOW, 30, [300, 300, 100, 100, 400, 400, 200, 200])  # 4 h of half hours
     advice = best_start(forecast, timedelta(hours=1), timedelta(hours=4), NOW)
     assert advice is not None

@@ -9,13 +9,13 @@ the parent through the ``otel_energy_file`` exporter, and an OTLP collector too 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -170,11 +170,14 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
             resolve_command(options.command), env=child_environment(os.environ, run_file)
         )
         _forward_signals(proc)
+        # A blocking wait on its own thread: the exit is seen at once, with no polling loop.
+        exited = threading.Event()
+        threading.Thread(
+            target=lambda: (proc.wait(), exited.set()), name="otel-energy-wait", daemon=True
+        ).start()
         next_progress = time.monotonic() + options.progress_s
-        while proc.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.5)
-            if options.progress_s and time.monotonic() >= next_progress:
+        while not exited.wait(options.progress_s or None):
+            if time.monotonic() >= next_progress:
                 next_progress += options.progress_s
                 snap = sampler.snapshot()
                 energy = sum(d.energy_j for d in snap.devices) - sum(
