@@ -4,7 +4,7 @@
 # On a machine with an NVIDIA GPU, also: .venv/bin/python benchmarks/gpu_validate.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 for b in bench_startup bench_step_overhead bench_peers bench_sampler bench_memory bench_accuracy; do
   echo "== $b" >&2
   .venv/bin/python "benchmarks/$b.py" "$@"

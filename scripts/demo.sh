@@ -5,7 +5,7 @@
 # also exports OTLP traces and metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh main
 .venv/bin/otel-energy doctor
 echo
 exec .venv/bin/otel-energy run --progress 5 --report otel-energy-report.json \

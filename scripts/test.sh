@@ -2,14 +2,18 @@
 # The whole test suite on a fresh machine: installs what it needs, then lint, types and tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-# Real backends the tests read data back from: Prometheus from Debian (MLflow comes with .[dev]).
-if ! command -v prometheus >/dev/null 2>&1; then
+bash scripts/setup.sh test
+# Real programs the tests use: Prometheus (a backend the tests read data back from) and
+# Chromium (screenshots of the report pages) from Debian; MLflow comes with .[dev].
+missing=()
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    echo "test: installing Prometheus (apt)" >&2
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    echo "test: installing ${missing[*]} (apt)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "test: Prometheus missing; its tests will skip (sudo apt-get install prometheus)" >&2
+    echo "test: ${missing[*]} missing; their tests skip (sudo apt-get install ${missing[*]})" >&2
   fi
 fi
 .venv/bin/ruff check src tests benchmarks scripts

@@ -59,7 +59,10 @@ class EnergyConfig:
         return max(16, math.ceil(self.history_s / self.sample_interval_s) + 1)
 
 
-def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, lo: float, hi: float, unit: str = ""
+) -> float:
+    """A number from ``lo`` to ``hi``; ``unit`` (e.g. "seconds") is named in the error."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -68,7 +71,8 @@ def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: fl
     except ValueError:
         value = math.nan
     if not (lo <= value <= hi):
-        raise ConfigError(f"{name}={raw!r} is not valid: expected a number from {lo:g} to {hi:g}.")
+        what = f"a number of {unit}" if unit else "a number"
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {what} from {lo:g} to {hi:g}.")
     return value
 
 
@@ -96,7 +100,7 @@ def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
         )
     override = env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip()
     if override:
-        g = _number(env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, 5000.0)
+        g = _number(env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, 5000.0, "gCO2e/kWh")
         return country, Intensity(g, "override")
     return country, table_intensity(country)
 
@@ -113,8 +117,16 @@ def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
     zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
     has_lat = bool(env.get(ev.OTEL_PYTHON_ENERGY_LATITUDE, "").strip())
     has_lon = bool(env.get(ev.OTEL_PYTHON_ENERGY_LONGITUDE, "").strip())
-    lat = _number(env, ev.OTEL_PYTHON_ENERGY_LATITUDE, 0.0, -90.0, 90.0) if has_lat else None
-    lon = _number(env, ev.OTEL_PYTHON_ENERGY_LONGITUDE, 0.0, -180.0, 180.0) if has_lon else None
+    lat = (
+        _number(env, ev.OTEL_PYTHON_ENERGY_LATITUDE, 0.0, -90.0, 90.0, "degrees")
+        if has_lat
+        else None
+    )
+    lon = (
+        _number(env, ev.OTEL_PYTHON_ENERGY_LONGITUDE, 0.0, -180.0, 180.0, "degrees")
+        if has_lon
+        else None
+    )
     if raw != "uk" and zone is None and (lat is None or lon is None):
         raise ConfigError(
             f"{name}={raw!r} needs {ev.OTEL_PYTHON_ENERGY_ZONE} (e.g. DE,"
@@ -173,16 +185,22 @@ def load_config(environ: Mapping[str, str] | None = None) -> EnergyConfig:
     country, intensity = _intensity(env)
     tdp_raw = env.get(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, "").strip()
     return EnergyConfig(
-        sample_interval_s=_number(env, ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, 0.1, 0.001, 60.0),
-        history_s=_number(env, ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, 600.0, 1.0, 86400.0),
+        sample_interval_s=_number(
+            env, ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, 0.1, 0.001, 60.0, "seconds"
+        ),
+        history_s=_number(
+            env, ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, 600.0, 1.0, 86400.0, "seconds"
+        ),
         sources=sources,
         sources_explicit=explicit,
         powercap_root=env.get(ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT, "").strip()
         or DEFAULT_POWERCAP_ROOT,
-        cpu_tdp_w=_number(env, ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, 0.0, 1.0, 5000.0)
+        cpu_tdp_w=_number(env, ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, 0.0, 1.0, 5000.0, "watts")
         if tdp_raw
         else None,
-        memory_w_per_gb=_number(env, ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB, 0.375, 0.0, 100.0),
+        memory_w_per_gb=_number(
+            env, ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB, 0.375, 0.0, 100.0, "watts per GB"
+        ),
         country=country,
         intensity=intensity,
         pue=_number(env, ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 1.0, 10.0),

@@ -1,14 +1,20 @@
-"""The end-of-run report of ``otel-energy run``: a JSON document, a readable summary and a picture.
+"""The end-of-run report of ``otel-energy run``: a JSON document and a readable summary.
 
-The picture is a self-contained HTML page with an inline SVG chart of power over time per device,
-with the training's epoch boundaries (no JavaScript, no network), or a PNG when matplotlib is
-installed (``pip install 'otel-energy[plot]'``).
+Every joule of the command is accounted for: the parent measures the whole machine from the
+command's start to its end, and the training's own spans (run, epochs, evaluations) split that
+interval into phases (before training, each epoch, evaluation, the rest of training, after
+training) that add up to the total by construction (each phase is a difference of one cumulative
+series). The picture is drawn by ``otel_energy.report_chart``.
 """
 
 from __future__ import annotations
 
-import html
+import contextlib
 import json
+import os
+import shlex
+import tempfile
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,33 +22,81 @@ from typing import Any
 
 @dataclass
 class Timeline:
-    """Power per device over time, decimated to at most ``max_points`` (O(1) memory).
+    """Power per device and cumulative node energy over time, decimated to at most
+    ``max_points`` points (O(1) memory whatever the run's length).
 
-    ``t_s``: seconds since the command started; ``power_w[hw_id]``: W at those times.
+    ``t_s``: seconds since the command started; ``power_w[hw_id]``: W at those times;
+    ``energy_j``/``co2e_g``: cumulative J and g of all devices since the start. Decimating a
+    cumulative series keeps every difference between two kept points exact.
     """
 
     max_points: int = 2000
     t_s: list[float] = field(default_factory=list)
     power_w: dict[str, list[float]] = field(default_factory=dict)
+    energy_j: list[float] = field(default_factory=list)
+    co2e_g: list[float] = field(default_factory=list)
     _stride: int = 1
     _seen: int = 0
 
-    def add(self, t_s: float, powers: dict[str, float]) -> None:
+    def add(
+        self, t_s: float, powers: dict[str, float], energy_j: float = 0.0, co2e_g: float = 0.0
+    ) -> None:
         self._seen += 1
         if (self._seen - 1) % self._stride:
             return
-        self.t_s.append(t_s)
-        for key, value in powers.items():
-            series = self.power_w.setdefault(key, [0.0] * (len(self.t_s) - 1))
-            series.append(value)
+        self._append(t_s, powers, energy_j, co2e_g)
         if len(self.t_s) > self.max_points:  # keep every other point from now on
             self._stride *= 2
             self.t_s = self.t_s[::2]
             self.power_w = {k: v[::2] for k, v in self.power_w.items()}
+            self.energy_j = self.energy_j[::2]
+            self.co2e_g = self.co2e_g[::2]
+
+    def close(self, t_s: float, powers: dict[str, float], energy_j: float, co2e_g: float) -> None:
+        """Add the final point whatever the stride, so the series ends at the run's total."""
+        if self.t_s and self.t_s[-1] >= t_s:
+            self.t_s.pop()
+            for series in self.power_w.values():
+                series.pop()
+            self.energy_j.pop()
+            self.co2e_g.pop()
+        self._append(t_s, powers, energy_j, co2e_g)
+
+    def _append(self, t_s: float, powers: dict[str, float], energy_j: float, co2e_g: float) -> None:
+        self.t_s.append(t_s)
+        for key, value in powers.items():
+            series = self.power_w.setdefault(key, [0.0] * (len(self.t_s) - 1))
+            series.append(value)
+        self.energy_j.append(energy_j)
+        self.co2e_g.append(co2e_g)
+
+    def cumulative(self, t_s: float) -> tuple[float, float]:
+        """(J, g) since the start at ``t_s``, interpolated between the points around it."""
+        ts = self.t_s
+        if not ts:
+            return 0.0, 0.0
+        i = bisect_right(ts, t_s)
+        if i == 0:
+            return self.energy_j[0], self.co2e_g[0]
+        if i == len(ts):
+            return self.energy_j[-1], self.co2e_g[-1]
+        f = (t_s - ts[i - 1]) / (ts[i] - ts[i - 1])
+        e = self.energy_j[i - 1] + f * (self.energy_j[i] - self.energy_j[i - 1])
+        c = self.co2e_g[i - 1] + f * (self.co2e_g[i] - self.co2e_g[i - 1])
+        return e, c
+
+    def between(self, t0_s: float, t1_s: float) -> tuple[float, float]:
+        """(J, g) used over [t0_s, t1_s]."""
+        e0, c0 = self.cumulative(t0_s)
+        e1, c1 = self.cumulative(t1_s)
+        return e1 - e0, c1 - c0
 
 
 def epochs_from_spans(spans: list[dict[str, Any]], start_ns: int) -> list[dict[str, Any]]:
-    """Epoch rows (per rank) from the spans written by the ``otel_energy_file`` exporter."""
+    """Epoch rows (per rank) from the spans written by the ``otel_energy_file`` exporter.
+
+    ``energy_j`` etc. are what the rank itself measured (its span's attributes).
+    """
     rows = []
     for s in spans:
         if s.get("name") != "epoch":
@@ -65,33 +119,162 @@ def epochs_from_spans(spans: list[dict[str, Any]], start_ns: int) -> list[dict[s
     return sorted(rows, key=lambda r: (r["rank"] or 0, r["start_s"]))
 
 
+def _lead_spans(spans: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """Spans of one name from the lead process (rank 0, or a run without ranks), by start."""
+    return sorted(
+        (
+            s
+            for s in spans
+            if s.get("name") == name
+            and s.get("attributes", {}).get("otel_energy.rank") in (None, 0)
+        ),
+        key=lambda s: s["start_ns"],
+    )
+
+
+def phases(
+    spans: list[dict[str, Any]], start_ns: int, duration_s: float, timeline: Timeline
+) -> list[dict[str, Any]]:
+    """The command's interval split into phases that cover it exactly once.
+
+    Without a training run: one phase, ``command``. With one: ``before_training`` (imports,
+    model build), each ``epoch``, ``evaluation`` (all evaluations between epochs),
+    ``training_other`` (the rest of the training run: data loading set-up, logging, checkpoints) and
+    ``after_training`` (saving, shutdown). Energies are the machine's (the parent's measurement),
+    so the phases sum to the report's total.
+    """
+
+    def rel(ns: int) -> float:
+        return min(max((ns - start_ns) / 1e9, 0.0), duration_s)
+
+    def row(phase: str, label: str, t0: float, t1: float, **extra: Any) -> dict[str, Any]:
+        e, c = timeline.between(t0, t1)
+        return {
+            "phase": phase,
+            "label": label,
+            "start_s": t0,
+            "end_s": t1,
+            "duration_s": t1 - t0,
+            "energy_j": e,
+            "co2e_g": c,
+            **extra,
+        }
+
+    runs = _lead_spans(spans, "train")
+    if not runs:
+        return [row("command", "the command (no training run seen)", 0.0, duration_s)]
+    t_start, t_end = rel(runs[0]["start_ns"]), rel(runs[-1]["end_ns"])
+    out = [row("before_training", "before training (imports, model build)", 0.0, t_start)]
+    inside = 0.0
+    inside_c = 0.0
+    for e in _lead_spans(spans, "epoch"):
+        t0, t1 = rel(e["start_ns"]), rel(e["end_ns"])
+        epoch = e.get("attributes", {}).get("otel_energy.train.epoch")
+        r = row("epoch", f"training: epoch {epoch}", t0, t1, epoch=epoch)
+        out.append(r)
+        inside += r["energy_j"]
+        inside_c += r["co2e_g"]
+    evals = [s for s in _lead_spans(spans, "evaluate") if t_start <= rel(s["start_ns"]) <= t_end]
+    if evals:
+        e_j = c_g = d_s = 0.0
+        for s in evals:
+            r = row("evaluation", "", rel(s["start_ns"]), rel(s["end_ns"]))
+            e_j, c_g, d_s = e_j + r["energy_j"], c_g + r["co2e_g"], d_s + r["duration_s"]
+        out.append(
+            {
+                "phase": "evaluation",
+                "label": f"training: evaluation ({len(evals)}x)",
+                "start_s": rel(evals[0]["start_ns"]),
+                "end_s": rel(evals[-1]["end_ns"]),
+                "duration_s": d_s,
+                "energy_j": e_j,
+                "co2e_g": c_g,
+                "count": len(evals),
+            }
+        )
+        inside += e_j
+        inside_c += c_g
+    run_e, run_c = timeline.between(t_start, t_end)
+    covered = sum(r["duration_s"] for r in out[1:])
+    out.append(
+        {
+            "phase": "training_other",
+            "label": "training: other (set-up, logging, between epochs)",
+            "start_s": t_start,
+            "end_s": t_end,
+            "duration_s": max(t_end - t_start - covered, 0.0),
+            "energy_j": run_e - inside,
+            "co2e_g": run_c - inside_c,
+        }
+    )
+    out.append(row("after_training", "after training (saving, shutdown)", t_end, duration_s))
+    return out
+
+
+def device_label(d: dict[str, Any]) -> str:
+    """``cpu (estimated)``, ``cpu package-0``, ``gpu NVIDIA H100 (0)``: the type once."""
+    name, hw_type = str(d["hw.name"]), str(d["hw.type"])
+    return name if name.lower().startswith(hw_type) else f"{hw_type} {name}"
+
+
+def scope_line(report: dict[str, Any]) -> str:
+    """What the headline figure covers and how it was obtained, in words."""
+    devices = report["devices"]
+    estimated = [d for d in devices if d["estimated"]]
+    if not devices:
+        how = "nothing measured"
+    elif len(estimated) == len(devices):
+        how = "estimated (no energy counter here: CPU utilization x TDP, memory W per GB)"
+    elif estimated:
+        how = "partly estimated: " + ", ".join(device_label(d) for d in estimated)
+    else:
+        how = "measured by hardware counters"
+    return f"whole machine (every process on it, not only this command), {how}"
+
+
 def format_summary(report: dict[str, Any]) -> str:
-    """The table printed at the end of ``otel-energy run``."""
-    cmd = " ".join(report["command"])
+    """The text printed at the end of ``otel-energy run``."""
+    t = report["total"]
     lines = [
-        f"otel-energy: `{cmd}` exited {report['exit_code']} after {report['duration_s']:.1f} s",
+        f"otel-energy: `{shlex.join(report['command'])}` exited {report['exit_code']}"
+        f" after {report['duration_s']:.1f} s",
+        f"total: {t['energy_j']:.1f} J, {t['co2e_g']:.4f} gCO2e, average {t['avg_power_w']:.1f} W",
+        f"scope: {report.get('scope') or scope_line(report)}",
         "",
-        f"{'device':40} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
+        f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
     ]
     for d in report["devices"]:
-        name = f"{d['hw.type']}:{d['hw.name']}"
+        label = device_label(d)
         lines.append(
-            f"{name[:40]:40} {d['method']:24} {d['energy_j']:11.2f}"
+            f"{label[:32]:32} {d['method']:24} {d['energy_j']:11.2f}"
             f" {d['avg_power_w']:8.2f} {d['co2e_g']:10.4f}"
         )
-    t = report["total"]
     lines.append(
-        f"{'total':40} {'':24} {t['energy_j']:11.2f} {t['avg_power_w']:8.2f} {t['co2e_g']:10.4f}"
+        f"{'total':32} {'':24} {t['energy_j']:11.2f} {t['avg_power_w']:8.2f} {t['co2e_g']:10.4f}"
     )
     ci = report["carbon_intensity"]
     lines.append(
-        f"carbon intensity {ci['g_per_kwh']:.1f} gCO2e/kWh [{ci['source']}], PUE {report['pue']:g}"
+        f"carbon intensity {ci['g_per_kwh']:.1f} gCO2e/kWh {ci.get('kind', 'average')}"
+        f" [{ci['source']}], PUE {report['pue']:g}"
     )
-    epochs = report["training"]["epochs"]
-    if epochs:
+    rows = report.get("phases") or []
+    if rows:
+        total = t["energy_j"] or 1.0
         lines += [
             "",
-            "per epoch (from the training spans):",
+            "where the energy went (whole machine; the phases add up to the total):",
+            f"{'phase':50} {'time s':>8} {'energy J':>11} {'share':>6} {'CO2e g':>10}",
+        ]
+        for p in rows:
+            lines.append(
+                f"{p['label'][:50]:50} {p['duration_s']:8.2f} {p['energy_j']:11.2f}"
+                f" {100 * p['energy_j'] / total:5.1f}% {p['co2e_g']:10.4f}"
+            )
+    epochs = report["training"]["epochs"]
+    if any(e["rank"] not in (None, 0) for e in epochs):
+        lines += [
+            "",
+            "per epoch and rank (each rank's own devices, from its spans):",
             f"{'epoch':>5} {'rank':>4} {'steps':>6} {'duration s':>11} {'energy J':>11}"
             f" {'avg W':>8} {'CO2e g':>10}",
         ]
@@ -104,105 +287,23 @@ def format_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one, never a
+    part: a temporary file in the same directory, then a rename. On failure nothing is left.
 
-
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
-
-
-def svg_chart(report: dict[str, Any], width: int = 900, height: int = 360) -> str:
-    """Power per device (W) over time (s), epoch starts as dashed lines."""
-    tl = report["timeline"]
-    ts: list[float] = tl["t_s"]
-    series: dict[str, list[float]] = tl["power_w"]
-    names = {d["hw.id"]: f"{d['hw.type']}:{d['hw.name']}" for d in report["devices"]}
-    left, right, top, bottom = 60, 20, 20, 40
-    pw, ph = width - left - right, height - top - bottom
-    t_max = float(max(ts[-1] if ts else 1.0, report["duration_s"], 1e-9))
-    p_max = float(max([max(v) for v in series.values() if v] + [1.0])) * 1.1
-
-    def x(t: float) -> float:
-        return left + pw * t / t_max
-
-    def y(p: float) -> float:
-        return top + ph * (1 - p / p_max)
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
-        f' viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>',
-    ]
-    for i in range(6):  # axes ticks
-        p, t = p_max * i / 5, t_max * i / 5
-        out.append(f'<text x="{left - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{p:.3g}</text>')
-        out.append(f'<text x="{x(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{t:.1f}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{height - 4}" text-anchor="middle">time (s)</text>')
-    out.append(
-        f'<text x="14" y="{top + ph / 2}" transform="rotate(-90 14 {top + ph / 2})"'
-        ' text-anchor="middle">power (W)</text>'
-    )
-    for e in report["training"]["epochs"]:
-        if e["rank"] not in (None, 0):
-            continue
-        ex = x(max(0.0, e["start_s"]))
-        out.append(
-            f'<line x1="{ex:.1f}" y1="{top}" x2="{ex:.1f}" y2="{top + ph}" stroke="#555"'
-            ' stroke-dasharray="4 3"/>'
-        )
-        out.append(f'<text x="{ex + 3:.1f}" y="{top + 12}">epoch {e["epoch"]}</text>')
-    for i, (key, values) in enumerate(sorted(series.items())):
-        color = COLORS[i % len(COLORS)]
-        pts = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in zip(ts, values, strict=False))
-        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>')
-        label = html.escape(names.get(key, key))
-        out.append(
-            f'<rect x="{left + 10}" y="{top + 20 + 16 * i}" width="10" height="10"'
-            f' fill="{color}"/><text x="{left + 26}" y="{top + 29 + 16 * i}">{label}</text>'
-        )
-    out.append("</svg>")
-    return "\n".join(out)
-
-
-def write_html(report: dict[str, Any], path: Path) -> None:
-    """A self-contained page: the chart and the summary table."""
-    title = html.escape("otel-energy: " + " ".join(report["command"]))
-    page = f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px}}</style>
-</head><body>
-<h1>{title}</h1>
-<p>{report["total"]["energy_j"]:.1f} J, {report["total"]["co2e_g"]:.4f} gCO2e,
-{report["duration_s"]:.1f} s, average {report["total"]["avg_power_w"]:.1f} W.</p>
-{svg_chart(report)}
-<pre>{html.escape(format_summary(report))}</pre>
-</body></html>
-"""
-    path.write_text(page)
-
-
-def write_png(report: dict[str, Any], path: Path) -> bool:
-    """The chart as PNG with matplotlib; False when matplotlib is not installed."""
+    Raises:
+        OSError: the file could not be written (the old one, if any, is untouched).
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
-        import matplotlib  # type: ignore[import-not-found,unused-ignore]
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return False
-    tl = report["timeline"]
-    names = {d["hw.id"]: f"{d['hw.type']}:{d['hw.name']}" for d in report["devices"]}
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for key, values in sorted(tl["power_w"].items()):
-        ax.plot(tl["t_s"][: len(values)], values, label=names.get(key, key))
-    for e in report["training"]["epochs"]:
-        if e["rank"] in (None, 0):
-            ax.axvline(e["start_s"], color="#555", linestyle="--", linewidth=0.8)
-            ax.text(e["start_s"], ax.get_ylim()[1] * 0.95, f" epoch {e['epoch']}", fontsize=8)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("power (W)")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    write_atomic(path, json.dumps(report, indent=2, default=str) + "\n")

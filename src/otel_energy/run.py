@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,10 +30,11 @@ from otel_energy.report import (
     Timeline,
     epochs_from_spans,
     format_summary,
-    write_html,
+    phases,
+    scope_line,
     write_json,
-    write_png,
 )
+from otel_energy.report_chart import write_html, write_png
 from otel_energy.runtime import build_sampler
 from otel_energy.sampler import Snapshot
 
@@ -86,6 +87,13 @@ def _powers(snap: Snapshot) -> dict[str, float]:
     return {d.info.hw_id: d.power_w for d in snap.devices}
 
 
+def _add_point(timeline: Timeline, snap: Snapshot, first: Snapshot, origin: float) -> None:
+    """One timeline point: power per device, and the node's energy and CO2e since ``first``."""
+    energy = sum(d.energy_j for d in snap.devices) - sum(d.energy_j for d in first.devices)
+    co2e = sum(d.co2e_g for d in snap.devices) - sum(d.co2e_g for d in first.devices)
+    timeline.add(snap.t_s - origin, _powers(snap), energy, co2e)
+
+
 def build_report(
     options: RunOptions,
     exit_code: int,
@@ -97,7 +105,8 @@ def build_report(
     timeline: Timeline,
     spans: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """The JSON report: per-device energy from the node measurement, epochs from the spans."""
+    """The JSON report: per-device energy from the node measurement, phases and epochs from the
+    spans. ``start_ns`` is the wall-clock time (ns) of the timeline's zero."""
     before = {d.info.hw_id: d for d in first.devices}
     devices: list[dict[str, Any]] = []
     for d in last.devices:
@@ -118,7 +127,7 @@ def build_report(
             }
         )
     total_j = sum(d["energy_j"] for d in devices)
-    return {
+    report: dict[str, Any] = {
         "command": options.command,
         "exit_code": exit_code,
         "started_at": started.isoformat(timespec="seconds"),
@@ -141,8 +150,15 @@ def build_report(
             "epochs": epochs_from_spans(spans, start_ns),
             "evaluations": sum(1 for s in spans if s.get("name") == "evaluate"),
         },
-        "timeline": {"t_s": timeline.t_s, "power_w": timeline.power_w},
+        "phases": phases(spans, start_ns, duration_s, timeline),
+        "timeline": {
+            "t_s": timeline.t_s,
+            "power_w": timeline.power_w,
+            "energy_j": timeline.energy_j,
+        },
     }
+    report["scope"] = scope_line(report)
+    return report
 
 
 def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
@@ -162,8 +178,11 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
     sampler.wait_for_sample(float("-inf"), 10.0)
     first = sampler.snapshot()
     origin = first.t_s
-    sampler.add_listener(lambda t: timeline.add(t - origin, _powers(sampler.snapshot())))
+    timeline.add(0.0, _powers(first))
+    sampler.add_listener(lambda t: _add_point(timeline, sampler.snapshot(), first, origin))
     started, start_ns = datetime.now(timezone.utc), time.time_ns()
+    # the wall-clock time of the timeline's zero, to place the command's spans on it
+    origin_ns = start_ns - round((sampler.clock() - origin) * 1e9)
     with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
         run_file = Path(tmp) / "spans.jsonl"
         proc = subprocess.Popen(
@@ -172,9 +191,12 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
         _forward_signals(proc)
         # A blocking wait on its own thread: the exit is seen at once, with no polling loop.
         exited = threading.Event()
-        threading.Thread(
-            target=lambda: (proc.wait(), exited.set()), name="otel-energy-wait", daemon=True
-        ).start()
+
+        def wait() -> None:
+            proc.wait()
+            exited.set()
+
+        threading.Thread(target=wait, name="otel-energy-wait", daemon=True).start()
         next_progress = time.monotonic() + options.progress_s
         while not exited.wait(options.progress_s or None):
             if time.monotonic() >= next_progress:
@@ -196,33 +218,60 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
         sampler.stop()
         last = sampler.snapshot()
         spans = list(read_span_records(run_file))
+    energy = sum(d.energy_j for d in last.devices) - sum(d.energy_j for d in first.devices)
+    co2e = sum(d.co2e_g for d in last.devices) - sum(d.co2e_g for d in first.devices)
+    timeline.close(last.t_s - origin, _powers(last), energy, co2e)
     report = build_report(
-        options, exit_code, started, start_ns, last.t_s - origin, first, last, timeline, spans
+        options, exit_code, started, origin_ns, last.t_s - origin, first, last, timeline, spans
     )
     return exit_code, report
 
 
+def failed_path(path: Path) -> Path:
+    """Where a failed command's report goes: ``report.json`` -> ``report.failed.json``."""
+    return path.with_name(f"{path.stem}.failed{path.suffix}")
+
+
 def write_outputs(report: dict[str, Any], options: RunOptions) -> list[str]:
-    """Write the report and the picture; returns lines saying where they are."""
+    """Write the report and the picture; returns lines saying where they are (or why not).
+
+    A failed command (non-zero exit) writes next to the requested paths (``*.failed.json``,
+    ``*.failed.html``), so the report of the last good run is never overwritten by a failure.
+    Files are replaced atomically; a write error is one line, never an exception: the command's
+    exit status is what ``otel-energy run`` returns either way.
+    """
+    failed = report["exit_code"] != 0
     lines = []
-    write_json(report, options.report_path)
-    lines.append(f"report:  {options.report_path.resolve()}")
+    report_path = failed_path(options.report_path) if failed else options.report_path
+    lines.append(_write("report: ", report_path, lambda p: write_json(report, p)))
     plot = options.plot_path
     if plot is not None:
+        plot = failed_path(plot) if failed else plot
         if plot.suffix.lower() == ".png":
-            if write_png(report, plot):
-                lines.append(f"picture: {plot.resolve()}")
+            try:
+                drawn = write_png(report, plot)
+            except OSError as exc:
+                lines.append(f"picture: not written, {plot}: {exc.strerror or exc}")
             else:
-                html_path = plot.with_suffix(".html")
-                write_html(report, html_path)
-                lines.append(
-                    f"picture: {html_path.resolve()} (PNG needs matplotlib:"
-                    " pip install 'otel-energy[plot]')"
-                )
+                if drawn:
+                    lines.append(f"picture: {plot.resolve()}")
+                else:
+                    html_path = plot.with_suffix(".html")
+                    line = _write("picture:", html_path, lambda p: write_html(report, p))
+                    lines.append(line + " (PNG needs matplotlib: pip install '.[plot]')")
         else:
-            write_html(report, plot)
-            lines.append(f"picture: {plot.resolve()}")
+            lines.append(_write("picture:", plot, lambda p: write_html(report, p)))
+    if failed and options.report_path.exists():
+        lines.append(f"kept:    {options.report_path.resolve()} (the last successful run's report)")
     return lines
+
+
+def _write(what: str, path: Path, write: Callable[[Path], None]) -> str:
+    try:
+        write(path)
+    except OSError as exc:
+        return f"{what} not written, {path}: {exc.strerror or exc}"
+    return f"{what} {path.resolve()}"
 
 
 def which(command: str) -> str | None:

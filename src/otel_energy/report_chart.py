@@ -1,0 +1,199 @@
+"""The picture of an ``otel-energy run`` report: power per device over time, with the training's
+start, end and epoch boundaries marked.
+
+A self-contained HTML page with an inline SVG chart (no JavaScript, no network), or a PNG when
+matplotlib is installed (``pip install '.[plot]'``). Axis ticks are round numbers; the legend sits
+beside the plot, never on the data.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+from otel_energy.report import device_label, format_summary, scope_line, write_atomic
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+MARK_COLOR = {"start": "#2ca02c", "end": "#d62728", "epoch": "#555555"}
+LABEL_ROWS = 3  # rows of marker labels above the plot
+
+
+def nice_ticks(top: float, target: int = 5) -> list[float]:
+    """Round tick values from 0 to at least ``top``: steps of 1, 2, 2.5 or 5 x 10^k."""
+    top = max(top, 1e-9)
+    raw = top / target
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    n = math.ceil(top / step - 1e-9)
+    return [round(i * step, 10) for i in range(n + 1)]
+
+
+def _tick_text(v: float) -> str:
+    return f"{v:g}" if abs(v) < 1e5 else f"{v:.3g}"
+
+
+def markers(report: dict[str, Any]) -> list[tuple[float, str, str]]:
+    """(time s, label, kind) of the vertical lines: training start/end and epoch starts."""
+    out: list[tuple[float, str, str]] = []
+    by_phase = {p["phase"]: p for p in report.get("phases", [])}
+    if "before_training" in by_phase:
+        out.append((by_phase["before_training"]["end_s"], "training starts", "start"))
+    for p in report.get("phases", []):
+        if p["phase"] == "epoch":
+            out.append((p["start_s"], f"epoch {p.get('epoch')}", "epoch"))
+    if "after_training" in by_phase:
+        out.append((by_phase["after_training"]["start_s"], "training ends", "end"))
+    return out
+
+
+def svg_chart(report: dict[str, Any], width: int = 980, height: int = 380) -> str:
+    """Power per device (W) over time (s) as SVG."""
+    tl = report["timeline"]
+    ts: list[float] = tl["t_s"]
+    series: dict[str, list[float]] = tl["power_w"]
+    names = {d["hw.id"]: device_label(d) for d in report["devices"]}
+    legend_w = 210
+    left, right, top, bottom = 64, 16 + legend_w, 12 + 13 * LABEL_ROWS, 44
+    pw, ph = width - left - right, height - top - bottom
+    x_ticks = nice_ticks(max(ts[-1] if ts else 0.0, report["duration_s"], 1e-9))
+    # 5% headroom: a line at the maximum stays visible below the frame
+    y_ticks = nice_ticks(1.05 * max([max(v) for v in series.values() if v] + [1e-9]))
+    t_max, p_max = x_ticks[-1], y_ticks[-1]
+
+    def x(t: float) -> float:
+        return left + pw * t / t_max
+
+    def y(p: float) -> float:
+        return top + ph * (1 - p / p_max)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
+        f' viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>',
+    ]
+    for p in y_ticks:
+        out.append(
+            f'<line x1="{left}" y1="{y(p):.1f}" x2="{left + pw}" y2="{y(p):.1f}" stroke="#e4e4e4"/>'
+        )
+        out.append(
+            f'<text x="{left - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{_tick_text(p)}</text>'
+        )
+    for t in x_ticks:
+        out.append(
+            f'<text x="{x(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{_tick_text(t)}</text>'
+        )
+    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">time (s)</text>')
+    out.append(
+        f'<text x="14" y="{top + ph / 2}" transform="rotate(-90 14 {top + ph / 2})"'
+        ' text-anchor="middle">power (W)</text>'
+    )
+    marks = markers(report)
+    spans = {kind: t for t, _, kind in marks if kind in ("start", "end")}
+    if "start" in spans and "end" in spans:  # the training run as a band behind the data
+        x0, x1 = x(spans["start"]), x(spans["end"])
+        out.append(
+            f'<rect x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" height="{ph}"'
+            ' fill="#2ca02c" fill-opacity="0.07"/>'
+        )
+    for t, _label, kind in marks:
+        mx = x(min(max(t, 0.0), t_max))
+        dash = ' stroke-dasharray="4 3"' if kind == "epoch" else ""
+        out.append(
+            f'<line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{top + ph}"'
+            f' stroke="{MARK_COLOR[kind]}" stroke-width="1.2"{dash}/>'
+        )
+    # Labels above the plot, in rows; training start and end first, then epochs where they fit.
+    taken: list[list[tuple[float, float]]] = [[] for _ in range(LABEL_ROWS)]
+    for t, label, kind in sorted(marks, key=lambda m: m[2] == "epoch"):
+        mx = x(min(max(t, 0.0), t_max))
+        width_px = 6.2 * len(label)
+        left_px = mx - width_px - 3 if kind == "end" else mx + 3
+        row = next(
+            (
+                r
+                for r in range(LABEL_ROWS)
+                if all(left_px > b + 4 or left_px + width_px < a - 4 for a, b in taken[r])
+            ),
+            None,
+        )
+        if row is None:  # no room above the plot: the line stays, the label would overlap
+            continue
+        taken[row].append((left_px, left_px + width_px))
+        out.append(
+            f'<text x="{left_px:.1f}" y="{top - 5 - 13 * row}" font-size="11"'
+            f' fill="{MARK_COLOR[kind]}">{html.escape(label)}</text>'
+        )
+    for i, (key, values) in enumerate(sorted(series.items())):
+        color = COLORS[i % len(COLORS)]
+        pts = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in zip(ts, values, strict=False))
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>')
+        lx, ly = left + pw + 16, top + 8 + 18 * i
+        out.append(
+            f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{color}"/>'
+            f'<text x="{lx + 18}" y="{ly + 10}">{html.escape(names.get(key, key))}</text>'
+        )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def write_html(report: dict[str, Any], path: Path) -> None:
+    """A self-contained page: headline, chart and the summary table (written atomically)."""
+    title = html.escape("otel-energy: " + " ".join(report["command"]))
+    t = report["total"]
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px}}
+.scope{{color:#555}}</style>
+</head><body>
+<h1>{title}</h1>
+<p><b>{t["energy_j"]:.1f} J, {t["co2e_g"]:.4f} gCO2e</b> in {report["duration_s"]:.1f} s,
+average {t["avg_power_w"]:.1f} W.</p>
+<p class="scope">{html.escape(report.get("scope") or scope_line(report))}</p>
+{svg_chart(report)}
+<pre>{html.escape(format_summary(report))}</pre>
+</body></html>
+"""
+    write_atomic(path, page)
+
+
+def write_png(report: dict[str, Any], path: Path) -> bool:
+    """The chart as PNG with matplotlib; False when matplotlib is not installed."""
+    try:
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return False
+    tl = report["timeline"]
+    names = {d["hw.id"]: device_label(d) for d in report["devices"]}
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for key, values in sorted(tl["power_w"].items()):
+        ax.plot(tl["t_s"][: len(values)], values, label=names.get(key, key))
+    for t, label, kind in markers(report):
+        ax.axvline(t, color=MARK_COLOR[kind], linestyle="--" if kind == "epoch" else "-", lw=0.9)
+        ax.annotate(
+            label,
+            (t, 1.0),
+            xycoords=("data", "axes fraction"),
+            fontsize=8,
+            color=MARK_COLOR[kind],
+            va="bottom",
+            rotation=0,
+        )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("power (W)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return True
