@@ -590,7 +590,7 @@ def _serve_prometheus(port: int, sampler: Sampler) -> None:
     except ImportError:
         _log.error(
             "otel-energy: CarbonConfig.export_prometheus needs the prometheus extra:"
-            " pip install 'otel-energy[prometheus]'."
+            " pip install '.[prometheus]' (from a checkout of otel-energy)."
         )
         return
     start_http_server(port, addr="127.0.0.1")
