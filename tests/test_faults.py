@@ -244,6 +244,10 @@ def test_hung_nvml_call_stalls_only_its_family(
         clock.advance(DT)
         pkg.add_j(5.0)
         sampler.sample_once()
+    (nvml_reader,) = [r for r in sampler._readers or [] if r.family == "nvml"]
+    waits: list[float] = []
+    real_wait = nvml_reader.wait
+    nvml_reader.wait = lambda timeout_s: waits.append(timeout_s) or real_wait(timeout_s)  # type: ignore[method-assign]
     gpu.hang_s = 3.0  # the next NVML call blocks 3 s (real time)
     hang_t, logged_at, ticks = clock.t, None, 0
     deadline = time.monotonic() + 60.0  # only bounds a hang of the test itself
@@ -266,6 +270,9 @@ def test_hung_nvml_call_stalls_only_its_family(
     assert w.by_type["cpu"] == pytest.approx(50.0 * fed_s, abs=1e-6)  # RAPL measured throughout
     assert w.by_type["gpu"] == pytest.approx(300.0 * fed_s, rel=0.05)  # recovered from the counter
     assert logged_at == 1  # logged at the first tick that waited read_timeout_s for it
+    # A stalled family is waited for once, not at every tick: the first tick of the hang, the
+    # tick after it answered, and the last 10 ticks, however many ticks the hang lasted.
+    assert ticks > 3 and len(waits) == 12
     assert sampler.window(hang_t, hang_t + 2 * DT).stalled
     assert "otel_energy.stalled" in energy_attributes(w, 0.0, Intensity(1.0, "t"), 1.0)
     assert not sampler.window(t0, hang_t - DT).stalled

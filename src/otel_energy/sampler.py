@@ -369,12 +369,17 @@ class Sampler:
     ) -> list[tuple[int, Sensor, Reading | Exception]]:
         """Every family's reads for this tick; a family still blocked in a call is skipped."""
         readers = self._readers or []
-        for reader in readers:
-            reader.request(
+        asked = [
+            reader
+            for reader in readers
+            if reader.request(
                 frozenset(i for i, _ in reader.sensors if self._failed[i] and t < self._retry_at[i])
             )
+        ]
+        # Wait only for the families asked now: one still blocked in an older call (stalled)
+        # is not waited for again, so it costs the other families nothing.
         deadline = time.monotonic() + self._read_timeout_s
-        for reader in readers:
+        for reader in asked:
             reader.wait(deadline - time.monotonic())
         out: list[tuple[int, Sensor, Reading | Exception]] = []
         for reader in readers:
