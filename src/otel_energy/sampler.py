@@ -332,6 +332,8 @@ class Sampler:
             self._stall_ticks,
             sum(tr.filled_j for tr in self._tracks),
         )
+        if self._hist.q and self._hist.q[-1] == faults:
+            faults = self._hist.q[-1]  # faults are rare: share the tuple, no memory per sample
         with self._cond:
             self._hist.append(t, energies, sum(self._co2), faults)
             # Raw state only: the Snapshot objects are built when someone asks (metric
