@@ -47,9 +47,7 @@ def sampler_threads_cpu_s() -> float:
     """CPU time of the sampler thread and its reader threads (one per sensor family)."""
     import threading
 
-    return sum(
-        thread_cpu_s(t) for t in threading.enumerate() if t.name.startswith("otel-energy-")
-    )
+    return sum(thread_cpu_s(t) for t in threading.enumerate() if t.name.startswith("otel-energy-"))
 
 
 def cpu_share(n_gpus: int, interval: float, seconds: float, root: Path) -> dict[str, float]:
