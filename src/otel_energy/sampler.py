@@ -304,6 +304,8 @@ class Sampler:
             for i, s in enumerate(self._sensors):
                 families.setdefault(s.info.reader_family, []).append((i, s))
             self._readers = [FamilyReader(f, members) for f, members in families.items()]
+            # A sampler dropped without stop() (tests, a one-off window) ends its reader threads.
+            weakref.finalize(self, _close_readers, list(self._readers))
         return self._sensors
 
     def sample_once(self) -> None:
@@ -584,6 +586,11 @@ class Sampler:
         if ts[i] - t <= SNAP_S:
             return i, i, 0.0
         return a, i, (t - ts[a]) / (ts[i] - ts[a])
+
+
+def _close_readers(readers: list[FamilyReader]) -> None:
+    for reader in readers:
+        reader.close()
 
 
 def _forget_in_child(ref: weakref.ref[Sampler]) -> None:
