@@ -11,6 +11,10 @@ from otel_energy import environment_variables as ev
 from otel_energy.carbon import Intensity, load_table, table_intensity
 
 SOURCES = ("nvml", "rapl", "estimate")
+MAX_HISTORY_SAMPLES = 100_000
+"""The history keeps at most this many samples (twice that just before a trim). A sample costs
+about 200 B plus 24 B per device, so the history stays under ~80 MB with 8 devices whatever
+the interval and horizon asked (2.8 h at the default 0.1 s interval)."""
 CARBON_PROVIDERS = ("table", "electricitymaps", "watttime", "uk")
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 
@@ -54,9 +58,19 @@ class EnergyConfig:
     """The live intensity provider, None for the table or an override."""
 
     @property
-    def history_len(self) -> int:
-        """Number of samples kept (bounded memory)."""
+    def history_samples_asked(self) -> int:
+        """Samples that ``history_s`` at ``sample_interval_s`` would take."""
         return max(16, math.ceil(self.history_s / self.sample_interval_s) + 1)
+
+    @property
+    def history_len(self) -> int:
+        """Number of samples kept: the horizon asked, bounded by ``MAX_HISTORY_SAMPLES``."""
+        return min(self.history_samples_asked, MAX_HISTORY_SAMPLES)
+
+    @property
+    def history_capped(self) -> bool:
+        """True when the bound shortens the history asked for (logged once at start)."""
+        return self.history_samples_asked > MAX_HISTORY_SAMPLES
 
 
 def _number(

@@ -18,7 +18,9 @@ OTEL_PYTHON_ENERGY_HISTORY_SECONDS = "OTEL_PYTHON_ENERGY_HISTORY_SECONDS"
 
 Default ``600``; valid ``1``-``86400``.
 
-Memory is bounded by ``HISTORY_SECONDS / SAMPLE_INTERVAL`` samples, whatever the run length.
+Memory is bounded by ``HISTORY_SECONDS / SAMPLE_INTERVAL`` samples, whatever the run length,
+and never more than ``config.MAX_HISTORY_SAMPLES`` (100,000; a warning says when this shortens
+the history asked for).
 """
 
 OTEL_PYTHON_ENERGY_SOURCES = "OTEL_PYTHON_ENERGY_SOURCES"

@@ -6,17 +6,21 @@ instrumentor and a hand-added callback never run two threads or count a device t
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from otel_energy import environment_variables as ev
 from otel_energy.carbon import IntensityProvider, StaticIntensity
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.ranks import rank_info
 from otel_energy.sampler import Sampler
-from otel_energy.sensors import discover_sensors
+from otel_energy.sensors import Unmeasured, discover_sensors
+
+_log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _sampler: Sampler | None = None
@@ -32,9 +36,23 @@ def build_sampler(
     """A sampler for this process's rank; its discovery runs on its own thread when started."""
     env = dict(os.environ if environ is None else environ)
     rank = rank_info(env)
+    unmeasured: list[Unmeasured] = []  # filled by discovery, on the sampler thread
 
     def sensors() -> list[Any]:
-        return list(discover_sensors(config, env, nvml=nvml, rank=rank))
+        return list(discover_sensors(config, env, nvml=nvml, rank=rank, unmeasured=unmeasured))
+
+    if config.history_capped:
+        _log.warning(
+            "otel-energy: %s=%g s at %s=%g s would need %d samples; the history keeps the"
+            " last %d (%.0f s), so span windows older than that are incomplete.",
+            ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS,
+            config.history_s,
+            ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL,
+            config.sample_interval_s,
+            config.history_samples_asked,
+            config.history_len,
+            config.history_len * config.sample_interval_s,
+        )
 
     return Sampler(
         sensors,
@@ -44,6 +62,7 @@ def build_sampler(
         pue=config.pue,
         rank=rank,
         clock=clock,
+        unmeasured=unmeasured,
     )
 
 

@@ -7,6 +7,7 @@ energy of any recent window [t0, t1] is two binary searches and a linear interpo
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -24,7 +25,8 @@ from otel_energy.carbon import (
     table_intensity,
 )
 from otel_energy.ranks import RankInfo, rank_info
-from otel_energy.sensors.base import DeviceInfo, Sensor
+from otel_energy.readers import FamilyReader
+from otel_energy.sensors.base import DeviceInfo, Reading, Sensor, Unmeasured
 
 _log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ Clock = Callable[[], float]
 SensorSource = Sequence[Sensor] | Callable[[], Sequence[Sensor]]
 SNAP_S = 1e-9
 POWER_WINDOW_S = 1.0  # counter-only devices report power as the energy rate over the last second
+RETRY_FIRST_S = 1.0  # a failed device is retried after this long, then twice as long each time
+RETRY_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,12 @@ class WindowEnergy:
         estimated: some of it comes from an estimate, not a counter.
         complete: samples exist on both sides of the window (False while t1 is newer than the
             newest sample or t0 older than the history).
+        glitches: implausible readings dropped in or around the window (docs/faults.md).
+        stalled: some device had no fresh reading for part of the window (a hung driver call,
+            or failed reads being retried); a counter device recovers that energy when it
+            answers again, a power device is interpolated (then ``estimated``).
+        missing_devices: devices found but not measured (lost GPU, unreadable zone): the window
+            lacks their energy.
     """
 
     t0_s: float
@@ -81,6 +91,9 @@ class WindowEnergy:
     interpolated: bool
     estimated: bool
     complete: bool
+    glitches: int = 0
+    stalled: bool = False
+    missing_devices: tuple[str, ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -99,14 +112,17 @@ class _History:
     t: list[float] = field(default_factory=list)
     e: list[tuple[float, ...]] = field(default_factory=list)
     c: list[float] = field(default_factory=list)
+    q: list[tuple[int, int, float]] = field(default_factory=list)
+    """Cumulative fault counts: (glitches, device-ticks without a fresh reading, filled J)."""
 
-    def append(self, t: float, e: tuple[float, ...], c: float) -> None:
+    def append(self, t: float, e: tuple[float, ...], c: float, q: tuple[int, int, float]) -> None:
         self.t.append(t)
         self.e.append(e)
         self.c.append(c)
+        self.q.append(q)
         if len(self.t) > 2 * self.cap:
             drop = len(self.t) - self.cap
-            del self.t[:drop], self.e[:drop], self.c[:drop]
+            del self.t[:drop], self.e[:drop], self.c[:drop], self.q[:drop]
 
 
 class Sampler:
@@ -120,8 +136,14 @@ class Sampler:
         clock: monotonic seconds; injectable for exact tests.
         intensity: carbon intensity provider, consulted once per sample.
         pue: power usage effectiveness applied to CO2e.
-        max_failures: consecutive read errors after which a device is marked failed and skipped.
+        max_failures: consecutive read errors after which a device is marked failed; it is
+            retried after ``RETRY_FIRST_S``, doubling up to ``RETRY_MAX_S``, and a counter device
+            that answers again recovers the energy of the outage from its counter.
         rank: who this process is (host, rank); identity attributes of everything it reports.
+        unmeasured: devices that discovery found but cannot measure; the factory may fill this
+            list on the sampler thread. Windows name them in ``missing_devices``.
+        read_timeout_s: how long a tick waits for a family's reads before going on without it
+            (that family is then stalled, logged once); default two intervals, at least 0.2 s.
     """
 
     def __init__(
@@ -135,6 +157,8 @@ class Sampler:
         pue: float = 1.0,
         max_failures: int = 3,
         rank: RankInfo | None = None,
+        unmeasured: list[Unmeasured] | None = None,
+        read_timeout_s: float | None = None,
     ) -> None:
         self.rank = rank or rank_info({})
         self._source = sensors
@@ -144,10 +168,18 @@ class Sampler:
         self._intensity = intensity or StaticIntensity(table_intensity(None))
         self.pue = pue
         self._max_failures = max_failures
+        self._unmeasured = unmeasured if unmeasured is not None else []
+        self._read_timeout_s = read_timeout_s or max(2 * interval_s, 0.2)
         self._hist = _History(history_len)
         self._tracks: list[Track] = []
         self._errors: list[int] = []
         self._failed: list[bool] = []
+        self._retry_at: list[float] = []
+        self._backoff: list[float] = []
+        self._stale: list[bool] = []
+        self._glitch_logged: list[bool] = []
+        self._stall_ticks = 0
+        self._readers: list[FamilyReader] | None = None
         self._co2: list[float] = []
         self._latest: tuple[
             float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity
@@ -193,6 +225,8 @@ class Sampler:
         self._wake.set()
         thread.join(timeout_s)
         self._thread = None
+        for reader in self._readers or ():
+            reader.close()
         stopper = getattr(self._intensity, "stop", None)
         if callable(stopper):
             stopper()
@@ -250,12 +284,28 @@ class Sampler:
                 _log.exception("otel-energy: device discovery failed; measuring nothing")
                 self._sensors = []
         if len(self._tracks) != len(self._sensors):
-            self._tracks = [Track(s.wrap_j) for s in self._sensors]
-            self._errors = [0] * len(self._sensors)
-            self._failed = [False] * len(self._sensors)
-            self._co2 = [0.0] * len(self._sensors)
+            n = len(self._sensors)
+            self._tracks = [
+                Track(s.wrap_j, s.info.max_power_w or math.inf, s.info.update_period_s)
+                for s in self._sensors
+            ]
+            self._errors = [0] * n
+            self._failed = [False] * n
+            self._retry_at = [0.0] * n
+            self._backoff = [0.0] * n
+            self._stale = [False] * n
+            self._glitch_logged = [False] * n
+            self._co2 = [0.0] * n
             periods = [s.info.update_period_s for s in self._sensors]
             self._resolution_s = max([self.interval_s, *periods])
+            self._readers = None
+        if self._readers is None:
+            families: dict[str, list[tuple[int, Sensor]]] = {}
+            for i, s in enumerate(self._sensors):
+                families.setdefault(s.info.reader_family, []).append((i, s))
+            self._readers = [FamilyReader(f, members) for f, members in families.items()]
+            # A sampler dropped without stop() (tests, a one-off window) ends its reader threads.
+            weakref.finalize(self, _close_readers, list(self._readers))
         return self._sensors
 
     def sample_once(self) -> None:
@@ -268,20 +318,26 @@ class Sampler:
         # is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
         g_per_kwh = self._intensity.at((previous + t) / 2).g_per_kwh
-        for i, sensor in enumerate(sensors):
-            if self._failed[i]:
+        before = list(self._stale)
+        for i, sensor, result in self._read_all(sensors, t):
+            if isinstance(result, Exception):
+                self._note_failure(i, sensor, result, t)
                 continue
-            try:
-                reading = sensor.read()
-            except Exception as exc:
-                self._note_failure(i, sensor, exc)
-                continue
-            self._errors[i] = 0
-            delta = self._tracks[i].update(t, reading)
+            delta = self._fold(i, sensor, t, result)
             self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
+        # A device without a fresh reading at the start or the end of this interval (hung family,
+        # failing reads, recovery) makes this interval's energy less than a measurement.
+        self._stall_ticks += sum(1 for b, a in zip(before, self._stale, strict=True) if b or a)
         energies = tuple(tr.energy_j for tr in self._tracks)
+        faults = (
+            sum(tr.glitches for tr in self._tracks),
+            self._stall_ticks,
+            sum(tr.filled_j for tr in self._tracks),
+        )
+        if self._hist.q and self._hist.q[-1] == faults:
+            faults = self._hist.q[-1]  # faults are rare: share the tuple, no memory per sample
         with self._cond:
-            self._hist.append(t, energies, sum(self._co2))
+            self._hist.append(t, energies, sum(self._co2), faults)
             # Raw state only: the Snapshot objects are built when someone asks (metric
             # collection, once a minute by default), not ten times a second.
             self._latest = (t, energies, tuple(self._co2), tuple(self._failed), intensity)
@@ -312,17 +368,95 @@ class Sampler:
         ts = self._hist.t
         return ts[-1] if ts else float("-inf")
 
-    def _note_failure(self, i: int, sensor: Sensor, exc: Exception) -> None:
+    def _read_all(
+        self, sensors: list[Sensor], t: float
+    ) -> list[tuple[int, Sensor, Reading | Exception]]:
+        """Every family's reads for this tick; a family still blocked in a call is skipped."""
+        readers = self._readers or []
+        asked = [
+            reader
+            for reader in readers
+            if reader.request(
+                frozenset(i for i, _ in reader.sensors if self._failed[i] and t < self._retry_at[i])
+            )
+        ]
+        # Wait only for the families asked now: one still blocked in an older call (stalled)
+        # is not waited for again, so it costs the other families nothing.
+        deadline = time.monotonic() + self._read_timeout_s
+        for reader in asked:
+            reader.wait(deadline - time.monotonic())
+        out: list[tuple[int, Sensor, Reading | Exception]] = []
+        for reader in readers:
+            results = reader.take()
+            if results is None:
+                self._note_stall(reader)
+                continue
+            if reader.stall_logged:
+                reader.stall_logged = False
+                _log.warning(
+                    "otel-energy: %s reads answer again; their devices resume (counters recover"
+                    " the energy of the stall).",
+                    reader.family,
+                )
+            out.extend((i, sensors[i], result) for i, result in results)
+        return out
+
+    def _note_stall(self, reader: FamilyReader) -> None:
+        for i, _ in reader.sensors:
+            self._stale[i] = True
+        if not reader.stall_logged and reader.busy_since is not None:
+            reader.stall_logged = True
+            _log.warning(
+                "otel-energy: a %s read has not returned for %.1f s (a hung driver call?);"
+                " measuring the other devices meanwhile. Spans over the stall carry"
+                " otel_energy.stalled=true; devices: %s.",
+                reader.family,
+                time.monotonic() - reader.busy_since,
+                ", ".join(s.info.hw_id for _, s in reader.sensors),
+            )
+
+    def _fold(self, i: int, sensor: Sensor, t: float, reading: Reading) -> float:
+        """A good reading: clear failure state, update the track; returns the energy added (J)."""
+        resumed = self._stale[i]
+        if self._failed[i]:
+            _log.warning(
+                "otel-energy: %s (%s) answers again; measuring it again.",
+                sensor.info.hw_id,
+                sensor.info.name,
+            )
+        self._errors[i], self._failed[i], self._backoff[i] = 0, False, 0.0
+        self._stale[i] = False
+        track = self._tracks[i]
+        delta = track.update(t, reading, resumed=resumed)
+        if track.glitches and not self._glitch_logged[i]:
+            self._glitch_logged[i] = True
+            _log.warning(
+                "otel-energy: %s (%s) gave an implausible reading (more than %.0f W over the"
+                " interval); dropped it, counting goes on. Spans carry otel_energy.glitches.",
+                sensor.info.hw_id,
+                sensor.info.name,
+                track.max_power_w,
+            )
+        return delta
+
+    def _note_failure(self, i: int, sensor: Sensor, exc: Exception, t: float) -> None:
         self._errors[i] += 1
-        if self._errors[i] >= self._max_failures:
+        self._stale[i] = True
+        if self._errors[i] < self._max_failures:
+            return
+        self._backoff[i] = min(2 * self._backoff[i] or RETRY_FIRST_S, RETRY_MAX_S)
+        self._retry_at[i] = t + self._backoff[i]
+        if not self._failed[i]:
             self._failed[i] = True
             _log.warning(
-                "otel-energy: %s (%s) failed %d reads in a row (%s); skipping it, other devices"
-                " go on.",
+                "otel-energy: %s (%s) failed %d reads in a row (%s); retrying it with backoff"
+                " (from %.0f s up to %.0f s), other devices go on.",
                 sensor.info.hw_id,
                 sensor.info.name,
                 self._errors[i],
                 exc,
+                RETRY_FIRST_S,
+                RETRY_MAX_S,
             )
 
     def _powers(self, t: float) -> list[float]:
@@ -400,13 +534,18 @@ class Sampler:
             hist = self._hist
             sensors = self._sensors or []
             if not hist.t or not sensors:
-                return WindowEnergy(t0_s, t1_s, 0.0, {}, 0.0, 0.0, False, False, False)
+                missing = tuple(u.hw_id for u in self._unmeasured)
+                return WindowEnergy(
+                    t0_s, t1_s, 0.0, {}, 0.0, 0.0, False, False, False, missing_devices=missing
+                )
             a0, b0, f0 = self._bracket(t0_s)
             a1, b1, f1 = self._bracket(t1_s)
             ea0, eb0, ea1, eb1 = hist.e[a0], hist.e[b0], hist.e[a1], hist.e[b1]
             c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
             c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
             complete = hist.t[0] <= t0_s and t1_s <= hist.t[-1]
+            q0, q1 = hist.q[a0], hist.q[b1]
+            missing = tuple(u.hw_id for u in self._unmeasured)
         by_type: dict[str, float] = {}
         total = low = high = 0.0
         estimated = False
@@ -426,8 +565,11 @@ class Sampler:
             c1 - c0,
             max(total - low, high - total, 0.0),
             (t1_s - t0_s) < 2 * self._resolution_s,
-            estimated,
+            estimated or q1[2] > q0[2],
             complete,
+            q1[0] - q0[0],
+            q1[1] > q0[1],
+            missing,
         )
 
     def _bracket(self, t: float) -> tuple[int, int, float]:
@@ -446,11 +588,17 @@ class Sampler:
         return a, i, (t - ts[a]) / (ts[i] - ts[a])
 
 
+def _close_readers(readers: list[FamilyReader]) -> None:
+    for reader in readers:
+        reader.close()
+
+
 def _forget_in_child(ref: weakref.ref[Sampler]) -> None:
     """After fork: the thread does not exist in the child; make the copy inert and lock-safe."""
     sampler = ref()
     if sampler is not None:
         sampler._thread = None
+        sampler._readers = None  # reader threads do not exist in the child either
         sampler._cond = threading.Condition(threading.Lock())
         sampler._stop = threading.Event()
         sampler._wake = threading.Event()

@@ -77,6 +77,13 @@ def energy_attributes(
     }
     if intensity.timestamp:
         attrs["otel_energy.carbon_intensity.timestamp"] = intensity.timestamp
+    # Fault markers (docs/faults.md): only present when something went wrong.
+    if w.glitches:
+        attrs["otel_energy.glitches"] = w.glitches
+    if w.stalled:
+        attrs["otel_energy.stalled"] = True
+    if w.missing_devices:
+        attrs["otel_energy.missing_devices"] = ",".join(w.missing_devices)
     for hw_type in HW_TYPES:
         if hw_type in w.by_type:
             attrs[f"otel_energy.{hw_type}.energy"] = w.by_type[hw_type]

@@ -6,6 +6,7 @@ cannot drift from the API that production code calls. Errors are the real ``pynv
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,11 +31,24 @@ class FakeGpu:
     power_mw: int | Callable[[], int] = 100_000
     mig_uuids: tuple[str, ...] = ()
     fail: bool = False
+    lost: bool = False
+    """Every call on this GPU's handle (and getting the handle) fails with GPU_IS_LOST."""
+    hang_s: float = 0.0
+    """The next reads block this long (a hung driver call), then clear."""
+    power_limit_mw: int | None = 700_000
+    """``nvmlDeviceGetEnforcedPowerLimit``; None: NOT_SUPPORTED."""
     calls: int = 0
 
-    def value(self, v: int | Callable[[], int]) -> int:
-        if self.fail:
+    def check(self) -> None:
+        if self.lost:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+
+    def value(self, v: int | Callable[[], int]) -> int:
+        if self.fail or self.lost:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        if self.hang_s:
+            hang, self.hang_s = self.hang_s, 0.0
+            time.sleep(hang)
         self.calls += 1
         return v() if callable(v) else v
 
@@ -59,6 +73,7 @@ class FakeNvml:
     inits: int = 0
     NVMLError: type = pynvml.NVMLError
     NVML_DEVICE_MIG_ENABLE: int = pynvml.NVML_DEVICE_MIG_ENABLE
+    NVML_ERROR_NOT_SUPPORTED: int = pynvml.NVML_ERROR_NOT_SUPPORTED
 
     def nvmlInit(self) -> None:
         if not self.available:
@@ -77,13 +92,24 @@ class FakeNvml:
     def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:
         if not 0 <= index < len(self.gpus):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        self.gpus[index].check()
         return _Handle(self.gpus[index])
 
     def nvmlDeviceGetUUID(self, handle: _Handle | _MigHandle) -> str:
-        return handle.uuid if isinstance(handle, _MigHandle) else handle.gpu.uuid
+        if isinstance(handle, _MigHandle):
+            return handle.uuid
+        handle.gpu.check()
+        return handle.gpu.uuid
 
     def nvmlDeviceGetName(self, handle: _Handle) -> str:
+        handle.gpu.check()
         return handle.gpu.name
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:
+        handle.gpu.check()
+        if handle.gpu.power_limit_mw is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return handle.gpu.power_limit_mw
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:
         if handle.gpu.energy_mj is None:
@@ -94,6 +120,7 @@ class FakeNvml:
         return handle.gpu.value(handle.gpu.power_mw)
 
     def nvmlDeviceGetMigMode(self, device: _Handle) -> list[int]:
+        device.gpu.check()
         if device.gpu.mig_uuids:
             return [pynvml.NVML_DEVICE_MIG_ENABLE, pynvml.NVML_DEVICE_MIG_ENABLE]
         return [pynvml.NVML_DEVICE_MIG_DISABLE, pynvml.NVML_DEVICE_MIG_DISABLE]

@@ -8,12 +8,12 @@ from typing import Any
 
 from otel_energy.config import EnergyConfig
 from otel_energy.ranks import RankInfo
-from otel_energy.sensors.base import DeviceInfo, Reading, Sensor
+from otel_energy.sensors.base import DeviceInfo, Reading, Sensor, Unmeasured
 from otel_energy.sensors.estimate import CpuEstimate, MemoryEstimate, default_cpu_tdp_w
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
 
-__all__ = ["DeviceInfo", "Reading", "Sensor", "discover_sensors"]
+__all__ = ["DeviceInfo", "Reading", "Sensor", "Unmeasured", "discover_sensors"]
 
 _log = logging.getLogger(__name__)
 
@@ -23,6 +23,7 @@ def discover_sensors(
     environ: Mapping[str, str],
     nvml: Any | None = None,
     rank: RankInfo | None = None,
+    unmeasured: list[Unmeasured] | None = None,
 ) -> list[Sensor]:
     """Every sensor this process should read, in a stable order (GPUs, then CPU, then memory).
 
@@ -32,15 +33,21 @@ def discover_sensors(
         nvml: NVML module override (tests inject a fake).
         rank: this process's rank. In a distributed run a rank measures only its own GPU(s), and
             node-wide devices (CPU, memory) only on local rank 0, so that each joule counts once.
+        unmeasured: collects devices found but not measurable (lost GPU, unreadable zone); the
+            sampler names them on spans as ``otel_energy.missing_devices``.
     """
     sensors: list[Sensor] = []
     if "nvml" in config.sources:
-        sensors.extend(discover_nvml(environ, nvml, explicit=config.sources_explicit, rank=rank))
+        sensors.extend(
+            discover_nvml(
+                environ, nvml, explicit=config.sources_explicit, rank=rank, unmeasured=unmeasured
+            )
+        )
     if rank is not None and not rank.measures_node:
         return sensors
     covered: set[str] = set()
     if "rapl" in config.sources:
-        zones = discover_rapl(config.powercap_root)
+        zones = discover_rapl(config.powercap_root, unmeasured)
         if not zones and config.sources_explicit:
             _log.error(
                 "otel-energy: 'rapl' was requested but no readable RAPL zone was found under %s.",

@@ -25,6 +25,11 @@ class DeviceInfo:
         update_period_s: how often the sensor itself refreshes its value (s).
         vendor, model, driver_version, parent: OTel ``hw.*`` attributes where known.
         extra: further attributes in the ``otel_energy.`` namespace (e.g. MIG instances).
+        family: the library or driver path the device is read through (``nvml``, ``rapl``,
+            ``psutil``); each family has its own reader thread, so a hung call stalls only its
+            own family. Empty: the method names the family.
+        max_power_w: the most power this device can draw (W), the plausibility bound for its
+            readings: a step implying more is a glitch (docs/faults.md). None: no bound.
     """
 
     hw_id: str
@@ -38,6 +43,13 @@ class DeviceInfo:
     driver_version: str | None = None
     parent: str | None = None
     extra: tuple[tuple[str, str], ...] = ()
+    family: str = ""
+    max_power_w: float | None = None
+
+    @property
+    def reader_family(self) -> str:
+        """The reader thread this device is read on (``family``, else ``method``)."""
+        return self.family or self.method
 
     def attributes(self) -> dict[str, str | bool]:
         """Attributes for metric points: semantic-convention ``hw.*`` plus our provenance keys."""
@@ -58,6 +70,25 @@ class DeviceInfo:
                 attrs[key] = value
         attrs.update(self.extra)
         return attrs
+
+
+# Plausibility bounds (W) where the device cannot tell its own: generous, about twice the largest
+# parts sold (a 500 W server CPU package, a 1.2 kW accelerator, DRAM of a full socket).
+MAX_POWER_W = {"gpu": 2500.0, "cpu": 1000.0, "memory": 500.0}
+POWER_MARGIN = 2.0
+"""A device's own power limit x this margin is its plausibility bound (brief peaks exceed it)."""
+
+
+@dataclass(frozen=True)
+class Unmeasured:
+    """A device that discovery found but cannot measure (a lost GPU, an unreadable zone).
+
+    Spans and reports name it (``otel_energy.missing_devices``): their totals exclude it.
+    """
+
+    hw_id: str
+    hw_type: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -82,7 +113,8 @@ class Sensor(Protocol):
     """Counter range in J: a decrease means a wrap by this much. None: a decrease is a reset."""
 
     def read(self) -> Reading:
-        """Read the device now. May raise; the sampler counts failures and skips broken devices."""
+        """Read the device now. May raise or block: the sampler calls it on its family's reader
+        thread, retries failing devices with backoff and stops waiting for a hung family."""
         ...
 
     def close(self) -> None:

@@ -45,6 +45,7 @@ class CpuEstimate:
             METHOD_ESTIMATE,
             estimated=True,
             update_period_s=0.0,
+            family="psutil",
         )
     )
     wrap_j: float | None = None
@@ -87,6 +88,7 @@ class MemoryEstimate:
             METHOD_ESTIMATE,
             estimated=True,
             update_period_s=0.0,
+            family="psutil",
         )
     )
     wrap_j: float | None = None

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_energy.ranks import RankInfo
-from otel_energy.sensors.base import METHOD_NVML_COUNTER, METHOD_NVML_POWER, DeviceInfo, Reading
+from otel_energy.sensors.base import (
+    MAX_POWER_W,
+    METHOD_NVML_COUNTER,
+    METHOD_NVML_POWER,
+    POWER_MARGIN,
+    DeviceInfo,
+    Reading,
+    Unmeasured,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +61,8 @@ class _Gpu:
     uuid: str
     name: str
     mig_uuids: tuple[str, ...]
+    error: str | None = None
+    """Why this GPU cannot be used (e.g. GPU is lost); it keeps its place for CUDA ordinals."""
 
 
 def _mig_uuids(nvml: Any, handle: Any) -> tuple[str, ...]:
@@ -73,19 +83,30 @@ def _mig_uuids(nvml: Any, handle: Any) -> tuple[str, ...]:
 
 
 def _enumerate(nvml: Any) -> list[_Gpu]:
+    """Every GPU, a failing one (lost, fallen off the bus) as a placeholder with its error."""
     gpus = []
     for i in range(nvml.nvmlDeviceGetCount()):
-        h = nvml.nvmlDeviceGetHandleByIndex(i)
-        gpus.append(
-            _Gpu(
+        try:
+            h = nvml.nvmlDeviceGetHandleByIndex(i)
+            gpu = _Gpu(
                 i,
                 h,
                 _text(nvml.nvmlDeviceGetUUID(h)),
                 _text(nvml.nvmlDeviceGetName(h)),
                 _mig_uuids(nvml, h),
             )
-        )
+        except nvml.NVMLError as exc:
+            gpu = _Gpu(i, None, f"nvml:{i}", "", (), error=str(exc))
+        gpus.append(gpu)
     return gpus
+
+
+def _power_bound_w(nvml: Any, handle: Any) -> float:
+    """Plausibility bound (W): the enforced power limit x a margin, else a generous constant."""
+    try:
+        return float(nvml.nvmlDeviceGetEnforcedPowerLimit(handle)) / 1000.0 * POWER_MARGIN
+    except nvml.NVMLError:
+        return MAX_POWER_W["gpu"]
 
 
 def select_visible(
@@ -157,8 +178,10 @@ def _probe_counter(nvml: Any, handle: Any) -> bool:
     try:
         nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
         return True
-    except nvml.NVMLError:
-        return False
+    except nvml.NVMLError as exc:
+        if getattr(exc, "value", None) == nvml.NVML_ERROR_NOT_SUPPORTED:
+            return False  # pre-Volta: integrate power
+        raise  # the GPU failed (lost...): the caller reports it
 
 
 def _load_nvml() -> Any:
@@ -172,6 +195,7 @@ def discover_nvml(
     nvml: Any | None = None,
     explicit: bool = False,
     rank: RankInfo | None = None,
+    unmeasured: list[Unmeasured] | None = None,
 ) -> list[NvmlGpu]:
     """GPUs visible to this process, each with the best method it supports (possibly none).
 
@@ -180,6 +204,8 @@ def discover_nvml(
         nvml: the NVML module (``pynvml`` by default); tests pass a fake with the same API.
         explicit: the user asked for NVML; missing NVML is then logged as an error.
         rank: this process's rank; in a distributed run only its own GPU(s) are returned.
+        unmeasured: where GPUs that fail at discovery (GPU_IS_LOST...) are recorded. A failing
+            GPU is reported once and skipped; the others are measured.
     """
     level = logging.ERROR if explicit else logging.INFO
     try:
@@ -193,33 +219,63 @@ def discover_nvml(
             exc,
         )
         return []
-    driver = _text(nvml.nvmlSystemGetDriverVersion())
+    try:
+        driver = _text(nvml.nvmlSystemGetDriverVersion())
+        gpus = _enumerate(nvml)
+    except nvml.NVMLError as exc:
+        _log.log(level, "otel-energy: no GPU measured, NVML failed to list GPUs (%s).", exc)
+        return []
     sensors = []
-    visible = select_visible(_enumerate(nvml), environ)
+    visible = select_visible(gpus, environ)
     chosen = select_for_rank(visible, rank, "CUDA_VISIBLE_DEVICES" in environ)
     for gpu, migs in chosen:
-        counter = _probe_counter(nvml, gpu.handle)
-        extra: tuple[tuple[str, str], ...] = ()
-        if migs:
-            # No per-instance power sensor exists: we measure (and label) the parent GPU.
-            extra = (
-                ("otel_energy.gpu.mig_instances", ",".join(migs)),
-                ("otel_energy.gpu.measures", "parent_gpu"),
-            )
-        info = DeviceInfo(
-            hw_id=gpu.uuid,
-            hw_type="gpu",
-            name=f"{gpu.name} ({gpu.index})",
-            method=METHOD_NVML_COUNTER if counter else METHOD_NVML_POWER,
-            update_period_s=NVML_UPDATE_PERIOD_S,
-            vendor="NVIDIA",
-            model=gpu.name,
-            driver_version=driver,
-            extra=extra,
-        )
-        if not counter:
-            _log.info(
-                "otel-energy: %s has no energy counter (pre-Volta); integrating power.", gpu.uuid
-            )
-        sensors.append(NvmlGpu(info, nvml, gpu.handle, counter))
+        if gpu.error is not None:
+            _lost(gpu, gpu.error, unmeasured)
+            continue
+        try:
+            sensors.append(_sensor(nvml, gpu, migs, driver))
+        except nvml.NVMLError as exc:
+            _lost(gpu, str(exc), unmeasured)
     return sensors
+
+
+def _lost(gpu: _Gpu, error: str, unmeasured: list[Unmeasured] | None) -> None:
+    _log.warning(
+        "otel-energy: GPU %d (%s) cannot be measured (%s); measuring the other devices without"
+        " it. Fix: check it with 'nvidia-smi'; a lost GPU needs a reset ('nvidia-smi -r -i %d')"
+        " or a reboot.",
+        gpu.index,
+        gpu.uuid,
+        error,
+        gpu.index,
+    )
+    if unmeasured is not None:
+        unmeasured.append(Unmeasured(gpu.uuid, "gpu", error))
+
+
+def _sensor(nvml: Any, gpu: _Gpu, migs: tuple[str, ...], driver: str) -> NvmlGpu:
+    """One GPU's sensor; raises NVMLError when the GPU fails (lost at start)."""
+    counter = _probe_counter(nvml, gpu.handle)
+    extra: tuple[tuple[str, str], ...] = ()
+    if migs:
+        # No per-instance power sensor exists: we measure (and label) the parent GPU.
+        extra = (
+            ("otel_energy.gpu.mig_instances", ",".join(migs)),
+            ("otel_energy.gpu.measures", "parent_gpu"),
+        )
+    info = DeviceInfo(
+        hw_id=gpu.uuid,
+        hw_type="gpu",
+        name=f"{gpu.name} ({gpu.index})",
+        method=METHOD_NVML_COUNTER if counter else METHOD_NVML_POWER,
+        update_period_s=NVML_UPDATE_PERIOD_S,
+        vendor="NVIDIA",
+        model=gpu.name,
+        driver_version=driver,
+        extra=extra,
+        family="nvml",
+        max_power_w=_power_bound_w(nvml, gpu.handle),
+    )
+    if not counter:
+        _log.info("otel-energy: %s has no energy counter (pre-Volta); integrating power.", gpu.uuid)
+    return NvmlGpu(info, nvml, gpu.handle, counter)

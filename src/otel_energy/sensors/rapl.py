@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otel_energy.sensors.base import METHOD_RAPL, DeviceInfo, Reading
+from otel_energy.sensors.base import MAX_POWER_W, METHOD_RAPL, DeviceInfo, Reading, Unmeasured
 
 _log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ UNREADABLE_FIX = (
     "'sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj /sys/class/powercap/"
     "intel-rapl:*:*/energy_uj' (until reboot), or a udev rule "
     '\'SUBSYSTEM=="powercap", ACTION=="add", RUN+="/bin/chmod a+r /sys%p/energy_uj"\', '
-    "or in a container mount /sys/class/powercap read-only. Using an estimate for {types}."
+    "or in a container mount /sys/class/powercap read-only. {outcome}"
 )
 
 
@@ -83,15 +83,19 @@ def _zone(path: Path) -> RaplZone | None:
         method=METHOD_RAPL,
         update_period_s=RAPL_UPDATE_PERIOD_S,
         vendor="RAPL",
+        family="rapl",
+        max_power_w=MAX_POWER_W[hw_type],
     )
     return RaplZone(info, path / "energy_uj", wrap_j)
 
 
-def discover_rapl(root: str | Path) -> list[RaplZone]:
+def discover_rapl(root: str | Path, unmeasured: list[Unmeasured] | None = None) -> list[RaplZone]:
     """Readable package and dram zones under ``root`` (possibly none).
 
     Logs one line when the tree is missing, and one line naming the file and the fix when the
-    counters exist but cannot be read.
+    counters exist but cannot be read. Unreadable zones of a type that has readable ones (one of
+    two packages) are named in that line and appended to ``unmeasured``: the totals are
+    incomplete, and spans say which zone they lack.
     """
     root = Path(root)
     if not root.is_dir():
@@ -120,10 +124,34 @@ def discover_rapl(root: str | Path) -> list[RaplZone]:
             continue
         zones.append(zone)
     if unreadable:
-        readable_types = {z.info.hw_type for z in zones}
-        types = sorted({z.info.hw_type for z in unreadable} - readable_types) or ["nothing"]
         _log.warning(
             "otel-energy: "
-            + UNREADABLE_FIX.format(path=unreadable[0].energy_path, types=", ".join(types))
+            + UNREADABLE_FIX.format(
+                path=unreadable[0].energy_path, outcome=_outcome(zones, unreadable, unmeasured)
+            )
         )
     return zones
+
+
+def _outcome(
+    zones: list[RaplZone], unreadable: list[RaplZone], unmeasured: list[Unmeasured] | None
+) -> str:
+    """What happens to the unreadable zones: estimated (no zone of that type is readable) or
+    missing from totals that the readable zones of the same type make (named, then marked)."""
+    readable_types = {z.info.hw_type for z in zones}
+    estimated = sorted({z.info.hw_type for z in unreadable} - readable_types)
+    missing = [z for z in unreadable if z.info.hw_type in readable_types]
+    parts = []
+    if estimated:
+        parts.append(f"Using an estimate for {', '.join(estimated)}.")
+    if missing:
+        names = ", ".join(f"{z.info.hw_id} ({z.info.name})" for z in missing)
+        parts.append(
+            f"Not measured: {names}; the {', '.join(sorted({z.info.hw_type for z in missing}))}"
+            " totals lack it (spans and reports carry otel_energy.missing_devices)."
+        )
+        if unmeasured is not None:
+            unmeasured.extend(
+                Unmeasured(z.info.hw_id, z.info.hw_type, "energy_uj not readable") for z in missing
+            )
+    return " ".join(parts)
