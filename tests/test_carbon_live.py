@@ -691,3 +691,32 @@ def test_an_api_url_with_credentials_is_refused_without_showing_them() -> None:
         }
     )
     assert ok.carbon is not None and ok.carbon.api_url == "HTTPS://proxy.example:8443/carbon"
+
+
+def test_a_stuck_provider_blocks_only_the_refresher_thread(clock: FakeClock) -> None:
+    """A provider that never answers: the sampler keeps reading at the table's intensity."""
+    import threading
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Stuck:
+        name, key, ttl_s = "stuck", "stuck:1", 60.0
+
+        def fetch(self) -> list[cp.IntensityPoint]:
+            entered.set()
+            release.wait(30.0)  # bounded only so that a broken test cannot hang forever
+            return [cp.IntensityPoint(NOW, 100.0, "average")]
+
+    li = LiveIntensity(Stuck(), TABLE, None, clock=clock, wall=lambda: NOW)
+    sampler = Sampler([Watts(clock, 100.0)], clock=clock, intensity=li, pue=1.0)
+    li.start()
+    try:
+        assert entered.wait(10.0)  # the refresher is inside fetch() now
+        for _ in range(10):
+            clock.advance(0.1)
+            sampler.sample_once()  # returns although the provider is stuck
+        assert sampler.snapshot().intensity == TABLE
+    finally:
+        release.set()
+        li.stop()
