@@ -7,13 +7,13 @@ import base64
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 EM_TOKEN = "em-secret-token-123"
 UK_DIP_SLOTS = range(10, 14)  # half-hour slots 10-13 after now: 5 h to 7 h ahead
@@ -33,10 +33,13 @@ WT_USER, WT_PASSWORD, WT_TOKEN = "alice", "wt-secret-pw-456", "wt-bearer-789"
 
 @dataclass
 class Api:
-    """What the server answers. ``fail[path]`` = "429" | "500" | "slow" | "malformed".
+    """What the server answers. ``fail[path]`` = "429" | "500" | "slow" | "malformed" | "302".
 
     Every timestamp derives from ``base``, the start of the current half hour when the server
     starts (the latest value's time): the data is as fresh as a real API's, whatever the date.
+    "302" redirects to ``redirect_to`` + the same path and query. With a ``clock`` (monotonic
+    seconds), WattTime bearer tokens expire ``wt_token_lifetime_s`` after the last ``/login``, as
+    the real API's do (30 minutes); without one they never expire.
     """
 
     fail: dict[str, str] = field(default_factory=dict)
@@ -63,11 +66,22 @@ class Api:
             }
         ]
 
+    redirect_to: str = ""
+    wt_token: str = WT_TOKEN
+    clock: Callable[[], float] | None = None
+    wt_token_lifetime_s: float = 30 * 60.0
+    wt_login_at: float | None = None
+
     def answer(
         self, path: str, query: dict[str, list[str]], headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         self.requests.append({"path": path, "query": query, "headers": headers})
-        mode = self.fail.get(path)
+        moved = path.startswith("/moved/")  # where a same-origin redirect lands: no failure
+        path = path[len("/moved") :] if moved else path
+        mode = None if moved else self.fail.get(path)
+        if mode == "302":
+            location = f"{self.redirect_to}{path}?{urlencode(query, doseq=True)}"
+            return 302, {"Location": location}, b""
         if mode == "429":
             return 429, {"Retry-After": self.retry_after}, b'{"message": "Too Many Requests"}'
         if mode == "500":
@@ -80,6 +94,11 @@ class Api:
         if isinstance(body, int):
             return body, {}, b'{"error": "unauthorized"}'
         return 200, {}, json.dumps(body).encode()
+
+    def _wt_expired(self) -> bool:
+        if self.clock is None or self.wt_login_at is None:
+            return False
+        return self.clock() - self.wt_login_at > self.wt_token_lifetime_s
 
     def _body(self, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Any:
         if path.startswith("/v3/carbon-intensity/"):
@@ -122,11 +141,12 @@ class Api:
                 }
         if path == "/login":
             expected = base64.b64encode(f"{WT_USER}:{WT_PASSWORD}".encode()).decode()
-            return (
-                {"token": WT_TOKEN} if headers.get("authorization") == f"Basic {expected}" else 403
-            )
+            if headers.get("authorization") != f"Basic {expected}":
+                return 403
+            self.wt_login_at = self.clock() if self.clock else None
+            return {"token": self.wt_token}
         if path.startswith("/v3/"):
-            if headers.get("authorization") != f"Bearer {WT_TOKEN}":
+            if headers.get("authorization") != f"Bearer {self.wt_token}" or self._wt_expired():
                 return 401
             if path == "/v3/region-from-loc":
                 return {

@@ -453,3 +453,274 @@ def test_otel_energy_run_uses_the_configured_live_provider(tmp_path: Path) -> No
         "source": "live:uk-carbon-intensity",
         "kind": "average",
     }
+
+
+# ---- faults (issue 11, cases 10-14): each injected through the loopback fake APIs ----
+
+
+def _refused(exc: BaseException) -> None:
+    assert "redirect" in str(exc) and "another origin" in str(exc)
+    for secret in (EM_TOKEN, WT_PASSWORD, WT_TOKEN):
+        assert secret not in str(exc)
+
+
+def test_credentials_never_follow_a_redirect_to_another_origin() -> None:
+    """A 302 to another host:port is an error: neither the Electricity Maps token, the WattTime
+    basic credentials nor the bearer token reach the second server."""
+    with carbon_api() as (url, api), carbon_api() as (other_url, other):
+        api.redirect_to = other_url
+        for path in ("/v3/carbon-intensity/latest", "/v3/carbon-intensity/history", "/login"):
+            api.fail[path] = "302"
+        with pytest.raises(cp.ProviderError) as em_err:
+            cp.ElectricityMaps(EM_TOKEN, zone="DE", base_url=url).fetch()
+        wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url)
+        with pytest.raises(cp.ProviderError) as login_err:
+            wt.fetch()
+        del api.fail["/login"]
+        api.fail["/v3/forecast"] = "302"
+        with pytest.raises(cp.ProviderError) as bearer_err:
+            wt.fetch()
+        assert [r["path"] for r in api.requests].count("/login") == 2  # the 2nd one succeeded
+        for err in (em_err, login_err, bearer_err):
+            _refused(err.value)
+        assert other.requests == []  # never contacted, so nothing was leaked
+        # a redirect within the same origin (scheme, host, port) is still followed
+        api.fail = {"/intensity": "302"}
+        api.redirect_to = f"{url}/moved"
+        [p] = cp.UKCarbonIntensity(base_url=url).fetch()
+        assert p.g_per_kwh == 263.0 and api.requests[-1]["path"] == "/moved/intensity"
+
+
+SECRET = "SECRET-KEY-12345"
+
+
+@pytest.mark.parametrize("bad", [f"{SECRET}\nX", f"{SECRET}\r\nX-Evil: 1", f"{SECRET}\x00", "clé"])
+def test_a_token_that_is_not_a_header_value_is_refused_without_showing_it(bad: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            {
+                "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "electricitymaps",
+                "OTEL_PYTHON_ENERGY_ZONE": "DE",
+                "OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN": bad,
+            }
+        )
+    assert "OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN" in str(err.value)
+    assert SECRET not in str(err.value) and "clé" not in str(err.value)
+
+
+def test_a_bad_header_value_never_reaches_the_log(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Built in code (no configuration check) or handed out by the server: still no secret in
+    the error or the log, and a failed refresh like any other."""
+    caplog.set_level(logging.DEBUG, "otel_energy")
+    with carbon_api() as (url, api):
+        em = cp.ElectricityMaps(f"{SECRET}\nX", zone="DE", base_url=url)
+        api.wt_token = f"{SECRET}\nY"
+        wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url)
+        for provider in (em, wt):
+            li = live(url, tmp_path, clock, provider)
+            assert li.refresh_once() == MIN_BACKOFF_S
+            assert li.at(clock.t) == TABLE
+    assert caplog.records and SECRET not in caplog.text
+    assert not any(r.exc_info for r in caplog.records)  # no traceback: a clean failure
+
+
+def _set_intensity(api: Api, provider: str, g_per_kwh: float) -> None:
+    if provider == "electricitymaps":
+        api.em_latest = g_per_kwh
+    elif provider == "watttime":
+        api.wt_lb_per_mwh = g_per_kwh / cp.LB_PER_MWH_TO_G_PER_KWH
+    else:
+        api.uk[0]["intensity"]["actual"] = g_per_kwh
+
+
+@pytest.mark.parametrize("provider", ["electricitymaps", "watttime", "uk"])
+@pytest.mark.parametrize("bad", [float("nan"), -500.0, 1e300, float("inf")])
+def test_an_intensity_out_of_range_is_a_failed_refresh(
+    provider: str, bad: float, tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same bounds as OTEL_PYTHON_ENERGY_CARBON_INTENSITY (0-5000 g/kWh) for every provider."""
+    caplog.set_level(logging.INFO, "otel_energy")
+    with carbon_api() as (url, api):
+        source = {
+            "electricitymaps": cp.ElectricityMaps(EM_TOKEN, zone="DE", base_url=url),
+            "watttime": cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url),
+            "uk": cp.UKCarbonIntensity(base_url=url),
+        }[provider]
+        li = live(url, tmp_path, clock, source)
+        _set_intensity(api, provider, bad)
+        assert li.refresh_once() == MIN_BACKOFF_S
+        assert li.at(clock.t) == TABLE
+        assert not list(tmp_path.glob("*.json"))  # nothing absurd persisted either
+        _set_intensity(api, provider, 5000.0)  # the upper bound itself is a valid value
+        assert li.refresh_once() == source.ttl_s
+        assert li.at(clock.t).g_per_kwh == pytest.approx(5000.0)
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "out of range" in warning and "0 to 5000" in warning
+
+
+def test_watttime_token_is_renewed_over_hours_of_refreshes(clock: FakeClock) -> None:
+    """Three simulated hours at the 5-minute refresh: the server expires tokens after 30 min."""
+    with carbon_api() as (url, api):
+        api.clock = clock
+        wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url, clock=clock)
+        li = LiveIntensity(wt, TABLE, None, clock=clock, wall=lambda: NOW)
+        waits = []
+        for _ in range(round(3 * 3600 / wt.ttl_s)):
+            waits.append(li.refresh_once())
+            clock.advance(wt.ttl_s)
+        logins = [r for r in api.requests if r["path"] == "/login"]
+    assert waits == [wt.ttl_s] * len(waits)  # every refresh succeeded: no expired token used
+    assert 3 * 3600 / api.wt_token_lifetime_s <= len(logins) <= 3 * 3600 / (20 * 60) + 1
+
+
+def _cache_path(tmp_path: Path) -> Path:
+    return tmp_path / "intensity-uk-carbon-intensity_GB.json"
+
+
+@pytest.mark.parametrize(
+    ("zone", "g_per_kwh"),
+    [("", 200.0), ("+00:00", float("nan")), ("+00:00", -3.0)],  # "": a naive timestamp
+)
+def test_a_bad_cache_file_is_ignored_with_one_warning(
+    zone: str,
+    g_per_kwh: float,
+    tmp_path: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+
+    caplog.set_level(logging.INFO, "otel_energy")
+    at = (NOW - timedelta(hours=1)).replace(tzinfo=None).isoformat() + zone  # fresh enough
+    point = {"at": at, "g_per_kwh": g_per_kwh, "kind": "average"}
+    _cache_path(tmp_path).write_text(json.dumps({"points": [point]}))
+    li = live("http://127.0.0.1:9", tmp_path, clock)  # must not raise
+    assert li.at(clock.t) == TABLE
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "ignoring" in warning.getMessage() and str(_cache_path(tmp_path)) in warning.getMessage()
+
+
+def test_instrumentation_survives_a_cache_file_with_a_naive_timestamp(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from otel_energy.runtime import intensity_provider
+
+    at = (datetime.now(timezone.utc) - timedelta(minutes=30)).replace(tzinfo=None).isoformat()
+    point = {"at": at, "g_per_kwh": 200.0, "kind": "average"}
+    _cache_path(tmp_path).write_text(json.dumps({"points": [point]}))
+    config = load_config(
+        {
+            "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk",
+            "OTEL_PYTHON_ENERGY_CARBON_API_URL": "http://127.0.0.1:9",
+            "OTEL_PYTHON_ENERGY_CACHE_DIR": str(tmp_path),
+        }
+    )
+    provider = intensity_provider(config)
+    assert provider.at(time.monotonic()) == config.intensity  # the table, not a crash
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_an_unwritable_cache_directory_is_reported_once(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "otel_energy")
+    (tmp_path / "file").write_text("")  # a directory cannot be created under a file
+    with carbon_api() as (url, _api):
+        li = live(url, tmp_path / "file" / "cache", clock)
+        for _ in range(3):
+            assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s  # the live value is still used
+    assert li.at(clock.t).g_per_kwh == 263.0
+    [warning] = _warnings(caplog)  # said once, not at every refresh
+    assert "OTEL_PYTHON_ENERGY_CACHE_DIR" in warning and str(tmp_path / "file") in warning
+
+
+def test_a_full_disk_leaves_no_partial_cache_file(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ENOSPC from the kernel: the temporary file is /dev/full (every write fails, as on a full
+    disk). One warning, no leftover; the next refresh with space writes the cache."""
+    import os
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux)")
+    caplog.set_level(logging.INFO, "otel_energy")
+    tmp = _cache_path(tmp_path).with_suffix(f".{os.getpid()}.tmp")
+    tmp.symlink_to("/dev/full")
+    with carbon_api() as (url, _api):
+        li = live(url, tmp_path, clock)
+        assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s
+        [warning] = _warnings(caplog)
+        assert "No space left on device" in warning and "OTEL_PYTHON_ENERGY_CACHE_DIR" in warning
+        assert list(tmp_path.iterdir()) == []  # no 0-byte (or linked) temporary file left
+        assert Path("/dev/full").exists()  # the link was removed, not its target
+        assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s  # space again: written
+    assert [p.name for p in tmp_path.iterdir()] == [_cache_path(tmp_path).name]
+    assert len(_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize(
+    "bad", ["not a url", "file:///etc", "ftp://example.org", "http://", "http://h:port", "x:y"]
+)
+def test_the_api_url_must_be_http_or_https(bad: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            {
+                "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk",
+                "OTEL_PYTHON_ENERGY_CARBON_API_URL": bad,
+            }
+        )
+    assert "OTEL_PYTHON_ENERGY_CARBON_API_URL" in str(err.value)
+    assert "http:// or https://" in str(err.value)
+
+
+def test_an_api_url_with_credentials_is_refused_without_showing_them() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(
+            {
+                "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk",
+                "OTEL_PYTHON_ENERGY_CARBON_API_URL": f"https://bob:{SECRET}@proxy.example",
+            }
+        )
+    assert "OTEL_PYTHON_ENERGY_CARBON_API_URL" in str(err.value) and SECRET not in str(err.value)
+    ok = load_config(
+        {
+            "OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk",
+            "OTEL_PYTHON_ENERGY_CARBON_API_URL": "HTTPS://proxy.example:8443/carbon",
+        }
+    )
+    assert ok.carbon is not None and ok.carbon.api_url == "HTTPS://proxy.example:8443/carbon"
+
+
+def test_a_stuck_provider_blocks_only_the_refresher_thread(clock: FakeClock) -> None:
+    """A provider that never answers: the sampler keeps reading at the table's intensity."""
+    import threading
+
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Stuck:
+        name, key, ttl_s = "stuck", "stuck:1", 60.0
+
+        def fetch(self) -> list[cp.IntensityPoint]:
+            entered.set()
+            release.wait(30.0)  # bounded only so that a broken test cannot hang forever
+            return [cp.IntensityPoint(NOW, 100.0, "average")]
+
+    li = LiveIntensity(Stuck(), TABLE, None, clock=clock, wall=lambda: NOW)
+    sampler = Sampler([Watts(clock, 100.0)], clock=clock, intensity=li, pue=1.0)
+    li.start()
+    try:
+        assert entered.wait(10.0)  # the refresher is inside fetch() now
+        for _ in range(10):
+            clock.advance(0.1)
+            sampler.sample_once()  # returns although the provider is stuck
+        assert sampler.snapshot().intensity == TABLE
+    finally:
+        release.set()
+        li.stop()

@@ -58,6 +58,8 @@ def test_valid_values(env: dict[str, str], field: str, expected: object) -> None
         (ev.OTEL_PYTHON_ENERGY_SOURCES, ",", "nvml, rapl, estimate"),
         (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "0", "'all', 'off' or an integer N >= 1"),
         (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "some", "'all', 'off' or an integer N >= 1"),
+        (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "²", "'all', 'off' or an integer N >= 1"),
+        (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "\uff11\uff10", "'all', 'off' or an integer N >= 1"),
     ],
 )
 def test_bad_values_name_the_variable_and_valid_values(name: str, value: str, hint: str) -> None:
@@ -95,3 +97,35 @@ def test_every_variable_is_documented_in_docs() -> None:
     assert len(names) >= 9
     missing = [n for n in names if f"`{n}`" not in doc]
     assert not missing, f"undocumented variables: {missing}"
+
+
+def test_a_bad_step_spans_value_is_a_configuration_error_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ "²".isdigit() is True but int("²") raises: it was a ValueError traceback, exit 1."""
+    from otel_energy import cli
+
+    monkeypatch.setenv(ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "²")
+    assert cli.main(["devices"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error" in err and ev.OTEL_PYTHON_ENERGY_STEP_SPANS in err
+    assert "Traceback" not in err
+
+
+def test_overrides_in_code_get_the_same_rules_and_name_the_field() -> None:
+    env = {ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL: "0.5", ev.OTEL_PYTHON_ENERGY_PUE: "1.2"}
+    cfg = load_config(env, sample_interval_s=0.25, cpu_tdp_w=None)
+    assert (cfg.sample_interval_s, cfg.pue, cfg.cpu_tdp_w) == (0.25, 1.2, None)  # None: env's
+    for field, bad, hint in [
+        ("sample_interval_s", 0, "0.001 to 60"),
+        ("sample_interval_s", -1.0, "0.001 to 60"),
+        ("history_s", float("inf"), "1 to 86400"),
+        ("pue", 0.5, "1 to 10"),
+        ("memory_w_per_gb", "lots", "0 to 100"),
+        ("cpu_tdp_w", True, "1 to 5000"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_config({}, **{field: bad})
+        assert str(err.value) == (f"{field}={bad!r} is not valid: expected a number from {hint}.")
+    with pytest.raises(TypeError, match="step_span_every"):
+        load_config({}, sample_interval=0.5, step_span_every=3)  # type: ignore[arg-type]

@@ -93,3 +93,40 @@ def test_last_batch_before_any_batch_is_a_clear_error(tel: Telemetry) -> None:
         pytest.raises(RuntimeError, match=r"meter\.batch"),
     ):
         meter.last_batch()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"sample_interval": 0}, ("sample_interval_s=0", "0.001 to 60")),  # was ZeroDivisionError
+        ({"sample_interval": -1}, ("sample_interval_s=-1", "0.001 to 60")),  # was accepted
+        ({"sample_interval": float("nan")}, ("sample_interval_s=nan", "0.001 to 60")),
+        ({"cpu_tdp_w": 0}, ("cpu_tdp_w=0", "1 to 5000")),
+        ({"carbon_intensity_g_per_kwh": -5.0}, ("carbon_intensity_g_per_kwh=-5.0", "0 to 5000")),
+    ],
+)
+def test_arguments_get_the_environment_s_validation(
+    tel: Telemetry, kwargs: dict[str, float], names: tuple[str, str]
+) -> None:
+    from otel_energy.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        EnergyMeter(
+            tracer_provider=tel.tracer_provider,
+            meter_provider=tel.meter_provider,
+            sampler_factory=fake_gpu_sampler_factory(),
+            **kwargs,
+        )
+    assert str(err.value).startswith("EnergyMeter: ")
+    assert all(n in str(err.value) for n in names)  # the argument and its valid range
+
+
+def test_a_valid_sample_interval_reaches_the_sampler(
+    tel: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_SOURCES", "estimate")  # a real sampler, no hardware
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL", "0.5")  # the argument wins
+    with EnergyMeter(
+        sample_interval=0.02, tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider
+    ) as meter:
+        assert meter._rec.sampler.interval_s == 0.02

@@ -15,6 +15,9 @@ from importlib import resources
 from typing import Protocol
 
 J_PER_KWH = 3.6e6
+MAX_G_PER_KWH = 5000.0
+"""Highest credible grid intensity (gCO2e/kWh): lignite, the dirtiest source, is ~1200; anything
+above this (or negative, or NaN) from a setting or a provider is an error, not a value."""
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
 from otel_energy.carbon import Intensity
-from otel_energy.carbon_providers import IntensityPoint, ProviderError, RateLimited
+from otel_energy.carbon_providers import IntensityPoint, ProviderError, RateLimited, in_range
 
 _log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class LiveIntensity:
         self._backoff_s = MIN_BACKOFF_S
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._cache_failing = False  # said once per failing spell, not at every refresh
         self._load_cache()
 
     # ---- reading: called by the sampler for every sample, must be cheap ----
@@ -115,7 +118,7 @@ class LiveIntensity:
     def refresh_once(self) -> float:
         """Fetch once; returns the seconds until the next attempt."""
         try:
-            points = self.provider.fetch()
+            points = in_range(self.provider.fetch(), self.provider.name)
         except RateLimited as exc:
             wait = exc.retry_after_s if exc.retry_after_s is not None else self._backoff_s
             self._failed(f"{exc}; retrying in {wait:.0f} s")
@@ -210,9 +213,11 @@ class LiveIntensity:
         path = self._cache_file()
         if path is None:
             return
+        # one temporary name per process: ranks sharing a cache directory never write into
+        # each other's half-written file
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
             tmp.write_text(
                 json.dumps(
                     {
@@ -227,7 +232,20 @@ class LiveIntensity:
             )
             tmp.replace(path)  # atomic: a crash never leaves half a file
         except OSError as exc:
-            _log.debug("otel-energy: cannot persist carbon intensity to %s: %s", path, exc)
+            with suppress(OSError):  # no 0-byte leftover after ENOSPC
+                tmp.unlink(missing_ok=True)
+            if not self._cache_failing:
+                _log.warning(
+                    "otel-energy: cannot keep the last good carbon intensity in %s (%s: %s); a"
+                    " restart without network will use the table until it can. Set"
+                    " OTEL_PYTHON_ENERGY_CACHE_DIR to a writable directory with free space.",
+                    path.parent,
+                    type(exc).__name__,
+                    exc.strerror or exc,
+                )
+            self._cache_failing = True
+            return
+        self._cache_failing = False
 
     def _load_cache(self) -> None:
         path = self._cache_file()
@@ -241,8 +259,12 @@ class LiveIntensity:
                 )
                 for p in data["points"]
             ]
-        except (OSError, ValueError, KeyError, TypeError):
-            _log.debug("otel-energy: ignoring unreadable carbon intensity cache %s", path)
+            if any(p.at.tzinfo is None for p in points):
+                raise ValueError("a timestamp without a time zone")
+            in_range(points, "cache")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, ProviderError) as exc:
+            # not ours or damaged: start from the table; the next good refresh rewrites it
+            _log.warning("otel-energy: ignoring the carbon intensity cache %s: %s", path, exc)
             return
         self._add(points, f"cache:{self.source}")
 

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from http.client import HTTPMessage
+from typing import IO, Any
+
+from otel_energy.carbon import MAX_G_PER_KWH
 
 LB_PER_MWH_TO_G_PER_KWH = 0.45359237  # 1 lb = 453.59237 g; per MWh -> per kWh: / 1000
 
@@ -32,6 +38,11 @@ class IntensityPoint:
 
 class ProviderError(Exception):
     """The provider did not give a usable answer (network, HTTP error, malformed body)."""
+
+
+class CrossOriginRedirect(ProviderError):
+    """The server redirected to another scheme, host or port: not followed, so the credentials
+    in our headers never reach a server the user did not configure."""
 
 
 class RateLimited(ProviderError):
@@ -71,12 +82,63 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib copies every header (``auth-token``, ``Authorization``) onto a redirect, whatever
+    its target: follow redirects within the origin only (a path moved), refuse the rest."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if origin(target) != origin(req.full_url):
+            scheme, host, port = origin(target)
+            raise CrossOriginRedirect(
+                f"HTTP {code} redirect to another origin ({scheme}://{host}:{port}) refused;"
+                " set OTEL_PYTHON_ENERGY_CARBON_API_URL to the final address"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_opener = urllib.request.build_opener(_SameOriginRedirects)
+
+
+def in_range(points: list[IntensityPoint], what: str) -> list[IntensityPoint]:
+    """The same bounds as ``OTEL_PYTHON_ENERGY_CARBON_INTENSITY``: one absurd value (NaN,
+    negative, 1e300) fails the whole answer, which the refresher treats as a failed refresh."""
+    for p in points:
+        if not (math.isfinite(p.g_per_kwh) and 0.0 <= p.g_per_kwh <= MAX_G_PER_KWH):
+            raise ProviderError(
+                f"{what}: intensity {p.g_per_kwh!r} gCO2e/kWh at {p.at.isoformat()} is out of"
+                f" range (expected 0 to {MAX_G_PER_KWH:g})"
+            )
+    return points
+
+
 def get_json(url: str, headers: dict[str, str], timeout_s: float, what: str) -> Any:
-    """GET ``url`` and decode JSON; every failure becomes a ``ProviderError`` naming ``what``."""
+    """GET ``url`` and decode JSON; every failure becomes a ``ProviderError`` naming ``what``.
+
+    Redirects are followed within the URL's origin only (``CrossOriginRedirect`` otherwise).
+    """
     req = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+        with _opener.open(req, timeout=timeout_s) as resp:
             body = resp.read()
+    except CrossOriginRedirect as exc:
+        raise CrossOriginRedirect(f"{what}: {exc}") from None
     except urllib.error.HTTPError as exc:
         if exc.code == 429:
             raise RateLimited(
@@ -86,6 +148,9 @@ def get_json(url: str, headers: dict[str, str], timeout_s: float, what: str) -> 
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ProviderError(f"{what}: {type(reason).__name__}: {reason}") from None
+    except ValueError:
+        # http.client's text quotes the offending header value, i.e. a secret: never repeat it
+        raise ProviderError(f"{what}: invalid URL or header value (a newline in a key?)") from None
     try:
         return json.loads(body)
     except ValueError:
@@ -138,18 +203,19 @@ class ElectricityMaps:
             except (KeyError, TypeError, ValueError):
                 if entry is latest:
                     raise ProviderError("Electricity Maps: malformed latest value") from None
-        return sorted(set(points), key=lambda p: p.at)
+        return in_range(sorted(set(points), key=lambda p: p.at), "Electricity Maps")
 
     def fetch_forecast(self) -> list[IntensityPoint]:
         """``/v3/carbon-intensity/forecast``: the coming hours, average intensity."""
         data = self._get("/v3/carbon-intensity/forecast")
         try:
-            return [
+            points = [
                 IntensityPoint(parse_time(e["datetime"]), float(e["carbonIntensity"]), "average")
                 for e in data["forecast"]
             ]
         except (KeyError, TypeError, ValueError):
             raise ProviderError("Electricity Maps forecast: malformed body") from None
+        return in_range(points, "Electricity Maps forecast")
 
 
 class WattTime:
@@ -173,7 +239,10 @@ class WattTime:
         lon: float | None = None,
         base_url: str = "https://api.watttime.org",
         timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock``: monotonic seconds, for the token's age when ``fetch`` is given no time."""
+        self.clock = clock
         self._auth = base64.b64encode(f"{username}:{password}".encode()).decode()
         self.base_url, self.timeout_s = base_url.rstrip("/"), timeout_s
         self.region, self.lat, self.lon = region, lat, lon
@@ -195,16 +264,20 @@ class WattTime:
             self._token, self._token_at = str(token), now_s
         return {"Authorization": f"Bearer {self._token}"}
 
-    def fetch(self, now_s: float = 0.0) -> list[IntensityPoint]:
-        """The current marginal rate (the first point of ``/v3/forecast``)."""
+    def fetch(self, now_s: float | None = None) -> list[IntensityPoint]:
+        """The current marginal rate (the first point of ``/v3/forecast``).
+
+        ``now_s``: monotonic seconds, to age the token; ``clock()`` when None (the refresher
+        calls ``fetch()`` bare, so a fixed default would keep one token forever).
+        """
         return self._forecast(now_s, horizon_h=0)[:1]
 
-    def fetch_forecast(self, now_s: float = 0.0) -> list[IntensityPoint]:
+    def fetch_forecast(self, now_s: float | None = None) -> list[IntensityPoint]:
         """The next 24 hours of marginal rates, 5-minute points."""
         return self._forecast(now_s, horizon_h=24)
 
-    def _forecast(self, now_s: float, horizon_h: int) -> list[IntensityPoint]:
-        headers = self._bearer(now_s)
+    def _forecast(self, now_s: float | None, horizon_h: int) -> list[IntensityPoint]:
+        headers = self._bearer(self.clock() if now_s is None else now_s)
         if self.region is None:
             q = urllib.parse.urlencode(
                 {"latitude": self.lat, "longitude": self.lon, "signal_type": "co2_moer"}
@@ -228,7 +301,7 @@ class WattTime:
             units = data.get("meta", {}).get("units", "lbs_co2_per_mwh")
             if units != "lbs_co2_per_mwh":
                 raise ProviderError(f"WattTime: unexpected units {units!r}")
-            return [
+            points = [
                 IntensityPoint(
                     parse_time(p["point_time"]),
                     float(p["value"]) * LB_PER_MWH_TO_G_PER_KWH,
@@ -238,6 +311,7 @@ class WattTime:
             ]
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ProviderError("WattTime /v3/forecast: malformed body") from None
+        return in_range(points, "WattTime /v3/forecast")
 
 
 class UKCarbonIntensity:
@@ -271,7 +345,7 @@ class UKCarbonIntensity:
             raise ProviderError("UK Carbon Intensity /intensity: malformed body") from None
         if not points:
             raise ProviderError("UK Carbon Intensity /intensity: no data")
-        return points
+        return in_range(points, "UK Carbon Intensity /intensity")
 
     def fetch_forecast(self, now: datetime | None = None) -> list[IntensityPoint]:
         """``/intensity/{from}/fw48h``: half-hourly forecast for the next 48 hours."""
@@ -283,9 +357,10 @@ class UKCarbonIntensity:
             "UK Carbon Intensity forecast",
         )
         try:
-            return [
+            points = [
                 IntensityPoint(parse_time(e["from"]), float(e["intensity"]["forecast"]), "average")
                 for e in data["data"]
             ]
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ProviderError("UK Carbon Intensity forecast: malformed body") from None
+        return in_range(points, "UK Carbon Intensity forecast")

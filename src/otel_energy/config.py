@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from otel_energy import environment_variables as ev
-from otel_energy.carbon import Intensity, load_table, table_intensity
+from otel_energy.carbon import MAX_G_PER_KWH, Intensity, load_table, table_intensity
 
 SOURCES = ("nvml", "rapl", "estimate")
 MAX_HISTORY_SAMPLES = 100_000
@@ -73,21 +75,88 @@ class EnergyConfig:
         return self.history_samples_asked > MAX_HISTORY_SAMPLES
 
 
+@dataclass(frozen=True)
+class _Range:
+    """A numeric setting: its environment variable and its valid closed range."""
+
+    variable: str
+    lo: float
+    hi: float
+    unit: str = ""
+
+
+NUMBERS: dict[str, _Range] = {
+    "sample_interval_s": _Range(ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, 0.001, 60.0, "seconds"),
+    "history_s": _Range(ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, 1.0, 86400.0, "seconds"),
+    "cpu_tdp_w": _Range(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, 1.0, 5000.0, "watts"),
+    "memory_w_per_gb": _Range(ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB, 0.0, 100.0, "watts per GB"),
+    "pue": _Range(ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 10.0),
+}
+"""``EnergyConfig`` fields that ``load_config`` also accepts as keyword overrides."""
+
+
+def check_number(label: str, value: object, lo: float, hi: float, unit: str = "") -> float:
+    """``value`` as a float in ``[lo, hi]``, else a ConfigError naming ``label``, the range and
+    its unit (e.g. "seconds").
+
+    One rule for the environment (``value`` is the variable's text) and for overrides in code.
+    """
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (lo <= number <= hi):  # NaN fails every comparison
+        what = f"a number of {unit}" if unit else "a number"
+        raise ConfigError(f"{label}={value!r} is not valid: expected {what} from {lo:g} to {hi:g}.")
+    return number
+
+
 def _number(
     env: Mapping[str, str], name: str, default: float, lo: float, hi: float, unit: str = ""
 ) -> float:
-    """A number from ``lo`` to ``hi``; ``unit`` (e.g. "seconds") is named in the error."""
+    raw = env.get(name, "").strip()
+    return check_number(name, raw, lo, hi, unit) if raw else default
+
+
+def _setting(env: Mapping[str, str], field_name: str, default: float) -> float:
+    r = NUMBERS[field_name]
+    return _number(env, r.variable, default, r.lo, r.hi, r.unit)
+
+
+def _header_token(env: Mapping[str, str], name: str) -> str | None:
+    """A key sent as an HTTP header value: visible ASCII only. The error never shows the value
+    (it is a secret, and http.client's own error would print it)."""
+    value = env.get(name, "").strip() or None
+    if value is not None and not all("!" <= c <= "~" for c in value):
+        raise ConfigError(
+            f"{name} contains a space, control character (newline?) or non-ASCII character"
+            " (value not shown): expected the API token exactly as the provider issued it."
+        )
+    return value
+
+
+def _api_url(env: Mapping[str, str]) -> str | None:
+    name = ev.OTEL_PYTHON_ENERGY_CARBON_API_URL
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
-        value = float(raw)
+        parts = urllib.parse.urlsplit(raw)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # ValueError for a port that is not a number in 0-65535
     except ValueError:
-        value = math.nan
-    if not (lo <= value <= hi):
-        what = f"a number of {unit}" if unit else "a number"
-        raise ConfigError(f"{name}={raw!r} is not valid: expected {what} from {lo:g} to {hi:g}.")
-    return value
+        ok = False
+    if ok and (parts.username is not None or parts.password is not None):
+        raise ConfigError(
+            f"{name} contains credentials (value not shown): expected an http:// or https://"
+            " URL without user:password@; keys go in their own variables."
+        )
+    if not ok:
+        raise ConfigError(
+            f"{name}={raw!r} is not valid: expected an http:// or https:// URL with a host,"
+            " such as https://proxy.example:8443."
+        )
+    return raw
 
 
 def _sources(env: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
@@ -114,7 +183,7 @@ def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
         )
     override = env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip()
     if override:
-        g = _number(env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, 5000.0, "gCO2e/kWh")
+        g = _number(env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, MAX_G_PER_KWH, "gCO2e/kWh")
         return country, Intensity(g, "override")
     return country, table_intensity(country)
 
@@ -152,10 +221,10 @@ def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
         zone,
         lat,
         lon,
-        token=env.get(ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN, "").strip() or None,
+        token=_header_token(env, ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN),
         username=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME, "").strip() or None,
         password=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD, "") or None,
-        api_url=env.get(ev.OTEL_PYTHON_ENERGY_CARBON_API_URL, "").strip() or None,
+        api_url=_api_url(env),
         cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
     )
     if raw == "electricitymaps" and not live.token:
@@ -177,7 +246,7 @@ def _step_spans(env: Mapping[str, str]) -> int:
         return 1
     if raw == "off":
         return 0
-    if raw.isdigit() and int(raw) >= 1:
+    if raw.isascii() and raw.isdigit() and int(raw) >= 1:  # "²".isdigit() but int("²") fails
         return int(raw)
     raise ConfigError(
         f"{ev.OTEL_PYTHON_ENERGY_STEP_SPANS}={raw!r} is not valid: expected 'all', 'off' or an"
@@ -185,39 +254,46 @@ def _step_spans(env: Mapping[str, str]) -> int:
     )
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> EnergyConfig:
-    """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable.
+def load_config(
+    environ: Mapping[str, str] | None = None, **overrides: float | None
+) -> EnergyConfig:
+    """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable, then keyword overrides.
 
     Args:
         environ: the environment to read; ``os.environ`` when None.
+        overrides: values given in code for the fields in ``NUMBERS`` (``sample_interval_s=0.5``),
+            validated with the same ranges and messages as their variables, naming the field;
+            None leaves the environment's value.
 
     Raises:
-        ConfigError: a value is out of range or unknown; the message names the variable.
+        ConfigError: a value is out of range or unknown; the message names the variable or field.
+        TypeError: an override that is not one of ``NUMBERS``.
     """
+    unknown = sorted(set(overrides) - set(NUMBERS))
+    if unknown:
+        raise TypeError(f"load_config() got unknown overrides {unknown}; expected {list(NUMBERS)}")
+    checked: dict[str, Any] = {
+        name: check_number(name, value, NUMBERS[name].lo, NUMBERS[name].hi, NUMBERS[name].unit)
+        for name, value in overrides.items()
+        if value is not None
+    }
     env = os.environ if environ is None else environ
     sources, explicit = _sources(env)
     country, intensity = _intensity(env)
     tdp_raw = env.get(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, "").strip()
-    return EnergyConfig(
-        sample_interval_s=_number(
-            env, ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, 0.1, 0.001, 60.0, "seconds"
-        ),
-        history_s=_number(
-            env, ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, 600.0, 1.0, 86400.0, "seconds"
-        ),
+    config = EnergyConfig(
+        sample_interval_s=_setting(env, "sample_interval_s", 0.1),
+        history_s=_setting(env, "history_s", 600.0),
         sources=sources,
         sources_explicit=explicit,
         powercap_root=env.get(ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT, "").strip()
         or DEFAULT_POWERCAP_ROOT,
-        cpu_tdp_w=_number(env, ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, 0.0, 1.0, 5000.0, "watts")
-        if tdp_raw
-        else None,
-        memory_w_per_gb=_number(
-            env, ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB, 0.375, 0.0, 100.0, "watts per GB"
-        ),
+        cpu_tdp_w=_setting(env, "cpu_tdp_w", 0.0) if tdp_raw else None,
+        memory_w_per_gb=_setting(env, "memory_w_per_gb", 0.375),
         country=country,
         intensity=intensity,
-        pue=_number(env, ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 1.0, 10.0),
+        pue=_setting(env, "pue", 1.0),
         step_span_every=_step_spans(env),
         carbon=_live_carbon(env),
     )
+    return replace(config, **checked) if checked else config

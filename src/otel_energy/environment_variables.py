@@ -89,7 +89,11 @@ OTEL_PYTHON_ENERGY_LONGITUDE = "OTEL_PYTHON_ENERGY_LONGITUDE"
 """Longitude (degrees, -180 to 180) for a live provider, instead of a zone."""
 
 OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN = "OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN"
-"""Electricity Maps API token (sent as the ``auth-token`` header; never logged)."""
+"""Electricity Maps API token (sent as the ``auth-token`` header; never logged).
+
+Visible ASCII only: a space, newline or other control character is a configuration error that
+names the variable but never shows the value.
+"""
 
 OTEL_PYTHON_ENERGY_WATTTIME_USERNAME = "OTEL_PYTHON_ENERGY_WATTTIME_USERNAME"
 """WattTime account user name."""
@@ -100,11 +104,15 @@ OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD = "OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD"
 OTEL_PYTHON_ENERGY_CARBON_API_URL = "OTEL_PYTHON_ENERGY_CARBON_API_URL"
 """Base URL of the live provider's API, for a proxy or a test server.
 
-Default: the provider's own.
+Default: the provider's own. Valid: an ``http://`` or ``https://`` URL with a host and without
+``user:password@``. Redirects are followed within its origin (scheme, host, port) only.
 """
 
 OTEL_PYTHON_ENERGY_CACHE_DIR = "OTEL_PYTHON_ENERGY_CACHE_DIR"
-"""Where the last good live intensity is kept across restarts. Default ``~/.cache/otel-energy``."""
+"""Where the last good live intensity is kept across restarts. Default ``~/.cache/otel-energy``.
+
+Unwritable or full: one WARNING per failing spell; the live value is still used.
+"""
 
 OTEL_PYTHON_ENERGY_PUE = "OTEL_PYTHON_ENERGY_PUE"
 """Power usage effectiveness of the data centre, a number >= 1.0. Default ``1.0`` (no overhead)."""

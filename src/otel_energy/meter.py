@@ -18,8 +18,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_energy.carbon import Intensity
-from otel_energy.config import load_config
+from otel_energy.carbon import MAX_G_PER_KWH, Intensity
+from otel_energy.config import ConfigError, check_number, load_config
 from otel_energy.hf_metrics import step_histogram
 from otel_energy.ids import use_private_ids
 from otel_energy.metrics import SCOPE, attach
@@ -93,11 +93,14 @@ class EnergyMeter:
         meter_provider: MeterProvider | None = None,
         sampler_factory: Any = None,
     ) -> None:
-        config = load_config()
-        if sample_interval is not None:
-            config = replace(config, sample_interval_s=float(sample_interval))
-        if cpu_tdp_w is not None:
-            config = replace(config, cpu_tdp_w=float(cpu_tdp_w))
+        try:  # the environment's rules, before anything starts: no sampler left running
+            config = load_config(sample_interval_s=sample_interval, cpu_tdp_w=cpu_tdp_w)
+            if carbon_intensity_g_per_kwh is not None:
+                carbon_intensity_g_per_kwh = check_number(
+                    "carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, 0.0, MAX_G_PER_KWH
+                )
+        except ConfigError as exc:
+            raise ConfigError(f"EnergyMeter: {exc}") from None
         self.gpu_tdp_w = gpu_tdp_w
         self._sampler: Sampler | None = acquire_sampler(
             sampler_factory or (lambda: build_sampler(config))
