@@ -102,9 +102,19 @@ def test_provider_errors_never_leak_secrets(mode: str, error: type, match: str) 
             assert em_err.value.retry_after_s == 7.0
 
 
-def live(url: str, tmp_path: Path, clock: FakeClock, now: datetime) -> LiveIntensity:
+def live(
+    url: str,
+    tmp_path: Path,
+    clock: FakeClock,
+    provider: object = None,
+    *,
+    now: datetime | None = None,
+) -> LiveIntensity:
+    """A refresher over ``provider`` (the UK API at ``url`` by default) whose wall clock reads
+    ``now`` (the time of the test by default)."""
+    now = now or datetime.now(timezone.utc)
     return LiveIntensity(
-        cp.UKCarbonIntensity(base_url=url, timeout_s=0.5),
+        provider or cp.UKCarbonIntensity(base_url=url, timeout_s=0.5),  # type: ignore[arg-type]
         TABLE,
         tmp_path,
         clock=clock,
@@ -118,7 +128,7 @@ def test_refresher_ttl_backoff_retry_after_and_fallback(
     caplog.set_level(logging.INFO, "otel_energy")
     with carbon_api() as (url, api):
         api.fail["/intensity"] = "500"
-        li = live(url, tmp_path, clock, wall_of(api))
+        li = live(url, tmp_path, clock, now=wall_of(api))
         assert li.at(clock.t) == TABLE  # nothing fetched yet: the table
         assert li.refresh_once() == MIN_BACKOFF_S
         assert li.refresh_once() == 2 * MIN_BACKOFF_S  # exponential backoff
@@ -150,8 +160,8 @@ def test_last_good_value_survives_a_restart_without_network(
 ) -> None:
     with carbon_api() as (url, api):
         now = wall_of(api)
-        assert live(url, tmp_path, clock, now).refresh_once() > 0
-    restarted = live("http://127.0.0.1:9", tmp_path, clock, now)  # nothing listens there
+        assert live(url, tmp_path, clock, now=now).refresh_once() > 0
+    restarted = live("http://127.0.0.1:9", tmp_path, clock, now=now)  # nothing listens there
     value = restarted.at(clock.t)
     assert (value.g_per_kwh, value.source) == (263.0, "cache:live:uk-carbon-intensity")
     assert restarted.refresh_once() == MIN_BACKOFF_S  # fails, keeps the cached value
@@ -565,7 +575,8 @@ def test_watttime_token_is_renewed_over_hours_of_refreshes(clock: FakeClock) -> 
     with carbon_api() as (url, api):
         api.clock = clock
         wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url, clock=clock)
-        li = LiveIntensity(wt, TABLE, None, clock=clock, wall=lambda: NOW)
+        now = wall_of(api)
+        li = LiveIntensity(wt, TABLE, None, clock=clock, wall=lambda: now)
         waits = []
         for _ in range(round(3 * 3600 / wt.ttl_s)):
             waits.append(li.refresh_once())
@@ -593,10 +604,11 @@ def test_a_bad_cache_file_is_ignored_with_one_warning(
     import json
 
     caplog.set_level(logging.INFO, "otel_energy")
-    at = (NOW - timedelta(hours=1)).replace(tzinfo=None).isoformat() + zone  # fresh enough
+    now = datetime.now(timezone.utc)
+    at = (now - timedelta(hours=1)).replace(tzinfo=None).isoformat() + zone  # fresh enough
     point = {"at": at, "g_per_kwh": g_per_kwh, "kind": "average"}
     _cache_path(tmp_path).write_text(json.dumps({"points": [point]}))
-    li = live("http://127.0.0.1:9", tmp_path, clock)  # must not raise
+    li = live("http://127.0.0.1:9", tmp_path, clock, now=now)  # must not raise
     assert li.at(clock.t) == TABLE
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "ignoring" in warning.getMessage() and str(_cache_path(tmp_path)) in warning.getMessage()
@@ -703,6 +715,7 @@ def test_a_stuck_provider_blocks_only_the_refresher_thread(clock: FakeClock) -> 
 
     release = threading.Event()
     entered = threading.Event()
+    now = datetime.now(timezone.utc)
 
     class Stuck:
         name, key, ttl_s = "stuck", "stuck:1", 60.0
@@ -710,9 +723,9 @@ def test_a_stuck_provider_blocks_only_the_refresher_thread(clock: FakeClock) -> 
         def fetch(self) -> list[cp.IntensityPoint]:
             entered.set()
             release.wait(30.0)  # bounded only so that a broken test cannot hang forever
-            return [cp.IntensityPoint(NOW, 100.0, "average")]
+            return [cp.IntensityPoint(now, 100.0, "average")]
 
-    li = LiveIntensity(Stuck(), TABLE, None, clock=clock, wall=lambda: NOW)
+    li = LiveIntensity(Stuck(), TABLE, None, clock=clock, wall=lambda: now)
     sampler = Sampler([Watts(clock, 100.0)], clock=clock, intensity=li, pue=1.0)
     li.start()
     try:

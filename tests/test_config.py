@@ -117,15 +117,15 @@ def test_overrides_in_code_get_the_same_rules_and_name_the_field() -> None:
     cfg = load_config(env, sample_interval_s=0.25, cpu_tdp_w=None)
     assert (cfg.sample_interval_s, cfg.pue, cfg.cpu_tdp_w) == (0.25, 1.2, None)  # None: env's
     for field, bad, hint in [
-        ("sample_interval_s", 0, "0.001 to 60"),
-        ("sample_interval_s", -1.0, "0.001 to 60"),
-        ("history_s", float("inf"), "1 to 86400"),
-        ("pue", 0.5, "1 to 10"),
-        ("memory_w_per_gb", "lots", "0 to 100"),
-        ("cpu_tdp_w", True, "1 to 5000"),
+        ("sample_interval_s", 0, "of seconds from 0.001 to 60"),
+        ("sample_interval_s", -1.0, "of seconds from 0.001 to 60"),
+        ("history_s", float("inf"), "of seconds from 1 to 86400"),
+        ("pue", 0.5, "from 1 to 10"),
+        ("memory_w_per_gb", "lots", "of watts per GB from 0 to 100"),
+        ("cpu_tdp_w", True, "of watts from 1 to 5000"),
     ]:
         with pytest.raises(ConfigError) as err:
             load_config({}, **{field: bad})
-        assert str(err.value) == (f"{field}={bad!r} is not valid: expected a number from {hint}.")
+        assert str(err.value) == (f"{field}={bad!r} is not valid: expected a number {hint}.")
     with pytest.raises(TypeError, match="step_span_every"):
         load_config({}, sample_interval=0.5, step_span_every=3)  # type: ignore[arg-type]

@@ -183,7 +183,9 @@ def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
         )
     override = env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip()
     if override:
-        g = _number(env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, MAX_G_PER_KWH, "gCO2e/kWh")
+        g = _number(
+            env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, MAX_G_PER_KWH, "gCO2e/kWh"
+        )
         return country, Intensity(g, "override")
     return country, table_intensity(country)
 
