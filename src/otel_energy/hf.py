@@ -252,6 +252,8 @@ class EnergyCallback(TrainerCallback):
             self._close_run(error, None)
         for iv in list(reversed(self._evals)):
             self._end_eval(iv, error)
+        if self._rec is not None:  # the signal came while the main thread was ending the run
+            self._rec.flush()
 
     def _on_train_error(self, error: BaseException) -> None:
         # A second Ctrl-C landing in here would lose the spans: hold it off until they are
