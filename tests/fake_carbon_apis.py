@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 EM_TOKEN = "em-secret-token-123"
+HANG_BOUND_S = 60.0  # a hanging request ends by itself after this (only bounds a test's hang)
 UK_DIP_SLOTS = range(10, 14)  # half-hour slots 10-13 after now: 5 h to 7 h ahead
 
 
@@ -33,18 +34,22 @@ WT_USER, WT_PASSWORD, WT_TOKEN = "alice", "wt-secret-pw-456", "wt-bearer-789"
 
 @dataclass
 class Api:
-    """What the server answers. ``fail[path]`` = "429" | "500" | "slow" | "malformed" | "302".
+    """What the server answers. ``fail[path]`` = "429" | "500" | "slow" | "malformed" | "302" |
+    "hang".
 
     Every timestamp derives from ``base``, the start of the current half hour when the server
     starts (the latest value's time): the data is as fresh as a real API's, whatever the date.
-    "302" redirects to ``redirect_to`` + the same path and query. With a ``clock`` (monotonic
-    seconds), WattTime bearer tokens expire ``wt_token_lifetime_s`` after the last ``/login``, as
-    the real API's do (30 minutes); without one they never expire.
+    "302" redirects to ``redirect_to`` + the same path and query. "hang": the request gets no
+    answer until ``release`` is set (at most ``HANG_BOUND_S``), like a provider behind a dead
+    network path. With a ``clock`` (monotonic seconds), WattTime bearer tokens expire
+    ``wt_token_lifetime_s`` after the last ``/login``, as the real API's do (30 minutes); without
+    one they never expire.
     """
 
     fail: dict[str, str] = field(default_factory=dict)
     retry_after: str = "7"
     requests: list[dict[str, Any]] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
     em_latest: float = 302.0
     uk_dip: int = 80
     base: datetime = field(default_factory=lambda: half_hour(datetime.now(timezone.utc)))
@@ -88,6 +93,8 @@ class Api:
             return 500, {}, b'{"error": "internal"}'
         if mode == "slow":
             time.sleep(2.0)
+        if mode == "hang":
+            self.release.wait(HANG_BOUND_S)
         if mode == "malformed":
             return 200, {}, b'{"carbonIntensity": '
         body = self._body(path, query, headers)
@@ -237,5 +244,6 @@ def carbon_api() -> Iterator[tuple[str, Api]]:
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", api
     finally:
+        api.release.set()
         server.shutdown()
         server.server_close()

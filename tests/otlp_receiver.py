@@ -52,6 +52,7 @@ class Received:
                                 "start_ns": s.start_time_unix_nano,
                                 "end_ns": s.end_time_unix_nano,
                                 "status": s.status.code,
+                                "status_message": s.status.message,
                                 "attributes": attrs(s.attributes),
                             }
                         )

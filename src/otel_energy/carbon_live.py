@@ -97,23 +97,29 @@ class LiveIntensity:
 
     # ---- refreshing ----
     def start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
+        if self._thread is None:
+            # Each refresher has its own stop event: one stopped while its fetch still hangs
+            # must not be revived by the ``clear()`` of a later start.
+            self._stop = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, name="otel-energy-carbon", daemon=True
+                target=self._run, args=(self._stop,), name="otel-energy-carbon", daemon=True
             )
             self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
-            self._thread = None
+        """Tell the refresher to stop, without waiting for it.
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+        It may be inside a fetch (bounded by the provider's timeout, but seconds on a dead
+        network), and ``stop`` runs on the training thread when a run or an evaluation ends.
+        The thread is a daemon: it ends after its current fetch, or with the process.
+        """
+        self._stop.set()
+        self._thread = None
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             delay = self.refresh_once()
-            self._stop.wait(delay)
+            stop.wait(delay)
 
     def refresh_once(self) -> float:
         """Fetch once; returns the seconds until the next attempt."""

@@ -29,6 +29,13 @@ from otel_energy.ids import use_private_ids
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.sampler import Sampler
+from otel_energy.signals import (
+    Terminated,
+    TerminationGuard,
+    install_termination_guard,
+    interrupts_deferred,
+    uninstall_termination_guard,
+)
 from otel_energy.spans import Interval, SpanEnergyRecorder
 from otel_energy.version import __version__
 
@@ -82,7 +89,11 @@ class EnergyCallback(TrainerCallback):
         self._epoch: Interval | None = None
         self._step: Interval | None = None
         self._evals: list[Interval] = []
-        self._last_log: tuple[float, float] | None = None  # (t_s, energy_j) at the previous on_log
+        # (outer interval, t_s, energy_j) at the previous on_log: a log's power covers the time
+        # since the previous log of the same outer interval (the run, or a standalone evaluate).
+        self._last_log: tuple[Interval, float, float] | None = None
+        self._guard: TerminationGuard | None = None
+        self._providers: tuple[Any, ...] = ()
         self._failed_events: set[str] = set()
         self.last_run: Interval | None = None
 
@@ -98,6 +109,7 @@ class EnergyCallback(TrainerCallback):
             tracer = tp.get_tracer(SCOPE, __version__)
             use_private_ids(tracer)
             mp = self._meter_provider or metrics.get_meter_provider()
+            self._providers = (tp, mp)
             attach(mp, self._sampler)
             self._rec = SpanEnergyRecorder(self._sampler, tracer, step_histogram(mp))
             self._rec.on_complete.append(self._on_complete)
@@ -136,7 +148,10 @@ class EnergyCallback(TrainerCallback):
             attrs["otel_energy.train.model_type"] = str(model_type)
         attrs.update(self._run_attributes())
         self._run = rec.start("run", "train", None, attrs)
-        self._last_log = (self._run.t0_s, 0.0)
+        self._last_log = (self._run, self._run.t0_s, 0.0)
+        self._guard = install_termination_guard()
+        if self._guard is not None:
+            self._guard.register(self._on_terminate, *self._providers)
 
     def _run_attributes(self) -> dict[str, Any]:
         return {}
@@ -220,14 +235,35 @@ class EnergyCallback(TrainerCallback):
             attrs["otel_energy.train.global_step"] = int(global_step)
         self._rec.finish(run, error, attrs)
         self.last_run = run
+        self._drop_guard()
         self._release()  # flushes: the run span has its energy before train() returns
 
+    def _drop_guard(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.unregister(self._on_terminate)
+            uninstall_termination_guard(guard)
+
+    def _on_terminate(self, signum: int) -> None:
+        """SIGTERM: end the open spans with an error naming the signal (on the guard's thread,
+        while the main thread waits in the signal handler)."""
+        error = Terminated(signum)
+        if self._rec is not None and self._run is not None:
+            self._close_run(error, None)
+        for iv in list(reversed(self._evals)):
+            self._end_eval(iv, error)
+        if self._rec is not None:  # the signal came while the main thread was ending the run
+            self._rec.flush()
+
     def _on_train_error(self, error: BaseException) -> None:
-        try:
-            if self._rec is not None and self._run is not None:
-                self._close_run(error, None)
-        except Exception:
-            _log.exception("otel-energy: closing spans after a training error failed")
+        # A second Ctrl-C landing in here would lose the spans: hold it off until they are
+        # closed. It is then dropped: the run is already ending with ``error``.
+        with interrupts_deferred():
+            try:
+                if self._rec is not None and self._run is not None:
+                    self._close_run(error, None)
+            except BaseException:
+                _log.exception("otel-energy: closing spans after a training error failed")
 
     # ---- evaluation and prediction ----
     def _begin_eval(self, kind: str) -> Interval | None:
@@ -244,9 +280,14 @@ class EnergyCallback(TrainerCallback):
     def _end_eval(self, iv: Interval | None, error: BaseException | None) -> None:
         if iv is None:
             return
+        with interrupts_deferred():
+            self._end_eval_now(iv, error)
+
+    def _end_eval_now(self, iv: Interval, error: BaseException | None) -> None:
         try:
-            if iv in self._evals:
-                self._evals.remove(iv)
+            if iv not in self._evals:
+                return  # already ended (by a SIGTERM closing everything)
+            self._evals.remove(iv)
             if self._rec is not None:
                 self._rec.finish(
                     iv,
@@ -254,7 +295,7 @@ class EnergyCallback(TrainerCallback):
                     {"otel_energy.eval.steps": iv.steps, "otel_energy.duration": self._elapsed(iv)},
                 )
             self._release()
-        except Exception:
+        except BaseException:
             _log.exception("otel-energy: ending a %s span failed", iv.kind)
 
     @_guarded
@@ -269,10 +310,12 @@ class EnergyCallback(TrainerCallback):
         if self._rec is None or outer is None or logs is None:
             return
         w = self._rec.provisional(outer.t0_s)  # never waits: the tail is extrapolated
-        last_t, last_e = self._last_log or (outer.t0_s, 0.0)
+        last_outer, last_t, last_e = self._last_log or (outer, outer.t0_s, 0.0)
+        if last_outer is not outer:  # a new outer interval: its first log covers it from t0
+            last_t, last_e = outer.t0_s, 0.0
         dt = w.t1_s - last_t
         power = (w.energy_j - last_e) / dt if dt > 0 else w.avg_power_w
-        self._last_log = (w.t1_s, w.energy_j)
+        self._last_log = (outer, w.t1_s, w.energy_j)
         values = dict(zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True))
         logs.update(values)
         history = getattr(state, "log_history", None)
