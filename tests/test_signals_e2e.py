@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from otel_energy.run import failed_path
 from tests.otlp_receiver import Received, otlp_receiver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,7 +124,7 @@ def test_sigterm_under_otel_energy_run_keeps_the_run_and_exits_143(tmp_path: Pat
             returncode = proc.wait(timeout=120)
         finally:
             proc.kill()
-    data = json.loads(report.read_text())
+    data = json.loads(failed_path(report).read_text())  # a failed run's report goes beside it
     [run] = data["training"]["runs"]
     assert run["status"] == "ERROR"
     assert run["attributes"]["otel_energy.energy"] > 0
@@ -151,7 +152,7 @@ def test_run_exits_128_plus_n_for_a_child_killed_by_signal_n(tmp_path: Path) -> 
         env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
     )
     assert proc.returncode == 143, proc.stderr[-2000:]
-    assert json.loads(report.read_text())["exit_code"] == 143
+    assert json.loads(failed_path(report).read_text())["exit_code"] == 143
 
 
 # ---- case 7: Ctrl-C in a terminal ----
@@ -236,7 +237,7 @@ def test_ctrl_c_in_a_terminal_mid_training_keeps_the_run(tmp_path: Path) -> None
             wait_until("step spans", steps_arrived(got), proc)
             os.write(master, b"\x03")
             returncode = proc.wait(timeout=120)
-    data = json.loads(report.read_text())
+    data = json.loads(failed_path(report).read_text())  # a failed run's report goes beside it
     [run] = data["training"]["runs"]
     assert run["status"] == "ERROR"
     assert run["attributes"]["otel_energy.energy"] > 0
