@@ -14,6 +14,7 @@ from typing import Any
 
 from otel_energy.ranks import RankInfo
 from otel_energy.sensors.base import METHOD_NVML_COUNTER, METHOD_NVML_POWER, DeviceInfo, Reading
+from otel_energy.sensors.mig import MigShare, mig_sensor
 
 _log = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ def discover_nvml(
     nvml: Any | None = None,
     explicit: bool = False,
     rank: RankInfo | None = None,
-) -> list[NvmlGpu]:
+) -> list[NvmlGpu | MigShare]:
     """GPUs visible to this process, each with the best method it supports (possibly none).
 
     Args:
@@ -194,18 +195,12 @@ def discover_nvml(
         )
         return []
     driver = _text(nvml.nvmlSystemGetDriverVersion())
-    sensors = []
+    sensors: list[NvmlGpu | MigShare] = []
     visible = select_visible(_enumerate(nvml), environ)
     chosen = select_for_rank(visible, rank, "CUDA_VISIBLE_DEVICES" in environ)
     for gpu, migs in chosen:
         counter = _probe_counter(nvml, gpu.handle)
         extra: tuple[tuple[str, str], ...] = ()
-        if migs:
-            # No per-instance power sensor exists: we measure (and label) the parent GPU.
-            extra = (
-                ("otel_energy.gpu.mig_instances", ",".join(migs)),
-                ("otel_energy.gpu.measures", "parent_gpu"),
-            )
         info = DeviceInfo(
             hw_id=gpu.uuid,
             hw_type="gpu",
@@ -221,5 +216,14 @@ def discover_nvml(
             _log.info(
                 "otel-energy: %s has no energy counter (pre-Volta); integrating power.", gpu.uuid
             )
-        sensors.append(NvmlGpu(info, nvml, gpu.handle, counter))
+        whole = NvmlGpu(info, nvml, gpu.handle, counter)
+        if not migs:
+            sensors.append(whole)
+            continue
+        # No per-instance sensor exists: each MIG instance gets its slice share of the parent
+        # (sensors/mig.py), so that jobs on slices of one GPU never count it twice.
+        for mig in migs:
+            share = mig_sensor(nvml, whole, gpu.handle, mig)
+            if share is not None:
+                sensors.append(share)
     return sensors
