@@ -34,6 +34,7 @@ from otel_energy.report import (
     write_json,
     write_png,
 )
+from otel_energy.runjob import JobSpan
 from otel_energy.runtime import build_sampler
 from otel_energy.sampler import Snapshot
 
@@ -145,6 +146,13 @@ def build_report(
     }
 
 
+def _paired(first: Snapshot, last: Snapshot) -> list[tuple[Any, Any]]:
+    """(last, first) device states by ``hw.id``; a device absent at first counts from zero."""
+    before = {d.info.hw_id: d for d in first.devices}
+    zero = type("Zero", (), {"energy_j": 0.0, "co2e_g": 0.0})()
+    return [(d, before.get(d.info.hw_id, zero)) for d in last.devices]
+
+
 def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
     def forward(signum: int, _frame: Any) -> None:
         if proc.poll() is None:
@@ -166,8 +174,10 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
     started, start_ns = datetime.now(timezone.utc), time.time_ns()
     with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
         run_file = Path(tmp) / "spans.jsonl"
+        job = JobSpan(os.environ, run_file, options.command)
         proc = subprocess.Popen(
-            resolve_command(options.command), env=child_environment(os.environ, run_file)
+            resolve_command(options.command),
+            env=job.child_environment(child_environment(os.environ, run_file)),
         )
         _forward_signals(proc)
         next_progress = time.monotonic() + options.progress_s
@@ -192,6 +202,12 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
         sampler.wait_for_sample(end, 2.0)
         sampler.stop()
         last = sampler.snapshot()
+        job.end(
+            sum(d.energy_j - b.energy_j for d, b in _paired(first, last)),
+            sum(d.co2e_g - b.co2e_g for d, b in _paired(first, last)),
+            any(d.info.estimated for d in last.devices),
+            exit_code,
+        )
         spans = list(read_span_records(run_file))
     report = build_report(
         options, exit_code, started, start_ns, last.t_s - origin, first, last, timeline, spans
