@@ -133,3 +133,16 @@ def test_missing_rank_is_reported_not_waited_for_forever() -> None:
     [root] = exporter.get_finished_spans()
     assert root.attributes["otel_energy.complete"] is False
     assert root.attributes["otel_energy.job.ranks_reported"] == 1
+
+
+def test_a_second_run_in_the_same_job_does_not_emit_a_second_root() -> None:
+    env = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "TORCHELASTIC_RUN_ID": "job-9"}
+    tracer, exporter = _tracer()
+    rank = rank_info(env)
+    part = RunPart(0, 1.0, 0.1, 1_000, 2_000, False)
+    first = finish_job(rank, job_context({}, rank), tracer, part, rank.attributes())  # type: ignore[arg-type]
+    assert first is not None
+    first.join(30)
+    again = finish_job(rank, job_context({}, rank), tracer, part, rank.attributes())  # type: ignore[arg-type]
+    assert again is None
+    assert [s.name for s in exporter.get_finished_spans()] == ["job"]

@@ -59,6 +59,26 @@ GATHER_TIMEOUT_S = 30.0
 STORE_PREFIX = "otel_energy/job/"
 
 
+class _Once:
+    """Job roots already handled in this process: a root's span id derives from the job id, so a
+    second run in the same job (hyper-parameter search, a resumed ``train()``) must not emit a
+    second span with the same id, which backends drop or merge."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[int] = set()
+
+    def first(self, span_id: int) -> bool:
+        with self._lock:
+            if span_id in self._seen:
+                return False
+            self._seen.add(span_id)
+            return True
+
+
+_roots = _Once()
+
+
 def job_id(environ: Mapping[str, str]) -> str | None:
     """This process's job id (module docstring), or None when no launcher gives a unique one."""
     for name in JOB_ID_VARIABLES:
@@ -181,6 +201,8 @@ def finish_job(
         return None
     ctx = job.span_context
     assert ctx is not None
+    if not _roots.first(ctx.span_id):
+        return None
     key_base = f"{STORE_PREFIX}{ctx.trace_id:032x}/"
     thread = threading.Thread(
         target=_publish_and_emit,
