@@ -66,13 +66,13 @@ class _Once:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._seen: set[int] = set()
+        self._seen: set[tuple[int, int]] = set()
 
-    def first(self, span_id: int) -> bool:
+    def first(self, span_id: int, rank: int) -> bool:
         with self._lock:
-            if span_id in self._seen:
+            if (span_id, rank) in self._seen:
                 return False
-            self._seen.add(span_id)
+            self._seen.add((span_id, rank))
             return True
 
 
@@ -201,7 +201,7 @@ def finish_job(
         return None
     ctx = job.span_context
     assert ctx is not None
-    if not _roots.first(ctx.span_id):
+    if not _roots.first(ctx.span_id, part.rank):
         return None
     key_base = f"{STORE_PREFIX}{ctx.trace_id:032x}/"
     thread = threading.Thread(
