@@ -29,6 +29,17 @@ TORCHRUN = {"RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE
     [
         (SLURM, ("slurm", 3, 1, 4, 2)),
         ({**SLURM, "SLURM_NTASKS_PER_NODE": "2"}, ("slurm", 3, 1, 4, 2)),
+        # an srun step smaller than the allocation: the step's counts, not the allocation's
+        (
+            {
+                **SLURM,
+                "SLURM_NTASKS": "8",
+                "SLURM_STEP_NUM_TASKS": "4",
+                "SLURM_TASKS_PER_NODE": "4(x2)",
+                "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+            },
+            ("slurm", 3, 1, 4, 2),
+        ),
         (OMPI, ("openmpi", 2, 0, 6, 3)),
         (PMI, ("pmi", 5, 1, 8, 4)),
         (TORCHRUN, ("torchrun", 1, 1, 2, 2)),

@@ -116,7 +116,14 @@ _LAUNCHERS: tuple[tuple[str, str, _Names, _Names, _Names, _Names], ...] = (
         ("PMI_SIZE",),
         ("MPI_LOCALNRANKS", "PMI_LOCAL_SIZE"),
     ),
-    ("slurm", "SLURM_PROCID", ("SLURM_PROCID",), ("SLURM_LOCALID",), ("SLURM_NTASKS",), ()),
+    (
+        "slurm",
+        "SLURM_PROCID",
+        ("SLURM_PROCID",),
+        ("SLURM_LOCALID",),
+        ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"),  # the srun step's own count first
+        (),
+    ),
 )
 
 
