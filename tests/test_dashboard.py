@@ -31,6 +31,7 @@ PROMQL_WORDS = {
     "without",
     "avg",
     "min",
+    "max_over_time",
 }
 
 
@@ -57,9 +58,17 @@ def metric_names(expr: str) -> set[str]:
 def test_dashboard_structure() -> None:
     dash = json.loads(DASHBOARD.read_text())
     assert dash["uid"] and dash["title"]
-    assert {v["name"] for v in dash["templating"]["list"]} >= {"host", "run"}
+    assert {v["name"] for v in dash["templating"]["list"]} >= {"host", "run", "job"}
     titles = " ".join(p["title"].lower() for p in dash["panels"])
-    for needed in ("power per device", "energy per run", "co2e per run", "per-step energy"):
+    for needed in (
+        "power per device",
+        "energy per run",
+        "co2e per run",
+        "per-step energy",
+        "job energy per node and device",
+        "job co2e",
+        "job power per node and device",
+    ):
         assert needed in titles
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))

@@ -78,14 +78,23 @@ def test_cuda_visible_devices(visible: str | None, order: str | None, expected: 
     assert got == [UUIDS[i] for i in expected]
 
 
-def test_mig_instances_measure_their_parent_once() -> None:
-    nvml = FakeNvml([FakeGpu(UUIDS[0]), FakeGpu(UUIDS[1], mig_uuids=("MIG-aaaa-1", "MIG-bbbb-2"))])
+def test_mig_instances_are_allocations_of_their_parent() -> None:
+    nvml = FakeNvml(
+        [
+            FakeGpu(UUIDS[0]),
+            FakeGpu(UUIDS[1], mig_uuids=("MIG-aaaa-1", "MIG-bbbb-2"), mig_slices=(3, 4)),
+        ]
+    )
     sensors = discover_nvml({"CUDA_VISIBLE_DEVICES": "MIG-aaaa-1,MIG-bbbb-2"}, nvml)
-    assert len(sensors) == 1
-    attrs = sensors[0].info.attributes()
-    assert attrs["hw.id"] == UUIDS[1]
-    assert attrs["otel_energy.gpu.mig_instances"] == "MIG-aaaa-1,MIG-bbbb-2"
-    assert attrs["otel_energy.gpu.measures"] == "parent_gpu"
+    assert [s.info.hw_id for s in sensors] == ["MIG-aaaa-1", "MIG-bbbb-2"]
+    for s, slices in zip(sensors, ("3/7", "4/7"), strict=True):
+        attrs = s.info.attributes()
+        assert attrs["hw.parent"] == UUIDS[1]
+        assert attrs["otel_energy.method"] == "nvml_mig_share"
+        assert attrs["otel_energy.estimated"] is True
+        assert attrs["otel_energy.gpu.mig_instances"] == s.info.hw_id
+        assert attrs["otel_energy.gpu.measures"] == "mig_share"
+        assert attrs["otel_energy.gpu.mig_slices"] == slices
 
 
 def test_no_driver_is_quiet_unless_asked(caplog: pytest.LogCaptureFixture) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.backends import free_port, prom_query, prometheus, wait_until
 
@@ -24,6 +28,7 @@ def check_dashboard_queries(prom: str) -> None:
                 t["expr"]
                 .replace("$host", ".*")
                 .replace("$run", ".*")
+                .replace("$job", ".*")
                 .replace("$__rate_interval", "5s")
                 .replace("$__range", "1m")
             )
@@ -98,3 +103,72 @@ def test_prometheus_scrapes_hw_energy_power_and_co2e(tmp_path: Path) -> None:
         stop.touch()
         proc.wait(30)
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def doc_job_query() -> str:
+    """The first per-job PromQL of docs/distributed.md (the one the docs tell users to run)."""
+    doc = (ROOT / "docs" / "distributed.md").read_text()
+    blocks = re.findall(r"```promql\n(.*?)```", doc, re.S)
+    return str(blocks[0].strip())
+
+
+def test_the_documented_per_job_query_returns_the_jobs_energy(tmp_path: Path) -> None:
+    ports = {"job-a/1": free_port(), "job-a/2": free_port(), "job-b/1": free_port()}
+    stop = tmp_path / "stop"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SLURM_"))}
+    base.update(
+        PYTHONPATH=str(ROOT),
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                str(INSTRUMENT),
+                sys.executable,
+                str(ROOT / "tests" / "scripts" / "busy_until.py"),
+                str(stop),
+            ],
+            env={
+                **base,
+                "OTEL_EXPORTER_PROMETHEUS_PORT": str(port),
+                "OTEL_PYTHON_ENERGY_JOB_ID": name.split("/")[0],
+            },
+        )
+        for name, port in ports.items()
+    ]
+    try:
+        with prometheus(tmp_path, [f"127.0.0.1:{p}" for p in ports.values()]) as prom:
+            wait_until(
+                lambda: len(prom_query(prom, 'hw_energy_joules_total{hw_type="cpu"}')) == 3,
+                40,
+                "three processes' hw_energy_joules_total in Prometheus",
+                procs[0],
+            )
+            stop.touch()
+            for p in procs:
+                p.wait(30)
+            time.sleep(2)  # the last samples are in; the processes' series are now ended
+            query = doc_job_query().replace('"J"', '"job-a"')
+            [total] = prom_query(prom, query)
+            parts = prom_query(prom, "max_over_time(hw_energy_joules_total[1d])")
+            a_parts = [
+                float(s["value"][1])
+                for s in parts
+                if s["metric"].get("otel_energy_job_id") == "job-a"
+            ]
+            b_parts = [
+                float(s["value"][1])
+                for s in parts
+                if s["metric"].get("otel_energy_job_id") == "job-b"
+            ]
+            # two processes x (cpu, memory) for job-a; job-b is not in its total
+            assert len(a_parts) == 4 and len(b_parts) == 2
+            assert float(total["value"][1]) == pytest.approx(sum(a_parts), rel=1e-9)
+            assert float(total["value"][1]) > 0
+    finally:
+        stop.touch()
+        for p in procs:
+            p.wait(30)

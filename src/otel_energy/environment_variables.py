@@ -116,3 +116,11 @@ Unwritable or full: one WARNING per failing spell; the live value is still used.
 
 OTEL_PYTHON_ENERGY_PUE = "OTEL_PYTHON_ENERGY_PUE"
 """Power usage effectiveness of the data centre, a number >= 1.0. Default ``1.0`` (no overhead)."""
+
+OTEL_PYTHON_ENERGY_JOB_ID = "OTEL_PYTHON_ENERGY_JOB_ID"
+"""The id of the distributed job this process belongs to (any text; must be unique per job).
+
+Put on every metric point and span as ``otel_energy.job.id``; in a distributed run it also seeds
+the job's one trace (docs/distributed.md). Unset: taken from the launcher (``SLURM_JOB_ID``,
+``TORCHELASTIC_RUN_ID`` unless ``none``, ``PBS_JOBID``, ``LSB_JOBID``, ``PMIX_NAMESPACE``).
+"""

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from otel_energy.config import EnergyConfig, load_config
 from otel_energy.eco2ai import EXPORT_FORMATS, CarbonConfig, CarbonMetrics, CarbonReport
 from otel_energy.hf_metrics import step_histogram
 from otel_energy.ids import use_private_ids
+from otel_energy.job import JobContext, RunPart, default_store, finish_job, job_context
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.sampler import Sampler
@@ -96,6 +98,7 @@ class EnergyCallback(TrainerCallback):
         self._providers: tuple[Any, ...] = ()
         self._failed_events: set[str] = set()
         self.last_run: Interval | None = None
+        self._job: tuple[JobContext, Any] | None = None  # (job context, tracer) of the run
 
     # ---- set-up and tear-down ----
     def _acquire(self) -> SpanEnergyRecorder:
@@ -111,7 +114,11 @@ class EnergyCallback(TrainerCallback):
             mp = self._meter_provider or metrics.get_meter_provider()
             self._providers = (tp, mp)
             attach(mp, self._sampler)
-            self._rec = SpanEnergyRecorder(self._sampler, tracer, step_histogram(mp))
+            job = job_context(os.environ, self._sampler.rank)
+            self._job = (job, tracer)
+            self._rec = SpanEnergyRecorder(
+                self._sampler, tracer, step_histogram(mp), root_context=job.context
+            )
             self._rec.on_complete.append(self._on_complete)
         self._users += 1
         return self._rec
@@ -236,7 +243,25 @@ class EnergyCallback(TrainerCallback):
         self._rec.finish(run, error, attrs)
         self.last_run = run
         self._drop_guard()
+        rank, identity = self._rec.sampler.rank, self._rec.identity
         self._release()  # flushes: the run span has its energy before train() returns
+        self._finish_job(run, rank, identity)
+
+    def _finish_job(self, run: Interval, rank: Any, identity: dict[str, Any]) -> None:
+        """Hand this rank's run totals to the job root (rank 0 emits it; no I/O here)."""
+        if self._job is None or run.result is None:
+            return
+        job, tracer = self._job
+        part = RunPart(
+            rank.rank or 0,
+            run.result.energy_j,
+            run.co2e_g,
+            run.start_ns,
+            run.end_ns,
+            run.result.estimated,
+        )
+        store = default_store() if job.derived else None
+        finish_job(rank, job, tracer, part, identity, store)
 
     def _drop_guard(self) -> None:
         guard, self._guard = self._guard, None

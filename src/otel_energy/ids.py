@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
@@ -23,16 +26,33 @@ class PrivateRandomIdGenerator(RandomIdGenerator):
 
     def __init__(self) -> None:
         self._rng = random.Random(os.urandom(32))
+        self._forced = threading.local()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _reseed(ref))
 
+    @contextmanager
+    def forced(self, trace_id: int, span_id: int) -> Iterator[None]:
+        """Within the block, this thread's next span gets exactly these ids (a job's root span,
+        whose ids every rank derives from the job id). Other threads are unaffected."""
+        self._forced.ids = (trace_id, span_id)
+        try:
+            yield
+        finally:
+            self._forced.ids = None
+
     def generate_span_id(self) -> int:
+        forced = getattr(self._forced, "ids", None)
+        if forced is not None:
+            return int(forced[1])
         span_id = self._rng.getrandbits(64)
         while span_id == trace.INVALID_SPAN_ID:
             span_id = self._rng.getrandbits(64)
         return span_id
 
     def generate_trace_id(self) -> int:
+        forced = getattr(self._forced, "ids", None)
+        if forced is not None:
+            return int(forced[0])
         trace_id = self._rng.getrandbits(128)
         while trace_id == trace.INVALID_TRACE_ID:
             trace_id = self._rng.getrandbits(128)

@@ -8,6 +8,7 @@ the Trainer callback; ``batch`` blocks are recorded like optimizer steps (histog
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from otel_energy.carbon import MAX_G_PER_KWH, Intensity
 from otel_energy.config import ConfigError, check_number, load_config
 from otel_energy.hf_metrics import step_histogram
 from otel_energy.ids import use_private_ids
+from otel_energy.job import from_environment
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.sampler import Sampler, WindowEnergy
@@ -114,8 +116,13 @@ class EnergyMeter:
         mp = meter_provider or metrics.get_meter_provider()
         attach(mp, self._sampler)
 
+        # TRACEPARENT only: the derived job root is emitted by the Trainer callback's rank 0.
         self._rec = SpanEnergyRecorder(
-            self._sampler, tracer, step_histogram(mp), intensity=intensity
+            self._sampler,
+            tracer,
+            step_histogram(mp),
+            intensity=intensity,
+            root_context=from_environment(os.environ),
         )
         self._rec.on_complete.append(self._completed)
         self._lock = threading.Lock()

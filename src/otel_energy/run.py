@@ -35,6 +35,7 @@ from otel_energy.report import (
     write_json,
 )
 from otel_energy.report_chart import write_html, write_png
+from otel_energy.runjob import JobSpan
 from otel_energy.runtime import build_sampler
 from otel_energy.sampler import Snapshot
 
@@ -199,6 +200,13 @@ def sent_by_terminal(signum: int, child_pid: int) -> bool:
         return True
 
 
+def _paired(first: Snapshot, last: Snapshot) -> list[tuple[Any, Any]]:
+    """(last, first) device states by ``hw.id``; a device absent at first counts from zero."""
+    before = {d.info.hw_id: d for d in first.devices}
+    zero = type("Zero", (), {"energy_j": 0.0, "co2e_g": 0.0})()
+    return [(d, before.get(d.info.hw_id, zero)) for d in last.devices]
+
+
 def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
     def forward(signum: int, _frame: Any) -> None:
         if proc.poll() is None and not sent_by_terminal(signum, proc.pid):
@@ -223,8 +231,10 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
     origin_ns = start_ns - round((sampler.clock() - origin) * 1e9)
     with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
         run_file = Path(tmp) / "spans.jsonl"
+        job = JobSpan(os.environ, run_file, options.command)
         proc = subprocess.Popen(
-            resolve_command(options.command), env=child_environment(os.environ, run_file)
+            resolve_command(options.command),
+            env=job.child_environment(child_environment(os.environ, run_file)),
         )
         _forward_signals(proc)
         # A blocking wait on its own thread: the exit is seen at once, with no polling loop.
@@ -255,6 +265,12 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
         sampler.wait_for_sample(end, 2.0)
         sampler.stop()
         last = sampler.snapshot()
+        job.end(
+            sum(d.energy_j - b.energy_j for d, b in _paired(first, last)),
+            sum(d.co2e_g - b.co2e_g for d, b in _paired(first, last)),
+            any(d.info.estimated for d in last.devices),
+            exit_code,
+        )
         spans = list(read_span_records(run_file))
     energy = sum(d.energy_j for d in last.devices) - sum(d.energy_j for d in first.devices)
     co2e = sum(d.co2e_g for d in last.devices) - sum(d.co2e_g for d in first.devices)

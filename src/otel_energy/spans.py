@@ -120,6 +120,8 @@ class SpanEnergyRecorder:
         step_histogram: records each ``step`` interval's energy with the step span as exemplar.
         identity: attributes put on every non-step span (host, rank).
         intensity: a fixed intensity overriding the sampler's (``EnergyMeter``'s own setting).
+        root_context: parent of top-level spans when no span is current in this process (the
+            job's context: ``TRACEPARENT`` or the derived job root, see ``otel_energy.job``).
     """
 
     def __init__(
@@ -129,8 +131,10 @@ class SpanEnergyRecorder:
         step_histogram: Histogram | None = None,
         identity: Mapping[str, AttrValue] | None = None,
         intensity: Intensity | None = None,
+        root_context: Context | None = None,
     ) -> None:
         self.sampler = sampler
+        self.root_context = root_context
         self.tracer = tracer
         self.step_histogram = step_histogram
         self.identity = dict(identity if identity is not None else sampler.rank.attributes())
@@ -169,7 +173,7 @@ class SpanEnergyRecorder:
         attrs = attributes or {}
         span = None
         if record_span and self.tracer is not None:
-            ctx = parent.context if parent is not None else None
+            ctx = parent.context if parent is not None else self._top_context()
             span_attrs = None if kind == "step" else {**attrs, **self.identity}
             span = self.tracer.start_span(
                 name, context=ctx, attributes=span_attrs, start_time=start_ns
@@ -196,6 +200,12 @@ class SpanEnergyRecorder:
         if attributes:
             interval.end_attributes.update(attributes)
         self._pending.append(interval)  # deque.append is atomic: no lock on the hot path
+
+    def _top_context(self) -> Context | None:
+        """An in-process current span wins over the job's context from the environment."""
+        if self.root_context is None or trace.get_current_span().get_span_context().is_valid:
+            return None
+        return self.root_context
 
     def _wall_ns(self, t_s: float) -> int:
         return round(t_s * 1e9) + self._offset_ns

@@ -30,6 +30,7 @@ class FakeGpu:
     energy_mj: int | Callable[[], int] | None = 0
     power_mw: int | Callable[[], int] = 100_000
     mig_uuids: tuple[str, ...] = ()
+    mig_slices: tuple[int, ...] = ()  # gpuInstanceSliceCount per MIG instance (default 1 each)
     fail: bool = False
     lost: bool = False
     """Every call on this GPU's handle (and getting the handle) fails with GPU_IS_LOST."""
@@ -61,6 +62,15 @@ class _Handle:
 @dataclass(frozen=True)
 class _MigHandle:
     uuid: str
+    slices: int = 1
+
+
+@dataclass(frozen=True)
+class _Attributes:
+    """The fields of ``pynvml.c_nvmlDeviceAttributes`` our code reads."""
+
+    gpuInstanceSliceCount: int
+    computeInstanceSliceCount: int
 
 
 @dataclass
@@ -131,4 +141,10 @@ class FakeNvml:
     def nvmlDeviceGetMigDeviceHandleByIndex(self, device: _Handle, index: int) -> _MigHandle:
         if index >= len(device.gpu.mig_uuids):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
-        return _MigHandle(device.gpu.mig_uuids[index])
+        slices = device.gpu.mig_slices[index] if device.gpu.mig_slices else 1
+        return _MigHandle(device.gpu.mig_uuids[index], slices)
+
+    def nvmlDeviceGetAttributes(self, device: _Handle | _MigHandle) -> _Attributes:
+        if isinstance(device, _MigHandle):
+            return _Attributes(device.slices, device.slices)
+        return _Attributes(7, 7)  # a whole (non-MIG) GPU reports all its slices

@@ -22,6 +22,7 @@ from otel_energy.sensors.base import (
     Reading,
     Unmeasured,
 )
+from otel_energy.sensors.mig import MigShare, mig_sensor
 
 _log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def discover_nvml(
     explicit: bool = False,
     rank: RankInfo | None = None,
     unmeasured: list[Unmeasured] | None = None,
-) -> list[NvmlGpu]:
+) -> list[NvmlGpu | MigShare]:
     """GPUs visible to this process, each with the best method it supports (possibly none).
 
     Args:
@@ -225,7 +226,7 @@ def discover_nvml(
     except nvml.NVMLError as exc:
         _log.log(level, "otel-energy: no GPU measured, NVML failed to list GPUs (%s).", exc)
         return []
-    sensors = []
+    sensors: list[NvmlGpu | MigShare] = []
     visible = select_visible(gpus, environ)
     chosen = select_for_rank(visible, rank, "CUDA_VISIBLE_DEVICES" in environ)
     for gpu, migs in chosen:
@@ -233,9 +234,19 @@ def discover_nvml(
             _lost(gpu, gpu.error, unmeasured)
             continue
         try:
-            sensors.append(_sensor(nvml, gpu, migs, driver))
+            whole = _sensor(nvml, gpu, driver)
         except nvml.NVMLError as exc:
             _lost(gpu, str(exc), unmeasured)
+            continue
+        if not migs:
+            sensors.append(whole)
+            continue
+        # No per-instance sensor exists: each MIG instance gets its slice share of the parent
+        # (sensors/mig.py), so that jobs on slices of one GPU never count it twice.
+        for mig in migs:
+            share = mig_sensor(nvml, whole, gpu.handle, mig)
+            if share is not None:
+                sensors.append(share)
     return sensors
 
 
@@ -253,16 +264,9 @@ def _lost(gpu: _Gpu, error: str, unmeasured: list[Unmeasured] | None) -> None:
         unmeasured.append(Unmeasured(gpu.uuid, "gpu", error))
 
 
-def _sensor(nvml: Any, gpu: _Gpu, migs: tuple[str, ...], driver: str) -> NvmlGpu:
+def _sensor(nvml: Any, gpu: _Gpu, driver: str) -> NvmlGpu:
     """One GPU's sensor; raises NVMLError when the GPU fails (lost at start)."""
     counter = _probe_counter(nvml, gpu.handle)
-    extra: tuple[tuple[str, str], ...] = ()
-    if migs:
-        # No per-instance power sensor exists: we measure (and label) the parent GPU.
-        extra = (
-            ("otel_energy.gpu.mig_instances", ",".join(migs)),
-            ("otel_energy.gpu.measures", "parent_gpu"),
-        )
     info = DeviceInfo(
         hw_id=gpu.uuid,
         hw_type="gpu",
@@ -272,7 +276,6 @@ def _sensor(nvml: Any, gpu: _Gpu, migs: tuple[str, ...], driver: str) -> NvmlGpu
         vendor="NVIDIA",
         model=gpu.name,
         driver_version=driver,
-        extra=extra,
         family="nvml",
         max_power_w=_power_bound_w(nvml, gpu.handle),
     )

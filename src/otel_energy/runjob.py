@@ -1,0 +1,84 @@
+"""The ``job`` span of ``otel-energy run``: the parent of every span the command makes.
+
+The command receives the span as ``TRACEPARENT``/``TRACESTATE`` (the OTel convention for
+environment variables as context carriers), so every rank's ``train`` span, however many a
+launcher starts, is its child. The span itself goes where the command's spans go: the run file
+(``otel_energy_file``) and OTLP/HTTP when an endpoint is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from otel_energy.ids import PrivateRandomIdGenerator
+from otel_energy.job import from_environment
+from otel_energy.localexport import JsonLinesSpanExporter
+from otel_energy.ranks import rank_info
+from otel_energy.version import __version__
+
+_log = logging.getLogger(__name__)
+OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+class JobSpan:
+    """Started at construction (no I/O); ``end`` exports it (a local file, and OTLP if set)."""
+
+    def __init__(self, environ: Mapping[str, str], run_file: Path, command: list[str]) -> None:
+        self._env = environ
+        service = environ.get("OTEL_SERVICE_NAME") or "otel-energy-run"
+        resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
+        self.provider = TracerProvider(resource=resource, id_generator=PrivateRandomIdGenerator())
+        self.provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(run_file)))
+        if any(environ.get(k) for k in OTLP_ENDPOINT_VARS):
+            try:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter,
+                )
+
+                self.provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+            except Exception:  # never stop the command for its telemetry
+                _log.warning("otel-energy: job span not sent over OTLP", exc_info=True)
+        rank = rank_info(environ)
+        attrs: dict[str, Any] = {"otel_energy.command": " ".join(command)[:1000]}
+        attrs.update(rank.attributes())
+        tracer = self.provider.get_tracer("otel_energy", __version__)
+        self.span = tracer.start_span("job", context=from_environment(environ), attributes=attrs)
+        self.job_id = rank.job_id
+
+    def child_environment(self, env: dict[str, str]) -> dict[str, str]:
+        """``env`` with ``TRACEPARENT``/``TRACESTATE`` naming this span (replacing the parent's)."""
+        carrier: dict[str, str] = {}
+        TraceContextTextMapPropagator().inject(carrier, trace.set_span_in_context(self.span))
+        env.pop("TRACESTATE", None)
+        env.update({k.upper(): v for k, v in carrier.items()})
+        return env
+
+    def end(self, energy_j: float, co2e_g: float, estimated: bool, exit_code: int) -> None:
+        """End with the node's measured totals (J, g) and export; never raises."""
+        try:
+            self.span.set_attributes(
+                {
+                    "otel_energy.energy": energy_j,
+                    "otel_energy.co2e": co2e_g,
+                    "otel_energy.estimated": estimated,
+                    "otel_energy.command.exit_code": exit_code,
+                }
+            )
+            if exit_code != 0:
+                self.span.set_status(trace.Status(trace.StatusCode.ERROR, f"exit code {exit_code}"))
+            self.span.end()
+            self.provider.shutdown()
+        except Exception:
+            _log.warning("otel-energy: exporting the job span failed", exc_info=True)
+
+
+__all__ = ["JobSpan"]
