@@ -35,9 +35,9 @@ class Track:
     Power mode: trapezoidal integration of power over the time between reads.
 
     Plausibility: a step (after wrap correction) larger than ``max_power_w`` x (the time since
-    the last good read + the sensor's own ``period_s`` + ``JITTER_S``) is a glitch: it adds nothing and the
-    baseline stays, so a counter that comes back to its track loses nothing. A decrease to a
-    small value consistent with that bound is a reset, but it is revocable for
+    the last good read + the sensor's own ``period_s`` + ``JITTER_S``) is a glitch: it adds
+    nothing and the baseline stays, so a counter that comes back to its track loses nothing.
+    A decrease to a small value consistent with that bound is a reset, but it is revocable for
     ``RESET_CONFIRM_S``: a later read back on the old track turns it into a glitch and adds
     exactly the energy of the old track. A counter that stays off its track for ``RESYNC_S`` on a
     consistent new track is followed there; the gap is filled at the last good power and counted
