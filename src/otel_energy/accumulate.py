@@ -18,6 +18,11 @@ RESYNC_S = 1.0
 """A counter off its track this long (s), moving plausibly on a new one, is followed there."""
 RESYNC_READS = 3
 """... and for at least this many reads."""
+JITTER_S = 0.25
+"""Slack (s) added to the time between reads in the bound: reads run on reader threads that may
+wait for the GIL (100-200 ms seen while the training thread builds a model), so a read can come
+later than its tick's timestamp, and an immediate sample (``wait_for_sample``) can follow the
+previous one within a millisecond. The glitches the bound exists for are far larger."""
 
 
 @dataclass
@@ -30,9 +35,9 @@ class Track:
     Power mode: trapezoidal integration of power over the time between reads.
 
     Plausibility: a step (after wrap correction) larger than ``max_power_w`` x (the time since
-    the last good read + the sensor's own ``period_s``) is a glitch: it adds nothing and the
-    baseline stays, so a counter that comes back to its track loses nothing. A decrease to a
-    small value consistent with that bound is a reset, but it is revocable for
+    the last good read + the sensor's own ``period_s`` + ``JITTER_S``) is a glitch: it adds
+    nothing and the baseline stays, so a counter that comes back to its track loses nothing.
+    A decrease to a small value consistent with that bound is a reset, but it is revocable for
     ``RESET_CONFIRM_S``: a later read back on the old track turns it into a glitch and adds
     exactly the energy of the old track. A counter that stays off its track for ``RESYNC_S`` on a
     consistent new track is followed there; the gap is filled at the last good power and counted
@@ -78,7 +83,7 @@ class Track:
         return delta
 
     def _limit(self, dt: float) -> float:
-        return self.max_power_w * (max(dt, 0.0) + self.period_s)
+        return self.max_power_w * (max(dt, 0.0) + self.period_s + JITTER_S)
 
     def _counter_step(self, t: float, c: float) -> float:
         if self._counter is None or self._t is None:
