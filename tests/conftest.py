@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -9,6 +11,13 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy import runtime
+
+# Never write the real user's run ledger: every run in the tests (and their subprocesses, which
+# inherit this environment; some drop OTEL_PYTHON_ENERGY_* but keep XDG_DATA_HOME) goes here.
+_DATA_HOME = tempfile.mkdtemp(prefix="otel-energy-test-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+os.environ["OTEL_PYTHON_ENERGY_LEDGER"] = os.path.join(_DATA_HOME, "otel-energy", "runs.sqlite")
+os.environ.pop("OTEL_PYTHON_ENERGY_LEDGER_RUN_ID", None)
 
 
 class FakeClock:

@@ -106,3 +106,24 @@ OTEL_PYTHON_ENERGY_CACHE_DIR = "OTEL_PYTHON_ENERGY_CACHE_DIR"
 
 OTEL_PYTHON_ENERGY_PUE = "OTEL_PYTHON_ENERGY_PUE"
 """Power usage effectiveness of the data centre, a number >= 1.0. Default ``1.0`` (no overhead)."""
+
+OTEL_PYTHON_ENERGY_PREDICT_AFTER_STEPS = "OTEL_PYTHON_ENERGY_PREDICT_AFTER_STEPS"
+"""When the Trainer callback projects the run's total energy, CO2e and duration.
+
+``epoch`` (default): at the end of each epoch, the first after epoch 1; an integer N >= 1: every N
+optimizer steps as well (for long epochs); ``off``: never.
+"""
+
+OTEL_PYTHON_ENERGY_LEDGER = "OTEL_PYTHON_ENERGY_LEDGER"
+"""Path of the SQLite run ledger that every measured run appends a row to, or ``off``.
+
+Default ``$XDG_DATA_HOME/otel-energy/runs.sqlite`` (``~/.local/share/otel-energy/runs.sqlite``).
+``otel-energy history`` and ``otel-energy report`` read it.
+"""
+
+OTEL_PYTHON_ENERGY_LEDGER_RUN_ID = "OTEL_PYTHON_ENERGY_LEDGER_RUN_ID"
+"""Set by ``otel-energy run`` in its command's environment: the ledger row of that run.
+
+A process that sees it writes no ledger row of its own (the parent writes one for the whole
+command, with its exit status and the whole node's energy). Not meant to be set by hand.
+"""
