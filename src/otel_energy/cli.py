@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from otel_energy import history_cli
 from otel_energy.config import ConfigError, EnergyConfig, load_config
 from otel_energy.runtime import intensity_provider
 from otel_energy.sampler import Sampler, Snapshot
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hours", type=float, default=1.0, help="job duration in hours")
     p.add_argument("--within", type=float, default=24.0, help="start within this many hours")
+    history_cli.add_parsers(sub)
     return parser
 
 
@@ -256,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(config, args)
     if args.command == "when":
         return cmd_when(config, args.hours, args.within)
+    if args.command in ("history", "report"):
+        return history_cli.main(args)
     if args.seconds <= 0:
         print("otel-energy: --seconds must be > 0", file=sys.stderr)
         return 2

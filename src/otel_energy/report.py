@@ -120,7 +120,9 @@ def svg_chart(report: dict[str, Any], width: int = 900, height: int = 360) -> st
     left, right, top, bottom = 60, 20, 20, 40
     pw, ph = width - left - right, height - top - bottom
     t_max = float(max(ts[-1] if ts else 1.0, report["duration_s"], 1e-9))
-    p_max = float(max([max(v) for v in series.values() if v] + [1.0])) * 1.1
+    # Headroom above the highest curve for the legend drawn in the top-left corner.
+    legend_share = (28 + 16 * len(series)) / ph
+    p_max = float(max([max(v) for v in series.values() if v] + [1.0])) / max(0.3, 1 - legend_share)
 
     def x(t: float) -> float:
         return left + pw * t / t_max

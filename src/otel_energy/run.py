@@ -25,6 +25,8 @@ from typing import Any
 
 from otel_energy import environment_variables as ev
 from otel_energy.config import EnergyConfig
+from otel_energy.ledger import new_run_id, record
+from otel_energy.ledger_rows import row_from_report
 from otel_energy.localexport import read_span_records
 from otel_energy.report import (
     Timeline,
@@ -164,11 +166,12 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
     origin = first.t_s
     sampler.add_listener(lambda t: timeline.add(t - origin, _powers(sampler.snapshot())))
     started, start_ns = datetime.now(timezone.utc), time.time_ns()
+    run_id = new_run_id()
     with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
         run_file = Path(tmp) / "spans.jsonl"
-        proc = subprocess.Popen(
-            resolve_command(options.command), env=child_environment(os.environ, run_file)
-        )
+        env = child_environment(os.environ, run_file)
+        env[ev.OTEL_PYTHON_ENERGY_LEDGER_RUN_ID] = run_id  # we write the row, not the command
+        proc = subprocess.Popen(resolve_command(options.command), env=env)
         _forward_signals(proc)
         next_progress = time.monotonic() + options.progress_s
         while proc.poll() is None:
@@ -196,6 +199,7 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
     report = build_report(
         options, exit_code, started, start_ns, last.t_s - origin, first, last, timeline, spans
     )
+    report["ledger_id"] = record(row_from_report(report, run_id))
     return exit_code, report
 
 
