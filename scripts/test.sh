@@ -16,6 +16,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "test: ${missing[*]} missing; their tests skip (sudo apt-get install ${missing[*]})" >&2
   fi
 fi
+# Headless Chromium screenshots the run comparison page (tests/test_ledger.py; required under CI).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test: installing Chromium (apt)" >&2
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "test: Chromium missing; the page screenshot test will skip (sudo apt-get install chromium)" >&2
+  fi
+fi
 .venv/bin/ruff check src tests benchmarks scripts
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +25,15 @@ if "faketime" in os.environ.get("LD_PRELOAD", ""):
         threading.Event().wait(seconds)
 
     time.sleep = _sleep
+
+
+# Never write the real user's run ledger: every run in the tests (and their subprocesses, which
+# inherit this environment; some drop OTEL_PYTHON_ENERGY_* but keep XDG_DATA_HOME) goes here.
+_DATA_HOME = tempfile.mkdtemp(prefix="otel-energy-test-data-")
+atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)  # runs last (registered first)
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+os.environ["OTEL_PYTHON_ENERGY_LEDGER"] = os.path.join(_DATA_HOME, "otel-energy", "runs.sqlite")
+os.environ.pop("OTEL_PYTHON_ENERGY_LEDGER_RUN_ID", None)
 
 
 class FakeClock:

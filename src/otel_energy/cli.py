@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from otel_energy import environment_variables as ev
+from otel_energy import history_cli
 from otel_energy.carbon import load_table
 from otel_energy.config import ConfigError, EnergyConfig, load_config
 from otel_energy.report import device_label
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hours", type=float, default=1.0, help="job duration in hours")
     p.add_argument("--within", type=float, default=24.0, help="start within this many hours")
+    history_cli.add_parsers(sub)
     return parser
 
 
@@ -423,6 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(config, args)
     if args.command == "when":
         return cmd_when(config, args.hours, args.within)
+    if args.command in ("history", "report"):
+        return history_cli.main(args)
     if args.seconds <= 0:
         print("otel-energy: --seconds must be > 0", file=sys.stderr)
         return 2

@@ -58,6 +58,8 @@ class EnergyConfig:
     """1: every step gets a span; N: every Nth; 0: none."""
     carbon: LiveCarbonConfig | None = None
     """The live intensity provider, None for the table or an override."""
+    predict_after_steps: int = 0
+    """0: project the run's footprint at each epoch end; N: also every N steps; -1: never."""
 
     @property
     def history_samples_asked(self) -> int:
@@ -256,6 +258,21 @@ def _step_spans(env: Mapping[str, str]) -> int:
     )
 
 
+def _predict_after(env: Mapping[str, str]) -> int:
+    name = ev.OTEL_PYTHON_ENERGY_PREDICT_AFTER_STEPS
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "epoch"):
+        return 0
+    if raw == "off":
+        return -1
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw)
+    raise ConfigError(
+        f"{name}={raw!r} is not valid: expected 'epoch', 'off' or an integer N >= 1 (project"
+        " every N steps)."
+    )
+
+
 def load_config(
     environ: Mapping[str, str] | None = None, **overrides: float | None
 ) -> EnergyConfig:
@@ -297,5 +314,6 @@ def load_config(
         pue=_setting(env, "pue", 1.0),
         step_span_every=_step_spans(env),
         carbon=_live_carbon(env),
+        predict_after_steps=_predict_after(env),
     )
     return replace(config, **checked) if checked else config

@@ -124,3 +124,24 @@ Put on every metric point and span as ``otel_energy.job.id``; in a distributed r
 the job's one trace (docs/distributed.md). Unset: taken from the launcher (``SLURM_JOB_ID``,
 ``TORCHELASTIC_RUN_ID`` unless ``none``, ``PBS_JOBID``, ``LSB_JOBID``, ``PMIX_NAMESPACE``).
 """
+
+OTEL_PYTHON_ENERGY_PREDICT_AFTER_STEPS = "OTEL_PYTHON_ENERGY_PREDICT_AFTER_STEPS"
+"""When the Trainer callback projects the run's total energy, CO2e and duration.
+
+``epoch`` (default): at the end of each epoch, the first after epoch 1; an integer N >= 1: every N
+optimizer steps as well (for long epochs); ``off``: never.
+"""
+
+OTEL_PYTHON_ENERGY_LEDGER = "OTEL_PYTHON_ENERGY_LEDGER"
+"""Path of the SQLite run ledger that every measured run appends a row to, or ``off``.
+
+Default ``$XDG_DATA_HOME/otel-energy/runs.sqlite`` (``~/.local/share/otel-energy/runs.sqlite``).
+``otel-energy history`` and ``otel-energy report`` read it.
+"""
+
+OTEL_PYTHON_ENERGY_LEDGER_RUN_ID = "OTEL_PYTHON_ENERGY_LEDGER_RUN_ID"
+"""Set by ``otel-energy run`` in its command's environment: the ledger row of that run.
+
+A process that sees it writes no ledger row of its own (the parent writes one for the whole
+command, with its exit status and the whole node's energy). Not meant to be set by hand.
+"""

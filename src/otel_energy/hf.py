@@ -28,7 +28,10 @@ from otel_energy.eco2ai import EXPORT_FORMATS, CarbonConfig, CarbonMetrics, Carb
 from otel_energy.hf_metrics import step_histogram
 from otel_energy.ids import use_private_ids
 from otel_energy.job import JobContext, RunPart, default_store, finish_job, job_context
+from otel_energy.ledger import ledger_path, record, under_parent_run
+from otel_energy.ledger_rows import TimelineRecorder, row_from_totals, utc_iso
 from otel_energy.metrics import SCOPE, attach
+from otel_energy.predict import Predictor, Progress, Projection, attach_gauges, remaining_intensity
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.sampler import Sampler
 from otel_energy.signals import (
@@ -99,6 +102,9 @@ class EnergyCallback(TrainerCallback):
         self._failed_events: set[str] = set()
         self.last_run: Interval | None = None
         self._job: tuple[JobContext, Any] | None = None  # (job context, tracer) of the run
+        self.predictor: Predictor | None = None
+        self._timeline: TimelineRecorder | None = None
+        self._started_at = ""
 
     # ---- set-up and tear-down ----
     def _acquire(self) -> SpanEnergyRecorder:
@@ -120,6 +126,7 @@ class EnergyCallback(TrainerCallback):
                 self._sampler, tracer, step_histogram(mp), root_context=job.context
             )
             self._rec.on_complete.append(self._on_complete)
+            attach_gauges(mp, self._prediction_source)
         self._users += 1
         return self._rec
 
@@ -159,6 +166,13 @@ class EnergyCallback(TrainerCallback):
         self._guard = install_termination_guard()
         if self._guard is not None:
             self._guard.register(self._on_terminate, *self._providers)
+        self.predictor = None
+        if self.config.predict_after_steps >= 0 and state.max_steps:
+            start = Progress(int(state.global_step), 0.0, 0.0, 0.0)
+            self.predictor = Predictor(int(state.max_steps), start, self.config.predict_after_steps)
+        self._started_at = utc_iso()
+        if self._timeline is None and not under_parent_run() and ledger_path() is not None:
+            self._timeline = TimelineRecorder(rec.sampler)
 
     def _run_attributes(self) -> dict[str, Any]:
         return {}
@@ -171,6 +185,8 @@ class EnergyCallback(TrainerCallback):
         self._epoch = self._rec.start(
             "epoch", "epoch", self._run, {"otel_energy.train.epoch": epoch}
         )
+        if self.predictor is not None:
+            self.predictor.epoch_begin(self._progress(state.global_step))
 
     @_guarded
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -196,12 +212,43 @@ class EnergyCallback(TrainerCallback):
         for parent in (self._epoch, self._run):
             if parent is not None:
                 parent.steps += 1
+        if self.predictor is not None and self.predictor.due_at_step(state.global_step):
+            self._predict(state.global_step, epoch_end=False)
 
     @_guarded
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._epoch is None:
             return
         self._finish_open(("step", "epoch"), None)
+        self._predict(state.global_step, epoch_end=True)
+
+    def _predict(self, step: int, epoch_end: bool) -> Projection | None:
+        """Project the run's totals (arithmetic on the sampler's figures; no I/O)."""
+        rec, run, predictor = self._rec, self._run, self.predictor
+        if rec is None or run is None or predictor is None:
+            return None
+        now = self._progress(step)
+        if epoch_end:
+            predictor.epoch_end(now)
+        snap = rec.sampler.snapshot()
+        override = rec.intensity_override
+        g_now = override.g_per_kwh if override is not None else snap.intensity.g_per_kwh
+        provider = None if override is not None else rec.sampler.intensity_provider
+        p = predictor.update(now, snap.pue, lambda s: remaining_intensity(provider, g_now, s))
+        if p is not None and run.span is not None:
+            run.span.add_event("otel_energy.prediction", p.span_attributes())
+        return p
+
+    def _progress(self, step: int) -> Progress:
+        assert self._rec is not None and self._run is not None
+        w = self._rec.provisional(self._run.t0_s)
+        return Progress(int(step), w.duration_s, w.energy_j, self._rec.co2e_of(w))
+
+    def _prediction_source(self) -> tuple[Projection | None, dict[str, Any]]:
+        rec, predictor = self._rec, self.predictor
+        if self._run is None or rec is None or predictor is None:
+            return None, {}
+        return predictor.latest, rec.identity
 
     @_guarded
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -240,12 +287,15 @@ class EnergyCallback(TrainerCallback):
         }
         if global_step is not None:
             attrs["otel_energy.train.global_step"] = int(global_step)
+        if self.predictor is not None and self.predictor.latest is not None:
+            attrs.update(self.predictor.latest.span_attributes())
         self._rec.finish(run, error, attrs)
         self.last_run = run
         self._drop_guard()
         rank, identity = self._rec.sampler.rank, self._rec.identity
         self._release()  # flushes: the run span has its energy before train() returns
         self._finish_job(run, rank, identity)
+        self._write_ledger(run, error)
 
     def _finish_job(self, run: Interval, rank: Any, identity: dict[str, Any]) -> None:
         """Hand this rank's run totals to the job root (rank 0 emits it; no I/O here)."""
@@ -279,6 +329,33 @@ class EnergyCallback(TrainerCallback):
             self._end_eval(iv, error)
         if self._rec is not None:  # the signal came while the main thread was ending the run
             self._rec.flush()
+
+    def _write_ledger(self, run: Interval, error: BaseException | None) -> None:
+        """Append this training run to the run ledger (after training: one local write)."""
+        timeline, self._timeline = self._timeline, None
+        if timeline is None:
+            return
+        curves = timeline.stop()
+        if run.result is None and self._rec is not None:
+            self._rec.flush()  # still shared (an evaluation holds it): complete the run now
+        w = run.result
+        if w is None:
+            return
+        sampler = timeline.sampler
+        row = row_from_totals(
+            "train",
+            self._started_at,
+            w.duration_s,
+            w.energy_j,
+            run.co2e_g,
+            w.by_type,
+            w.estimated,
+            sampler.snapshot(),
+            sampler,
+            "ok" if error is None else "error",
+            curves,
+        )
+        record(row)
 
     def _on_train_error(self, error: BaseException) -> None:
         # A second Ctrl-C landing in here would lose the spans: hold it off until they are
@@ -342,6 +419,8 @@ class EnergyCallback(TrainerCallback):
         power = (w.energy_j - last_e) / dt if dt > 0 else w.avg_power_w
         self._last_log = (outer, w.t1_s, w.energy_j)
         values = dict(zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True))
+        if self.predictor is not None and self.predictor.latest is not None:
+            values.update(self.predictor.latest.log_values())
         logs.update(values)
         history = getattr(state, "log_history", None)
         if history and history[-1].get("step") == state.global_step:

@@ -8,8 +8,11 @@ instrumentors from loading. transformers is patched lazily, when (and if) the pr
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
+import os
+import socket
 import sys
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -19,6 +22,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.metrics import get_meter_provider
 
 from otel_energy.config import ConfigError, load_config
+from otel_energy.ledger import Ledger, ledger_path, record, under_parent_run
+from otel_energy.ledger_rows import TimelineRecorder, process_row, utc_iso
 from otel_energy.metrics import EnergyObserver, attach
 from otel_energy.package import _instruments
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
@@ -70,6 +75,9 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _observer: EnergyObserver | None = None
     _patch_trainer = False
     _owns_wrappers = False
+    _timeline: TimelineRecorder | None = None
+    _ledger_since = ""
+    _ledger_pid = 0
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -87,6 +95,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 )
                 provider = kwargs.get("meter_provider") or get_meter_provider()
                 self._observer = attach(provider, self._sampler)
+                self._start_ledger(self._sampler)
             self._patch_trainer = True
             tp, mp = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
             wrapt.register_post_import_hook(
@@ -96,6 +105,30 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _log.error("otel-energy: not instrumenting: %s", exc)
         except Exception:
             _log.exception("otel-energy: instrumentation failed; training continues unmeasured")
+
+    def _start_ledger(self, sampler: Sampler) -> None:
+        """Record this process's power; at exit it gets a ledger row unless a Trainer run in it
+        wrote one (or ``otel-energy run``, its parent, writes the row)."""
+        if under_parent_run() or ledger_path() is None:
+            return
+        self._timeline = TimelineRecorder(sampler)
+        self._ledger_since = utc_iso()
+        self._ledger_pid = os.getpid()
+        atexit.register(self._ledger_at_exit)
+
+    def _ledger_at_exit(self) -> None:
+        try:
+            timeline, self._timeline = self._timeline, None
+            path = ledger_path()
+            if timeline is None or path is None or os.getpid() != self._ledger_pid:
+                return  # uninstrumented, turned off, or a forked child (its parent writes)
+            host = socket.gethostname()
+            if Ledger(path).count_for_process(host, os.getpid(), self._ledger_since):
+                timeline.stop()  # a Trainer run already wrote this process's row
+                return
+            record(process_row(timeline, self._ledger_since))
+        except Exception:  # at exit: log, never raise
+            _log.exception("otel-energy: writing the process's ledger row failed")
 
     def _on_trainer_import(self, tracer_provider: Any, meter_provider: Any) -> None:
         if not self._patch_trainer:  # uninstrumented before transformers was imported
@@ -121,6 +154,10 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                     unpatch_trainer()
             if self._observer is not None:
                 self._observer.sampler = None
+            if self._timeline is not None:
+                atexit.unregister(self._ledger_at_exit)
+                self._timeline.stop()
+                self._timeline = None
             if self._sampler is not None:
                 release_sampler(self._sampler)
         except Exception:

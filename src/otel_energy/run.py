@@ -25,6 +25,8 @@ from typing import Any
 
 from otel_energy import environment_variables as ev
 from otel_energy.config import EnergyConfig
+from otel_energy.ledger import new_run_id, record
+from otel_energy.ledger_rows import row_from_report
 from otel_energy.localexport import read_span_records
 from otel_energy.report import (
     Timeline,
@@ -229,13 +231,13 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
     started, start_ns = datetime.now(timezone.utc), time.time_ns()
     # the wall-clock time of the timeline's zero, to place the command's spans on it
     origin_ns = start_ns - round((sampler.clock() - origin) * 1e9)
+    run_id = new_run_id()
     with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
         run_file = Path(tmp) / "spans.jsonl"
         job = JobSpan(os.environ, run_file, options.command)
-        proc = subprocess.Popen(
-            resolve_command(options.command),
-            env=job.child_environment(child_environment(os.environ, run_file)),
-        )
+        env = job.child_environment(child_environment(os.environ, run_file))
+        env[ev.OTEL_PYTHON_ENERGY_LEDGER_RUN_ID] = run_id  # we write the row, not the command
+        proc = subprocess.Popen(resolve_command(options.command), env=env)
         _forward_signals(proc)
         # A blocking wait on its own thread: the exit is seen at once, with no polling loop.
         exited = threading.Event()
@@ -278,6 +280,7 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
     report = build_report(
         options, exit_code, started, origin_ns, last.t_s - origin, first, last, timeline, spans
     )
+    report["ledger_id"] = record(row_from_report(report, run_id))
     return exit_code, report
 
 
