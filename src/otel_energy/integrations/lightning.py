@@ -39,7 +39,7 @@ __all__ = ["LOG_KEYS", "LightningEnergyCallback", "add_callback_on_init", "rank_
 _log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 LOG_KEYS = ("otel_energy/energy_j", "otel_energy/co2e_g", "otel_energy/power_w")
-FRAMEWORK = {"otel_energy.framework": "lightning"}
+FRAMEWORK: dict[str, AttrValue] = {"otel_energy.framework": "lightning"}
 # Lightning stage -> span name; validation is what the transformers Trainer calls ``evaluate``.
 EVAL_SPANS = {"validate": "evaluate", "test": "test", "predict": "predict"}
 
@@ -196,7 +196,7 @@ class LightningEnergyCallback(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._rec is None or self._run is None:
             return
-        attrs = {**FRAMEWORK, "otel_energy.train.epoch": int(trainer.current_epoch)}
+        attrs: dict[str, AttrValue] = {**FRAMEWORK, "otel_energy.train.epoch": int(trainer.current_epoch)}
         self._epoch = self._rec.start("epoch", "epoch", self._run, attrs)
 
     @_guarded
