@@ -23,6 +23,7 @@ from otel_energy.config import load_config
 from otel_energy.instrumentor import EnergyInstrumentor
 from otel_energy.integrations import lightning as pl_energy
 from otel_energy.integrations.lightning import LightningEnergyCallback, rank_environ
+from otel_energy.runtime import acquire_sampler, release_sampler
 from otel_energy.sampler import Sampler
 from tests.backends import free_port
 from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
@@ -147,6 +148,30 @@ def test_energy_keys_reach_the_users_logger_and_callback_metrics(
     assert set(pl_energy.LOG_KEYS) <= set(trainer.callback_metrics)
 
 
+class CountingLogs(TinyRegressor):
+    """Notes the global step of every ``self.log`` of one of our keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ours: list[int] = []
+
+    def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
+        if name.startswith("otel_energy/"):
+            self.ours.append(self.global_step)
+        super().log(name, value, *args, **kwargs)
+
+
+def test_energy_keys_follow_log_every_n_steps(tel: Telemetry, tmp_path: Path) -> None:
+    # pl_module.log costs about a millisecond a call: log only on the steps Lightning writes out
+    module = CountingLogs()
+    fit(callback(tel), module=module, logger=CSVLogger(str(tmp_path)), log_every_n_steps=4)
+    assert module.ours == [s for s in (4, 8, 12, 16) for _ in pl_energy.LOG_KEYS]
+    [path] = tmp_path.glob("lightning_logs/version_*/metrics.csv")
+    rows = [r for r in csv.DictReader(path.open()) if r.get("otel_energy/energy_j")]
+    assert [int(r["step"]) for r in rows] == [3, 7, 11, 15]  # Lightning's 0-based step index
+    assert all(r["train_loss"] for r in rows)  # in the same rows as the user's own values
+
+
 def test_gradient_accumulation_step_spans_cover_optimizer_steps(tel: Telemetry) -> None:
     trainer = fit(callback(tel), max_epochs=1, accumulate_grad_batches=3)
     assert trainer.global_step == 3  # 8 batches: steps after batches 3, 6 and at the epoch's end
@@ -250,6 +275,24 @@ def test_rank_environ_takes_the_rank_from_the_trainer() -> None:
         "PATH": "/bin",
     }
     assert rank_environ(quiet_trainer(), {"PATH": "/bin"}) == {"PATH": "/bin"}
+
+
+def test_a_sampler_started_before_lightning_launched_its_ranks_is_reported(
+    tel: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Rank1Of2:
+        world_size, global_rank, local_rank, num_devices = 2, 1, 1, 2
+
+    early = acquire_sampler(fake_gpu_sampler_factory())  # as the instrumentor would, at start
+    try:
+        cb = callback(tel)
+        with caplog.at_level(logging.WARNING, logger="otel_energy"):
+            cb._acquire(Rank1Of2())
+            cb._release()
+    finally:
+        release_sampler(early)
+    [warning] = [r.getMessage() for r in caplog.records if "made it rank 1 of 2" in r.getMessage()]
+    assert "rank None of None" in warning and "torchrun" in warning
 
 
 def test_instrumentor_adds_one_callback_per_trainer_and_uninstrument_removes_it(

@@ -145,14 +145,18 @@ class LightningEnergyCallback(Callback):
     @staticmethod
     def _check_rank(sampler: Sampler, trainer: Any) -> None:
         world = int(getattr(trainer, "world_size", 1) or 1)
-        if world > 1 and sampler.rank.world_size != world:
+        rank = sampler.rank
+        if world > 1 and (rank.world_size, rank.rank) != (world, trainer.global_rank):
+            # The sampler predates the trainer's launch (the instrumentor's, under Lightning's own
+            # DDP launcher): it keeps measuring what it discovered then.
             _log.warning(
-                "otel-energy: the process sampler started before Lightning launched its %d ranks"
-                " and measures this process as rank %s of %s: node-level devices may be counted"
-                " twice. Launch with torchrun (it sets RANK/LOCAL_RANK/WORLD_SIZE first).",
+                "otel-energy: this process's sampler measures it as rank %s of %s, but Lightning"
+                " made it rank %d of %d: devices may be counted twice or without rank attributes."
+                " Launch with torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE at start-up.",
+                rank.rank,
+                rank.world_size,
+                trainer.global_rank,
                 world,
-                sampler.rank.rank,
-                sampler.rank.world_size,
             )
 
     def _release(self) -> None:
@@ -196,7 +200,10 @@ class LightningEnergyCallback(Callback):
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._rec is None or self._run is None:
             return
-        attrs: dict[str, AttrValue] = {**FRAMEWORK, "otel_energy.train.epoch": int(trainer.current_epoch)}
+        attrs: dict[str, AttrValue] = {
+            **FRAMEWORK,
+            "otel_energy.train.epoch": int(trainer.current_epoch),
+        }
         self._epoch = self._rec.start("epoch", "epoch", self._run, attrs)
 
     @_guarded
