@@ -6,6 +6,7 @@ import csv
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 from collections import Counter
@@ -251,6 +252,18 @@ def test_hooks_never_raise_and_log_once(tel: Telemetry, caplog: pytest.LogCaptur
     assert tel.finished() == []
     failures = [r for r in caplog.records if "on_fit_start failed" in r.getMessage()]
     assert len(failures) == 1
+
+
+def test_the_callback_pickles_for_ddp_spawn() -> None:
+    # strategy="ddp_spawn" pickles the trainer with its callbacks into each rank: a callback that
+    # does not pickle (it held a lambda) breaks the user's training before it starts.
+    cb = LightningEnergyCallback(log_metrics=False)  # as the instrumentor adds it
+    fit(cb, max_epochs=1)
+    assert cb.last_run is not None and cb.last_run.steps == 8
+    clone = pickle.loads(pickle.dumps(cb))
+    assert clone.last_run is None and clone.recorder is None and clone.config == cb.config
+    fit(clone, max_epochs=1)  # the copy measures on its own
+    assert clone.last_run is not None and clone.last_run.steps == 8
 
 
 def test_every_span_attribute_is_documented(tel: Telemetry) -> None:

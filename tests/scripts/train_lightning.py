@@ -82,6 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--hand-added", action="store_true", help="also add our callback by hand")
+    parser.add_argument("--strategy", default="auto")
+    parser.add_argument("--devices", type=int, default=1)
     args = parser.parse_args()
     from opentelemetry import trace
 
@@ -92,7 +94,12 @@ def main() -> None:
         callbacks.append(LightningEnergyCallback())
     train, val = loaders()
     with trace.get_tracer("user").start_as_current_span("experiment"):
-        trainer = quiet_trainer(max_epochs=args.epochs, callbacks=callbacks)
+        trainer = quiet_trainer(
+            max_epochs=args.epochs,
+            callbacks=callbacks,
+            strategy=args.strategy,
+            devices=args.devices,
+        )
         names = [type(c).__name__ for c in trainer.callbacks]
         trainer.fit(tiny_module(), train, val)
     print(json.dumps({"global_step": trainer.global_step, "callbacks": names}))

@@ -103,7 +103,7 @@ class LightningEnergyCallback(Callback):
         self.log_metrics = log_metrics
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
-        self._factory = sampler_factory or (lambda env: build_sampler(self.config, env))
+        self._factory = sampler_factory  # None: from the config (a lambda would not pickle)
         self._sampler: Sampler | None = None
         self._rec: SpanEnergyRecorder | None = None
         self._users = 0
@@ -121,11 +121,20 @@ class LightningEnergyCallback(Callback):
     def recorder(self) -> SpanEnergyRecorder | None:
         return self._rec
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Settings only: ``ddp_spawn`` pickles the trainer with its callbacks into each rank,
+        which measures on its own; live spans and the sampler stay in this process."""
+        state = dict(self.__dict__)
+        state.update(_sampler=None, _rec=None, _users=0, _run=None, _epoch=None, _step=None)
+        state.update(_eval=None, _eval_acquired=False, _last_log=None, last_run=None)
+        return state
+
     # ---- set-up and tear-down ----
     def _acquire(self, trainer: Any) -> SpanEnergyRecorder:
         if self._rec is None:
             env = rank_environ(trainer, os.environ)
-            sampler = acquire_sampler(lambda: self._factory(env))
+            factory = self._factory or functools.partial(build_sampler, self.config)
+            sampler = acquire_sampler(lambda: factory(env))
             self._sampler = sampler
             if sampler.newest_sample_s == float("-inf"):
                 # Freshly started: wait once, at most 5 s, for discovery and a first sample, so
