@@ -3,7 +3,8 @@
 ``opentelemetry-instrument`` loads it; ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=energy`` turns it
 off. ``_instrument`` never raises: an exception other than ImportError would stop the other
 instrumentors from loading. transformers is patched lazily, when (and if) the program imports
-``transformers.trainer``, so processes that never train do not pay for importing it.
+``transformers.trainer``, and Lightning when it imports ``lightning.pytorch``, so processes that
+never train do not pay for importing either.
 """
 
 from __future__ import annotations
@@ -101,6 +102,9 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrapt.register_post_import_hook(
                 lambda _m: self._on_trainer_import(tp, mp), "transformers.trainer"
             )
+            wrapt.register_post_import_hook(
+                lambda _m: self._on_lightning_import(tp, mp), "lightning.pytorch"
+            )
         except ConfigError as exc:
             _log.error("otel-energy: not instrumenting: %s", exc)
         except Exception:
@@ -143,6 +147,16 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         except Exception:
             _log.exception("otel-energy: could not instrument transformers.Trainer")
 
+    def _on_lightning_import(self, tracer_provider: Any, meter_provider: Any) -> None:
+        if not self._patch_trainer:
+            return
+        try:
+            from otel_energy.integrations.lightning import add_callback_on_init
+
+            add_callback_on_init(tracer_provider, meter_provider)
+        except Exception:
+            _log.exception("otel-energy: could not instrument lightning.pytorch.Trainer")
+
     def _uninstrument(self, **kwargs: Any) -> None:
         try:
             self._patch_trainer = False
@@ -152,6 +166,10 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 remove_callback_on_init()
                 if self._owns_wrappers:
                     unpatch_trainer()
+            if "otel_energy.integrations.lightning" in sys.modules:
+                from otel_energy.integrations.lightning import remove_callback_on_init as rm_pl
+
+                rm_pl()
             if self._observer is not None:
                 self._observer.sampler = None
             if self._timeline is not None:

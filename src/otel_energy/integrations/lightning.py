@@ -1,0 +1,424 @@
+"""PyTorch Lightning integration: the Trainer callback's spans, step histogram and logged keys.
+
+``LightningEnergyCallback`` is a ``lightning.pytorch.Callback`` on the same engine as
+``otel_energy.hf.EnergyCallback`` (process sampler, ``SpanEnergyRecorder``, step histogram), with
+the same span names where the meaning is the same: ``train`` (the ``fit`` call), ``epoch``,
+``step`` (one optimizer step with all its accumulated batches) and ``evaluate`` (validation);
+``test`` and ``predict`` for ``Trainer.test``/``predict``. Every span carries
+``otel_energy.framework=lightning``. Importing this module imports Lightning (``import
+otel_energy`` never does); it never imports transformers.
+
+Hooks never raise and never block on hardware: the sampler thread measures, the training thread
+only notes times.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from otel_energy.config import EnergyConfig, load_config
+from otel_energy.hf_metrics import step_histogram
+from otel_energy.ids import use_private_ids
+from otel_energy.metrics import SCOPE, attach
+from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.sampler import Sampler
+from otel_energy.spans import AttrValue, Interval, SpanEnergyRecorder
+from otel_energy.version import __version__
+
+__all__ = ["LOG_KEYS", "LightningEnergyCallback", "add_callback_on_init", "rank_environ"]
+
+_log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+LOG_KEYS = ("otel_energy/energy_j", "otel_energy/co2e_g", "otel_energy/power_w")
+FRAMEWORK: dict[str, AttrValue] = {"otel_energy.framework": "lightning"}
+# Lightning stage -> span name; validation is what the transformers Trainer calls ``evaluate``.
+EVAL_SPANS = {"validate": "evaluate", "test": "test", "predict": "predict"}
+
+
+def _guarded(fn: F) -> F:
+    """A hook must never raise into the user's training loop: log once per hook, go on."""
+
+    @functools.wraps(fn)
+    def wrapper(self: LightningEnergyCallback, *args: Any, **kwargs: Any) -> None:
+        try:
+            fn(self, *args, **kwargs)
+        except Exception:
+            if fn.__name__ not in self._failed_hooks:
+                self._failed_hooks.add(fn.__name__)
+                _log.exception("otel-energy: %s failed; training continues", fn.__name__)
+
+    return wrapper  # type: ignore[return-value]  # same signature, returns None
+
+
+def rank_environ(trainer: Any, environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with the trainer's rank as torchrun would set it.
+
+    Lightning's own DDP launcher sets ``LOCAL_RANK`` and ``WORLD_SIZE`` but not ``RANK`` (and in
+    the first process sets them only once it launches the others), so the trainer, after its
+    strategy set up, is the authority on who this process is.
+    """
+    env = dict(environ)
+    world = int(getattr(trainer, "world_size", 1) or 1)
+    if world > 1:
+        env.update(
+            RANK=str(trainer.global_rank),
+            LOCAL_RANK=str(trainer.local_rank),
+            WORLD_SIZE=str(world),
+            LOCAL_WORLD_SIZE=str(trainer.num_devices),
+        )
+    return env
+
+
+class LightningEnergyCallback(Callback):
+    """Spans for ``fit`` (``train``), each epoch, each optimizer step, validation, test, predict.
+
+    Args:
+        tracer_provider: where spans go (the global provider by default).
+        meter_provider: where the step-energy histogram and ``hw.*`` metrics go (global default).
+        config: settings (``OTEL_PYTHON_ENERGY_*`` from the environment by default).
+        sampler_factory: builds the sampler from an environment that carries the trainer's rank,
+            if no sampler runs yet in this process (tests inject one).
+        log_metrics: log ``otel_energy/energy_j`` (J), ``otel_energy/co2e_g`` (g) and
+            ``otel_energy/power_w`` (W) with ``pl_module.log`` at the trainer's logging steps.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        config: EnergyConfig | None = None,
+        sampler_factory: Callable[[Mapping[str, str]], Sampler] | None = None,
+        log_metrics: bool = True,
+    ) -> None:
+        self.config = config or load_config()
+        self.log_metrics = log_metrics
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._factory = sampler_factory  # None: from the config (a lambda would not pickle)
+        self._sampler: Sampler | None = None
+        self._rec: SpanEnergyRecorder | None = None
+        self._users = 0
+        self._run: Interval | None = None
+        self._epoch: Interval | None = None
+        self._step: Interval | None = None
+        self._step_from = 0  # trainer.global_step when the open step began
+        self._eval: Interval | None = None
+        self._eval_acquired = False
+        self._last_log: tuple[float, float] | None = None  # (t_s, energy_j) at the previous log
+        self._failed_hooks: set[str] = set()
+        self.last_run: Interval | None = None
+
+    @property
+    def recorder(self) -> SpanEnergyRecorder | None:
+        return self._rec
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Settings only: ``ddp_spawn`` pickles the trainer with its callbacks into each rank,
+        which measures on its own; live spans and the sampler stay in this process."""
+        state = dict(self.__dict__)
+        state.update(_sampler=None, _rec=None, _users=0, _run=None, _epoch=None, _step=None)
+        state.update(_eval=None, _eval_acquired=False, _last_log=None, last_run=None)
+        return state
+
+    # ---- set-up and tear-down ----
+    def _acquire(self, trainer: Any) -> SpanEnergyRecorder:
+        if self._rec is None:
+            env = rank_environ(trainer, os.environ)
+            factory = self._factory or functools.partial(build_sampler, self.config)
+            sampler = acquire_sampler(lambda: factory(env))
+            self._sampler = sampler
+            if sampler.newest_sample_s == float("-inf"):
+                # Freshly started: wait once, at most 5 s, for discovery and a first sample, so
+                # that the run's first moments are measured, not missed.
+                sampler.wait_for_sample(float("-inf"), 5.0)
+            self._check_rank(sampler, trainer)
+            tracer = (self._tracer_provider or trace.get_tracer_provider()).get_tracer(
+                SCOPE, __version__
+            )
+            use_private_ids(tracer)
+            mp = self._meter_provider or metrics.get_meter_provider()
+            attach(mp, sampler)
+            self._rec = SpanEnergyRecorder(sampler, tracer, step_histogram(mp))
+        self._users += 1
+        return self._rec
+
+    @staticmethod
+    def _check_rank(sampler: Sampler, trainer: Any) -> None:
+        world = int(getattr(trainer, "world_size", 1) or 1)
+        rank = sampler.rank
+        if world > 1 and (rank.world_size, rank.rank) != (world, trainer.global_rank):
+            # The sampler predates the trainer's launch (the instrumentor's, under Lightning's own
+            # DDP launcher): it keeps measuring what it discovered then.
+            _log.warning(
+                "otel-energy: this process's sampler measures it as rank %s of %s, but Lightning"
+                " made it rank %d of %d: devices may be counted twice or without rank attributes."
+                " Launch with torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE at start-up.",
+                rank.rank,
+                rank.world_size,
+                trainer.global_rank,
+                world,
+            )
+
+    def _release(self) -> None:
+        self._users -= 1
+        if self._users > 0 or self._rec is None:
+            return
+        rec, sampler = self._rec, self._sampler
+        self._rec, self._sampler = None, None
+        rec.flush()  # the run span has its energy before fit() returns
+        rec.close()
+        if sampler is not None:
+            release_sampler(sampler)
+
+    def _elapsed(self, iv: Interval) -> float:
+        return (self._rec.now() if self._rec else iv.t0_s) - iv.t0_s
+
+    # ---- fit ----
+    @_guarded
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._run is not None:
+            return
+        rec = self._acquire(trainer)
+        attrs: dict[str, AttrValue] = {
+            **FRAMEWORK,
+            "otel_energy.train.gradient_accumulation_steps": int(trainer.accumulate_grad_batches),
+            "otel_energy.train.model_type": type(pl_module).__name__,
+        }
+        if trainer.max_steps and trainer.max_steps > 0:
+            attrs["otel_energy.train.max_steps"] = int(trainer.max_steps)
+        if trainer.max_epochs is not None and trainer.max_epochs >= 0:
+            attrs["otel_energy.train.num_train_epochs"] = float(trainer.max_epochs)
+        self._run = rec.start("run", "train", None, attrs)
+        self._last_log = (self._run.t0_s, 0.0)
+
+    @_guarded
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._run is not None:  # the loops' state (a resumed global step) is restored by now
+            self._run.end_attributes["otel_energy.train.start_step"] = int(trainer.global_step)
+
+    @_guarded
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._rec is None or self._run is None:
+            return
+        attrs: dict[str, AttrValue] = {
+            **FRAMEWORK,
+            "otel_energy.train.epoch": int(trainer.current_epoch),
+        }
+        self._epoch = self._rec.start("epoch", "epoch", self._run, attrs)
+
+    @_guarded
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        rec = self._rec
+        if rec is None or self._step is not None:
+            return  # a step spans every batch it accumulates
+        self._step_from = trainer.global_step
+        number = self._step_from + 1
+        every = self.config.step_span_every
+        self._step = rec.start(
+            "step",
+            "step",
+            self._epoch or self._run,
+            {**FRAMEWORK, "otel_energy.train.step": number},
+            record_span=every > 0 and number % every == 0,
+        )
+
+    @_guarded
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._rec is None or self._step is None or trainer.global_step == self._step_from:
+            return  # no optimizer step yet: the batch was accumulated
+        self._finish_step()
+        if self.log_metrics and _should_log(trainer):
+            self._log_energy(pl_module)
+
+    def _finish_step(self, error: BaseException | None = None) -> None:
+        assert self._rec is not None and self._step is not None
+        self._rec.finish(self._step, error)
+        self._step = None
+        for parent in (self._epoch, self._run):
+            if parent is not None:
+                parent.steps += 1
+
+    def _log_energy(self, pl_module: LightningModule) -> None:
+        assert self._rec is not None and self._run is not None
+        w = self._rec.provisional(self._run.t0_s)  # never waits: the tail is extrapolated
+        last_t, last_e = self._last_log or (self._run.t0_s, 0.0)
+        dt = w.t1_s - last_t
+        power = (w.energy_j - last_e) / dt if dt > 0 else w.avg_power_w
+        self._last_log = (w.t1_s, w.energy_j)
+        for key, value in zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True):
+            pl_module.log(key, float(value), on_step=True, on_epoch=False, batch_size=1)
+
+    @_guarded
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._rec is None:
+            return
+        self._finish_open(None, trainer)
+
+    def _finish_open(self, error: BaseException | None, trainer: Any) -> None:
+        assert self._rec is not None
+        if self._step is not None:
+            if trainer is not None and trainer.global_step != self._step_from:
+                self._finish_step(error)
+            else:  # an unfinished accumulation: measured, but not an optimizer step
+                self._rec.finish(self._step, error)
+                self._step = None
+        if self._epoch is not None:
+            epoch, self._epoch = self._epoch, None
+            attrs = {
+                "otel_energy.train.steps": epoch.steps,
+                "otel_energy.duration": self._elapsed(epoch),
+            }
+            self._rec.finish(epoch, error, attrs)
+
+    @_guarded
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._close_run(None, trainer)
+
+    def _close_run(self, error: BaseException | None, trainer: Any) -> None:
+        if self._rec is None or self._run is None:
+            return
+        self._end_eval(error)
+        self._finish_open(error, trainer)
+        run, self._run = self._run, None
+        attrs: dict[str, AttrValue] = {
+            "otel_energy.train.steps": run.steps,
+            "otel_energy.duration": self._elapsed(run),
+        }
+        if error is None:
+            attrs["otel_energy.train.global_step"] = int(trainer.global_step)
+        self._rec.finish(run, error, attrs)
+        self.last_run = run
+        self._release()
+
+    @_guarded
+    def on_exception(
+        self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
+    ) -> None:
+        self._close_run(exception, trainer)
+        self._end_eval(exception)
+
+    @_guarded
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # A safety net: whatever ends a stage without on_fit_end/on_exception, close what is open.
+        self._end_eval(None)
+        self._close_run(None, trainer)
+
+    # ---- validation, test, predict ----
+    def _begin_eval(self, trainer: Any, stage: str) -> None:
+        if self._eval is not None:
+            return
+        in_fit = self._run is not None
+        rec = self._rec if in_fit and self._rec is not None else self._acquire(trainer)
+        self._eval_acquired = not in_fit
+        attrs: dict[str, AttrValue] = dict(FRAMEWORK)
+        if getattr(trainer, "sanity_checking", False):
+            attrs["otel_energy.eval.sanity_check"] = True
+        self._eval = rec.start("eval", EVAL_SPANS[stage], self._epoch or self._run, attrs)
+
+    def _end_eval(self, error: BaseException | None) -> None:
+        iv, self._eval = self._eval, None
+        if iv is None or self._rec is None:
+            return
+        attrs = {"otel_energy.eval.steps": iv.steps, "otel_energy.duration": self._elapsed(iv)}
+        self._rec.finish(iv, error, attrs)
+        if self._eval_acquired:
+            self._eval_acquired = False
+            self._release()
+
+    def _count_eval_batch(self) -> None:
+        if self._eval is not None:
+            self._eval.steps += 1
+
+    @_guarded
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._begin_eval(trainer, "validate")
+
+    @_guarded
+    def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        self._count_eval_batch()
+
+    @_guarded
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._end_eval(None)
+
+    @_guarded
+    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._begin_eval(trainer, "test")
+
+    @_guarded
+    def on_test_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        self._count_eval_batch()
+
+    @_guarded
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._end_eval(None)
+
+    @_guarded
+    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._begin_eval(trainer, "predict")
+
+    @_guarded
+    def on_predict_batch_end(self, *args: Any, **kwargs: Any) -> None:
+        self._count_eval_batch()
+
+    @_guarded
+    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._end_eval(None)
+
+
+def _should_log(trainer: Any) -> bool:
+    """Whether Lightning sends this step's logged values to the loggers (every n steps)."""
+    connector = getattr(trainer, "_logger_connector", None)
+    return bool(getattr(connector, "should_update_logs", True))
+
+
+# ---- zero-code: the instrumentor's hook ----
+def _ours(trainer: Any) -> list[LightningEnergyCallback]:
+    return [
+        cb for cb in getattr(trainer, "callbacks", ()) if isinstance(cb, LightningEnergyCallback)
+    ]
+
+
+def add_callback_on_init(
+    tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
+) -> None:
+    """Make every new ``lightning.pytorch.Trainer`` carry one ``LightningEnergyCallback``.
+
+    A trainer that already has one (added by hand) does not get a second. Idempotent.
+    """
+    original = Trainer.__init__
+    if getattr(original, "_otel_energy", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        try:
+            if not _ours(self):
+                cb = LightningEnergyCallback(tracer_provider, meter_provider)
+                self.callbacks.insert(0, cb)  # checkpoint callbacks stay last
+        except Exception:  # never break the user's Trainer construction
+            _log.exception("otel-energy: could not add LightningEnergyCallback; unmeasured")
+
+    __init__._otel_energy = True  # type: ignore[attr-defined]
+    Trainer.__init__ = __init__  # type: ignore[method-assign]
+
+
+def remove_callback_on_init() -> None:
+    """Undo ``add_callback_on_init`` (trainers already built keep their callback)."""
+    current = Trainer.__init__
+    if getattr(current, "_otel_energy", False):
+        Trainer.__init__ = current.__wrapped__  # type: ignore[attr-defined,method-assign]
