@@ -201,7 +201,7 @@ def test_trainer_run_writes_its_row(tmp_path: Path, tel: Telemetry, ledger_file:
     assert r.intensity_source == "table:owid-ember:world"
     [curve] = r.timeline["power_w"].values()
     assert len(curve) > 3 and all(p == pytest.approx(GPU_W) for p in curve)
-    assert list(r.timeline["names"].values()) == ["gpu:NVIDIA H100 80GB HBM3 (0)"]
+    assert list(r.timeline["names"].values()) == ["gpu NVIDIA H100 80GB HBM3 (0)"]
 
 
 def test_failed_trainer_run_is_an_error_row(
@@ -261,7 +261,7 @@ def test_otel_energy_run_writes_one_row_for_the_command(tmp_path: Path) -> None:
         "memory": pytest.approx(data["devices"][1]["energy_j"]),
     }
     assert r.duration_s == pytest.approx(data["duration_s"])
-    assert set(r.timeline["names"].values()) == {"cpu:cpu (estimated)", "memory:memory (estimated)"}
+    assert set(r.timeline["names"].values()) == {"cpu (estimated)", "memory (estimated)"}
     assert len(r.timeline["t_s"]) > 5
 
 
@@ -361,7 +361,8 @@ def test_report_page_of_real_runs_in_a_browser(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     text = page.read_text()
     assert text.count("<svg") == 3 and text.count("<polyline") == 2 + 2 * 2  # overlay + 2 x 2
-    assert "run 1" in text and "run 2" in text and "cpu:cpu" in text
+    assert "run 1" in text and "run 2" in text and "cpu (estimated)" in text
+    assert "cpu:cpu" not in text
     shot = tmp_path / "compare.png"
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",

@@ -164,8 +164,8 @@ def run_chart(r: RunRow) -> str:
     names: dict[str, str] = r.timeline.get("names", {})
     devices = []
     for hw_id in r.timeline.get("power_w", {}):
-        hw_type, _, name = names.get(hw_id, hw_id).partition(":")
-        devices.append({"hw.id": hw_id, "hw.type": hw_type, "hw.name": name or hw_id})
+        # names are display labels already (``report.device_label``): the type is in them
+        devices.append({"hw.id": hw_id, "hw.type": "", "hw.name": names.get(hw_id, hw_id)})
     chart = {
         "timeline": {"t_s": r.timeline.get("t_s", []), "power_w": r.timeline.get("power_w", {})},
         "devices": devices,

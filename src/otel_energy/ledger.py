@@ -93,7 +93,8 @@ class RunRow:
     ``kind``: ``command`` (``otel-energy run``), ``train`` (a Trainer run) or ``process`` (an
     instrumented process that trained nothing). ``status``: ``ok``, ``error`` or ``exit``
     (a process ended; its exit status is unknown at exit). ``timeline``: decimated power per
-    device, ``{"t_s": [...], "power_w": {hw_id: [...]}, "names": {hw_id: "gpu:NAME"}}``.
+    device, ``{"t_s": [...], "power_w": {hw_id: [...]}, "names": {hw_id: "gpu NAME"}}`` (labels
+    from ``report.device_label``).
     """
 
     kind: str

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from otel_energy.ledger import RunRow, job_id
-from otel_energy.report import Timeline
+from otel_energy.report import Timeline, device_label
 from otel_energy.sampler import Sampler, Snapshot
 
 LEDGER_TIMELINE_POINTS = 400
@@ -60,7 +60,9 @@ class TimelineRecorder:
         snap = self.sampler.snapshot()
         for d in snap.devices:
             if d.info.hw_id not in self.names:
-                self.names[d.info.hw_id] = f"{d.info.hw_type}:{d.info.name}"
+                self.names[d.info.hw_id] = device_label(
+                    {"hw.type": d.info.hw_type, "hw.name": d.info.name}
+                )
         self.timeline.add(t_s - self.t0_s, {d.info.hw_id: d.power_w for d in snap.devices})
 
     def stop(self) -> dict[str, Any]:
@@ -78,7 +80,7 @@ def row_from_report(report: Mapping[str, Any], run_id: str) -> RunRow:
         by_type[d["hw.type"]] = by_type.get(d["hw.type"], 0.0) + d["energy_j"]
     tl = report.get("timeline", {"t_s": [], "power_w": {}})
     timeline = decimate(tl["t_s"], tl["power_w"])
-    timeline["names"] = {d["hw.id"]: f"{d['hw.type']}:{d['hw.name']}" for d in report["devices"]}
+    timeline["names"] = {d["hw.id"]: device_label(d) for d in report["devices"]}
     code = int(report["exit_code"])
     return RunRow(
         kind="command",
