@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.eco2ai import EXPORT_FORMATS, CarbonConfig, CarbonMetrics, CarbonReport
 from otel_energy.hf_metrics import step_histogram
+from otel_energy.hooks import LOG_KEYS, guarded
 from otel_energy.ids import use_private_ids
 from otel_energy.job import JobContext, RunPart, default_store, finish_job, job_context
 from otel_energy.ledger import ledger_path, record, under_parent_run
@@ -47,23 +48,6 @@ from otel_energy.version import __version__
 __all__ = ["CarbonConfig", "Eco2AICallback", "EnergyCallback"]
 
 _log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
-LOG_KEYS = ("otel_energy/energy_j", "otel_energy/co2e_g", "otel_energy/power_w")
-
-
-def _guarded(fn: F) -> F:
-    """A Trainer callback must never raise (the Trainer does not guard it) nor return control."""
-
-    @functools.wraps(fn)
-    def wrapper(self: EnergyCallback, *args: Any, **kwargs: Any) -> None:
-        try:
-            fn(self, *args, **kwargs)
-        except Exception:
-            if fn.__name__ not in self._failed_events:
-                self._failed_events.add(fn.__name__)
-                _log.exception("otel-energy: %s failed; training continues", fn.__name__)
-
-    return wrapper  # type: ignore[return-value]  # same signature, returns None
 
 
 class EnergyCallback(TrainerCallback):
@@ -99,7 +83,7 @@ class EnergyCallback(TrainerCallback):
         self._last_log: tuple[Interval, float, float] | None = None
         self._guard: TerminationGuard | None = None
         self._providers: tuple[Any, ...] = ()
-        self._failed_events: set[str] = set()
+        self._failed_hooks: set[str] = set()
         self.last_run: Interval | None = None
         self._job: tuple[JobContext, Any] | None = None  # (job context, tracer) of the run
         self.predictor: Predictor | None = None
@@ -146,7 +130,7 @@ class EnergyCallback(TrainerCallback):
         return self._rec
 
     # ---- training ----
-    @_guarded
+    @guarded
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         rec = self._acquire()
         model = kwargs.get("model")
@@ -177,7 +161,7 @@ class EnergyCallback(TrainerCallback):
     def _run_attributes(self) -> dict[str, Any]:
         return {}
 
-    @_guarded
+    @guarded
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._run is None:
             return
@@ -188,7 +172,7 @@ class EnergyCallback(TrainerCallback):
         if self.predictor is not None:
             self.predictor.epoch_begin(self._progress(state.global_step))
 
-    @_guarded
+    @guarded
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         rec = self._rec
         if rec is None:
@@ -203,7 +187,7 @@ class EnergyCallback(TrainerCallback):
             record_span=every > 0 and number % every == 0,
         )
 
-    @_guarded
+    @guarded
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._step is None:
             return
@@ -215,7 +199,7 @@ class EnergyCallback(TrainerCallback):
         if self.predictor is not None and self.predictor.due_at_step(state.global_step):
             self._predict(state.global_step, epoch_end=False)
 
-    @_guarded
+    @guarded
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._epoch is None:
             return
@@ -250,7 +234,7 @@ class EnergyCallback(TrainerCallback):
             return None, {}
         return predictor.latest, rec.identity
 
-    @_guarded
+    @guarded
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._run is None:
             return
@@ -400,13 +384,13 @@ class EnergyCallback(TrainerCallback):
         except BaseException:
             _log.exception("otel-energy: ending a %s span failed", iv.kind)
 
-    @_guarded
+    @guarded
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._evals:
             self._evals[-1].steps += 1
 
     # ---- logs ----
-    @_guarded
+    @guarded
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         outer = self._run or (self._evals[0] if self._evals else None)
         if self._rec is None or outer is None or logs is None:

@@ -18,7 +18,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from opentelemetry import metrics, trace
@@ -27,6 +27,7 @@ from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.hf_metrics import step_histogram
+from otel_energy.hooks import LOG_KEYS, guarded
 from otel_energy.ids import use_private_ids
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
@@ -37,26 +38,9 @@ from otel_energy.version import __version__
 __all__ = ["LOG_KEYS", "LightningEnergyCallback", "add_callback_on_init", "rank_environ"]
 
 _log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
-LOG_KEYS = ("otel_energy/energy_j", "otel_energy/co2e_g", "otel_energy/power_w")
 FRAMEWORK: dict[str, AttrValue] = {"otel_energy.framework": "lightning"}
 # Lightning stage -> span name; validation is what the transformers Trainer calls ``evaluate``.
 EVAL_SPANS = {"validate": "evaluate", "test": "test", "predict": "predict"}
-
-
-def _guarded(fn: F) -> F:
-    """A hook must never raise into the user's training loop: log once per hook, go on."""
-
-    @functools.wraps(fn)
-    def wrapper(self: LightningEnergyCallback, *args: Any, **kwargs: Any) -> None:
-        try:
-            fn(self, *args, **kwargs)
-        except Exception:
-            if fn.__name__ not in self._failed_hooks:
-                self._failed_hooks.add(fn.__name__)
-                _log.exception("otel-energy: %s failed; training continues", fn.__name__)
-
-    return wrapper  # type: ignore[return-value]  # same signature, returns None
 
 
 def rank_environ(trainer: Any, environ: Mapping[str, str]) -> dict[str, str]:
@@ -183,7 +167,7 @@ class LightningEnergyCallback(Callback):
         return (self._rec.now() if self._rec else iv.t0_s) - iv.t0_s
 
     # ---- fit ----
-    @_guarded
+    @guarded
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._run is not None:
             return
@@ -200,12 +184,12 @@ class LightningEnergyCallback(Callback):
         self._run = rec.start("run", "train", None, attrs)
         self._last_log = (self._run.t0_s, 0.0)
 
-    @_guarded
+    @guarded
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._run is not None:  # the loops' state (a resumed global step) is restored by now
             self._run.end_attributes["otel_energy.train.start_step"] = int(trainer.global_step)
 
-    @_guarded
+    @guarded
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._rec is None or self._run is None:
             return
@@ -215,7 +199,7 @@ class LightningEnergyCallback(Callback):
         }
         self._epoch = self._rec.start("epoch", "epoch", self._run, attrs)
 
-    @_guarded
+    @guarded
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -233,7 +217,7 @@ class LightningEnergyCallback(Callback):
             record_span=every > 0 and number % every == 0,
         )
 
-    @_guarded
+    @guarded
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -261,7 +245,7 @@ class LightningEnergyCallback(Callback):
         for key, value in zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True):
             pl_module.log(key, float(value), on_step=True, on_epoch=False, batch_size=1)
 
-    @_guarded
+    @guarded
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._rec is None:
             return
@@ -283,7 +267,7 @@ class LightningEnergyCallback(Callback):
             }
             self._rec.finish(epoch, error, attrs)
 
-    @_guarded
+    @guarded
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._close_run(None, trainer)
 
@@ -303,14 +287,14 @@ class LightningEnergyCallback(Callback):
         self.last_run = run
         self._release()
 
-    @_guarded
+    @guarded
     def on_exception(
         self, trainer: Trainer, pl_module: LightningModule, exception: BaseException
     ) -> None:
         self._close_run(exception, trainer)
         self._end_eval(exception)
 
-    @_guarded
+    @guarded
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # A safety net: whatever ends a stage without on_fit_end/on_exception, close what is open.
         self._end_eval(None)
@@ -342,39 +326,39 @@ class LightningEnergyCallback(Callback):
         if self._eval is not None:
             self._eval.steps += 1
 
-    @_guarded
+    @guarded
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._begin_eval(trainer, "validate")
 
-    @_guarded
+    @guarded
     def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
         self._count_eval_batch()
 
-    @_guarded
+    @guarded
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._end_eval(None)
 
-    @_guarded
+    @guarded
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._begin_eval(trainer, "test")
 
-    @_guarded
+    @guarded
     def on_test_batch_end(self, *args: Any, **kwargs: Any) -> None:
         self._count_eval_batch()
 
-    @_guarded
+    @guarded
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._end_eval(None)
 
-    @_guarded
+    @guarded
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._begin_eval(trainer, "predict")
 
-    @_guarded
+    @guarded
     def on_predict_batch_end(self, *args: Any, **kwargs: Any) -> None:
         self._count_eval_batch()
 
-    @_guarded
+    @guarded
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._end_eval(None)
 
