@@ -12,7 +12,7 @@ from typing import Any
 from otel_energy import environment_variables as ev
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, load_table, table_intensity
 
-SOURCES = ("nvml", "rapl", "estimate")
+SOURCES = ("nvml", "amd", "rapl", "estimate")
 MAX_HISTORY_SAMPLES = 100_000
 """The history keeps at most this many samples (twice that just before a trim). A sample costs
 about 200 B plus 24 B per device, so the history stays under ~80 MB with 8 devices whatever
