@@ -18,6 +18,10 @@ EMITTED = {
     "otel_energy_step_energy_joules_bucket",
     "otel_energy_step_energy_joules_sum",
     "otel_energy_step_energy_joules_count",
+    "hw_gpu_utilization",
+    "hw_gpu_memory_usage_bytes",
+    "hw_gpu_memory_limit_bytes",
+    "hw_gpu_memory_utilization",
 }
 PROMQL_WORDS = {
     "sum",
@@ -59,7 +63,14 @@ def test_dashboard_structure() -> None:
     assert dash["uid"] and dash["title"]
     assert {v["name"] for v in dash["templating"]["list"]} >= {"host", "run"}
     titles = " ".join(p["title"].lower() for p in dash["panels"])
-    for needed in ("power per device", "energy per run", "co2e per run", "per-step energy"):
+    for needed in (
+        "power per device",
+        "energy per run",
+        "co2e per run",
+        "per-step energy",
+        "gpu utilization",
+        "gpu memory",
+    ):
         assert needed in titles
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
@@ -84,5 +95,9 @@ def test_metric_names_match_the_docs() -> None:
         "otel_energy_co2e_grams_total",
         "otel_energy_carbon_intensity_grams_per_kWh",
         "otel_energy_step_energy_joules",
+        "hw_gpu_utilization",
+        "hw_gpu_memory_usage_bytes",
+        "hw_gpu_memory_limit_bytes",
+        "hw_gpu_memory_utilization",
     ):
         assert f"`{base}`" in doc, base
