@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -236,6 +237,24 @@ def test_the_real_amdsmi_without_rocm_degrades_to_one_info_line(
     assert not [s for s in sensors if s.info.vendor == "AMD"]
     lines = [r for r in caplog.records if "amdsmi unavailable" in r.message]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO
+
+
+def test_auto_discovery_without_rocm_writes_nothing_to_stdout() -> None:
+    """The real amdsmi prints its library error to stdout at import: the user's output (a JSON
+    line, a pipe) must not get it when nobody asked for AMD."""
+    code = (
+        "import logging, sys; logging.basicConfig(stream=sys.stderr, level=logging.INFO);"
+        "from otel_energy.config import load_config;"
+        "from otel_energy.sensors import discover_sensors;"
+        "discover_sensors(load_config({}), {})"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ROCM_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+    assert "amdsmi unavailable" in out.stderr
 
 
 # ---- measurement --------------------------------------------------------------------------------

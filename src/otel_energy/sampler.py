@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import weakref
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -119,8 +120,10 @@ class _History:
     c: list[float] = field(default_factory=list)
     q: list[tuple[int, int, float]] = field(default_factory=list)
     """Cumulative fault counts: (glitches, device-ticks without a fresh reading, filled J)."""
-    u: list[tuple[float, float]] = field(default_factory=list)
-    """Cumulative GPU utilization: (utilization x GPU-seconds, GPU-seconds with a reading)."""
+    busy: array[float] = field(default_factory=lambda: array("d"))
+    """Cumulative GPU utilization x GPU-seconds (arrays: 16 B a sample, not a tuple's ~100 B)."""
+    seen: array[float] = field(default_factory=lambda: array("d"))
+    """Cumulative GPU-seconds with a utilization reading."""
 
     def append(
         self,
@@ -134,10 +137,12 @@ class _History:
         self.e.append(e)
         self.c.append(c)
         self.q.append(q)
-        self.u.append(u)
+        self.busy.append(u[0])
+        self.seen.append(u[1])
         if len(self.t) > 2 * self.cap:
             drop = len(self.t) - self.cap
-            del self.t[:drop], self.e[:drop], self.c[:drop], self.q[:drop], self.u[:drop]
+            del self.t[:drop], self.e[:drop], self.c[:drop], self.q[:drop]
+            del self.busy[:drop], self.seen[:drop]
 
 
 class Sampler:
@@ -597,8 +602,8 @@ class Sampler:
             c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
             complete = hist.t[0] <= t0_s and t1_s <= hist.t[-1]
             q0, q1 = hist.q[a0], hist.q[b1]
-            u0 = _lerp(hist.u[a0], hist.u[b0], f0)
-            u1 = _lerp(hist.u[a1], hist.u[b1], f1)
+            u0 = _lerp((hist.busy[a0], hist.seen[a0]), (hist.busy[b0], hist.seen[b0]), f0)
+            u1 = _lerp((hist.busy[a1], hist.seen[a1]), (hist.busy[b1], hist.seen[b1]), f1)
             missing = tuple(u.hw_id for u in self._unmeasured)
         by_type: dict[str, float] = {}
         total = low = high = 0.0

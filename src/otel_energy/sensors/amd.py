@@ -18,9 +18,11 @@ keys: tests/test_amd.py) and run on a fake only: see docs/amd.md.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from otel_energy.ranks import RankInfo
@@ -120,8 +122,30 @@ class _Die:
     error: str | None = None
 
 
-def _load_amdsmi() -> Any:
-    import amdsmi  # type: ignore[import-untyped]  # deferred: loads libamd_smi.so, which only the sampler thread may do
+LIBRARY_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib")
+
+
+def library_found(environ: Mapping[str, str]) -> bool:
+    """Whether ``libamd_smi.so`` is where ``amdsmi`` looks for it (ROCM_HOME/ROCM_PATH, the
+    package's folder, /opt/rocm) or in a library directory, without loading anything."""
+    dirs = [Path(environ[v]) / "lib" for v in ("ROCM_HOME", "ROCM_PATH") if environ.get(v)] + [
+        Path("/opt/rocm/lib"),
+        *(Path(d) for d in LIBRARY_DIRS),
+    ]
+    dirs += [Path(d) for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    spec = importlib.util.find_spec("amdsmi")
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(Path(next(iter(spec.submodule_search_locations))))
+    return any((d / "libamd_smi.so").exists() for d in dirs)
+
+
+def _load_amdsmi(environ: Mapping[str, str], explicit: bool) -> Any:
+    # Importing amdsmi without ROCm's library *prints* its failure to stdout (the user's
+    # output: a JSON line, a pipe) before raising; so unless the user asked for AMD, look for
+    # the library first and do not import it when it is absent.
+    if not explicit and not library_found(environ):
+        raise ImportError("libamd_smi.so not found (ROCm not installed)")
+    import amdsmi  # type: ignore[import-untyped]  # deferred: loads libamd_smi.so, sampler thread only
 
     return amdsmi
 
@@ -227,7 +251,7 @@ def discover_amd(
     """
     level = logging.ERROR if explicit else logging.INFO
     try:
-        smi = smi or _load_amdsmi()
+        smi = smi or _load_amdsmi(environ, explicit)
         smi.amdsmi_init()
     except Exception as exc:  # ImportError, KeyError (no libamd_smi.so), AmdSmiLibraryException
         _log.log(
