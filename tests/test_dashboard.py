@@ -18,6 +18,10 @@ EMITTED = {
     "otel_energy_step_energy_joules_bucket",
     "otel_energy_step_energy_joules_sum",
     "otel_energy_step_energy_joules_count",
+    "hw_gpu_utilization",
+    "hw_gpu_memory_usage_bytes",
+    "hw_gpu_memory_limit_bytes",
+    "hw_gpu_memory_utilization",
 }
 PROMQL_WORDS = {
     "sum",
@@ -68,6 +72,8 @@ def test_dashboard_structure() -> None:
         "job energy per node and device",
         "job co2e",
         "job power per node and device",
+        "gpu utilization",
+        "gpu memory",
     ):
         assert needed in titles
     ids = [p["id"] for p in dash["panels"]]
@@ -93,5 +99,9 @@ def test_metric_names_match_the_docs() -> None:
         "otel_energy_co2e_grams_total",
         "otel_energy_carbon_intensity_grams_per_kWh",
         "otel_energy_step_energy_joules",
+        "hw_gpu_utilization",
+        "hw_gpu_memory_usage_bytes",
+        "hw_gpu_memory_limit_bytes",
+        "hw_gpu_memory_utilization",
     ):
         assert f"`{base}`" in doc, base

@@ -51,6 +51,10 @@ def test_metric_names_units_attributes_and_values(
             "hw.power": "W",
             "otel_energy.co2e": "g",
             "otel_energy.carbon_intensity": "g/kWh",
+            "hw.gpu.utilization": "1",
+            "hw.gpu.memory.usage": "By",
+            "hw.gpu.memory.limit": "By",
+            "hw.gpu.memory.utilization": "1",
         }
         energy = {a["hw.id"]: (a, v) for a, v in got["hw.energy"]}
         assert set(energy) == {"GPU-1111", "intel-rapl:0", "intel-rapl:0:2"}

@@ -33,7 +33,9 @@ def check_dashboard_queries(prom: str) -> None:
                 .replace("$__range", "1m")
             )
             result = prom_query(prom, expr)  # asserts status == success
-            if "step_energy" not in expr:  # no Trainer in this process: no step histogram
+            # No Trainer in this process: no step histogram; no GPU: no hw_gpu_* series (those
+            # queries are run with a fake GPU in test_gpu_panels_read_back_from_prometheus).
+            if "step_energy" not in expr and "hw_gpu" not in expr:
                 assert result, (panel["title"], expr)
 
 
@@ -172,3 +174,54 @@ def test_the_documented_per_job_query_returns_the_jobs_energy(tmp_path: Path) ->
         stop.touch()
         for p in procs:
             p.wait(30)
+
+
+def test_gpu_panels_read_back_from_prometheus(tmp_path: Path) -> None:
+    """The hw.gpu.* names the OTel Prometheus exporter really produces, scraped by a real
+    Prometheus from a sampler reading a fake NVML GPU; every GPU panel's query returns data."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import start_http_server
+
+    from otel_energy.metrics import attach
+    from otel_energy.sampler import Sampler
+    from otel_energy.sensors.nvml import discover_nvml
+    from tests.fakes.nvml import FakeGpu, FakeNvml
+
+    gpu = FakeGpu("GPU-feed0000-0000-0000-0000-000000000001", utilization_pct=25)
+    sampler = Sampler(discover_nvml({}, FakeNvml([gpu])), interval_s=0.05)
+    sampler.start()
+    reader = PrometheusMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    attach(provider, sampler)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1")
+    try:
+        with prometheus(tmp_path, [f"127.0.0.1:{port}"]) as prom:
+            util = wait_until(
+                lambda: prom_query(prom, "hw_gpu_utilization"), 40, "hw_gpu_utilization"
+            )
+            assert float(util[0]["value"][1]) == 0.25
+            assert util[0]["metric"]["hw_gpu_task"] == "general"
+            names = {p["metric"]["__name__"] for p in prom_query(prom, '{__name__=~"hw_gpu_.*"}')}
+            assert names == {
+                "hw_gpu_utilization",
+                "hw_gpu_memory_usage_bytes",
+                "hw_gpu_memory_limit_bytes",
+                "hw_gpu_memory_utilization",
+            }, names
+            dash = json.loads((ROOT / "dashboards" / "otel-energy.json").read_text())
+            gpu_exprs = [
+                t["expr"].replace("$host", ".*").replace("$run", ".*")
+                for panel in dash["panels"]
+                for t in panel["targets"]
+                if "hw_gpu" in t["expr"]
+            ]
+            assert len(gpu_exprs) >= 3
+            for expr in gpu_exprs:
+                assert prom_query(prom, expr), expr
+    finally:
+        server.shutdown()
+        thread.join(10)
+        provider.shutdown()
+        sampler.stop()

@@ -143,7 +143,7 @@ def assumptions(config: EnergyConfig, sensors: Sequence[Sensor]) -> list[Assumpt
             "the whole machine: every process's CPU, memory and GPU use, not only yours"
             " (counters and estimates are machine-wide); each GPU as a whole device",
             ev.OTEL_PYTHON_ENERGY_SOURCES,
-            f"{ev.OTEL_PYTHON_ENERGY_SOURCES}=nvml,rapl,estimate (a subset) to choose sources",
+            f"{ev.OTEL_PYTHON_ENERGY_SOURCES}=nvml,amd,rapl,estimate (a subset) to choose sources",
         )
     )
     out.append(_intensity_assumption(config))

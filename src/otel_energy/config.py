@@ -12,11 +12,12 @@ from typing import Any
 from otel_energy import environment_variables as ev
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, load_table, table_intensity
 
-SOURCES = ("nvml", "rapl", "estimate")
+SOURCES = ("nvml", "amd", "rapl", "estimate")
 MAX_HISTORY_SAMPLES = 100_000
 """The history keeps at most this many samples (twice that just before a trim). A sample costs
-about 200 B plus 24 B per device, so the history stays under ~80 MB with 8 devices whatever
-the interval and horizon asked (2.8 h at the default 0.1 s interval)."""
+about 200 B plus 24 B per device (plus 16 B for GPU utilization), so the history
+stays under ~80 MB with 8 devices whatever the interval and horizon asked (2.8 h at the default
+0.1 s interval)."""
 CARBON_PROVIDERS = ("table", "electricitymaps", "watttime", "uk")
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 

@@ -24,7 +24,8 @@ the history asked for).
 """
 
 OTEL_PYTHON_ENERGY_SOURCES = "OTEL_PYTHON_ENERGY_SOURCES"
-"""Which sensors to use: ``auto`` (default) or a comma list of ``nvml``, ``rapl``, ``estimate``.
+"""Which sensors to use: ``auto`` (default) or a comma list of ``nvml``, ``amd``, ``rapl``,
+``estimate`` (``amd``: AMD GPUs through ROCm's ``amdsmi``, the optional extra ``amd``).
 
 With ``auto`` missing hardware is skipped quietly (one log line) and CPU/memory fall back to an
 estimate; a source named explicitly that finds nothing is logged as an error.

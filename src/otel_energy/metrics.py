@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 
-from otel_energy.sampler import Sampler, Snapshot
+from otel_energy.sampler import DeviceState, Sampler, Snapshot
 from otel_energy.version import __version__
 
 _log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class InstrumentSpec:
 
     name: str
     unit: str
-    kind: str  # "counter" or "gauge"
+    kind: str  # "counter", "updowncounter" or "gauge"
     description: str
     observe: Callable[[Snapshot, Attrs, object], Iterable[Observation]]
     """Observations from the latest snapshot, the identity attributes and the intensity provider."""
@@ -46,6 +46,43 @@ def _power(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation
     return [
         Observation(d.power_w, {**d.info.attributes(), **ident}) for d in s.devices if not d.failed
     ]
+
+
+def _gpu_attrs(d: DeviceState, ident: Attrs) -> dict[str, str | bool | int | float]:
+    return {**d.info.attributes(), **ident}
+
+
+def _gpu_utilization(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
+    return [
+        Observation(d.gpu.utilization, {**_gpu_attrs(d, ident), "hw.gpu.task": "general"})
+        for d in s.devices
+        if d.gpu is not None and d.gpu.utilization is not None and not d.failed
+    ]
+
+
+def _gpu_memory_usage(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
+    return [
+        Observation(d.gpu.memory_used_b, _gpu_attrs(d, ident))
+        for d in s.devices
+        if d.gpu is not None and d.gpu.memory_used_b is not None and not d.failed
+    ]
+
+
+def _gpu_memory_limit(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
+    return [
+        Observation(d.gpu.memory_total_b, _gpu_attrs(d, ident))
+        for d in s.devices
+        if d.gpu is not None and d.gpu.memory_total_b is not None and not d.failed
+    ]
+
+
+def _gpu_memory_utilization(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
+    out = []
+    for d in s.devices:
+        ratio = d.gpu.memory_utilization if d.gpu is not None else None
+        if ratio is not None and not d.failed:
+            out.append(Observation(ratio, _gpu_attrs(d, ident)))
+    return out
 
 
 def _co2e(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
@@ -108,6 +145,34 @@ INSTRUMENTS: tuple[InstrumentSpec, ...] = (
         "hw.power", "W", "gauge", "Instantaneous power consumed by the component.", _power
     ),
     InstrumentSpec(
+        "hw.gpu.utilization",
+        "1",
+        "gauge",
+        "Fraction of time the GPU was busy running kernels (0..1), as the driver reports it.",
+        _gpu_utilization,
+    ),
+    InstrumentSpec(
+        "hw.gpu.memory.usage",
+        "By",
+        "updowncounter",
+        "GPU memory in use.",
+        _gpu_memory_usage,
+    ),
+    InstrumentSpec(
+        "hw.gpu.memory.limit",
+        "By",
+        "updowncounter",
+        "Size of the GPU's memory.",
+        _gpu_memory_limit,
+    ),
+    InstrumentSpec(
+        "hw.gpu.memory.utilization",
+        "1",
+        "gauge",
+        "Fraction of GPU memory in use (usage / limit, 0..1).",
+        _gpu_memory_utilization,
+    ),
+    InstrumentSpec(
         "otel_energy.co2e",
         "g",
         "counter",
@@ -145,6 +210,10 @@ class EnergyObserver:
             cb = self._callback(spec)
             if spec.kind == "counter":
                 meter.create_observable_counter(spec.name, [cb], spec.unit, spec.description)
+            elif spec.kind == "updowncounter":
+                meter.create_observable_up_down_counter(
+                    spec.name, [cb], spec.unit, spec.description
+                )
             else:
                 meter.create_observable_gauge(spec.name, [cb], spec.unit, spec.description)
 

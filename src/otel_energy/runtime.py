@@ -32,6 +32,7 @@ def build_sampler(
     environ: Mapping[str, str] | None = None,
     nvml: Any | None = None,
     clock: Callable[[], float] = time.monotonic,
+    amdsmi: Any | None = None,
 ) -> Sampler:
     """A sampler for this process's rank; its discovery runs on its own thread when started."""
     env = dict(os.environ if environ is None else environ)
@@ -39,7 +40,11 @@ def build_sampler(
     unmeasured: list[Unmeasured] = []  # filled by discovery, on the sampler thread
 
     def sensors() -> list[Any]:
-        return list(discover_sensors(config, env, nvml=nvml, rank=rank, unmeasured=unmeasured))
+        return list(
+            discover_sensors(
+                config, env, nvml=nvml, rank=rank, unmeasured=unmeasured, amdsmi=amdsmi
+            )
+        )
 
     if config.history_capped:
         _log.warning(

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 import weakref
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +27,7 @@ from otel_energy.carbon import (
 )
 from otel_energy.ranks import RankInfo, rank_info
 from otel_energy.readers import FamilyReader
-from otel_energy.sensors.base import DeviceInfo, Reading, Sensor, Unmeasured
+from otel_energy.sensors.base import DeviceInfo, GpuStats, Reading, Sensor, Unmeasured
 
 _log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class DeviceState:
     power_w: float
     co2e_g: float
     failed: bool
+    gpu: GpuStats | None = None
+    """The latest utilization and memory of a GPU (None: not a GPU, or not reported)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class WindowEnergy:
             answers again, a power device is interpolated (then ``estimated``).
         missing_devices: devices found but not measured (lost GPU, unreadable zone): the window
             lacks their energy.
+        gpu_utilization: time-weighted average utilization (0..1) of the GPUs over the window,
+            over every GPU-second with a reading; None when no GPU reported utilization.
     """
 
     t0_s: float
@@ -94,6 +99,7 @@ class WindowEnergy:
     glitches: int = 0
     stalled: bool = False
     missing_devices: tuple[str, ...] = ()
+    gpu_utilization: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -114,15 +120,29 @@ class _History:
     c: list[float] = field(default_factory=list)
     q: list[tuple[int, int, float]] = field(default_factory=list)
     """Cumulative fault counts: (glitches, device-ticks without a fresh reading, filled J)."""
+    busy: array[float] = field(default_factory=lambda: array("d"))
+    """Cumulative GPU utilization x GPU-seconds (arrays: 16 B a sample, not a tuple's ~100 B)."""
+    seen: array[float] = field(default_factory=lambda: array("d"))
+    """Cumulative GPU-seconds with a utilization reading."""
 
-    def append(self, t: float, e: tuple[float, ...], c: float, q: tuple[int, int, float]) -> None:
+    def append(
+        self,
+        t: float,
+        e: tuple[float, ...],
+        c: float,
+        q: tuple[int, int, float],
+        u: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         self.t.append(t)
         self.e.append(e)
         self.c.append(c)
         self.q.append(q)
+        self.busy.append(u[0])
+        self.seen.append(u[1])
         if len(self.t) > 2 * self.cap:
             drop = len(self.t) - self.cap
             del self.t[:drop], self.e[:drop], self.c[:drop], self.q[:drop]
+            del self.busy[:drop], self.seen[:drop]
 
 
 class Sampler:
@@ -181,6 +201,9 @@ class Sampler:
         self._stall_ticks = 0
         self._readers: list[FamilyReader] | None = None
         self._co2: list[float] = []
+        self._gpu: list[GpuStats | None] = []
+        self._util_t: list[float | None] = []
+        self._util = (0.0, 0.0)
         self._latest: tuple[
             float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity
         ] = (0.0, (), (), (), self._intensity.at(0.0))
@@ -296,6 +319,8 @@ class Sampler:
             self._stale = [False] * n
             self._glitch_logged = [False] * n
             self._co2 = [0.0] * n
+            self._gpu = [None] * n
+            self._util_t = [None] * n
             periods = [s.info.update_period_s for s in self._sensors]
             self._resolution_s = max([self.interval_s, *periods])
             self._readers = None
@@ -319,12 +344,18 @@ class Sampler:
         previous = self._hist.t[-1] if self._hist.t else t
         g_per_kwh = self._intensity.at((previous + t) / 2).g_per_kwh
         before = list(self._stale)
+        utilized: set[int] = set()
         for i, sensor, result in self._read_all(sensors, t):
             if isinstance(result, Exception):
                 self._note_failure(i, sensor, result, t)
                 continue
             delta = self._fold(i, sensor, t, result)
             self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
+            if result.gpu is not None:
+                self._gpu[i] = result.gpu
+                if result.gpu.utilization is not None:
+                    utilized.add(i)
+        self._fold_utilization(t, utilized)
         # A device without a fresh reading at the start or the end of this interval (hung family,
         # failing reads, recovery) makes this interval's energy less than a measurement.
         self._stall_ticks += sum(1 for b, a in zip(before, self._stale, strict=True) if b or a)
@@ -337,7 +368,7 @@ class Sampler:
         if self._hist.q and self._hist.q[-1] == faults:
             faults = self._hist.q[-1]  # faults are rare: share the tuple, no memory per sample
         with self._cond:
-            self._hist.append(t, energies, sum(self._co2), faults)
+            self._hist.append(t, energies, sum(self._co2), faults, self._util)
             # Raw state only: the Snapshot objects are built when someone asks (metric
             # collection, once a minute by default), not ten times a second.
             self._latest = (t, energies, tuple(self._co2), tuple(self._failed), intensity)
@@ -348,6 +379,25 @@ class Sampler:
                 listener(t)
             except Exception:  # a listener's bug must not stop sampling
                 _log.exception("otel-energy: sampler listener failed")
+
+    def _fold_utilization(self, t: float, utilized: set[int]) -> None:
+        """Integrate each GPU's utilization over the interval it describes (its last one).
+
+        The driver's figure is the busy fraction of its own recent period, so it is charged to
+        (previous reading, t]; a GPU without a reading this tick leaves a gap (not counted), so a
+        failing or stalled GPU does not stretch an old figure over its outage.
+        """
+        busy_s, seen_s = self._util
+        for i, prev in enumerate(self._util_t):
+            if i not in utilized:
+                self._util_t[i] = None
+                continue
+            stats = self._gpu[i]
+            if prev is not None and stats is not None and stats.utilization is not None:
+                busy_s += stats.utilization * (t - prev)
+                seen_s += t - prev
+            self._util_t[i] = t
+        self._util = (busy_s, seen_s)
 
     def add_listener(self, listener: Callable[[float], None]) -> None:
         """Call ``listener(t_s)`` on the sampler thread after every sample (keep it short)."""
@@ -487,7 +537,14 @@ class Sampler:
                 snap = Snapshot(
                     t,
                     tuple(
-                        DeviceState(s.info, energies[i], powers[i], co2[i], failed[i])
+                        DeviceState(
+                            s.info,
+                            energies[i],
+                            powers[i],
+                            co2[i],
+                            failed[i],
+                            self._gpu[i] if i < len(self._gpu) else None,
+                        )
                         for i, s in enumerate(sensors)
                     ),
                     intensity,
@@ -545,6 +602,8 @@ class Sampler:
             c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
             complete = hist.t[0] <= t0_s and t1_s <= hist.t[-1]
             q0, q1 = hist.q[a0], hist.q[b1]
+            u0 = _lerp((hist.busy[a0], hist.seen[a0]), (hist.busy[b0], hist.seen[b0]), f0)
+            u1 = _lerp((hist.busy[a1], hist.seen[a1]), (hist.busy[b1], hist.seen[b1]), f1)
             missing = tuple(u.hw_id for u in self._unmeasured)
         by_type: dict[str, float] = {}
         total = low = high = 0.0
@@ -570,6 +629,7 @@ class Sampler:
             q1[0] - q0[0],
             q1[1] > q0[1],
             missing,
+            (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
         )
 
     def _bracket(self, t: float) -> tuple[int, int, float]:
@@ -586,6 +646,10 @@ class Sampler:
         if ts[i] - t <= SNAP_S:
             return i, i, 0.0
         return a, i, (t - ts[a]) / (ts[i] - ts[a])
+
+
+def _lerp(a: tuple[float, float], b: tuple[float, float], f: float) -> tuple[float, float]:
+    return a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
 
 
 def _close_readers(readers: list[FamilyReader]) -> None:

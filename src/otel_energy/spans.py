@@ -23,6 +23,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_energy.carbon import Intensity, co2e_g
 from otel_energy.sampler import Sampler, WindowEnergy
+from otel_energy.utilization import LOW_UTILIZATION, busy_power_w, low_utilization
 
 _log = logging.getLogger(__name__)
 
@@ -84,6 +85,8 @@ def energy_attributes(
         attrs["otel_energy.stalled"] = True
     if w.missing_devices:
         attrs["otel_energy.missing_devices"] = ",".join(w.missing_devices)
+    if w.gpu_utilization is not None:
+        attrs["otel_energy.gpu.utilization"] = w.gpu_utilization
     for hw_type in HW_TYPES:
         if hw_type in w.by_type:
             attrs[f"otel_energy.{hw_type}.energy"] = w.by_type[hw_type]
@@ -247,6 +250,27 @@ class SpanEnergyRecorder:
             return w.co2e_g
         return co2e_g(w.energy_j, self.sampler.pue, self.intensity_override.g_per_kwh)
 
+    def _utilization_verdict(self, w: WindowEnergy) -> dict[str, AttrValue]:
+        """``otel_energy.gpu.low_utilization`` for a run, with one warning line when True."""
+        gpus = [s.info for s in self.sampler.sensors if s.info.hw_type == "gpu"]
+        low = low_utilization(w, gpus)
+        if low is None:
+            return {}
+        if low:
+            _log.warning(
+                "otel-energy: the GPUs were %.0f%% utilized on average (below %.0f%%) while"
+                " drawing %.0f W (idle-level would be below %.0f W) for %.0f s: %.0f J spent"
+                " mostly waiting. Look at the input pipeline, host-device syncs or the batch"
+                " size.",
+                100 * (w.gpu_utilization or 0.0),
+                100 * LOW_UTILIZATION,
+                w.by_type.get("gpu", 0.0) / w.duration_s,
+                busy_power_w(gpus),
+                w.duration_s,
+                w.by_type.get("gpu", 0.0),
+            )
+        return {"otel_energy.gpu.low_utilization": low}
+
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
         w = self.sampler.window(iv.t0_s, iv.t1_s)
@@ -256,6 +280,8 @@ class SpanEnergyRecorder:
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:
             attrs: dict[str, Any] = energy_attributes(w, co2e, intensity, pue)
+            if iv.kind == "run":
+                attrs.update(self._utilization_verdict(w))
             attrs.update(iv.end_attributes)
             iv.span.set_attributes(attrs)
             if iv.error is not None:

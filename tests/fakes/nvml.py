@@ -38,6 +38,10 @@ class FakeGpu:
     """The next reads block this long (a hung driver call), then clear."""
     power_limit_mw: int | None = 700_000
     """``nvmlDeviceGetEnforcedPowerLimit``; None: NOT_SUPPORTED."""
+    utilization_pct: int | Callable[[], int] | None = 90
+    """``nvmlDeviceGetUtilizationRates(h).gpu`` (percent); None: NOT_SUPPORTED."""
+    memory_used_b: int = 20 * 2**30
+    memory_total_b: int = 80 * 2**30
     calls: int = 0
 
     def check(self) -> None:
@@ -52,6 +56,23 @@ class FakeGpu:
             time.sleep(hang)
         self.calls += 1
         return v() if callable(v) else v
+
+
+@dataclass(frozen=True)
+class Utilization:
+    """``c_nvmlUtilization_t``: percent of the last sample period busy."""
+
+    gpu: int
+    memory: int
+
+
+@dataclass(frozen=True)
+class Memory:
+    """``c_nvmlMemory_t``: bytes."""
+
+    total: int
+    free: int
+    used: int
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,20 @@ class FakeNvml:
 
     def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
         return handle.gpu.value(handle.gpu.power_mw)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> Utilization:
+        gpu = handle.gpu
+        gpu.check()
+        if gpu.utilization_pct is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        pct = gpu.utilization_pct() if callable(gpu.utilization_pct) else gpu.utilization_pct
+        return Utilization(pct, 0)
+
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: int | None = None) -> Memory:
+        gpu = handle.gpu
+        gpu.check()
+        free = gpu.memory_total_b - gpu.memory_used_b
+        return Memory(gpu.memory_total_b, free, gpu.memory_used_b)
 
     def nvmlDeviceGetMigMode(self, device: _Handle) -> list[int]:
         device.gpu.check()

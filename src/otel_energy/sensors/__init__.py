@@ -8,6 +8,7 @@ from typing import Any
 
 from otel_energy.config import EnergyConfig
 from otel_energy.ranks import RankInfo
+from otel_energy.sensors.amd import discover_amd
 from otel_energy.sensors.base import DeviceInfo, Reading, Sensor, Unmeasured
 from otel_energy.sensors.estimate import CpuEstimate, MemoryEstimate, default_cpu_tdp_w
 from otel_energy.sensors.nvml import discover_nvml
@@ -24,6 +25,7 @@ def discover_sensors(
     nvml: Any | None = None,
     rank: RankInfo | None = None,
     unmeasured: list[Unmeasured] | None = None,
+    amdsmi: Any | None = None,
 ) -> list[Sensor]:
     """Every sensor this process should read, in a stable order (GPUs, then CPU, then memory).
 
@@ -35,12 +37,19 @@ def discover_sensors(
             node-wide devices (CPU, memory) only on local rank 0, so that each joule counts once.
         unmeasured: collects devices found but not measurable (lost GPU, unreadable zone); the
             sampler names them on spans as ``otel_energy.missing_devices``.
+        amdsmi: AMD SMI module override (tests inject a fake).
     """
     sensors: list[Sensor] = []
     if "nvml" in config.sources:
         sensors.extend(
             discover_nvml(
                 environ, nvml, explicit=config.sources_explicit, rank=rank, unmeasured=unmeasured
+            )
+        )
+    if "amd" in config.sources:
+        sensors.extend(
+            discover_amd(
+                environ, amdsmi, explicit=config.sources_explicit, rank=rank, unmeasured=unmeasured
             )
         )
     if rank is not None and not rank.measures_node:

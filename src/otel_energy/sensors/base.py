@@ -10,6 +10,8 @@ METHOD_NVML_COUNTER = "nvml_counter"
 METHOD_NVML_POWER = "nvml_power_integration"
 METHOD_RAPL = "rapl"
 METHOD_ESTIMATE = "estimate"
+METHOD_AMDSMI_COUNTER = "amdsmi_counter"
+METHOD_AMDSMI_POWER = "amdsmi_power_integration"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class DeviceInfo:
     extra: tuple[tuple[str, str], ...] = ()
     family: str = ""
     max_power_w: float | None = None
+    power_limit_w: float | None = None
+    """The device's enforced power limit (W) where known: the low-utilization check compares
+    average power with it."""
 
     @property
     def reader_family(self) -> str:
@@ -92,6 +97,29 @@ class Unmeasured:
 
 
 @dataclass(frozen=True)
+class GpuStats:
+    """Utilization and memory of one GPU at one read (read with, but never affecting, energy).
+
+    Attributes:
+        utilization: fraction of the last driver period (NVML: 1/6 s to 1 s) in which a kernel
+            ran, 0..1; None when the driver does not report it.
+        memory_used_b: device memory in use (bytes), None when unknown.
+        memory_total_b: device memory size (bytes), None when unknown.
+    """
+
+    utilization: float | None = None
+    memory_used_b: float | None = None
+    memory_total_b: float | None = None
+
+    @property
+    def memory_utilization(self) -> float | None:
+        """Fraction of device memory in use, 0..1 (semconv ``hw.gpu.memory.utilization``)."""
+        if self.memory_used_b is None or not self.memory_total_b:
+            return None
+        return self.memory_used_b / self.memory_total_b
+
+
+@dataclass(frozen=True)
 class Reading:
     """One read of a sensor.
 
@@ -99,10 +127,12 @@ class Reading:
         counter_j: the device's cumulative energy counter converted to J, raw (it may wrap or reset;
             the sampler makes it monotonic). None for sensors that only give power.
         power_w: instantaneous (or sensor-averaged) power in W, None when not available.
+        gpu: utilization and memory of a GPU (None for other devices, or when unreadable).
     """
 
     counter_j: float | None = None
     power_w: float | None = None
+    gpu: GpuStats | None = None
 
 
 class Sensor(Protocol):

@@ -88,6 +88,7 @@ def mig_sensor(nvml: Any, parent: Any, parent_handle: Any, mig_uuid: str) -> Mig
         parent=pinfo.hw_id,
         family=pinfo.family,  # read on the parent's reader thread: a hung GPU stalls its slices
         max_power_w=None if pinfo.max_power_w is None else pinfo.max_power_w * slices / total,
+        power_limit_w=None if pinfo.power_limit_w is None else pinfo.power_limit_w * slices / total,
         extra=(
             ("otel_energy.gpu.mig_instances", mig_uuid),
             ("otel_energy.gpu.measures", "mig_share"),

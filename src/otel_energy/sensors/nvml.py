@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from otel_energy.ranks import RankInfo
 from otel_energy.sensors.base import (
@@ -19,6 +19,7 @@ from otel_energy.sensors.base import (
     METHOD_NVML_POWER,
     POWER_MARGIN,
     DeviceInfo,
+    GpuStats,
     Reading,
     Unmeasured,
 )
@@ -44,12 +45,34 @@ class NvmlGpu:
     use_counter: bool
     wrap_j: float | None = None  # the NVML counter does not wrap; a decrease is a driver reset.
 
+    stats_ok: bool = True
+    """False once utilization/memory reads failed: they are not tried again (energy goes on)."""
+
     def read(self) -> Reading:
         power_w = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
-        if not self.use_counter:
-            return Reading(power_w=power_w)
-        counter_j = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
-        return Reading(counter_j=counter_j, power_w=power_w)
+        counter_j = None
+        if self.use_counter:
+            counter_j = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+        return Reading(counter_j=counter_j, power_w=power_w, gpu=self._stats())
+
+    def _stats(self) -> GpuStats | None:
+        """Utilization and memory, read after energy; their failure never affects energy."""
+        if not self.stats_ok:
+            return None
+        try:
+            rates = self.nvml.nvmlDeviceGetUtilizationRates(self.handle)
+            memory = self.nvml.nvmlDeviceGetMemoryInfo(self.handle)
+            return GpuStats(rates.gpu / 100.0, float(memory.used), float(memory.total))
+        except Exception as exc:  # NOT_SUPPORTED (some vGPUs), a driver bug: energy goes on
+            if getattr(exc, "value", None) != self.nvml.NVML_ERROR_NOT_SUPPORTED:
+                return None  # transient: try again next tick
+            self.stats_ok = False
+            _log.info(
+                "otel-energy: %s reports no utilization/memory (%s); measuring its energy only.",
+                self.info.hw_id,
+                exc,
+            )
+            return None
 
     def close(self) -> None:
         """Handles need no release; ``nvmlShutdown`` is reference-counted by the driver."""
@@ -156,10 +179,11 @@ def _match(gpus: Sequence[_Gpu], entry: str) -> tuple[_Gpu | None, str | None]:
     return (hits[0], None) if len(hits) == 1 else (None, None)
 
 
-def select_for_rank(
-    visible: list[tuple[_Gpu, tuple[str, ...]]], rank: RankInfo | None, explicit_visible: bool
-) -> list[tuple[_Gpu, tuple[str, ...]]]:
-    """The GPU(s) this rank measures, so that no GPU is counted by two ranks.
+T = TypeVar("T")
+
+
+def select_for_rank(visible: list[T], rank: RankInfo | None, explicit_visible: bool) -> list[T]:
+    """The GPU(s) this rank measures, so that no GPU is counted by two ranks (NVML and AMD).
 
     One GPU per local rank (``cuda:LOCAL_RANK``, the torchrun/accelerate convention) when there
     are at least as many visible GPUs as local ranks; the single GPU a launcher assigned through
@@ -267,6 +291,7 @@ def _lost(gpu: _Gpu, error: str, unmeasured: list[Unmeasured] | None) -> None:
 def _sensor(nvml: Any, gpu: _Gpu, driver: str) -> NvmlGpu:
     """One GPU's sensor; raises NVMLError when the GPU fails (lost at start)."""
     counter = _probe_counter(nvml, gpu.handle)
+    bound_w = _power_bound_w(nvml, gpu.handle)
     info = DeviceInfo(
         hw_id=gpu.uuid,
         hw_type="gpu",
@@ -277,7 +302,8 @@ def _sensor(nvml: Any, gpu: _Gpu, driver: str) -> NvmlGpu:
         model=gpu.name,
         driver_version=driver,
         family="nvml",
-        max_power_w=_power_bound_w(nvml, gpu.handle),
+        max_power_w=bound_w,
+        power_limit_w=bound_w / POWER_MARGIN if bound_w != MAX_POWER_W["gpu"] else None,
     )
     if not counter:
         _log.info("otel-energy: %s has no energy counter (pre-Volta); integrating power.", gpu.uuid)

@@ -1,0 +1,354 @@
+"""AMD GPU energy through AMD SMI (ROCm's ``amdsmi`` Python package; optional extra ``amd``).
+
+The energy accumulator (``amdsmi_get_energy_count``: a count x its resolution in microjoules) is
+preferred; where it is not supported the sampler integrates ``amdsmi_get_power_info`` readings.
+Devices are selected the way ROCm does it (``ROCR_VISIBLE_DEVICES``, then ``HIP_VISIBLE_DEVICES``
+or ``CUDA_VISIBLE_DEVICES``) and ranks share the NVML rule (``select_for_rank``).
+
+MI250/MI250X carry two dies (GCDs) on one package; amdsmi lists each die as a device. Dies that
+share a board serial are labelled as one package (``hw.parent``), and where only one die of a
+package reports power (some ROCm versions report the package's power on the first die only) that
+die is labelled as measuring the package and the silent one is named unmeasured, so that the
+package is counted once and nobody takes a die's figure for the package's or vice versa.
+
+Everything here was verified against the real package's Python source (names, signatures, dict
+keys: tests/test_amd.py) and run on a fake only: see docs/amd.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from otel_energy.ranks import RankInfo
+from otel_energy.sensors.base import (
+    MAX_POWER_W,
+    METHOD_AMDSMI_COUNTER,
+    METHOD_AMDSMI_POWER,
+    POWER_MARGIN,
+    DeviceInfo,
+    GpuStats,
+    Reading,
+    Unmeasured,
+)
+from otel_energy.sensors.nvml import select_for_rank
+
+_log = logging.getLogger(__name__)
+
+# Assumed, not measured on hardware: the SMU refreshes its metrics table about every millisecond,
+# but the power average amdsmi reports is smoothed over much longer; 0.1 s keeps windows honest.
+AMDSMI_UPDATE_PERIOD_S = 0.1
+POWER_KEYS = ("socket_power", "current_socket_power", "average_socket_power")
+"""``amdsmi_get_power_info`` keys holding power in W, newest first (ROCm 6.x/7.x rename them)."""
+VISIBLE_VARIABLES = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
+
+
+def _number(value: Any) -> float | None:
+    """A numeric amdsmi field, None for its ``"N/A"`` sentinel (0xFFFF) or anything else."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _power_w(info: Mapping[str, Any]) -> float | None:
+    for key in POWER_KEYS:
+        value = _number(info.get(key))
+        if value is not None and value > 0:
+            return value
+    return None
+
+
+@dataclass
+class AmdGpu:
+    """One AMD GPU die. ``use_counter`` False means power integration."""
+
+    info: DeviceInfo
+    smi: Any
+    handle: Any
+    use_counter: bool
+    wrap_j: float | None = None  # 64-bit accumulator: a decrease is a driver reset, not a wrap.
+    stats_ok: bool = True
+
+    def read(self) -> Reading:
+        counter_j = None
+        if self.use_counter:
+            count = self.smi.amdsmi_get_energy_count(self.handle)
+            counter_j = count["energy_accumulator"] * count["counter_resolution"] / 1e6
+        try:
+            power_w = _power_w(self.smi.amdsmi_get_power_info(self.handle))
+        except self.smi.AmdSmiException:
+            if not self.use_counter:
+                raise  # power is this device's only source: count the failure
+            power_w = None  # the counter measures; the power gauge then uses its rate
+        if counter_j is None and power_w is None:
+            raise RuntimeError(f"{self.info.hw_id} reported no power (N/A)")
+        return Reading(counter_j=counter_j, power_w=power_w, gpu=self._stats())
+
+    def _stats(self) -> GpuStats | None:
+        """Utilization and VRAM, read after energy; their failure never affects energy."""
+        if not self.stats_ok:
+            return None
+        try:
+            activity = self.smi.amdsmi_get_gpu_activity(self.handle)
+            vram = self.smi.AmdSmiMemoryType.VRAM
+            used = self.smi.amdsmi_get_gpu_memory_usage(self.handle, vram)
+            total = self.smi.amdsmi_get_gpu_memory_total(self.handle, vram)
+        except self.smi.AmdSmiException as exc:
+            self.stats_ok = False  # not supported on this device/driver: stop asking
+            _log.info(
+                "otel-energy: %s reports no utilization/memory (%s); measuring its energy only.",
+                self.info.hw_id,
+                exc,
+            )
+            return None
+        gfx = _number(activity.get("gfx_activity"))
+        return GpuStats(None if gfx is None else gfx / 100.0, float(used), float(total))
+
+    def close(self) -> None:
+        """Handles need no release; ``amdsmi_shut_down`` would end every user's session."""
+
+
+@dataclass(frozen=True)
+class _Die:
+    index: int
+    handle: Any
+    uuid: str
+    name: str
+    serial: str
+    """Board serial shared by the dies of one package ("" when unknown)."""
+    error: str | None = None
+
+
+LIBRARY_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib")
+
+
+def library_found(environ: Mapping[str, str]) -> bool:
+    """Whether ``libamd_smi.so`` is where ``amdsmi`` looks for it (ROCM_HOME/ROCM_PATH, the
+    package's folder, /opt/rocm) or in a library directory, without loading anything."""
+    dirs = [Path(environ[v]) / "lib" for v in ("ROCM_HOME", "ROCM_PATH") if environ.get(v)] + [
+        Path("/opt/rocm/lib"),
+        *(Path(d) for d in LIBRARY_DIRS),
+    ]
+    dirs += [Path(d) for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    spec = importlib.util.find_spec("amdsmi")
+    if spec is not None and spec.submodule_search_locations:
+        dirs.append(Path(next(iter(spec.submodule_search_locations))))
+    return any((d / "libamd_smi.so").exists() for d in dirs)
+
+
+def _load_amdsmi(environ: Mapping[str, str], explicit: bool) -> Any:
+    # Importing amdsmi without ROCm's library *prints* its failure to stdout (the user's
+    # output: a JSON line, a pipe) before raising; so unless the user asked for AMD, look for
+    # the library first and do not import it when it is absent.
+    if not explicit and not library_found(environ):
+        raise ImportError("libamd_smi.so not found (ROCm not installed)")
+    import amdsmi  # type: ignore[import-untyped]  # deferred: loads libamd_smi.so, sampler thread only
+
+    return amdsmi
+
+
+def _known(value: Any) -> str:
+    text = str(value).strip() if value is not None else ""
+    return "" if text in ("", "N/A") else text
+
+
+def _enumerate(smi: Any) -> list[_Die]:
+    """Every die amdsmi lists; a failing one keeps its place (ordinals) with its error."""
+    dies = []
+    for i, handle in enumerate(smi.amdsmi_get_processor_handles()):
+        try:
+            asic = smi.amdsmi_get_gpu_asic_info(handle)
+            try:
+                serial = _known(smi.amdsmi_get_gpu_board_info(handle).get("product_serial"))
+            except smi.AmdSmiException:
+                serial = ""  # no FRU data (some cloud parts): dies cannot be grouped
+            die = _Die(
+                i,
+                handle,
+                str(smi.amdsmi_get_gpu_device_uuid(handle)),
+                _known(asic.get("market_name")) or "AMD GPU",
+                serial,
+            )
+        except smi.AmdSmiException as exc:
+            die = _Die(i, None, f"amdsmi:{i}", "", "", error=str(exc))
+        dies.append(die)
+    return dies
+
+
+def _entries(raw: str) -> list[str]:
+    return [e.strip() for e in raw.split(",")]
+
+
+def _pick(dies: Sequence[_Die], entries: list[str]) -> list[_Die]:
+    """Indexes or UUIDs into ``dies``; like the runtimes, stop at the first invalid entry."""
+    chosen: list[_Die] = []
+    for entry in entries:
+        hit: _Die | None = None
+        if entry.lstrip("-").isdigit():
+            ordinal = int(entry)
+            hit = dies[ordinal] if 0 <= ordinal < len(dies) else None
+        elif entry:
+            key = entry.removeprefix("GPU-").lower()
+            hits = [d for d in dies if d.uuid.lower().removeprefix("gpu-").startswith(key)]
+            hit = hits[0] if len(hits) == 1 else None
+        if hit is None:
+            break
+        if hit not in chosen:
+            chosen.append(hit)
+    return chosen
+
+
+def select_visible(dies: Sequence[_Die], environ: Mapping[str, str]) -> list[_Die]:
+    """The dies this process can use, as ROCm applies its variables.
+
+    ``ROCR_VISIBLE_DEVICES`` (the ROCm runtime) filters the whole list first; then
+    ``HIP_VISIBLE_DEVICES`` (or, when that is unset, ``CUDA_VISIBLE_DEVICES``, which HIP honours
+    as an alias) indexes into what is left. Entries are ordinals or UUIDs (a unique prefix).
+    """
+    visible = list(dies)
+    rocr = environ.get("ROCR_VISIBLE_DEVICES")
+    if rocr is not None:
+        visible = _pick(visible, _entries(rocr))
+    hip = environ.get("HIP_VISIBLE_DEVICES", environ.get("CUDA_VISIBLE_DEVICES"))
+    if hip is not None:
+        visible = _pick(visible, _entries(hip))
+    return visible
+
+
+def _reports_power(smi: Any, handle: Any) -> tuple[bool, bool]:
+    """(energy counter works, power reading works) for one die; raises when the die fails."""
+    try:
+        smi.amdsmi_get_energy_count(handle)
+        counter = True
+    except smi.AmdSmiLibraryException:
+        counter = False
+    try:
+        power = _power_w(smi.amdsmi_get_power_info(handle)) is not None
+    except smi.AmdSmiLibraryException:
+        power = False
+    return counter, power
+
+
+def discover_amd(
+    environ: Mapping[str, str],
+    smi: Any | None = None,
+    explicit: bool = False,
+    rank: RankInfo | None = None,
+    unmeasured: list[Unmeasured] | None = None,
+) -> list[AmdGpu]:
+    """AMD GPU dies visible to this process, each with the best method it supports.
+
+    Args:
+        environ: environment holding ``ROCR_/HIP_/CUDA_VISIBLE_DEVICES``.
+        smi: the ``amdsmi`` module (default); tests pass a fake with the same API.
+        explicit: the user asked for ``amd``; missing amdsmi is then an error, else INFO.
+        rank: this process's rank; in a distributed run only its own die(s) are returned.
+        unmeasured: where dies that cannot be measured are recorded (failing at discovery, or
+            silent dies whose package's power another die reports).
+    """
+    level = logging.ERROR if explicit else logging.INFO
+    try:
+        smi = smi or _load_amdsmi(environ, explicit)
+        smi.amdsmi_init()
+    except Exception as exc:  # ImportError, KeyError (no libamd_smi.so), AmdSmiLibraryException
+        _log.log(
+            level,
+            "otel-energy: no AMD GPU measured, amdsmi unavailable (%r). Fix: on a ROCm machine,"
+            " pip install 'otel-energy[amd]' (amdsmi matching the installed ROCm).",
+            exc,
+        )
+        return []
+    try:
+        dies = _enumerate(smi)
+        driver = (
+            _known(smi.amdsmi_get_gpu_driver_info(dies[0].handle).get("driver_version"))
+            if (dies and dies[0].handle is not None)
+            else ""
+        )
+    except smi.AmdSmiException as exc:
+        _log.log(level, "otel-energy: no AMD GPU measured, amdsmi failed to list GPUs (%s).", exc)
+        return []
+    visible = select_visible(dies, environ)
+    chosen = select_for_rank(visible, rank, any(v in environ for v in VISIBLE_VARIABLES))
+    packages: dict[str, list[_Die]] = {}
+    for die in dies:
+        if die.serial and die.error is None:
+            packages.setdefault(die.serial, []).append(die)
+    sensors = []
+    for die in chosen:
+        if die.error is not None:
+            _lost(die, die.error, unmeasured)
+            continue
+        try:
+            sensor = _sensor(smi, die, packages.get(die.serial, [die]), driver, unmeasured)
+        except smi.AmdSmiException as exc:
+            _lost(die, str(exc), unmeasured)
+            continue
+        if sensor is not None:
+            sensors.append(sensor)
+    return sensors
+
+
+def _lost(die: _Die, error: str, unmeasured: list[Unmeasured] | None) -> None:
+    _log.warning(
+        "otel-energy: AMD GPU %d (%s) cannot be measured (%s); measuring the other devices"
+        " without it. Fix: check it with 'amd-smi list' and 'amd-smi metric -p'.",
+        die.index,
+        die.uuid,
+        error,
+    )
+    if unmeasured is not None:
+        unmeasured.append(Unmeasured(die.uuid, "gpu", error))
+
+
+def _sensor(
+    smi: Any,
+    die: _Die,
+    package: list[_Die],
+    driver: str,
+    unmeasured: list[Unmeasured] | None,
+) -> AmdGpu | None:
+    """One die's sensor, None for a silent die of a package another die reports for."""
+    counter, power = _reports_power(smi, die.handle)
+    extra: tuple[tuple[str, str], ...] = ()
+    parent = None
+    if len(package) > 1:
+        parent = f"amd-package:{die.serial}"
+        reporting = [d for d in package if any(_reports_power(smi, d.handle))]
+        whole = len(reporting) == 1
+        if not (counter or power) and whole:
+            reason = f"the package's power is reported on die {reporting[0].uuid}"
+            _log.info("otel-energy: AMD GPU %s reports no power: %s.", die.uuid, reason)
+            if unmeasured is not None:
+                unmeasured.append(Unmeasured(die.uuid, "gpu", reason))
+            return None
+        extra = (
+            ("otel_energy.gpu.measures", "package" if whole else "die"),
+            ("otel_energy.gpu.dies", str(len(package))),
+        )
+    if not (counter or power):
+        raise smi.AmdSmiLibraryException(2)  # AMDSMI_STATUS_NOT_SUPPORTED: nothing to read
+    limit_w = None
+    with contextlib.suppress(smi.AmdSmiException):  # no limit: the generic bound applies
+        limit_w = _number(smi.amdsmi_get_power_info(die.handle).get("power_limit")) or None
+    info = DeviceInfo(
+        hw_id=die.uuid,
+        hw_type="gpu",
+        name=f"{die.name} ({die.index})",
+        method=METHOD_AMDSMI_COUNTER if counter else METHOD_AMDSMI_POWER,
+        update_period_s=AMDSMI_UPDATE_PERIOD_S,
+        vendor="AMD",
+        model=die.name,
+        driver_version=driver or None,
+        parent=parent,
+        extra=extra,
+        family="amdsmi",
+        max_power_w=limit_w * POWER_MARGIN if limit_w else MAX_POWER_W["gpu"],
+        power_limit_w=limit_w,
+    )
+    if not counter:
+        _log.info("otel-energy: %s has no energy counter; integrating power.", die.uuid)
+    return AmdGpu(info, smi, die.handle, counter)
