@@ -26,9 +26,7 @@ from tests.conftest import points
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.hf_helpers import (
     GPU_W,
-    SAMPLE_CLOCK,
     Telemetry,
-    constant_power_gpu,
     fake_gpu_sampler_factory,
     telemetry,
 )
@@ -169,7 +167,12 @@ class AdvanceClock(TrainerCallback):
 
 
 def step_clock_run(
-    tmp_path: Path, tel: Telemetry, durations: list[float], epochs: int, setup_s: float = 0.0
+    tmp_path: Path,
+    tel: Telemetry,
+    durations: list[float],
+    epochs: int,
+    setup_s: float = 0.0,
+    intensity: Any = None,
 ) -> tuple[list[float], float]:
     """Train on a 300 W GPU in ``StepClock`` time; the projected energies and the final one."""
     clock = StepClock(durations, setup_s)
@@ -185,7 +188,16 @@ def step_clock_run(
         tracer_provider=tel.tracer_provider,
         meter_provider=tel.meter_provider,
         config=config,
-        sampler_factory=lambda: build_sampler(config, env, nvml=nvml, clock=clock),
+        sampler_factory=lambda: (
+            build_sampler(config, env, nvml=nvml, clock=clock)
+            if intensity is None
+            else Sampler(
+                lambda: list(discover_sensors(config, env, nvml=nvml)),
+                interval_s=0.01,
+                intensity=intensity,
+                clock=clock,
+            )
+        ),
     )
     trainer = tiny_trainer(
         str(tmp_path), callbacks=[cb, AdvanceClock(clock)], n_train=64, num_train_epochs=epochs
@@ -286,19 +298,10 @@ def test_co2e_projection_uses_the_live_forecast(tmp_path: Path, tel: Telemetry) 
         IntensityPoint(now - timedelta(hours=1), 50.0, "average"),
         IntensityPoint(now + timedelta(hours=3), 50.0, "average"),
     ]
-    env = {"OTEL_PYTHON_ENERGY_SOURCES": "nvml", "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.01"}
-    config = load_config(env)
-    nvml = FakeNvml([constant_power_gpu()])
-
-    def factory() -> Sampler:
-        return Sampler(
-            lambda: list(discover_sensors(config, env, nvml=nvml)),
-            interval_s=0.01,
-            intensity=ForecastIntensity(500.0, forecast),
-            clock=SAMPLE_CLOCK,
-        )
-
-    plain_run(tmp_path, tel, sampler_factory=factory, num_train_epochs=2)
+    # Steady in the step clock (1 s a step, no set-up): after epoch 1 half the energy is used.
+    step_clock_run(
+        tmp_path, tel, [1.0] * 16, epochs=2, intensity=ForecastIntensity(500.0, forecast)
+    )
     [run] = tel.finished("train")
     [first, _] = [e.attributes for e in run.events if e.name == "otel_energy.prediction"]
     assert first["otel_energy.prediction.intensity_basis"] == "forecast"
