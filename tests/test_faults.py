@@ -280,6 +280,36 @@ def test_hung_nvml_call_stalls_only_its_family(
     sampler.stop()
 
 
+def test_provisional_window_during_a_stall_extrapolates_from_the_last_good_read(
+    clock: FakeClock,
+) -> None:
+    """While the NVML family is stalled (here: hung; also what a loaded machine can cause for
+    a moment), a provisional window (a batch just ended, the Trainer's logs) is not short of
+    the GPU's energy since its last good read: it extrapolates at the device's latest power
+    from that read, not from the newest sample, which the stalled GPU took no part in."""
+    t0 = clock.t
+    gpu = FakeGpu(
+        "GPU-a",
+        energy_mj=lambda: SINCE_LOAD_MJ + round(300_000 * (clock.t - t0)),
+        power_mw=300_000,
+    )
+    sampler = Sampler(discover_nvml({}, FakeNvml([gpu])), clock=clock, read_timeout_s=0.05)
+    sampler.sample_once()
+    for _ in range(5):
+        clock.advance(DT)
+        sampler.sample_once()
+    gpu.hang_s = 1.0  # the next NVML call blocks (real time)
+    start = clock.t
+    for _ in range(5):  # five ticks without a GPU reading
+        clock.advance(DT)
+        sampler.sample_once()
+    assert sampler.window(start, clock.t).stalled
+    clock.advance(DT / 2)  # the block ends between samples: the tail is extrapolated too
+    w = sampler.window(start - 2 * DT, clock.t, extrapolate=True)
+    assert w.energy_j == pytest.approx(300.0 * (clock.t - start + 2 * DT), rel=1e-6)
+    sampler.stop()
+
+
 # ---- case 5: partly readable powercap ----
 
 

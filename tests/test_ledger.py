@@ -23,7 +23,8 @@ import pytest
 
 from otel_energy.config import load_config
 from otel_energy.hf import EnergyCallback
-from otel_energy.ledger import Ledger, RunRow, job_id, ledger_path, record
+from otel_energy.job import job_id
+from otel_energy.ledger import Ledger, RunRow, ledger_path, record
 from otel_energy.testing.tiny import tiny_trainer
 from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
 
@@ -81,6 +82,7 @@ def test_ledger_path_default_override_and_off(tmp_path: Path) -> None:
 
 def test_job_id_from_the_scheduler() -> None:
     assert job_id({"SLURM_JOB_ID": "4242", "TORCHELASTIC_RUN_ID": "abc"}) == "4242"
+    assert job_id({"OTEL_PYTHON_ENERGY_JOB_ID": "mine", "SLURM_JOB_ID": "4242"}) == "mine"
     assert job_id({"TORCHELASTIC_RUN_ID": "none"}) is None
     assert job_id({"TORCHELASTIC_RUN_ID": "r7"}) == "r7"
     assert job_id({}) is None

@@ -31,7 +31,6 @@ BUSY_TIMEOUT_S = 60.0
 """How long a writer waits for another's transaction (each takes milliseconds; 60 s only bounds a
 stuck writer)."""
 
-JOB_ID_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "TORCHELASTIC_RUN_ID", "JOB_ID")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -70,16 +69,6 @@ def ledger_path(environ: Mapping[str, str] | None = None) -> Path | None:
     data = env.get("XDG_DATA_HOME", "").strip()
     base = Path(data) if data else Path("~/.local/share").expanduser()
     return base / "otel-energy" / "runs.sqlite"
-
-
-def job_id(environ: Mapping[str, str] | None = None) -> str | None:
-    """The batch scheduler's or launcher's job id (Slurm, PBS, LSF, torchrun), if any."""
-    env = os.environ if environ is None else environ
-    for name in JOB_ID_VARS:
-        value = env.get(name, "").strip()
-        if value and value != "none":
-            return value
-    return None
 
 
 def new_run_id() -> str:

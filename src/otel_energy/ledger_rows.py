@@ -6,13 +6,15 @@ Also the power timeline recorder: a sampler listener keeping a decimated power c
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from otel_energy.ledger import RunRow, job_id
+from otel_energy.job import job_id
+from otel_energy.ledger import RunRow
 from otel_energy.report import Timeline, device_label
 from otel_energy.sampler import Sampler, Snapshot
 
@@ -95,7 +97,7 @@ def row_from_report(report: Mapping[str, Any], run_id: str) -> RunRow:
         intensity_source=report["carbon_intensity"]["source"],
         estimated=bool(report["total"]["estimated"]),
         exit_code=code,
-        job_id=job_id(),
+        job_id=job_id(os.environ),
         run_id=run_id,
         timeline=timeline,
     )
@@ -127,7 +129,7 @@ def row_from_totals(
         intensity_g_per_kwh=snap.intensity.g_per_kwh,
         intensity_source=snap.intensity.source,
         estimated=estimated,
-        job_id=job_id(),
+        job_id=job_id(os.environ),
         rank=sampler.rank.rank,
         timeline=timeline,
     )

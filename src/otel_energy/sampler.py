@@ -50,6 +50,9 @@ class DeviceState:
     failed: bool
     gpu: GpuStats | None = None
     """The latest utilization and memory of a GPU (None: not a GPU, or not reported)."""
+    read_t_s: float | None = None
+    """Sampler-clock time (s) of the device's last good read: older than the snapshot's ``t_s``
+    while its family is stalled or its reads fail (None: never read)."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,7 @@ class Sampler:
         self._co2: list[float] = []
         self._gpu: list[GpuStats | None] = []
         self._util_t: list[float | None] = []
+        self._read_t: list[float | None] = []
         self._util = (0.0, 0.0)
         self._latest: tuple[
             float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity
@@ -321,6 +325,7 @@ class Sampler:
             self._co2 = [0.0] * n
             self._gpu = [None] * n
             self._util_t = [None] * n
+            self._read_t = [None] * n
             periods = [s.info.update_period_s for s in self._sensors]
             self._resolution_s = max([self.interval_s, *periods])
             self._readers = None
@@ -350,6 +355,7 @@ class Sampler:
                 self._note_failure(i, sensor, result, t)
                 continue
             delta = self._fold(i, sensor, t, result)
+            self._read_t[i] = t
             self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
             if result.gpu is not None:
                 self._gpu[i] = result.gpu
@@ -544,6 +550,7 @@ class Sampler:
                             co2[i],
                             failed[i],
                             self._gpu[i] if i < len(self._gpu) else None,
+                            self._read_t[i] if i < len(self._read_t) else None,
                         )
                         for i, s in enumerate(sensors)
                     ),
@@ -570,14 +577,18 @@ class Sampler:
         if not extrapolate or w.complete:
             return w
         snap = self.snapshot()
-        gap = t1_s - max(snap.t_s, t0_s)
-        if gap <= 0 or not snap.devices:
+        if t1_s <= max(snap.t_s, t0_s) or not snap.devices:
             return w
         by_type = dict(w.by_type)
         extra = 0.0
         for d in snap.devices:
-            by_type[d.info.hw_type] = by_type.get(d.info.hw_type, 0.0) + d.power_w * gap
-            extra += d.power_w * gap
+            # From the device's own last good read: a device whose family is stalled has had
+            # no energy in the history since then (its counter recovers it later).
+            since = snap.t_s if d.read_t_s is None else min(d.read_t_s, snap.t_s)
+            gap = t1_s - max(since, t0_s)
+            if gap > 0:
+                by_type[d.info.hw_type] = by_type.get(d.info.hw_type, 0.0) + d.power_w * gap
+                extra += d.power_w * gap
         return replace(
             w,
             energy_j=w.energy_j + extra,
