@@ -26,7 +26,7 @@ from transformers import Trainer, TrainerCallback
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.eco2ai import EXPORT_FORMATS, CarbonConfig, CarbonMetrics, CarbonReport
 from otel_energy.hf_metrics import step_histogram
-from otel_energy.hooks import LOG_KEYS, guarded
+from otel_energy.hooks import LOG_KEYS, guarded, patch_init, unpatch_init
 from otel_energy.ids import use_private_ids
 from otel_energy.job import JobContext, RunPart, default_store, finish_job, job_context
 from otel_energy.ledger import ledger_path, record, under_parent_run
@@ -494,29 +494,18 @@ def add_callback_on_init(
     A trainer that already has one (the user added it by hand) does not get a second. Ours goes
     first in the handler list, ahead of the ``report_to`` loggers.
     """
-    original = Trainer.__init__
-    if getattr(original, "_otel_energy", False):
-        return
 
-    @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        try:
-            if not _ours(self):
-                cb = EnergyCallback(tracer_provider=tracer_provider, meter_provider=meter_provider)
-                self.callback_handler.callbacks.insert(0, cb)
-        except Exception:  # never break the user's Trainer construction
-            _log.exception("otel-energy: could not add EnergyCallback; training is unmeasured")
+    def add_ours(trainer: Any) -> None:
+        if not _ours(trainer):
+            cb = EnergyCallback(tracer_provider=tracer_provider, meter_provider=meter_provider)
+            trainer.callback_handler.callbacks.insert(0, cb)
 
-    __init__._otel_energy = True  # type: ignore[attr-defined]
-    Trainer.__init__ = __init__  # type: ignore[method-assign]
+    patch_init(Trainer, add_ours, "EnergyCallback")
 
 
 def remove_callback_on_init() -> None:
     """Undo ``add_callback_on_init`` (trainers already built keep their callback)."""
-    current = Trainer.__init__
-    if getattr(current, "_otel_energy", False):
-        Trainer.__init__ = current.__wrapped__  # type: ignore[attr-defined,method-assign]
+    unpatch_init(Trainer)
 
 
 # ---- the Eco2AI plugin API ----

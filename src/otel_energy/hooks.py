@@ -36,3 +36,30 @@ def guarded(fn: F) -> F:
                 _log.exception("otel-energy: %s failed; training continues", fn.__name__)
 
     return wrapper  # type: ignore[return-value]  # same signature, returns None
+
+
+def patch_init(cls: Any, add_ours: Callable[[Any], None], what: str) -> None:
+    """Wrap ``cls.__init__`` so that every new instance gets ``add_ours(instance)`` called after
+    the original constructor (idempotent). A failure there is logged, never raised: the user's
+    Trainer must be built whatever happens to our callback. ``what`` names it in the log."""
+    original = cls.__init__
+    if getattr(original, "_otel_energy", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        try:
+            add_ours(self)
+        except Exception:  # never break the user's Trainer construction
+            _log.exception("otel-energy: could not add %s; training is unmeasured", what)
+
+    __init__._otel_energy = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__
+
+
+def unpatch_init(cls: Any) -> None:
+    """Undo ``patch_init`` (instances already built keep their callback)."""
+    current = cls.__init__
+    if getattr(current, "_otel_energy", False):
+        cls.__init__ = current.__wrapped__

@@ -27,7 +27,7 @@ from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.hf_metrics import step_histogram
-from otel_energy.hooks import LOG_KEYS, guarded
+from otel_energy.hooks import LOG_KEYS, guarded, patch_init, unpatch_init
 from otel_energy.ids import use_private_ids
 from otel_energy.metrics import SCOPE, attach
 from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
@@ -383,26 +383,15 @@ def add_callback_on_init(
 
     A trainer that already has one (added by hand) does not get a second. Idempotent.
     """
-    original = Trainer.__init__
-    if getattr(original, "_otel_energy", False):
-        return
 
-    @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        try:
-            if not _ours(self):
-                cb = LightningEnergyCallback(tracer_provider, meter_provider)
-                self.callbacks.insert(0, cb)  # checkpoint callbacks stay last
-        except Exception:  # never break the user's Trainer construction
-            _log.exception("otel-energy: could not add LightningEnergyCallback; unmeasured")
+    def add_ours(trainer: Any) -> None:
+        if not _ours(trainer):
+            cb = LightningEnergyCallback(tracer_provider, meter_provider)
+            trainer.callbacks.insert(0, cb)  # checkpoint callbacks stay last
 
-    __init__._otel_energy = True  # type: ignore[attr-defined]
-    Trainer.__init__ = __init__  # type: ignore[method-assign]
+    patch_init(Trainer, add_ours, "LightningEnergyCallback")
 
 
 def remove_callback_on_init() -> None:
     """Undo ``add_callback_on_init`` (trainers already built keep their callback)."""
-    current = Trainer.__init__
-    if getattr(current, "_otel_energy", False):
-        Trainer.__init__ = current.__wrapped__  # type: ignore[attr-defined,method-assign]
+    unpatch_init(Trainer)
