@@ -32,7 +32,7 @@ from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import make_zone
 
 from benchmarks.common import machine, write
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
 

@@ -23,7 +23,7 @@ from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import server_tree
 
 from benchmarks.common import machine, median, write
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
 

@@ -26,7 +26,7 @@ from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import server_tree
 
 from otel_energy.config import load_config
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
 
@@ -198,7 +198,7 @@ def case4() -> None:
 CASE5 = """
 import json, logging
 logging.basicConfig(level=logging.INFO, format='%(message)s')
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.rapl import discover_rapl
 from tests.fakes.powercap import Zone
 from pathlib import Path

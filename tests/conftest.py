@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_energy import runtime
+from otel_energy.engine import runtime
 
 if "faketime" in os.environ.get("LD_PRELOAD", ""):
     # libfaketime 0.9.10 (Debian 12) breaks time.sleep with FAKETIME_DONT_FAKE_MONOTONIC=1:

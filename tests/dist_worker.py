@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from otel_energy.config import load_config
+from otel_energy.engine.runtime import build_sampler
 from otel_energy.hf import EnergyCallback
-from otel_energy.runtime import build_sampler
 from otel_energy.testing.tiny import tiny_trainer
 from tests.conftest import points
 from tests.fakes.nvml import FakeNvml

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_energy.config import load_config
-from otel_energy.runtime import build_sampler
-from otel_energy.sampler import Sampler
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.engine.sampler import Sampler
 from tests.fakes.nvml import FakeGpu, FakeNvml
 
 GPU_W = 300.0

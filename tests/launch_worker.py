@@ -21,8 +21,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy.config import load_config
-from otel_energy.metrics import attach
-from otel_energy.runtime import build_sampler
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.telemetry.instruments import attach
 from tests.conftest import points
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.hf_helpers import SAMPLE_CLOCK

@@ -18,14 +18,14 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy.config import load_config
+from otel_energy.distributed.ranks import rank_info
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.hf import EnergyCallback
-from otel_energy.metrics import attach
-from otel_energy.ranks import rank_info
-from otel_energy.runtime import build_sampler
-from otel_energy.sampler import Sampler
 from otel_energy.sensors import discover_sensors
 from otel_energy.sensors.amd import POWER_KEYS, discover_amd
 from otel_energy.sensors.base import METHOD_AMDSMI_COUNTER, METHOD_AMDSMI_POWER, Unmeasured
+from otel_energy.telemetry.instruments import attach
 from otel_energy.testing.tiny import tiny_trainer
 from tests.conftest import FakeClock
 from tests.fakes import amdsmi as fake_module

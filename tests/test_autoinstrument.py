@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_energy.instrumentor import launcher_process, multiprocessing_child
+from otel_energy.integrations.instrumentor import launcher_process, multiprocessing_child
 from tests.otlp_receiver import Received, otlp_receiver
 
 ROOT = Path(__file__).resolve().parents[1]

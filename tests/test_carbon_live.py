@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from otel_energy import carbon_providers as cp
 from otel_energy.carbon import Intensity, co2e_g
-from otel_energy.carbon_live import CACHE_MAX_AGE_S, MIN_BACKOFF_S, LiveIntensity
+from otel_energy.carbon import providers as cp
+from otel_energy.carbon.live import CACHE_MAX_AGE_S, MIN_BACKOFF_S, LiveIntensity
 from otel_energy.config import ConfigError, load_config
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.base import DeviceInfo, Reading
 from tests.conftest import FakeClock
 from tests.fake_carbon_apis import EM_TOKEN, WT_PASSWORD, WT_TOKEN, WT_USER, Api, carbon_api
@@ -342,7 +342,7 @@ def pts(
 
 
 def test_best_start_is_exact_on_a_synthetic_forecast() -> None:
-    from otel_energy.carbon_forecast import best_start, mean_intensity
+    from otel_energy.carbon.forecast import best_start, mean_intensity
 
     NOW = datetime.now(timezone.utc).replace(microsecond=0)
     forecast = pts(NOW, 30, [300, 300, 100, 100, 400, 400, 200, 200])  # 4 h of half hours
@@ -618,7 +618,7 @@ def test_instrumentation_survives_a_cache_file_with_a_naive_timestamp(tmp_path: 
     import json
     import time
 
-    from otel_energy.runtime import intensity_provider
+    from otel_energy.engine.runtime import intensity_provider
 
     at = (datetime.now(timezone.utc) - timedelta(minutes=30)).replace(tzinfo=None).isoformat()
     point = {"at": at, "g_per_kwh": 200.0, "kind": "average"}

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from otel_energy import environment_variables as ev
 from otel_energy.config import SOURCES, ConfigError, EnergyConfig, load_config
+from otel_energy.config import variables as ev
 
 
 def test_defaults_from_empty_environment() -> None:

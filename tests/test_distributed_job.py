@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_energy.job import derived_ids
+from otel_energy.distributed.job import derived_ids
 from tests.backends import free_port
 from tests.otlp_receiver import otlp_receiver
 

@@ -20,11 +20,11 @@ import pytest
 from otel_energy import config as config_mod
 from otel_energy.carbon import Intensity
 from otel_energy.config import load_config
-from otel_energy.runtime import build_sampler
-from otel_energy.sampler import Sampler
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
-from otel_energy.spans import energy_attributes
+from otel_energy.telemetry.spans import energy_attributes
 from tests.conftest import FakeClock
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import server_tree
@@ -324,7 +324,7 @@ def test_partly_readable_powercap_names_the_missing_zone(tmp_path: Path) -> None
         "import json, logging\n"
         "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
         "from otel_energy.config import load_config\n"
-        "from otel_energy.runtime import build_sampler\n"
+        "from otel_energy.engine.runtime import build_sampler\n"
         f"cfg = load_config({{'OTEL_PYTHON_ENERGY_POWERCAP_ROOT': {str(tmp_path)!r},"
         " 'OTEL_PYTHON_ENERGY_SOURCES': 'rapl'})\n"
         "s = build_sampler(cfg, {})\n"

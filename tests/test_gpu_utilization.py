@@ -14,12 +14,12 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy.config import load_config
+from otel_energy.engine.sampler import Sampler
+from otel_energy.engine.utilization import LOW_UTILIZATION, low_utilization
 from otel_energy.hf import EnergyCallback
-from otel_energy.metrics import attach
-from otel_energy.sampler import Sampler
 from otel_energy.sensors.nvml import discover_nvml
+from otel_energy.telemetry.instruments import attach
 from otel_energy.testing.tiny import tiny_trainer
-from otel_energy.utilization import LOW_UTILIZATION, low_utilization
 from tests.conftest import FakeClock
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.hf_helpers import Telemetry, constant_power_gpu, fake_gpu_sampler_factory, telemetry

@@ -9,7 +9,8 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from otel_energy import EnergyInstrumentor, runtime
+from otel_energy import EnergyInstrumentor
+from otel_energy.engine import runtime
 from tests.conftest import points
 from tests.fakes.powercap import server_tree
 
@@ -68,7 +69,7 @@ def test_bad_configuration_is_logged_not_raised(
 
 def test_shared_sampler_is_reference_counted(tmp_path: Path) -> None:
     server_tree(tmp_path)
-    from otel_energy.sampler import Sampler
+    from otel_energy.engine.sampler import Sampler
     from otel_energy.sensors.rapl import discover_rapl
 
     made = []

@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_energy.config import load_config
+from otel_energy.distributed.job import RunPart, derived_ids, finish_job, job_context, job_id
+from otel_energy.distributed.ranks import rank_info
 from otel_energy.hf import EnergyCallback
-from otel_energy.ids import PrivateRandomIdGenerator
-from otel_energy.job import RunPart, derived_ids, finish_job, job_context, job_id
-from otel_energy.ranks import rank_info
+from otel_energy.telemetry.ids import PrivateRandomIdGenerator
 from otel_energy.testing.tiny import tiny_trainer
 from tests.hf_helpers import Telemetry, fake_gpu_sampler_factory, telemetry
 

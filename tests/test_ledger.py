@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from otel_energy.config import load_config
+from otel_energy.distributed.job import job_id
 from otel_energy.hf import EnergyCallback
-from otel_energy.job import job_id
-from otel_energy.ledger import Ledger, RunRow, ledger_path, record
+from otel_energy.history.ledger import Ledger, RunRow, ledger_path, record
 from otel_energy.testing.tiny import tiny_trainer
 from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
 
@@ -140,7 +140,7 @@ def test_an_unwritable_ledger_is_one_log_line_never_an_exception(
 # ---- concurrent writers ----
 WRITER = """
 import sys
-from otel_energy.ledger import Ledger, RunRow
+from otel_energy.history.ledger import Ledger, RunRow
 from pathlib import Path
 ledger, writer, n = Ledger(Path(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
 sys.stdin.readline()  # all writers start together

@@ -21,11 +21,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from otel_energy.config import load_config
+from otel_energy.engine.runtime import acquire_sampler, release_sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.instrumentor import EnergyInstrumentor
 from otel_energy.integrations import lightning as pl_energy
 from otel_energy.integrations.lightning import LightningEnergyCallback, rank_environ
-from otel_energy.runtime import acquire_sampler, release_sampler
-from otel_energy.sampler import Sampler
 from tests.backends import free_port
 from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
 from tests.otlp_receiver import otlp_receiver

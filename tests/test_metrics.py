@@ -7,11 +7,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy.carbon import Intensity, StaticIntensity
+from otel_energy.engine.sampler import Sampler
 from otel_energy.instrumentor import EnergyInstrumentor
-from otel_energy.metrics import INSTRUMENTS
-from otel_energy.sampler import Sampler
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
+from otel_energy.telemetry.instruments import INSTRUMENTS
 from tests.conftest import FakeClock, points
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import server_tree

@@ -6,7 +6,7 @@ import logging
 import pynvml
 import pytest
 
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.base import METHOD_NVML_COUNTER, METHOD_NVML_POWER
 from otel_energy.sensors.nvml import discover_nvml
 from tests.conftest import FakeClock

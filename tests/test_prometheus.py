@@ -183,9 +183,9 @@ def test_gpu_panels_read_back_from_prometheus(tmp_path: Path) -> None:
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import start_http_server
 
-    from otel_energy.metrics import attach
-    from otel_energy.sampler import Sampler
+    from otel_energy.engine.sampler import Sampler
     from otel_energy.sensors.nvml import discover_nvml
+    from otel_energy.telemetry.instruments import attach
     from tests.fakes.nvml import FakeGpu, FakeNvml
 
     gpu = FakeGpu("GPU-feed0000-0000-0000-0000-000000000001", utilization_pct=25)

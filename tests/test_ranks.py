@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_energy.ranks import rank_info, slurm_tasks_on_node
+from otel_energy.distributed.ranks import rank_info, slurm_tasks_on_node
 
 SLURM = {
     "SLURM_PROCID": "3",

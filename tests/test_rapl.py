@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.rapl import discover_rapl
 from tests.conftest import FakeClock
 from tests.fakes.powercap import make_zone, server_tree

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from otel_energy.report import Timeline, device_label, phases, write_atomic
-from otel_energy.report_chart import markers, nice_ticks, svg_chart, write_html
+from otel_energy.report.chart import markers, nice_ticks, svg_chart, write_html
 
 T0_NS = 1_000_000_000_000
 

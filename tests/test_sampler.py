@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from otel_energy.carbon import Intensity, StaticIntensity, co2e_g
-from otel_energy.sampler import Sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.base import DeviceInfo, Reading
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl

@@ -19,15 +19,15 @@ from opentelemetry.trace import StatusCode
 from transformers import TrainerCallback
 
 from otel_energy.config import load_config
-from otel_energy.hf import EnergyCallback
-from otel_energy.runtime import build_sampler, current_sampler
-from otel_energy.sampler import Sampler
-from otel_energy.signals import (
+from otel_energy.engine.runtime import build_sampler, current_sampler
+from otel_energy.engine.sampler import Sampler
+from otel_energy.engine.signals import (
     TerminationGuard,
     install_termination_guard,
     interrupts_deferred,
     uninstall_termination_guard,
 )
+from otel_energy.hf import EnergyCallback
 from otel_energy.testing.tiny import tiny_trainer
 from tests.fake_carbon_apis import carbon_api
 from tests.fakes.nvml import FakeNvml

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from otel_energy.run import failed_path
+from otel_energy.cli.run import failed_path
 from tests.otlp_receiver import Received, otlp_receiver
 
 ROOT = Path(__file__).resolve().parents[1]

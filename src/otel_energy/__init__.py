@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from otel_energy import _compat
 from otel_energy.config import ConfigError, EnergyConfig, load_config
 from otel_energy.version import __version__
 
 if TYPE_CHECKING:
-    from otel_energy.instrumentor import EnergyInstrumentor
-    from otel_energy.sampler import Sampler, Snapshot, WindowEnergy
+    from otel_energy.engine.sampler import Sampler, Snapshot, WindowEnergy
+    from otel_energy.integrations.instrumentor import EnergyInstrumentor
 
 __all__ = [
     "ConfigError",
@@ -27,11 +28,13 @@ __all__ = [
 ]
 
 _LAZY = {
-    "EnergyInstrumentor": "otel_energy.instrumentor",
-    "Sampler": "otel_energy.sampler",
-    "Snapshot": "otel_energy.sampler",
-    "WindowEnergy": "otel_energy.sampler",
+    "EnergyInstrumentor": "otel_energy.integrations.instrumentor",
+    "Sampler": "otel_energy.engine.sampler",
+    "Snapshot": "otel_energy.engine.sampler",
+    "WindowEnergy": "otel_energy.engine.sampler",
 }
+
+_compat.install()
 
 
 def __getattr__(name: str) -> Any:

@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from otel_energy.config import load_config
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.lightning import LightningEnergyCallback
-from otel_energy.runtime import build_sampler
-from otel_energy.sampler import Sampler
 from tests.conftest import points
 from tests.fakes.nvml import FakeNvml
 from tests.hf_helpers import SAMPLE_CLOCK, Telemetry, constant_power_gpu

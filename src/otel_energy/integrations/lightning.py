@@ -26,13 +26,13 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig, load_config
-from otel_energy.hf_metrics import step_histogram
-from otel_energy.hooks import LOG_KEYS, guarded, patch_init, unpatch_init
-from otel_energy.ids import use_private_ids
-from otel_energy.metrics import SCOPE, attach
-from otel_energy.runtime import acquire_sampler, build_sampler, release_sampler
-from otel_energy.sampler import Sampler
-from otel_energy.spans import AttrValue, Interval, SpanEnergyRecorder
+from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.engine.sampler import Sampler
+from otel_energy.integrations.hooks import LOG_KEYS, guarded, patch_init, unpatch_init
+from otel_energy.telemetry.ids import use_private_ids
+from otel_energy.telemetry.instruments import SCOPE, attach
+from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
+from otel_energy.telemetry.step_histogram import step_histogram
 from otel_energy.version import __version__
 
 __all__ = ["LOG_KEYS", "LightningEnergyCallback", "add_callback_on_init", "rank_environ"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from otel_energy.config import EnergyConfig
-from otel_energy.ranks import RankInfo
+from otel_energy.distributed.ranks import RankInfo
 from otel_energy.sensors.amd import discover_amd
 from otel_energy.sensors.base import DeviceInfo, Reading, Sensor, Unmeasured
 from otel_energy.sensors.estimate import CpuEstimate, MemoryEstimate, default_cpu_tdp_w

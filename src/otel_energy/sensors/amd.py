@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_energy.ranks import RankInfo
+from otel_energy.distributed.ranks import RankInfo
 from otel_energy.sensors.base import (
     MAX_POWER_W,
     METHOD_AMDSMI_COUNTER,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from otel_energy.ranks import RankInfo
+from otel_energy.distributed.ranks import RankInfo
 from otel_energy.sensors.base import (
     MAX_POWER_W,
     METHOD_NVML_COUNTER,

@@ -22,8 +22,8 @@ from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_energy.carbon import Intensity, co2e_g
-from otel_energy.sampler import Sampler, WindowEnergy
-from otel_energy.utilization import LOW_UTILIZATION, busy_power_w, low_utilization
+from otel_energy.engine.sampler import Sampler, WindowEnergy
+from otel_energy.engine.utilization import LOW_UTILIZATION, busy_power_w, low_utilization
 
 _log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class SpanEnergyRecorder:
         identity: attributes put on every non-step span (host, rank).
         intensity: a fixed intensity overriding the sampler's (``EnergyMeter``'s own setting).
         root_context: parent of top-level spans when no span is current in this process (the
-            job's context: ``TRACEPARENT`` or the derived job root, see ``otel_energy.job``).
+            job's context: ``TRACEPARENT`` or the derived job root, see ``distributed.job``).
     """
 
     def __init__(

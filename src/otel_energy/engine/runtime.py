@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otel_energy import environment_variables as ev
 from otel_energy.carbon import IntensityProvider, StaticIntensity
 from otel_energy.config import EnergyConfig, load_config
-from otel_energy.ranks import rank_info
-from otel_energy.sampler import Sampler
+from otel_energy.config import variables as ev
+from otel_energy.distributed.ranks import rank_info
+from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors import Unmeasured, discover_sensors
 
 _log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def intensity_provider(config: EnergyConfig) -> IntensityProvider:
     from pathlib import Path
 
     from otel_energy import carbon_providers as cp
-    from otel_energy.carbon_live import LiveIntensity
+    from otel_energy.carbon.live import LiveIntensity
 
     provider: Any
     if live.provider == "electricitymaps":

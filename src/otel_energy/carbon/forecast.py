@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from otel_energy.carbon_providers import IntensityPoint
+from otel_energy.carbon.providers import IntensityPoint
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from otel_energy import environment_variables as ev
+from otel_energy.config import variables as ev
 
 _log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from otel_energy.accumulate import Track
 from otel_energy.carbon import (
     Intensity,
     IntensityProvider,
@@ -25,8 +24,9 @@ from otel_energy.carbon import (
     co2e_g,
     table_intensity,
 )
-from otel_energy.ranks import RankInfo, rank_info
-from otel_energy.readers import FamilyReader
+from otel_energy.distributed.ranks import RankInfo, rank_info
+from otel_energy.engine.accumulate import Track
+from otel_energy.engine.readers import FamilyReader
 from otel_energy.sensors.base import DeviceInfo, GpuStats, Reading, Sensor, Unmeasured
 
 _log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from otel_energy.carbon import Intensity
-from otel_energy.carbon_providers import IntensityPoint, ProviderError, RateLimited, in_range
+from otel_energy.carbon.providers import IntensityPoint, ProviderError, RateLimited, in_range
 
 _log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 
-from otel_energy.sampler import DeviceState, Sampler, Snapshot
+from otel_energy.engine.sampler import DeviceState, Sampler, Snapshot
 from otel_energy.version import __version__
 
 _log = logging.getLogger(__name__)

@@ -23,11 +23,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from otel_energy import environment_variables as ev
 from otel_energy.config import EnergyConfig
-from otel_energy.ledger import new_run_id, record
-from otel_energy.ledger_rows import row_from_report
-from otel_energy.localexport import read_span_records
+from otel_energy.config import variables as ev
+from otel_energy.distributed.runjob import JobSpan
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.engine.sampler import Snapshot
+from otel_energy.history.ledger import new_run_id, record
+from otel_energy.history.rows import row_from_report
 from otel_energy.report import (
     Timeline,
     epochs_from_spans,
@@ -36,10 +38,8 @@ from otel_energy.report import (
     scope_line,
     write_json,
 )
-from otel_energy.report_chart import write_html, write_png
-from otel_energy.runjob import JobSpan
-from otel_energy.runtime import build_sampler
-from otel_energy.sampler import Snapshot
+from otel_energy.report.chart import write_html, write_png
+from otel_energy.telemetry.localexport import read_span_records
 
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 

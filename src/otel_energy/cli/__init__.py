@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from otel_energy import environment_variables as ev
-from otel_energy import history_cli
 from otel_energy.carbon import load_table
+from otel_energy.cli import history as history_cli
 from otel_energy.config import ConfigError, EnergyConfig, load_config
+from otel_energy.config import variables as ev
+from otel_energy.engine.runtime import intensity_provider
+from otel_energy.engine.sampler import Sampler, Snapshot
 from otel_energy.report import device_label
-from otel_energy.runtime import intensity_provider
-from otel_energy.sampler import Sampler, Snapshot
 from otel_energy.sensors import discover_sensors
 from otel_energy.sensors.base import Sensor
 from otel_energy.sensors.estimate import DEFAULT_TDP_W_PER_CPU, default_cpu_tdp_w
@@ -339,8 +339,8 @@ def cmd_when(config: EnergyConfig, hours: float, within: float) -> int:
     """Print the best start time for a job of ``hours`` within the next ``within`` hours."""
     from datetime import datetime, timedelta, timezone
 
-    from otel_energy.carbon_forecast import best_start
-    from otel_energy.carbon_providers import ProviderError
+    from otel_energy.carbon.forecast import best_start
+    from otel_energy.carbon.providers import ProviderError
 
     if hours <= 0 or within < hours:
         print("otel-energy when: expected --hours > 0 and --within >= --hours", file=sys.stderr)
@@ -380,7 +380,7 @@ def cmd_when(config: EnergyConfig, hours: float, within: float) -> int:
 
 
 def cmd_run(config: EnergyConfig, args: argparse.Namespace) -> int:
-    from otel_energy.run import RunOptions, format_summary, run_command, which, write_outputs
+    from otel_energy.cli.run import RunOptions, format_summary, run_command, which, write_outputs
 
     command = list(args.argv)
     if command[:1] == ["--"]:

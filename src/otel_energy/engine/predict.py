@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from otel_energy.carbon import co2e_g
-from otel_energy.carbon_forecast import mean_intensity
-from otel_energy.metrics import SCOPE
+from otel_energy.carbon.forecast import mean_intensity
+from otel_energy.telemetry.instruments import SCOPE
 from otel_energy.version import __version__
 
 _log = logging.getLogger(__name__)

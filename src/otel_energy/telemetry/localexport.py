@@ -18,8 +18,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otel_energy import environment_variables as ev
-from otel_energy.metrics import SCOPE
+from otel_energy.config import variables as ev
+from otel_energy.telemetry.instruments import SCOPE
 
 _log = logging.getLogger(__name__)
 KEPT = ("train", "epoch", "evaluate", "predict")

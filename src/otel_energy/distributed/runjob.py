@@ -19,10 +19,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_energy.ids import PrivateRandomIdGenerator
-from otel_energy.job import from_environment
-from otel_energy.localexport import JsonLinesSpanExporter
-from otel_energy.ranks import rank_info
+from otel_energy.distributed.job import from_environment
+from otel_energy.distributed.ranks import rank_info
+from otel_energy.telemetry.ids import PrivateRandomIdGenerator
+from otel_energy.telemetry.localexport import JsonLinesSpanExporter
 from otel_energy.version import __version__
 
 _log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_energy import environment_variables as ev
 from otel_energy.carbon import J_PER_KWH
 from otel_energy.config import ConfigError, EnergyConfig, load_config
+from otel_energy.config import variables as ev
 
 _log = logging.getLogger(__name__)
 

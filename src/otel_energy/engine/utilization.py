@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from otel_energy.sampler import WindowEnergy
+from otel_energy.engine.sampler import WindowEnergy
 from otel_energy.sensors.base import DeviceInfo
 
 LOW_UTILIZATION = 0.3

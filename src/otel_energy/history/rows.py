@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from otel_energy.job import job_id
-from otel_energy.ledger import RunRow
+from otel_energy.distributed.job import job_id
+from otel_energy.engine.sampler import Sampler, Snapshot
+from otel_energy.history.ledger import RunRow
 from otel_energy.report import Timeline, device_label
-from otel_energy.sampler import Sampler, Snapshot
 
 LEDGER_TIMELINE_POINTS = 400
 """Points kept per power curve in the ledger: enough for a readable chart, ~10 kB a row."""

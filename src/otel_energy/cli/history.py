@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from otel_energy import environment_variables as ev
-from otel_energy.ledger import Ledger, RunRow, ledger_path
-from otel_energy.report_chart import svg_chart
+from otel_energy.config import variables as ev
+from otel_energy.history.ledger import Ledger, RunRow, ledger_path
+from otel_energy.report.chart import svg_chart
 
 OVERLAY_POINTS = 300
 

@@ -6,8 +6,8 @@ import weakref
 
 from opentelemetry.metrics import Histogram, MeterProvider
 
-from otel_energy.metrics import SCOPE
-from otel_energy.spans import STEP_ENERGY_BUCKETS_J
+from otel_energy.telemetry.instruments import SCOPE
+from otel_energy.telemetry.spans import STEP_ENERGY_BUCKETS_J
 from otel_energy.version import __version__
 
 _histograms: weakref.WeakKeyDictionary[MeterProvider, Histogram] = weakref.WeakKeyDictionary()

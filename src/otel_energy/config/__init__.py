@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from otel_energy import environment_variables as ev
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, load_table, table_intensity
+from otel_energy.config import variables as ev
 
 SOURCES = ("nvml", "amd", "rapl", "estimate")
 MAX_HISTORY_SAMPLES = 100_000

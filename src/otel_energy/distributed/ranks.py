@@ -17,7 +17,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from otel_energy.job import job_id
+from otel_energy.distributed.job import job_id
 
 JOB_ID_ATTRIBUTE = "otel_energy.job.id"
 

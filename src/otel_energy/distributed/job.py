@@ -37,10 +37,10 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_energy.environment_variables import OTEL_PYTHON_ENERGY_JOB_ID
+from otel_energy.config.variables import OTEL_PYTHON_ENERGY_JOB_ID
 
 if TYPE_CHECKING:
-    from otel_energy.ranks import RankInfo
+    from otel_energy.distributed.ranks import RankInfo
 
 _log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def _emit_root(
     parts: list[RunPart],
     identity: dict[str, Any],
 ) -> None:
-    from otel_energy.ids import PrivateRandomIdGenerator
+    from otel_energy.telemetry.ids import PrivateRandomIdGenerator
 
     gen = getattr(tracer, "id_generator", None)
     if not isinstance(gen, PrivateRandomIdGenerator):

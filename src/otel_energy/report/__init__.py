@@ -4,7 +4,7 @@ Every joule of the command is accounted for: the parent measures the whole machi
 command's start to its end, and the training's own spans (run, epochs, evaluations) split that
 interval into phases (before training, each epoch, evaluation, the rest of training, after
 training) that add up to the total by construction (each phase is a difference of one cumulative
-series). The picture is drawn by ``otel_energy.report_chart``.
+series). The picture is drawn by ``otel_energy.report.chart``.
 """
 
 from __future__ import annotations

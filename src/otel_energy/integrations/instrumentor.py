@@ -1,0 +1,198 @@
+"""``EnergyInstrumentor``: the ``opentelemetry_instrumentor`` entry point named ``energy``.
+
+``opentelemetry-instrument`` loads it; ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=energy`` turns it
+off. ``_instrument`` never raises: an exception other than ImportError would stop the other
+instrumentors from loading. transformers is patched lazily, when (and if) the program imports
+``transformers.trainer``, and Lightning when it imports ``lightning.pytorch``, so processes that
+never train do not pay for importing either.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import socket
+import sys
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.metrics import get_meter_provider
+
+from otel_energy.config import ConfigError, load_config
+from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.engine.sampler import Sampler
+from otel_energy.history.ledger import Ledger, ledger_path, record, under_parent_run
+from otel_energy.history.rows import TimelineRecorder, process_row, utc_iso
+from otel_energy.integrations.package import _instruments
+from otel_energy.telemetry.instruments import EnergyObserver, attach
+
+_log = logging.getLogger(__name__)
+
+LAUNCHERS = ("torchrun", "torch.distributed.run", "torch.distributed.launch", "deepspeed")
+
+
+def launcher_process(argv: Sequence[str] | None = None) -> bool:
+    """True in a torchrun/accelerate/deepspeed launcher, whose ranks measure instead of it."""
+    args = list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv))
+    words = [a.rsplit("/", 1)[-1] for a in args[:4]]
+    if any(w in LAUNCHERS for w in words):
+        return True
+    return "accelerate" in words and "launch" in args[:5]
+
+
+def multiprocessing_child(argv: Sequence[str] | None = None) -> bool:
+    """True in a process started by ``multiprocessing``: a worker (DataLoader workers, say) or
+    one of its helpers (the resource tracker, the fork server).
+
+    Such a process runs site (so auto-instrumentation) before ``multiprocessing`` knows it is a
+    child, so its command line, ``python -c "from multiprocessing.<x> import ..."``, is the
+    reliable sign.
+    """
+    if multiprocessing.parent_process() is not None:
+        return True
+    args = list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv))
+    return "--multiprocessing-fork" in args or any(
+        a.startswith("from multiprocessing.") for a in args
+    )
+
+
+class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Starts the sampler, registers the ``hw.*``/CO2e instruments, and instruments the Trainer.
+
+    ``instrument(meter_provider=..., tracer_provider=..., sampler=...)``: all default to the
+    global providers and a sampler configured from ``OTEL_PYTHON_ENERGY_*``. ``uninstrument()``
+    stops the sampler (when nobody else uses it), silences the instruments and unpatches.
+
+    The sampler is not started in a launcher (torchrun, accelerate launch: the ranks measure) nor
+    in a multiprocessing child such as a DataLoader worker (it would count the node twice); there
+    a Trainer, if any, starts it when training begins.
+    """
+
+    _sampler: Sampler | None = None
+    _observer: EnergyObserver | None = None
+    _patch_trainer = False
+    _owns_wrappers = False
+    _timeline: TimelineRecorder | None = None
+    _ledger_since = ""
+    _ledger_pid = 0
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        try:
+            config = load_config()
+            if launcher_process():
+                _log.info("otel-energy: launcher process; each rank measures its own devices.")
+                return
+            sampler = kwargs.get("sampler")
+            if sampler is not None or not multiprocessing_child():
+                self._sampler = acquire_sampler(
+                    (lambda: sampler) if sampler is not None else (lambda: build_sampler(config))
+                )
+                provider = kwargs.get("meter_provider") or get_meter_provider()
+                self._observer = attach(provider, self._sampler)
+                self._start_ledger(self._sampler)
+            self._patch_trainer = True
+            tp, mp = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
+            wrapt.register_post_import_hook(
+                lambda _m: self._on_trainer_import(tp, mp), "transformers.trainer"
+            )
+            wrapt.register_post_import_hook(
+                lambda _m: self._on_lightning_import(tp, mp), "lightning.pytorch"
+            )
+        except ConfigError as exc:
+            _log.error("otel-energy: not instrumenting: %s", exc)
+        except Exception:
+            _log.exception("otel-energy: instrumentation failed; training continues unmeasured")
+
+    def _start_ledger(self, sampler: Sampler) -> None:
+        """Record this process's power; at exit it gets a ledger row unless a Trainer run in it
+        wrote one (or ``otel-energy run``, its parent, writes the row)."""
+        if under_parent_run() or ledger_path() is None:
+            return
+        self._timeline = TimelineRecorder(sampler)
+        self._ledger_since = utc_iso()
+        self._ledger_pid = os.getpid()
+        atexit.register(self._ledger_at_exit)
+
+    def _ledger_at_exit(self) -> None:
+        try:
+            timeline, self._timeline = self._timeline, None
+            path = ledger_path()
+            if timeline is None or path is None or os.getpid() != self._ledger_pid:
+                return  # uninstrumented, turned off, or a forked child (its parent writes)
+            host = socket.gethostname()
+            if Ledger(path).count_for_process(host, os.getpid(), self._ledger_since):
+                timeline.stop()  # a Trainer run already wrote this process's row
+                return
+            record(process_row(timeline, self._ledger_since))
+        except Exception:  # at exit: log, never raise
+            _log.exception("otel-energy: writing the process's ledger row failed")
+
+    def _on_trainer_import(self, tracer_provider: Any, meter_provider: Any) -> None:
+        if not self._patch_trainer:  # uninstrumented before transformers was imported
+            return
+        try:
+            # Wrappers installed by the user's own import of the callback stay on uninstrument.
+            self._owns_wrappers = (
+                "otel_energy.integrations.transformers.callback" not in sys.modules
+            )
+            from otel_energy.integrations.transformers.callback import (
+                add_callback_on_init,
+                patch_trainer,
+            )
+
+            patch_trainer()
+            add_callback_on_init(tracer_provider, meter_provider)
+        except Exception:
+            _log.exception("otel-energy: could not instrument transformers.Trainer")
+
+    def _on_lightning_import(self, tracer_provider: Any, meter_provider: Any) -> None:
+        if not self._patch_trainer:
+            return
+        try:
+            from otel_energy.integrations.lightning import add_callback_on_init
+
+            add_callback_on_init(tracer_provider, meter_provider)
+        except Exception:
+            _log.exception("otel-energy: could not instrument lightning.pytorch.Trainer")
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        try:
+            self._patch_trainer = False
+            if "otel_energy.integrations.transformers.callback" in sys.modules:
+                from otel_energy.integrations.transformers.callback import (
+                    remove_callback_on_init,
+                    unpatch_trainer,
+                )
+
+                remove_callback_on_init()
+                if self._owns_wrappers:
+                    unpatch_trainer()
+            if "otel_energy.integrations.lightning" in sys.modules:
+                from otel_energy.integrations.lightning import remove_callback_on_init as rm_pl
+
+                rm_pl()
+            if self._observer is not None:
+                self._observer.sampler = None
+            if self._timeline is not None:
+                atexit.unregister(self._ledger_at_exit)
+                self._timeline.stop()
+                self._timeline = None
+            if self._sampler is not None:
+                release_sampler(self._sampler)
+        except Exception:
+            _log.exception("otel-energy: uninstrument failed")
+        finally:
+            self._sampler = None
+            self._observer = None
+
+    @property
+    def sampler(self) -> Sampler | None:
+        """The sampler started by ``instrument()``, None when not instrumented."""
+        return self._sampler

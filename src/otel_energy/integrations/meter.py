@@ -1,0 +1,246 @@
+"""``EnergyMeter``: energy, power and CO2e of blocks of a plain PyTorch loop, each block a span.
+
+The API of the user's "energy-meter" design notes: ``with meter.epoch():``, ``with meter.batch():``,
+``last_batch()`` and ``summary()``. It runs on the same process-wide sampler and span recorder as
+the Trainer callback; ``batch`` blocks are recorded like optimizer steps (histogram, exemplars).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from otel_energy.carbon import MAX_G_PER_KWH, Intensity
+from otel_energy.config import ConfigError, check_number, load_config
+from otel_energy.distributed.job import from_environment
+from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.engine.sampler import Sampler, WindowEnergy
+from otel_energy.telemetry.ids import use_private_ids
+from otel_energy.telemetry.instruments import SCOPE, attach
+from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
+from otel_energy.telemetry.step_histogram import step_histogram
+from otel_energy.version import __version__
+
+
+@dataclass
+class _Totals:
+    """Running totals: O(1) memory however many blocks are measured."""
+
+    count: int = 0
+    duration_s: float = 0.0
+    energy_j: float = 0.0
+    carbon_g: float = 0.0
+
+    def add(self, duration_s: float, energy_j: float, carbon_g: float) -> None:
+        self.count += 1
+        self.duration_s += duration_s
+        self.energy_j += energy_j
+        self.carbon_g += carbon_g
+
+    def summary(self) -> dict[str, float | int]:
+        n = max(self.count, 1)
+        return {
+            "count": self.count,
+            "mean_duration_s": self.duration_s / n,
+            "mean_energy_j": self.energy_j / n,
+            "mean_carbon_g": self.carbon_g / n,
+            "total_duration_s": self.duration_s,
+            "total_energy_j": self.energy_j,
+            "total_carbon_g": self.carbon_g,
+        }
+
+
+def _block(w: WindowEnergy, carbon_g: float, final: bool) -> dict[str, Any]:
+    return {
+        "duration_s": w.duration_s,
+        "energy_j": w.energy_j,
+        "avg_power_w": w.avg_power_w,
+        "carbon_g": carbon_g,
+        "energy_by_type_j": dict(w.by_type),
+        "estimated": w.estimated,
+        "interpolated": w.interpolated,
+        "final": final,
+    }
+
+
+class EnergyMeter:
+    """Measure epochs and batches of any training loop.
+
+    Args:
+        sample_interval: seconds between sensor reads, if this meter starts the sampler (s).
+        cpu_tdp_w: CPU TDP for the estimate used without RAPL (W).
+        gpu_tdp_w: accepted for compatibility; GPUs are measured through NVML, never estimated.
+        carbon_intensity_g_per_kwh: fixed grid intensity (gCO2e/kWh); the configured table or
+            override (``OTEL_PYTHON_ENERGY_*``) when None.
+        tracer_provider, meter_provider: where spans and metrics go (globals by default).
+        sampler_factory: builds the sampler if none runs yet (tests inject fakes).
+    """
+
+    def __init__(
+        self,
+        sample_interval: float | None = None,
+        cpu_tdp_w: float | None = None,
+        gpu_tdp_w: float | None = None,
+        carbon_intensity_g_per_kwh: float | None = None,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        sampler_factory: Any = None,
+    ) -> None:
+        try:  # the environment's rules, before anything starts: no sampler left running
+            config = load_config(sample_interval_s=sample_interval, cpu_tdp_w=cpu_tdp_w)
+            if carbon_intensity_g_per_kwh is not None:
+                carbon_intensity_g_per_kwh = check_number(
+                    "carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, 0.0, MAX_G_PER_KWH
+                )
+        except ConfigError as exc:
+            raise ConfigError(f"EnergyMeter: {exc}") from None
+        self.gpu_tdp_w = gpu_tdp_w
+        self._sampler: Sampler | None = acquire_sampler(
+            sampler_factory or (lambda: build_sampler(config))
+        )
+        self._sampler.wait_for_sample(float("-inf"), 5.0)  # discovery done: ``device`` is known
+        intensity = None
+        if carbon_intensity_g_per_kwh is not None:
+            intensity = Intensity(float(carbon_intensity_g_per_kwh), "override")
+        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(SCOPE, __version__)
+        use_private_ids(tracer)
+        mp = meter_provider or metrics.get_meter_provider()
+        attach(mp, self._sampler)
+
+        # TRACEPARENT only: the derived job root is emitted by the Trainer callback's rank 0.
+        self._rec = SpanEnergyRecorder(
+            self._sampler,
+            tracer,
+            step_histogram(mp),
+            intensity=intensity,
+            root_context=from_environment(os.environ),
+        )
+        self._rec.on_complete.append(self._completed)
+        self._lock = threading.Lock()
+        self._batches = _Totals()
+        self._epochs = _Totals()
+        self._epoch: Interval | None = None
+        self._last: Interval | None = None
+        self._last_block: dict[str, Any] | None = None
+        self._batch_index = 0
+        self._epoch_index = 0
+        atexit.register(self.close)
+
+    # ---- what is measured ----
+    @property
+    def carbon_intensity_g_per_kwh(self) -> float:
+        rec = self._rec
+        return (rec.intensity_override or rec.sampler.snapshot().intensity).g_per_kwh
+
+    @property
+    def device(self) -> str:
+        """``gpu`` when a GPU is measured, else ``cpu``."""
+        return "gpu" if any(s.info.hw_type == "gpu" for s in self._rec.sampler.sensors) else "cpu"
+
+    def _get_gpu_name(self) -> str | None:
+        gpus = [s.info for s in self._rec.sampler.sensors if s.info.hw_type == "gpu"]
+        return gpus[0].model if gpus else None
+
+    # ---- blocks ----
+    @contextmanager
+    def _measured(self, iv: Interval) -> Iterator[None]:
+        """Finish ``iv`` when the block ends, recording (and re-raising) an exception."""
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            attrs = {"otel_energy.train.steps": iv.steps} if iv.kind == "epoch" else None
+            self._rec.finish(iv, error, attrs)
+
+    @contextmanager
+    def epoch(self) -> Iterator[None]:
+        """Measure an epoch (a span named ``epoch``, child of the current span)."""
+        iv = self._rec.start("epoch", "epoch", None, {"otel_energy.train.epoch": self._epoch_index})
+        self._epoch_index += 1
+        self._epoch = iv
+        try:
+            with self._measured(iv):
+                yield
+        finally:
+            self._epoch = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Measure one batch (a span named ``batch``, child of the open epoch)."""
+        self._batch_index += 1
+        iv = self._rec.start(
+            "step", "batch", self._epoch, {"otel_energy.train.step": self._batch_index}
+        )
+        try:
+            with self._measured(iv):
+                yield
+        finally:
+            if self._epoch is not None:
+                self._epoch.steps += 1
+            w = self._rec.provisional(iv.t0_s)  # never waits; exact once the sampler catches up
+            w = replace(w, t1_s=iv.t1_s or w.t1_s)
+            with self._lock:
+                self._last = iv
+                self._last_block = _block(w, self._rec.co2e_of(w), final=False)
+
+    def _completed(self, iv: Interval) -> None:
+        w = iv.result
+        if w is None:
+            return
+        with self._lock:
+            totals = self._batches if iv.kind == "step" else self._epochs
+            totals.add(w.duration_s, w.energy_j, iv.co2e_g)
+            if iv is self._last:
+                self._last_block = _block(w, iv.co2e_g, final=True)
+
+    # ---- results ----
+    def last_batch(self) -> dict[str, Any]:
+        """The most recent batch: duration_s, energy_j, avg_power_w, carbon_g, and whether the
+        value is ``final`` (False: the sampler had not yet passed its end; the tail is
+        extrapolated at current power and replaced by the measured value shortly after)."""
+        with self._lock:
+            if self._last_block is None:
+                raise RuntimeError("last_batch() needs a finished 'with meter.batch():' block.")
+            return dict(self._last_block)
+
+    def summary(self) -> dict[str, Any]:
+        """Totals and means over every batch and epoch (waits once for the last sample)."""
+        self._rec.flush()
+        with self._lock:
+            return {
+                "device": self.device,
+                "gpu_name": self._get_gpu_name(),
+                "carbon_intensity_g_per_kwh": self.carbon_intensity_g_per_kwh,
+                "num_batches": self._batches.count,
+                "num_epochs": self._epochs.count,
+                "batch_summary": self._batches.summary(),
+                "epoch_summary": self._epochs.summary(),
+            }
+
+    def close(self) -> None:
+        """Complete pending spans and release the sampler (idempotent; also run at exit)."""
+        sampler, self._sampler = self._sampler, None
+        if sampler is None:
+            return
+        atexit.unregister(self.close)
+        self._rec.flush()
+        self._rec.close()
+        release_sampler(sampler)
+
+    def __enter__(self) -> EnergyMeter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
