@@ -244,7 +244,7 @@ def test_hung_nvml_call_stalls_only_its_family(
         clock.advance(DT)
         pkg.add_j(5.0)
         sampler.sample_once()
-    (nvml_reader,) = [r for r in sampler._readers or [] if r.family == "nvml"]
+    (nvml_reader,) = [r for r in sampler._devices.readers or [] if r.family == "nvml"]
     waits: list[float] = []
     real_wait = nvml_reader.wait
     nvml_reader.wait = lambda timeout_s: waits.append(timeout_s) or real_wait(timeout_s)  # type: ignore[method-assign]

@@ -1,9 +1,12 @@
-"""One reader thread per sensor family, so that a hung driver call stalls only its own family.
+"""Who calls ``Sensor.read()``: a reader thread per driver family, the sampler for the others.
 
 The sampler asks every family for a read at each tick and waits a bounded time for the answers
-(``FamilyReader.request`` / ``wait`` / ``take``). A family whose call does not return in time is
-*stalled*: the sampler goes on with the others and asks it again only once it has answered, so a
-call blocked for seconds costs the other devices nothing. Only these threads call ``read()``.
+(``request`` / ``wait`` / ``take``). A driver family (NVML, amdsmi) is read on its own thread, so
+that a hung driver call stalls only that family: a family whose call does not return in time is
+*stalled*, the sampler goes on with the others and asks it again only once it has answered, so a
+call blocked for seconds costs the other devices nothing. Families whose reads cannot hang in
+practice (``INLINE_FAMILIES``) are read on the sampler thread itself: a hand-off costs two thread
+wake-ups per tick, which was most of the sampler's CPU (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -11,10 +14,93 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from otel_energy.sensors.base import Reading, Sensor
 
 Result = Reading | Exception
+
+INLINE_FAMILIES = frozenset({"rapl", "psutil"})
+"""Families read on the sampler thread: RAPL is a ``pread`` of an already-open sysfs file and
+psutil reads ``/proc``; neither blocks on a driver. Every other family, unknown ones included,
+gets its own reader thread."""
+
+
+class Reader(Protocol):
+    """What the sampler needs of a family's reader (``FamilyReader`` or ``InlineReader``)."""
+
+    family: str
+    sensors: list[tuple[int, Sensor]]
+    busy_since: float | None
+    stall_logged: bool
+
+    def request(self, skip: frozenset[int]) -> bool: ...
+    def wait(self, timeout_s: float) -> bool: ...
+    def take(self) -> list[tuple[int, Result]] | None: ...
+    def close(self) -> None: ...
+
+
+def read_all(
+    sensors: Sequence[tuple[int, Sensor]], skip: frozenset[int]
+) -> list[tuple[int, Result]]:
+    """Read every sensor not in ``skip``; a sensor's exception is its result."""
+    results: list[tuple[int, Result]] = []
+    for i, sensor in sensors:
+        if i in skip:
+            continue
+        try:
+            results.append((i, sensor.read()))
+        except Exception as exc:  # counted by the sampler: retried with backoff
+            results.append((i, exc))
+    return results
+
+
+def make_readers(sensors: Sequence[Sensor]) -> list[Reader]:
+    """One reader per family of ``sensors``, the threaded ones first.
+
+    Threaded families are asked first, so that their reads run while the sampler reads the
+    inline families itself.
+    """
+    families: dict[str, list[tuple[int, Sensor]]] = {}
+    for i, s in enumerate(sensors):
+        families.setdefault(s.info.reader_family, []).append((i, s))
+    threaded: list[Reader] = [
+        FamilyReader(f, m) for f, m in families.items() if f not in INLINE_FAMILIES
+    ]
+    inline: list[Reader] = [InlineReader(f, m) for f, m in families.items() if f in INLINE_FAMILIES]
+    return threaded + inline
+
+
+class InlineReader:
+    """Reads the sensors of one family on the caller's (the sampler's) thread, in ``request``.
+
+    Args:
+        family: the family's name, for log lines.
+        sensors: (index in the sampler, sensor) pairs read in this order.
+    """
+
+    def __init__(self, family: str, sensors: Sequence[tuple[int, Sensor]]) -> None:
+        self.family = family
+        self.sensors = list(sensors)
+        self.busy_since: float | None = None  # never out: it answers before request returns
+        self.stall_logged = False
+        self._results: list[tuple[int, Result]] | None = None
+
+    def request(self, skip: frozenset[int]) -> bool:
+        """Read every sensor not in ``skip`` now."""
+        self._results = read_all(self.sensors, skip)
+        return True
+
+    def wait(self, timeout_s: float) -> bool:
+        return True
+
+    def take(self) -> list[tuple[int, Result]] | None:
+        """The results of the last request (once; then an empty list)."""
+        results, self._results = self._results or [], None
+        return results
+
+    def close(self) -> None:
+        """Nothing to end: no thread."""
 
 
 class FamilyReader:
@@ -76,13 +162,5 @@ class FamilyReader:
             self._request.clear()
             if self._closed:
                 return
-            results: list[tuple[int, Result]] = []
-            for i, sensor in self.sensors:
-                if i in self.skip:
-                    continue
-                try:
-                    results.append((i, sensor.read()))
-                except Exception as exc:  # counted by the sampler: retried with backoff
-                    results.append((i, exc))
-            self._results = results
+            self._results = read_all(self.sensors, self.skip)
             self._done.set()

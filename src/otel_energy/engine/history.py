@@ -1,0 +1,255 @@
+"""The sampler's bounded history and the window maths over it: pure data, no threads, no locks.
+
+Per sample the history holds each device's cumulative energy, the cumulative CO2e, fault counts
+and GPU utilization integrals, so that the energy of any recent window [t0, t1] is two binary
+searches and a linear interpolation away. The sampler calls these under its own lock.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from otel_energy.sensors.base import DeviceInfo
+
+SNAP_S = 1e-9
+"""A window boundary within this many seconds of a sample is on it: no allocation, no error."""
+POWER_WINDOW_S = 1.0
+"""Counter-only devices report power as the energy rate over this many seconds (s)."""
+
+
+@dataclass(frozen=True)
+class WindowEnergy:
+    """Energy over [t0_s, t1_s], allocated by linear interpolation of the cumulative series.
+
+    Attributes:
+        energy_j: total over all devices (J).
+        by_type: energy per ``hw.type`` (J).
+        co2e_g: CO2e of that energy, interval by interval (g).
+        uncertainty_j: largest possible error of the allocation: the true energy lies within
+            ``energy_j`` +/- ``uncertainty_j`` given monotone counters (J).
+        interpolated: the window is shorter than two sensor periods, so its energy is an
+            allocation between samples rather than a measurement.
+        estimated: some of it comes from an estimate, not a counter.
+        complete: samples exist on both sides of the window (False while t1 is newer than the
+            newest sample or t0 older than the history).
+        glitches: implausible readings dropped in or around the window (docs/faults.md).
+        stalled: some device had no fresh reading for part of the window (a hung driver call,
+            or failed reads being retried); a counter device recovers that energy when it
+            answers again, a power device is interpolated (then ``estimated``).
+        missing_devices: devices found but not measured (lost GPU, unreadable zone): the window
+            lacks their energy.
+        gpu_utilization: time-weighted average utilization (0..1) of the GPUs over the window,
+            over every GPU-second with a reading; None when no GPU reported utilization.
+    """
+
+    t0_s: float
+    t1_s: float
+    energy_j: float
+    by_type: dict[str, float]
+    co2e_g: float
+    uncertainty_j: float
+    interpolated: bool
+    estimated: bool
+    complete: bool
+    glitches: int = 0
+    stalled: bool = False
+    missing_devices: tuple[str, ...] = ()
+    gpu_utilization: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.t1_s - self.t0_s
+
+    @property
+    def avg_power_w(self) -> float:
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+
+Faults = tuple[int, int, float]
+"""Cumulative fault counts: (glitches, device-ticks without a fresh reading, filled J)."""
+
+
+@dataclass
+class History:
+    """Samples in parallel lists, trimmed in halves so append is O(1) amortised, memory O(cap).
+
+    Between trims it holds up to ``2 * cap`` samples; a trim keeps the newest ``cap``.
+    """
+
+    cap: int
+    t: list[float] = field(default_factory=list)
+    """Sampler-clock time of each sample (s), increasing."""
+    e: list[tuple[float, ...]] = field(default_factory=list)
+    """Cumulative energy of each device (J)."""
+    c: list[float] = field(default_factory=list)
+    """Cumulative CO2e of all devices (g)."""
+    q: list[Faults] = field(default_factory=list)
+    busy: array[float] = field(default_factory=lambda: array("d"))
+    """Cumulative GPU utilization x GPU-seconds (arrays: 16 B a sample, not a tuple's ~100 B)."""
+    seen: array[float] = field(default_factory=lambda: array("d"))
+    """Cumulative GPU-seconds with a utilization reading."""
+
+    def append(
+        self,
+        t: float,
+        e: tuple[float, ...],
+        c: float,
+        q: Faults,
+        u: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """Add a sample at ``t`` (s): energies (J), CO2e (g), faults, utilization (s, s)."""
+        if self.q and self.q[-1] == q:
+            q = self.q[-1]  # faults are rare: share the tuple, no memory per sample
+        self.t.append(t)
+        self.e.append(e)
+        self.c.append(c)
+        self.q.append(q)
+        self.busy.append(u[0])
+        self.seen.append(u[1])
+        if len(self.t) > 2 * self.cap:
+            drop = len(self.t) - self.cap
+            del self.t[:drop], self.e[:drop], self.c[:drop], self.q[:drop]
+            del self.busy[:drop], self.seen[:drop]
+
+    @property
+    def newest_s(self) -> float:
+        """Time of the newest sample (s); -inf while empty."""
+        return self.t[-1] if self.t else -math.inf
+
+    def bracket(self, t: float) -> tuple[int, int, float]:
+        """The samples (a, b) around ``t`` and its fraction f of the way from a to b.
+
+        Before the first sample or after the newest, both are that end sample (f = 0).
+        """
+        ts = self.t
+        i = bisect_right(ts, t)
+        if i == 0:
+            return 0, 0, 0.0
+        if i == len(ts):
+            return i - 1, i - 1, 0.0
+        a = i - 1
+        if t - ts[a] <= SNAP_S:
+            return a, a, 0.0
+        if ts[i] - t <= SNAP_S:
+            return i, i, 0.0
+        return a, i, (t - ts[a]) / (ts[i] - ts[a])
+
+    def rates_w(self, t: float, window_s: float = POWER_WINDOW_S) -> list[float]:
+        """Each device's energy rate (W) over the ``window_s`` before the newest sample ``t``."""
+        if not self.t:
+            return []
+        j = max(0, bisect_right(self.t, t - window_s) - 1)
+        dt = t - self.t[j]
+        newest, old = self.e[-1], self.e[j]
+        return [(n - o) / dt if dt > 0 else 0.0 for n, o in zip(newest, old, strict=True)]
+
+
+def lerp(a: tuple[float, float], b: tuple[float, float], f: float) -> tuple[float, float]:
+    """The point a fraction ``f`` of the way from ``a`` to ``b``."""
+    return a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1])
+
+
+def empty_window(t0_s: float, t1_s: float, missing: tuple[str, ...]) -> WindowEnergy:
+    """A window with no samples or no devices: nothing measured."""
+    return WindowEnergy(t0_s, t1_s, 0.0, {}, 0.0, 0.0, False, False, False, missing_devices=missing)
+
+
+def window(
+    hist: History,
+    devices: Sequence[DeviceInfo],
+    t0_s: float,
+    t1_s: float,
+    resolution_s: float,
+    missing: tuple[str, ...] = (),
+) -> WindowEnergy:
+    """Energy, CO2e, faults and utilization over [t0_s, t1_s], clamped to the history.
+
+    Args:
+        hist: the samples; ``devices[d]`` is the device of column ``d`` of ``hist.e``.
+        resolution_s: the coarsest sensor period (s): shorter than two of them is interpolated.
+        missing: ids of devices found but not measured.
+    """
+    if not hist.t or not devices:
+        return empty_window(t0_s, t1_s, missing)
+    a0, b0, f0 = hist.bracket(t0_s)
+    a1, b1, f1 = hist.bracket(t1_s)
+    ea0, eb0, ea1, eb1 = hist.e[a0], hist.e[b0], hist.e[a1], hist.e[b1]
+    by_type: dict[str, float] = {}
+    total = low = high = 0.0
+    for d, info in enumerate(devices):
+        v = (ea1[d] + f1 * (eb1[d] - ea1[d])) - (ea0[d] + f0 * (eb0[d] - ea0[d]))
+        by_type[info.hw_type] = by_type.get(info.hw_type, 0.0) + v
+        total += v
+        # Monotone counters: the least the window can hold is from the later bracketing sample
+        # of t0 to the earlier one of t1, the most from the earlier of t0 to the later of t1.
+        low += max(0.0, ea1[d] - (eb0[d] if f0 else ea0[d]))
+        high += (eb1[d] if f1 else ea1[d]) - ea0[d]
+    c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
+    c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
+    q0, q1 = hist.q[a0], hist.q[b1]
+    u0 = lerp((hist.busy[a0], hist.seen[a0]), (hist.busy[b0], hist.seen[b0]), f0)
+    u1 = lerp((hist.busy[a1], hist.seen[a1]), (hist.busy[b1], hist.seen[b1]), f1)
+    return WindowEnergy(
+        t0_s,
+        t1_s,
+        total,
+        by_type,
+        c1 - c0,
+        max(total - low, high - total, 0.0),
+        (t1_s - t0_s) < 2 * resolution_s,
+        any(info.estimated for info in devices) or q1[2] > q0[2],
+        hist.t[0] <= t0_s and t1_s <= hist.t[-1],
+        q1[0] - q0[0],
+        q1[1] > q0[1],
+        missing,
+        (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
+    )
+
+
+@dataclass(frozen=True)
+class Tail:
+    """A device's state at the newest sample, for extrapolation past it.
+
+    Attributes:
+        hw_type: the device's ``hw.type``.
+        power_w: its latest power (W).
+        since_s: its last good read (s): a device whose family is stalled has no energy in the
+            history after it (its counter recovers it later), so it is extrapolated from there.
+    """
+
+    hw_type: str
+    power_w: float
+    since_s: float
+
+
+def extrapolate(
+    w: WindowEnergy, tails: Iterable[Tail], newest_s: float, co2e_g: Callable[[float], float]
+) -> WindowEnergy:
+    """``w`` plus each device's latest power x its time from its last good read to ``w.t1_s``.
+
+    A provisional value for a window reaching past the newest sample ``newest_s`` (s): it stays
+    ``complete=False`` and the added energy counts in ``uncertainty_j``.
+
+    Args:
+        co2e_g: grams CO2e of a given energy (J) at the newest intensity and PUE.
+    """
+    if w.complete or w.t1_s <= max(newest_s, w.t0_s):
+        return w
+    by_type = dict(w.by_type)
+    extra = 0.0
+    for tail in tails:
+        gap = w.t1_s - max(min(tail.since_s, newest_s), w.t0_s)
+        if gap > 0:
+            by_type[tail.hw_type] = by_type.get(tail.hw_type, 0.0) + tail.power_w * gap
+            extra += tail.power_w * gap
+    return replace(
+        w,
+        energy_j=w.energy_j + extra,
+        by_type=by_type,
+        co2e_g=w.co2e_g + co2e_g(extra),
+        uncertainty_j=w.uncertainty_j + extra,
+    )

@@ -1,0 +1,60 @@
+"""What the sampler publishes: the latest state of every device, built when someone asks.
+
+The sampler keeps raw tuples per tick (``Latest``); ``build`` turns them into a ``Snapshot``
+for metric collection, which is rare next to ticks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from otel_energy.carbon import Intensity
+from otel_energy.engine.devices import Devices
+from otel_energy.engine.history import History
+from otel_energy.sensors.base import DeviceInfo, GpuStats
+
+Latest = tuple[float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity]
+"""The newest tick: (t in s, energy per device in J, CO2e per device in g, failed, intensity)."""
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """One device in a snapshot: cumulative energy (J) and CO2e (g), latest power (W)."""
+
+    info: DeviceInfo
+    energy_j: float
+    power_w: float
+    co2e_g: float
+    failed: bool
+    gpu: GpuStats | None = None
+    """The latest utilization and memory of a GPU (None: not a GPU, or not reported)."""
+    read_t_s: float | None = None
+    """Sampler-clock time (s) of the device's last good read: older than the snapshot's ``t_s``
+    while its family is stalled or its reads fail (None: never read)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The sampler's latest state; ``t_s`` is the sampler clock (s) of the newest sample."""
+
+    t_s: float
+    devices: tuple[DeviceState, ...]
+    intensity: Intensity
+    pue: float
+
+
+def build(latest: Latest, devices: Devices, hist: History, pue: float) -> Snapshot:
+    """The Snapshot of the newest tick ``latest`` (call under the sampler's lock)."""
+    t, energies, co2, failed, intensity = latest
+    rates = hist.rates_w(t) if hist.t else [0.0] * len(devices.sensors)
+    states = []
+    for i, s in enumerate(devices.sensors):
+        # A counter-only device's power is its energy rate over the last second.
+        own = devices.tracks[i].power_w
+        power = 0.0 if failed[i] else own if own is not None else rates[i]
+        states.append(
+            DeviceState(
+                s.info, energies[i], power, co2[i], failed[i], devices.gpu[i], devices.read_t[i]
+            )
+        )
+    return Snapshot(t, tuple(states), intensity, pue)
