@@ -4,7 +4,10 @@ history memory, with 1, 8 and 64 fake GPUs plus a fake two-socket RAPL tree.
 The fakes are the test suite's: a fake NVML module (names and signatures checked against the
 real pynvml) and a powercap tree in a temporary directory read by the real RAPL code. Real NVML
 calls cost a few microseconds each on top (see gpu_validate.py on a GPU machine). Usage:
-    python benchmarks/bench_sampler.py [--quick] [--out DIR]
+    python benchmarks/bench_sampler.py [--quick] [--cpu-only] [--reps N] [--out DIR]
+
+``--cpu-only`` measures only the CPU rows and the floor (``sampler_cpu.json``): run it
+alternately on two versions of the code for a same-machine before/after ratio.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def thread_cpu_s(thread: Any) -> float:
 
 
 def sampler_threads_cpu_s() -> float:
-    """CPU time of the sampler thread and its reader threads (one per sensor family)."""
+    """CPU time of the sampler thread and its reader threads (one per driver family)."""
     import threading
 
     return sum(thread_cpu_s(t) for t in threading.enumerate() if t.name.startswith("otel-energy-"))
@@ -117,40 +120,27 @@ def history_bytes(n_gpus: int, root: Path, samples: int) -> float:
     return float(after - before)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", type=Path, default=None)
-    a = ap.parse_args(argv)
-    seconds, reps = (0.5, 1) if a.quick else (5.0, 3)
+def cpu_rows(root: Path, seconds: float, reps: int) -> list[dict[str, Any]]:
+    """CPU share of the sampler's threads for 1, 8, 64 GPUs at 100 ms and 10 ms."""
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        server_tree(root, sockets=2)
-        for n_gpus in (1, 8, 64):
-            for interval in (0.1, 0.01):
-                runs = [cpu_share(n_gpus, interval, seconds, root) for _ in range(reps)]
-                rows.append(
-                    {
-                        "gpus": n_gpus,
-                        "rapl_zones": 4,
-                        "interval_s": interval,
-                        "cpu_share_of_one_core": median([r["cpu_share_of_one_core"] for r in runs]),
-                        "us_per_tick": median([r["us_per_tick"] for r in runs]),
-                    }
-                )
-        floor = {i: median([wake_floor(i, seconds) for _ in range(reps)]) for i in (0.1, 0.01)}
-        latency = {n: window_latency_us(n, root, 2000 if a.quick else 20000) for n in (1, 8, 64)}
-        memory = {n: history_bytes(n, root, 6000) for n in (1, 8, 64)}
-    result = {
-        "machine": machine(),
-        "cpu": rows,
-        "idle_wakeup_floor_share": floor,
-        "window_query_us": latency,
-        "history_bytes_6000_samples": memory,
-        "targets": {"cpu_share_8_gpus_default_interval": 0.002},
-    }
-    m = result["machine"]
+    for n_gpus in (1, 8, 64):
+        for interval in (0.1, 0.01):
+            runs = [cpu_share(n_gpus, interval, seconds, root) for _ in range(reps)]
+            rows.append(
+                {
+                    "gpus": n_gpus,
+                    "rapl_zones": 4,
+                    "interval_s": interval,
+                    "cpu_share_of_one_core": median([r["cpu_share_of_one_core"] for r in runs]),
+                    "us_per_tick": median([r["us_per_tick"] for r in runs]),
+                }
+            )
+    return rows
+
+
+def cpu_table(rows: list[dict[str, Any]], seconds: float, reps: int) -> list[str]:
+    """The markdown heading and CPU table of ``rows``."""
+    m = machine()
     md = [
         "# Sampler cost",
         "",
@@ -166,6 +156,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"| {r['gpus']} | {r['interval_s'] * 1000:g} ms |"
             f" {r['cpu_share_of_one_core'] * 100:.3f}% | {r['us_per_tick']:.0f} |"
         )
+    return md
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cpu-only", action="store_true", help="only the CPU rows and the floor")
+    ap.add_argument("--reps", type=int, default=None, help="runs per row (median)")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args(argv)
+    seconds, reps = (0.5, 1) if a.quick else (5.0, 3)
+    reps = a.reps or reps
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server_tree(root, sockets=2)
+        rows = cpu_rows(root, seconds, reps)
+        floor = {i: median([wake_floor(i, seconds) for _ in range(reps)]) for i in (0.1, 0.01)}
+        if a.cpu_only:
+            cpu = {"machine": machine(), "cpu": rows, "idle_wakeup_floor_share": floor}
+            write("sampler_cpu", cpu, "\n".join(cpu_table(rows, seconds, reps)), a.out)
+            return cpu
+        latency = {n: window_latency_us(n, root, 2000 if a.quick else 20000) for n in (1, 8, 64)}
+        memory = {n: history_bytes(n, root, 6000) for n in (1, 8, 64)}
+    result = {
+        "machine": machine(),
+        "cpu": rows,
+        "idle_wakeup_floor_share": floor,
+        "window_query_us": latency,
+        "history_bytes_6000_samples": memory,
+        "targets": {"cpu_share_8_gpus_default_interval": 0.002},
+    }
+    md = cpu_table(rows, seconds, reps)
     md += [
         "",
         "Floor on this machine: a thread that only wakes up every interval uses"
