@@ -18,14 +18,20 @@ keys: tests/test_amd.py) and run on a fake only: see docs/amd.md.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from otel_energy.distributed.ranks import RankInfo
+from otel_energy.sensors.amd_smi import (
+    POWER_KEYS,
+    known,
+    library_found,
+    load_amdsmi,
+    number,
+    socket_power_w,
+)
 from otel_energy.sensors.base import (
     MAX_POWER_W,
     METHOD_AMDSMI_COUNTER,
@@ -36,29 +42,24 @@ from otel_energy.sensors.base import (
     Reading,
     Unmeasured,
 )
-from otel_energy.sensors.nvml import select_for_rank
+from otel_energy.sensors.gpu_select import select_for_rank
+from otel_energy.sensors.gpu_select import select_rocm_visible as select_visible
+
+__all__ = [
+    "AMDSMI_UPDATE_PERIOD_S",
+    "POWER_KEYS",
+    "AmdGpu",
+    "discover_amd",
+    "library_found",
+    "select_visible",
+]
 
 _log = logging.getLogger(__name__)
 
 # Assumed, not measured on hardware: the SMU refreshes its metrics table about every millisecond,
 # but the power average amdsmi reports is smoothed over much longer; 0.1 s keeps windows honest.
 AMDSMI_UPDATE_PERIOD_S = 0.1
-POWER_KEYS = ("socket_power", "current_socket_power", "average_socket_power")
-"""``amdsmi_get_power_info`` keys holding power in W, newest first (ROCm 6.x/7.x rename them)."""
 VISIBLE_VARIABLES = ("ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES")
-
-
-def _number(value: Any) -> float | None:
-    """A numeric amdsmi field, None for its ``"N/A"`` sentinel (0xFFFF) or anything else."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _power_w(info: Mapping[str, Any]) -> float | None:
-    for key in POWER_KEYS:
-        value = _number(info.get(key))
-        if value is not None and value > 0:
-            return value
-    return None
 
 
 @dataclass
@@ -78,7 +79,7 @@ class AmdGpu:
             count = self.smi.amdsmi_get_energy_count(self.handle)
             counter_j = count["energy_accumulator"] * count["counter_resolution"] / 1e6
         try:
-            power_w = _power_w(self.smi.amdsmi_get_power_info(self.handle))
+            power_w = socket_power_w(self.smi.amdsmi_get_power_info(self.handle))
         except self.smi.AmdSmiException:
             if not self.use_counter:
                 raise  # power is this device's only source: count the failure
@@ -104,7 +105,7 @@ class AmdGpu:
                 exc,
             )
             return None
-        gfx = _number(activity.get("gfx_activity"))
+        gfx = number(activity.get("gfx_activity"))
         return GpuStats(None if gfx is None else gfx / 100.0, float(used), float(total))
 
     def close(self) -> None:
@@ -122,39 +123,6 @@ class _Die:
     error: str | None = None
 
 
-LIBRARY_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib/x86_64-linux-gnu", "/usr/local/lib")
-
-
-def library_found(environ: Mapping[str, str]) -> bool:
-    """Whether ``libamd_smi.so`` is where ``amdsmi`` looks for it (ROCM_HOME/ROCM_PATH, the
-    package's folder, /opt/rocm) or in a library directory, without loading anything."""
-    dirs = [Path(environ[v]) / "lib" for v in ("ROCM_HOME", "ROCM_PATH") if environ.get(v)] + [
-        Path("/opt/rocm/lib"),
-        *(Path(d) for d in LIBRARY_DIRS),
-    ]
-    dirs += [Path(d) for d in environ.get("LD_LIBRARY_PATH", "").split(":") if d]
-    spec = importlib.util.find_spec("amdsmi")
-    if spec is not None and spec.submodule_search_locations:
-        dirs.append(Path(next(iter(spec.submodule_search_locations))))
-    return any((d / "libamd_smi.so").exists() for d in dirs)
-
-
-def _load_amdsmi(environ: Mapping[str, str], explicit: bool) -> Any:
-    # Importing amdsmi without ROCm's library *prints* its failure to stdout (the user's
-    # output: a JSON line, a pipe) before raising; so unless the user asked for AMD, look for
-    # the library first and do not import it when it is absent.
-    if not explicit and not library_found(environ):
-        raise ImportError("libamd_smi.so not found (ROCm not installed)")
-    import amdsmi  # type: ignore[import-untyped]  # deferred: loads libamd_smi.so, sampler thread only
-
-    return amdsmi
-
-
-def _known(value: Any) -> str:
-    text = str(value).strip() if value is not None else ""
-    return "" if text in ("", "N/A") else text
-
-
 def _enumerate(smi: Any) -> list[_Die]:
     """Every die amdsmi lists; a failing one keeps its place (ordinals) with its error."""
     dies = []
@@ -162,14 +130,14 @@ def _enumerate(smi: Any) -> list[_Die]:
         try:
             asic = smi.amdsmi_get_gpu_asic_info(handle)
             try:
-                serial = _known(smi.amdsmi_get_gpu_board_info(handle).get("product_serial"))
+                serial = known(smi.amdsmi_get_gpu_board_info(handle).get("product_serial"))
             except smi.AmdSmiException:
                 serial = ""  # no FRU data (some cloud parts): dies cannot be grouped
             die = _Die(
                 i,
                 handle,
                 str(smi.amdsmi_get_gpu_device_uuid(handle)),
-                _known(asic.get("market_name")) or "AMD GPU",
+                known(asic.get("market_name")) or "AMD GPU",
                 serial,
             )
         except smi.AmdSmiException as exc:
@@ -178,44 +146,23 @@ def _enumerate(smi: Any) -> list[_Die]:
     return dies
 
 
-def _entries(raw: str) -> list[str]:
-    return [e.strip() for e in raw.split(",")]
-
-
-def _pick(dies: Sequence[_Die], entries: list[str]) -> list[_Die]:
-    """Indexes or UUIDs into ``dies``; like the runtimes, stop at the first invalid entry."""
-    chosen: list[_Die] = []
-    for entry in entries:
-        hit: _Die | None = None
-        if entry.lstrip("-").isdigit():
-            ordinal = int(entry)
-            hit = dies[ordinal] if 0 <= ordinal < len(dies) else None
-        elif entry:
-            key = entry.removeprefix("GPU-").lower()
-            hits = [d for d in dies if d.uuid.lower().removeprefix("gpu-").startswith(key)]
-            hit = hits[0] if len(hits) == 1 else None
-        if hit is None:
-            break
-        if hit not in chosen:
-            chosen.append(hit)
-    return chosen
-
-
-def select_visible(dies: Sequence[_Die], environ: Mapping[str, str]) -> list[_Die]:
-    """The dies this process can use, as ROCm applies its variables.
-
-    ``ROCR_VISIBLE_DEVICES`` (the ROCm runtime) filters the whole list first; then
-    ``HIP_VISIBLE_DEVICES`` (or, when that is unset, ``CUDA_VISIBLE_DEVICES``, which HIP honours
-    as an alias) indexes into what is left. Entries are ordinals or UUIDs (a unique prefix).
-    """
-    visible = list(dies)
-    rocr = environ.get("ROCR_VISIBLE_DEVICES")
-    if rocr is not None:
-        visible = _pick(visible, _entries(rocr))
-    hip = environ.get("HIP_VISIBLE_DEVICES", environ.get("CUDA_VISIBLE_DEVICES"))
-    if hip is not None:
-        visible = _pick(visible, _entries(hip))
-    return visible
+def _package_labels(
+    smi: Any, die: _Die, package: list[_Die], reports: bool, unmeasured: list[Unmeasured] | None
+) -> tuple[tuple[str, str], ...] | None:
+    """Labels of a die of a multi-die package; None for a silent die whose package's power
+    another die reports (it is then named unmeasured)."""
+    reporting = [d for d in package if any(_reports_power(smi, d.handle))]
+    whole = len(reporting) == 1
+    if not reports and whole:
+        reason = f"the package's power is reported on die {reporting[0].uuid}"
+        _log.info("otel-energy: AMD GPU %s reports no power: %s.", die.uuid, reason)
+        if unmeasured is not None:
+            unmeasured.append(Unmeasured(die.uuid, "gpu", reason))
+        return None
+    return (
+        ("otel_energy.gpu.measures", "package" if whole else "die"),
+        ("otel_energy.gpu.dies", str(len(package))),
+    )
 
 
 def _reports_power(smi: Any, handle: Any) -> tuple[bool, bool]:
@@ -226,7 +173,7 @@ def _reports_power(smi: Any, handle: Any) -> tuple[bool, bool]:
     except smi.AmdSmiLibraryException:
         counter = False
     try:
-        power = _power_w(smi.amdsmi_get_power_info(handle)) is not None
+        power = socket_power_w(smi.amdsmi_get_power_info(handle)) is not None
     except smi.AmdSmiLibraryException:
         power = False
     return counter, power
@@ -251,7 +198,7 @@ def discover_amd(
     """
     level = logging.ERROR if explicit else logging.INFO
     try:
-        smi = smi or _load_amdsmi(environ, explicit)
+        smi = smi or load_amdsmi(environ, explicit)
         smi.amdsmi_init()
     except Exception as exc:  # ImportError, KeyError (no libamd_smi.so), AmdSmiLibraryException
         _log.log(
@@ -264,7 +211,7 @@ def discover_amd(
     try:
         dies = _enumerate(smi)
         driver = (
-            _known(smi.amdsmi_get_gpu_driver_info(dies[0].handle).get("driver_version"))
+            known(smi.amdsmi_get_gpu_driver_info(dies[0].handle).get("driver_version"))
             if (dies and dies[0].handle is not None)
             else ""
         )
@@ -273,6 +220,18 @@ def discover_amd(
         return []
     visible = select_visible(dies, environ)
     chosen = select_for_rank(visible, rank, any(v in environ for v in VISIBLE_VARIABLES))
+    return _sensors(smi, dies, chosen, driver, unmeasured)
+
+
+def _sensors(
+    smi: Any,
+    dies: list[_Die],
+    chosen: list[_Die],
+    driver: str,
+    unmeasured: list[Unmeasured] | None,
+) -> list[AmdGpu]:
+    """The sensors of the chosen dies, grouped by package (board serial) among all ``dies``;
+    failing dies are reported and skipped."""
     packages: dict[str, list[_Die]] = {}
     for die in dies:
         if die.serial and die.error is None:
@@ -317,23 +276,15 @@ def _sensor(
     parent = None
     if len(package) > 1:
         parent = f"amd-package:{die.serial}"
-        reporting = [d for d in package if any(_reports_power(smi, d.handle))]
-        whole = len(reporting) == 1
-        if not (counter or power) and whole:
-            reason = f"the package's power is reported on die {reporting[0].uuid}"
-            _log.info("otel-energy: AMD GPU %s reports no power: %s.", die.uuid, reason)
-            if unmeasured is not None:
-                unmeasured.append(Unmeasured(die.uuid, "gpu", reason))
+        labels = _package_labels(smi, die, package, counter or power, unmeasured)
+        if labels is None:
             return None
-        extra = (
-            ("otel_energy.gpu.measures", "package" if whole else "die"),
-            ("otel_energy.gpu.dies", str(len(package))),
-        )
+        extra = labels
     if not (counter or power):
         raise smi.AmdSmiLibraryException(2)  # AMDSMI_STATUS_NOT_SUPPORTED: nothing to read
     limit_w = None
     with contextlib.suppress(smi.AmdSmiException):  # no limit: the generic bound applies
-        limit_w = _number(smi.amdsmi_get_power_info(die.handle).get("power_limit")) or None
+        limit_w = number(smi.amdsmi_get_power_info(die.handle).get("power_limit")) or None
     info = DeviceInfo(
         hw_id=die.uuid,
         hw_type="gpu",

@@ -8,9 +8,9 @@ is NOT_SUPPORTED the sampler integrates power readings instead. Devices are sele
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from otel_energy.distributed.ranks import RankInfo
 from otel_energy.sensors.base import (
@@ -23,7 +23,11 @@ from otel_energy.sensors.base import (
     Reading,
     Unmeasured,
 )
+from otel_energy.sensors.gpu_select import select_cuda_visible as select_visible
+from otel_energy.sensors.gpu_select import select_for_rank
 from otel_energy.sensors.mig import MigShare, mig_sensor
+
+__all__ = ["NVML_UPDATE_PERIOD_S", "NvmlGpu", "discover_nvml", "select_for_rank", "select_visible"]
 
 _log = logging.getLogger(__name__)
 
@@ -133,72 +137,6 @@ def _power_bound_w(nvml: Any, handle: Any) -> float:
         return MAX_POWER_W["gpu"]
 
 
-def select_visible(
-    gpus: Sequence[_Gpu], environ: Mapping[str, str]
-) -> list[tuple[_Gpu, tuple[str, ...]]]:
-    """Apply ``CUDA_VISIBLE_DEVICES`` the way CUDA does; returns (gpu, selected MIG uuids) pairs.
-
-    Entries are CUDA ordinals, ``GPU-``/``MIG-`` UUIDs or unique UUID prefixes; CUDA ignores every
-    entry after the first invalid one, and so do we. A MIG instance selects its parent GPU once.
-    """
-    raw = environ.get("CUDA_VISIBLE_DEVICES")
-    if raw is None:
-        return [(g, ()) for g in gpus]
-    if (
-        environ.get("CUDA_DEVICE_ORDER", "FASTEST_FIRST") != "PCI_BUS_ID"
-        and len({g.name for g in gpus}) > 1
-    ):
-        _log.warning(
-            "otel-energy: mixed GPU models with CUDA_DEVICE_ORDER unset: CUDA orders them fastest"
-            " first, which NVML cannot see; assuming PCI order. Set CUDA_DEVICE_ORDER=PCI_BUS_ID"
-            " or use GPU UUIDs in CUDA_VISIBLE_DEVICES for exact mapping."
-        )
-    chosen: dict[str, tuple[_Gpu, list[str]]] = {}
-    for entry in (e.strip() for e in raw.split(",")):
-        gpu, mig = _match(gpus, entry)
-        if gpu is None:
-            break
-        _, migs = chosen.setdefault(gpu.uuid, (gpu, []))
-        if mig:
-            migs.append(mig)
-    return [(g, tuple(m)) for g, m in chosen.values()]
-
-
-def _match(gpus: Sequence[_Gpu], entry: str) -> tuple[_Gpu | None, str | None]:
-    if entry.lstrip("-").isdigit():
-        ordinal = int(entry)
-        return (gpus[ordinal], None) if 0 <= ordinal < len(gpus) else (None, None)
-    if entry.startswith("MIG-"):
-        for g in gpus:
-            for mig in g.mig_uuids:
-                if mig.startswith(entry):
-                    return g, mig
-        return None, None
-    prefix = entry if entry.startswith("GPU-") else "GPU-" + entry
-    hits = [g for g in gpus if g.uuid.startswith(prefix)]
-    return (hits[0], None) if len(hits) == 1 else (None, None)
-
-
-T = TypeVar("T")
-
-
-def select_for_rank(visible: list[T], rank: RankInfo | None, explicit_visible: bool) -> list[T]:
-    """The GPU(s) this rank measures, so that no GPU is counted by two ranks (NVML and AMD).
-
-    One GPU per local rank (``cuda:LOCAL_RANK``, the torchrun/accelerate convention) when there
-    are at least as many visible GPUs as local ranks; the single GPU a launcher assigned through
-    ``CUDA_VISIBLE_DEVICES``; otherwise (ranks sharing GPUs) local rank 0 measures them all.
-    """
-    if rank is None or rank.local_rank is None:
-        return visible
-    local_ranks = rank.local_world_size or (rank.local_rank + 1)
-    if len(visible) >= local_ranks and len(visible) > rank.local_rank:
-        return [visible[rank.local_rank]]
-    if len(visible) == 1 and explicit_visible and local_ranks > 1:
-        return visible
-    return visible if rank.local_rank == 0 else []
-
-
 def _probe_counter(nvml: Any, handle: Any) -> bool:
     try:
         nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
@@ -250,9 +188,20 @@ def discover_nvml(
     except nvml.NVMLError as exc:
         _log.log(level, "otel-energy: no GPU measured, NVML failed to list GPUs (%s).", exc)
         return []
-    sensors: list[NvmlGpu | MigShare] = []
     visible = select_visible(gpus, environ)
     chosen = select_for_rank(visible, rank, "CUDA_VISIBLE_DEVICES" in environ)
+    return _sensors(nvml, chosen, driver, unmeasured)
+
+
+def _sensors(
+    nvml: Any,
+    chosen: list[tuple[_Gpu, tuple[str, ...]]],
+    driver: str,
+    unmeasured: list[Unmeasured] | None,
+) -> list[NvmlGpu | MigShare]:
+    """The sensors of the chosen GPUs (MIG shares for selected instances); failing GPUs are
+    reported and skipped."""
+    sensors: list[NvmlGpu | MigShare] = []
     for gpu, migs in chosen:
         if gpu.error is not None:
             _lost(gpu, gpu.error, unmeasured)
