@@ -138,8 +138,10 @@ def cpu_rows(root: Path, seconds: float, reps: int) -> list[dict[str, Any]]:
     return rows
 
 
-def cpu_table(rows: list[dict[str, Any]], seconds: float, reps: int) -> list[str]:
-    """The markdown heading and CPU table of ``rows``."""
+def cpu_table(
+    rows: list[dict[str, Any]], seconds: float, reps: int, floor: dict[float, float]
+) -> list[str]:
+    """The markdown heading, CPU table of ``rows`` and the machine's wake-up ``floor``."""
     m = machine()
     md = [
         "# Sampler cost",
@@ -156,6 +158,25 @@ def cpu_table(rows: list[dict[str, Any]], seconds: float, reps: int) -> list[str
             f"| {r['gpus']} | {r['interval_s'] * 1000:g} ms |"
             f" {r['cpu_share_of_one_core'] * 100:.3f}% | {r['us_per_tick']:.0f} |"
         )
+    md += [
+        "",
+        "Floor on this machine: a thread that only wakes up every interval uses"
+        f" {floor[0.1] * 100:.3f}% (100 ms) and {floor[0.01] * 100:.3f}% (10 ms) of a core.",
+    ]
+    return md
+
+
+def query_table(latency: dict[int, float], memory: dict[int, float]) -> list[str]:
+    """Markdown lines for the window-query latency (us) and history memory (bytes)."""
+    md = ["", "Window query (energy of a span), history of 6000 samples:", ""]
+    md += [f"- {n} GPUs + 4 zones: {v:.1f} us" for n, v in latency.items()]
+    md += [
+        "",
+        "History memory, 6000 samples (the default: 600 s at 0.1 s; trimmed in halves, so"
+        " at most twice that):",
+        "",
+    ]
+    md += [f"- {n} GPUs + 4 zones: {v / 1e6:.2f} MB" for n, v in memory.items()]
     return md
 
 
@@ -175,7 +196,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         floor = {i: median([wake_floor(i, seconds) for _ in range(reps)]) for i in (0.1, 0.01)}
         if a.cpu_only:
             cpu = {"machine": machine(), "cpu": rows, "idle_wakeup_floor_share": floor}
-            write("sampler_cpu", cpu, "\n".join(cpu_table(rows, seconds, reps)), a.out)
+            write("sampler_cpu", cpu, "\n".join(cpu_table(rows, seconds, reps, floor)), a.out)
             return cpu
         latency = {n: window_latency_us(n, root, 2000 if a.quick else 20000) for n in (1, 8, 64)}
         memory = {n: history_bytes(n, root, 6000) for n in (1, 8, 64)}
@@ -187,23 +208,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "history_bytes_6000_samples": memory,
         "targets": {"cpu_share_8_gpus_default_interval": 0.002},
     }
-    md = cpu_table(rows, seconds, reps)
-    md += [
-        "",
-        "Floor on this machine: a thread that only wakes up every interval uses"
-        f" {floor[0.1] * 100:.3f}% (100 ms) and {floor[0.01] * 100:.3f}% (10 ms) of a core.",
-        "",
-        "Window query (energy of a span), history of 6000 samples:",
-        "",
-    ]
-    md += [f"- {n} GPUs + 4 zones: {v:.1f} us" for n, v in latency.items()]
-    md += [
-        "",
-        "History memory, 6000 samples (the default: 600 s at 0.1 s; trimmed in halves, so"
-        " at most twice that):",
-        "",
-    ]
-    md += [f"- {n} GPUs + 4 zones: {v / 1e6:.2f} MB" for n, v in memory.items()]
+    md = cpu_table(rows, seconds, reps, floor) + query_table(latency, memory)
     write("sampler_quick" if a.quick else "sampler", result, "\n".join(md), a.out)
     print("\n".join(md))
     return result

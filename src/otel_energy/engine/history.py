@@ -177,17 +177,7 @@ def window(
         return empty_window(t0_s, t1_s, missing)
     a0, b0, f0 = hist.bracket(t0_s)
     a1, b1, f1 = hist.bracket(t1_s)
-    ea0, eb0, ea1, eb1 = hist.e[a0], hist.e[b0], hist.e[a1], hist.e[b1]
-    by_type: dict[str, float] = {}
-    total = low = high = 0.0
-    for d, info in enumerate(devices):
-        v = (ea1[d] + f1 * (eb1[d] - ea1[d])) - (ea0[d] + f0 * (eb0[d] - ea0[d]))
-        by_type[info.hw_type] = by_type.get(info.hw_type, 0.0) + v
-        total += v
-        # Monotone counters: the least the window can hold is from the later bracketing sample
-        # of t0 to the earlier one of t1, the most from the earlier of t0 to the later of t1.
-        low += max(0.0, ea1[d] - (eb0[d] if f0 else ea0[d]))
-        high += (eb1[d] if f1 else ea1[d]) - ea0[d]
+    by_type, total, error = _energy(hist, devices, (a0, b0, f0), (a1, b1, f1))
     c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
     c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
     q0, q1 = hist.q[a0], hist.q[b1]
@@ -199,7 +189,7 @@ def window(
         total,
         by_type,
         c1 - c0,
-        max(total - low, high - total, 0.0),
+        error,
         (t1_s - t0_s) < 2 * resolution_s,
         any(info.estimated for info in devices) or q1[2] > q0[2],
         hist.t[0] <= t0_s and t1_s <= hist.t[-1],
@@ -208,6 +198,28 @@ def window(
         missing,
         (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
     )
+
+
+def _energy(
+    hist: History,
+    devices: Sequence[DeviceInfo],
+    start: tuple[int, int, float],
+    end: tuple[int, int, float],
+) -> tuple[dict[str, float], float, float]:
+    """(J per hw.type, total J, largest error J) between two brackets of ``hist``."""
+    (a0, b0, f0), (a1, b1, f1) = start, end
+    ea0, eb0, ea1, eb1 = hist.e[a0], hist.e[b0], hist.e[a1], hist.e[b1]
+    by_type: dict[str, float] = {}
+    total = low = high = 0.0
+    for d, info in enumerate(devices):
+        v = (ea1[d] + f1 * (eb1[d] - ea1[d])) - (ea0[d] + f0 * (eb0[d] - ea0[d]))
+        by_type[info.hw_type] = by_type.get(info.hw_type, 0.0) + v
+        total += v
+        # Monotone counters: the least the window can hold is from the later bracketing sample
+        # of t0 to the earlier one of t1, the most from the earlier of t0 to the later of t1.
+        low += max(0.0, ea1[d] - (eb0[d] if f0 else ea0[d]))
+        high += (eb1[d] if f1 else ea1[d]) - ea0[d]
+    return by_type, total, max(total - low, high - total, 0.0)
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ class DeviceInfo:
         vendor, model, driver_version, parent: OTel ``hw.*`` attributes where known.
         extra: further attributes in the ``otel_energy.`` namespace (e.g. MIG instances).
         family: the library or driver path the device is read through (``nvml``, ``rapl``,
-            ``psutil``); each family has its own reader thread, so a hung call stalls only its
-            own family. Empty: the method names the family.
+            ``psutil``); each driver family has its own reader thread, so a hung call stalls
+            only its own family (``engine.readers``). Empty: the method names the family.
         max_power_w: the most power this device can draw (W), the plausibility bound for its
             readings: a step implying more is a glitch (docs/faults.md). None: no bound.
     """
@@ -144,7 +144,8 @@ class Sensor(Protocol):
 
     def read(self) -> Reading:
         """Read the device now. May raise or block: the sampler calls it on its family's reader
-        thread, retries failing devices with backoff and stops waiting for a hung family."""
+        thread (RAPL, psutil: on its own), retries failing devices with backoff and stops waiting
+        for a hung family."""
         ...
 
     def close(self) -> None:
