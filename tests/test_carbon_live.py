@@ -311,13 +311,16 @@ def test_environment_to_metrics_with_a_live_provider(
         inst = EnergyInstrumentor()
         inst.instrument(meter_provider=provider)
         try:
+            # until the refresher has fetched both the value and the forecast (10 s bounds a
+            # hang only: on a loaded machine the second request can take a while)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not any(
-                r["path"] == "/intensity" for r in api.requests
+            got = points(reader)
+            while time.monotonic() < deadline and not (
+                got.get("otel_energy.carbon_intensity.forecast")
+                and got["otel_energy.carbon_intensity"][0][1] == 263.0
             ):
                 time.sleep(0.05)
-            time.sleep(0.2)
-            got = points(reader)
+                got = points(reader)
         finally:
             inst.uninstrument()
             provider.shutdown()
@@ -746,3 +749,77 @@ def test_a_stuck_provider_blocks_only_the_refresher_thread(clock: FakeClock) -> 
     finally:
         release.set()
         li.stop()
+
+
+# ---- one interface, one clock (issue #13, problem 4) ----
+
+
+class Steps:
+    """An API client whose values are ``steps`` (seconds from ``base_s`` on the wall clock,
+    g/kWh); its forecast the same points."""
+
+    name, key, ttl_s = "steps", "steps:1", 60.0
+
+    def __init__(self, base_s: float, steps: list[tuple[float, float]]) -> None:
+        self.points = [
+            cp.IntensityPoint(datetime.fromtimestamp(base_s + s, timezone.utc), g, "average")
+            for s, g in steps
+        ]
+
+    def fetch(self) -> list[cp.IntensityPoint]:
+        return list(self.points)
+
+    def fetch_forecast(self) -> list[cp.IntensityPoint]:
+        return list(self.points)
+
+
+def test_a_suspend_does_not_shift_the_intensity_timeline(clock: FakeClock) -> None:
+    """The machine sleeps for 2 h (the sampler's monotonic clock stops, the wall clock does not):
+    the interval after the wake is charged at the intensity of its wall time (500), not at the
+    one of 2 h earlier (100). Before the single wall clock, values were pinned to monotonic time
+    when fetched, so every value read after a sleep was the one valid a sleep's length earlier."""
+    wall_s = [datetime.now(timezone.utc).timestamp()]
+    t0 = clock.t
+    li = LiveIntensity(
+        Steps(wall_s[0], [(-600.0, 100.0), (3600.0, 500.0)]),
+        TABLE,
+        None,
+        clock=lambda: wall_s[0] + (clock.t - t0),
+    )
+    li.refresh_once()
+    sampler = Sampler([Watts(clock, 3600.0)], clock=clock, intensity=li, pue=1.0)
+    sampler.sample_once()
+    wall_s[0] += 2 * 3600.0  # asleep: only the wall clock moves
+    start = clock.t
+    for _ in range(10):
+        clock.advance(0.1)
+        sampler.sample_once()
+    w = sampler.window(start, clock.t)
+    assert w.energy_j == pytest.approx(3600.0)
+    assert w.co2e_g == pytest.approx(co2e_g(3600.0, 1.0, 500.0), rel=1e-6)
+    assert sampler.snapshot().intensity.g_per_kwh == 500.0
+
+
+def test_forecast_gauge_and_projection_read_the_sources_clock(clock: FakeClock) -> None:
+    """A source whose wall clock is 400 days behind the machine's (an injected clock, as in a
+    replay): the forecast gauge and the run's projection read the forecast at the source's
+    "now", not at the machine's. Before the single clock both used ``datetime.now()`` and saw
+    no forecast at all."""
+    from otel_energy.engine.predict import remaining_intensity
+    from otel_energy.telemetry.instruments import INSTRUMENTS
+
+    now_s = (datetime.now(timezone.utc) - timedelta(days=400)).timestamp()
+    hourly = [(h * 3600.0, 100.0 + 10 * h) for h in range(-1, 30)]
+    li = LiveIntensity(Steps(now_s, hourly), TABLE, None, clock=lambda: now_s + 60.0)
+    li.refresh_once()
+    sampler = Sampler([Watts(clock, 100.0)], clock=clock, intensity=li, pue=1.0)
+    sampler.sample_once()
+    [spec] = [s for s in INSTRUMENTS if s.name == "otel_energy.carbon_intensity.forecast"]
+    got = {
+        o.attributes["otel_energy.carbon_intensity.horizon_h"]: o.value  # type: ignore[index]
+        for o in spec.observe(sampler.snapshot(), {}, li)
+    }
+    assert got == {h: 100.0 + 10 * h for h in (1, 2, 3, 6, 12, 24)}
+    g, basis = remaining_intensity(li, 999.0, 2 * 3600.0)
+    assert basis == "forecast"
+    assert g == pytest.approx((59 * 100 + 60 * 110 + 1 * 120) / 120)  # from +1 min, for 2 h

@@ -132,9 +132,9 @@ class LiveIntensity(IntensitySource):
             self._failed("empty answer")
             return self._backoff_s
         self._backoff_s = MIN_BACKOFF_S
-        self._refresh_forecast()
-        self._add(points, self.source)
+        self._add(points, self.source)  # usable now; the forecast is a second, optional request
         self.cache.save(points)
+        self._refresh_forecast()
         self._announce(
             "live",
             f"otel-energy: carbon intensity from {self.source} ({self.provider.key}).",
