@@ -104,7 +104,6 @@ def test_co2e_is_integrated_interval_by_interval(clock: FakeClock) -> None:
         def __init__(self) -> None:
             self.clock = clock  # the source's wall clock is the test's clock
 
-
         def at(self, t: float) -> Intensity:
             return Intensity(100.0 if t - t0 < 1.0 + 1e-9 else 700.0, "test")
 
