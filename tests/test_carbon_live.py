@@ -4,6 +4,7 @@ the refresher's cache, TTL, backoff and persistence; CO2e integrated interval by
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -111,15 +112,19 @@ def live(
     now: datetime | None = None,
 ) -> LiveIntensity:
     """A refresher over ``provider`` (the UK API at ``url`` by default) whose wall clock reads
-    ``now`` (the time of the test by default)."""
-    now = now or datetime.now(timezone.utc)
+    ``now`` (the time of the test by default), then moves with the test's ``clock``."""
     return LiveIntensity(
         provider or cp.UKCarbonIntensity(base_url=url, timeout_s=0.5),  # type: ignore[arg-type]
         TABLE,
         tmp_path,
-        clock=clock,
-        wall=lambda: now,
+        clock=wall_clock(clock, now),
     )
+
+
+def wall_clock(clock: FakeClock, now: datetime | None = None) -> Callable[[], float]:
+    """Wall seconds reading ``now`` (the time of the test by default), moving with ``clock``."""
+    start_s, t0 = (now or datetime.now(timezone.utc)).timestamp(), clock.t
+    return lambda: start_s + (clock.t - t0)
 
 
 def test_refresher_ttl_backoff_retry_after_and_fallback(
@@ -129,13 +134,13 @@ def test_refresher_ttl_backoff_retry_after_and_fallback(
     with carbon_api() as (url, api):
         api.fail["/intensity"] = "500"
         li = live(url, tmp_path, clock, now=wall_of(api))
-        assert li.at(clock.t) == TABLE  # nothing fetched yet: the table
+        assert li.current() == TABLE  # nothing fetched yet: the table
         assert li.refresh_once() == MIN_BACKOFF_S
         assert li.refresh_once() == 2 * MIN_BACKOFF_S  # exponential backoff
-        assert li.at(clock.t) == TABLE
+        assert li.current() == TABLE
         del api.fail["/intensity"]
         assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s  # success: the data's TTL
-        value = li.at(clock.t)
+        value = li.current()
         assert (value.g_per_kwh, value.source, value.kind) == (
             263.0,
             "live:uk-carbon-intensity",
@@ -144,7 +149,7 @@ def test_refresher_ttl_backoff_retry_after_and_fallback(
         assert value.timestamp == api.base.isoformat()
         api.fail["/intensity"] = "429"
         assert li.refresh_once() == 7.0  # Retry-After honoured
-        assert li.at(clock.t).source == "live:uk-carbon-intensity"  # last good value kept
+        assert li.current().source == "live:uk-carbon-intensity"  # last good value kept
         li.refresh_once()
     messages = [r.getMessage() for r in caplog.records]
     unavailable = [m for m in messages if "unavailable" in m]
@@ -162,18 +167,17 @@ def test_last_good_value_survives_a_restart_without_network(
         now = wall_of(api)
         assert live(url, tmp_path, clock, now=now).refresh_once() > 0
     restarted = live("http://127.0.0.1:9", tmp_path, clock, now=now)  # nothing listens there
-    value = restarted.at(clock.t)
+    value = restarted.current()
     assert (value.g_per_kwh, value.source) == (263.0, "cache:live:uk-carbon-intensity")
     assert restarted.refresh_once() == MIN_BACKOFF_S  # fails, keeps the cached value
-    assert restarted.at(clock.t).source == "cache:live:uk-carbon-intensity"
+    assert restarted.current().source == "cache:live:uk-carbon-intensity"
     late = LiveIntensity(
         cp.UKCarbonIntensity(base_url="http://127.0.0.1:9"),
         TABLE,
         tmp_path,
-        clock=clock,
-        wall=lambda: now + timedelta(seconds=CACHE_MAX_AGE_S),
+        clock=wall_clock(clock, now + timedelta(seconds=CACHE_MAX_AGE_S)),
     )
-    assert late.at(clock.t) == TABLE  # too old to beat the annual table
+    assert late.current() == TABLE  # too old to beat the annual table
 
 
 class Watts:
@@ -204,7 +208,10 @@ def test_co2e_of_a_span_crossing_an_intensity_change_is_exact(clock: FakeClock) 
                 cp.IntensityPoint(now + timedelta(seconds=4), 500.0, "average"),
             ]
 
-    li = LiveIntensity(Step(), TABLE, None, clock=clock, wall=lambda: now)
+        def fetch_forecast(self) -> list[cp.IntensityPoint]:
+            return []
+
+    li = LiveIntensity(Step(), TABLE, None, clock=wall_clock(clock, now))
     li.refresh_once()
     sampler = Sampler([Watts(clock, 3600.0)], clock=clock, intensity=li, pue=1.0)
     t0 = clock.t
@@ -304,13 +311,16 @@ def test_environment_to_metrics_with_a_live_provider(
         inst = EnergyInstrumentor()
         inst.instrument(meter_provider=provider)
         try:
+            # until the refresher has fetched both the value and the forecast (10 s bounds a
+            # hang only: on a loaded machine the second request can take a while)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not any(
-                r["path"] == "/intensity" for r in api.requests
+            got = points(reader)
+            while time.monotonic() < deadline and not (
+                got.get("otel_energy.carbon_intensity.forecast")
+                and got["otel_energy.carbon_intensity"][0][1] == 263.0
             ):
                 time.sleep(0.05)
-            time.sleep(0.2)
-            got = points(reader)
+                got = points(reader)
         finally:
             inst.uninstrument()
             provider.shutdown()
@@ -378,13 +388,13 @@ def test_providers_forecasts() -> None:
 
 def test_refresher_keeps_the_forecast(tmp_path: Path, clock: FakeClock) -> None:
     with carbon_api() as (url, _api):
-        li = LiveIntensity(cp.UKCarbonIntensity(base_url=url), TABLE, tmp_path, clock=clock)
+        li = LiveIntensity(cp.UKCarbonIntensity(base_url=url), TABLE, tmp_path)
         li.refresh_once()
     forecast = li.forecast()
     assert len(forecast) == 96
-    later = li.forecast_at(forecast[11].at + timedelta(minutes=10))
+    later = li.forecast_at(forecast[11].t_s + 10 * 60)
     assert later is not None and later.g_per_kwh == 80.0
-    assert li.forecast_at(forecast[0].at - timedelta(hours=3)) is None
+    assert li.forecast_at(forecast[0].t_s - 3 * 3600) is None
 
 
 def test_cli_when_recommends_the_dip(tmp_path: Path) -> None:
@@ -531,7 +541,7 @@ def test_a_bad_header_value_never_reaches_the_log(
         for provider in (em, wt):
             li = live(url, tmp_path, clock, provider)
             assert li.refresh_once() == MIN_BACKOFF_S
-            assert li.at(clock.t) == TABLE
+            assert li.current() == TABLE
     assert caplog.records and SECRET not in caplog.text
     assert not any(r.exc_info for r in caplog.records)  # no traceback: a clean failure
 
@@ -561,11 +571,11 @@ def test_an_intensity_out_of_range_is_a_failed_refresh(
         li = live(url, tmp_path, clock, source)
         _set_intensity(api, provider, bad)
         assert li.refresh_once() == MIN_BACKOFF_S
-        assert li.at(clock.t) == TABLE
+        assert li.current() == TABLE
         assert not list(tmp_path.glob("*.json"))  # nothing absurd persisted either
         _set_intensity(api, provider, 5000.0)  # the upper bound itself is a valid value
         assert li.refresh_once() == source.ttl_s
-        assert li.at(clock.t).g_per_kwh == pytest.approx(5000.0)
+        assert li.current().g_per_kwh == pytest.approx(5000.0)
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "out of range" in warning and "0 to 5000" in warning
 
@@ -574,9 +584,9 @@ def test_watttime_token_is_renewed_over_hours_of_refreshes(clock: FakeClock) -> 
     """Three simulated hours at the 5-minute refresh: the server expires tokens after 30 min."""
     with carbon_api() as (url, api):
         api.clock = clock
-        wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url, clock=clock)
-        now = wall_of(api)
-        li = LiveIntensity(wt, TABLE, None, clock=clock, wall=lambda: now)
+        wall = wall_clock(clock, wall_of(api))  # one clock for the client and the refresher
+        wt = cp.WattTime(WT_USER, WT_PASSWORD, region="CAISO_NORTH", base_url=url, clock=wall)
+        li = LiveIntensity(wt, TABLE, None, clock=wall)
         waits = []
         for _ in range(round(3 * 3600 / wt.ttl_s)):
             waits.append(li.refresh_once())
@@ -609,14 +619,13 @@ def test_a_bad_cache_file_is_ignored_with_one_warning(
     point = {"at": at, "g_per_kwh": g_per_kwh, "kind": "average"}
     _cache_path(tmp_path).write_text(json.dumps({"points": [point]}))
     li = live("http://127.0.0.1:9", tmp_path, clock, now=now)  # must not raise
-    assert li.at(clock.t) == TABLE
+    assert li.current() == TABLE
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert "ignoring" in warning.getMessage() and str(_cache_path(tmp_path)) in warning.getMessage()
 
 
 def test_instrumentation_survives_a_cache_file_with_a_naive_timestamp(tmp_path: Path) -> None:
     import json
-    import time
 
     from otel_energy.engine.runtime import intensity_provider
 
@@ -631,7 +640,7 @@ def test_instrumentation_survives_a_cache_file_with_a_naive_timestamp(tmp_path: 
         }
     )
     provider = intensity_provider(config)
-    assert provider.at(time.monotonic()) == config.intensity  # the table, not a crash
+    assert provider.current() == config.intensity  # the table, not a crash
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -647,7 +656,7 @@ def test_an_unwritable_cache_directory_is_reported_once(
         li = live(url, tmp_path / "file" / "cache", clock)
         for _ in range(3):
             assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s  # the live value is still used
-    assert li.at(clock.t).g_per_kwh == 263.0
+    assert li.current().g_per_kwh == 263.0
     [warning] = _warnings(caplog)  # said once, not at every refresh
     assert "OTEL_PYTHON_ENERGY_CACHE_DIR" in warning and str(tmp_path / "file") in warning
 
@@ -725,7 +734,10 @@ def test_a_stuck_provider_blocks_only_the_refresher_thread(clock: FakeClock) -> 
             release.wait(30.0)  # bounded only so that a broken test cannot hang forever
             return [cp.IntensityPoint(now, 100.0, "average")]
 
-    li = LiveIntensity(Stuck(), TABLE, None, clock=clock, wall=lambda: now)
+        def fetch_forecast(self) -> list[cp.IntensityPoint]:
+            return []
+
+    li = LiveIntensity(Stuck(), TABLE, None, clock=wall_clock(clock, now))
     sampler = Sampler([Watts(clock, 100.0)], clock=clock, intensity=li, pue=1.0)
     li.start()
     try:
@@ -737,3 +749,77 @@ def test_a_stuck_provider_blocks_only_the_refresher_thread(clock: FakeClock) -> 
     finally:
         release.set()
         li.stop()
+
+
+# ---- one interface, one clock (issue #13, problem 4) ----
+
+
+class Steps:
+    """An API client whose values are ``steps`` (seconds from ``base_s`` on the wall clock,
+    g/kWh); its forecast the same points."""
+
+    name, key, ttl_s = "steps", "steps:1", 60.0
+
+    def __init__(self, base_s: float, steps: list[tuple[float, float]]) -> None:
+        self.points = [
+            cp.IntensityPoint(datetime.fromtimestamp(base_s + s, timezone.utc), g, "average")
+            for s, g in steps
+        ]
+
+    def fetch(self) -> list[cp.IntensityPoint]:
+        return list(self.points)
+
+    def fetch_forecast(self) -> list[cp.IntensityPoint]:
+        return list(self.points)
+
+
+def test_a_suspend_does_not_shift_the_intensity_timeline(clock: FakeClock) -> None:
+    """The machine sleeps for 2 h (the sampler's monotonic clock stops, the wall clock does not):
+    the interval after the wake is charged at the intensity of its wall time (500), not at the
+    one of 2 h earlier (100). Before the single wall clock, values were pinned to monotonic time
+    when fetched, so every value read after a sleep was the one valid a sleep's length earlier."""
+    wall_s = [datetime.now(timezone.utc).timestamp()]
+    t0 = clock.t
+    li = LiveIntensity(
+        Steps(wall_s[0], [(-600.0, 100.0), (3600.0, 500.0)]),
+        TABLE,
+        None,
+        clock=lambda: wall_s[0] + (clock.t - t0),
+    )
+    li.refresh_once()
+    sampler = Sampler([Watts(clock, 3600.0)], clock=clock, intensity=li, pue=1.0)
+    sampler.sample_once()
+    wall_s[0] += 2 * 3600.0  # asleep: only the wall clock moves
+    start = clock.t
+    for _ in range(10):
+        clock.advance(0.1)
+        sampler.sample_once()
+    w = sampler.window(start, clock.t)
+    assert w.energy_j == pytest.approx(3600.0)
+    assert w.co2e_g == pytest.approx(co2e_g(3600.0, 1.0, 500.0), rel=1e-6)
+    assert sampler.snapshot().intensity.g_per_kwh == 500.0
+
+
+def test_forecast_gauge_and_projection_read_the_sources_clock(clock: FakeClock) -> None:
+    """A source whose wall clock is 400 days behind the machine's (an injected clock, as in a
+    replay): the forecast gauge and the run's projection read the forecast at the source's
+    "now", not at the machine's. Before the single clock both used ``datetime.now()`` and saw
+    no forecast at all."""
+    from otel_energy.engine.predict import remaining_intensity
+    from otel_energy.telemetry.instruments import INSTRUMENTS
+
+    now_s = (datetime.now(timezone.utc) - timedelta(days=400)).timestamp()
+    hourly = [(h * 3600.0, 100.0 + 10 * h) for h in range(-1, 30)]
+    li = LiveIntensity(Steps(now_s, hourly), TABLE, None, clock=lambda: now_s + 60.0)
+    li.refresh_once()
+    sampler = Sampler([Watts(clock, 100.0)], clock=clock, intensity=li, pue=1.0)
+    sampler.sample_once()
+    [spec] = [s for s in INSTRUMENTS if s.name == "otel_energy.carbon_intensity.forecast"]
+    got = {
+        o.attributes["otel_energy.carbon_intensity.horizon_h"]: o.value  # type: ignore[index]
+        for o in spec.observe(sampler.snapshot(), {}, li)
+    }
+    assert got == {h: 100.0 + 10 * h for h in (1, 2, 3, 6, 12, 24)}
+    g, basis = remaining_intensity(li, 999.0, 2 * 3600.0)
+    assert basis == "forecast"
+    assert g == pytest.approx((59 * 100 + 60 * 110 + 1 * 120) / 120)  # from +1 min, for 2 h

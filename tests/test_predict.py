@@ -104,10 +104,10 @@ def test_remaining_intensity_is_the_forecast_mean_when_it_covers_the_rest() -> N
     ]
     provider = ForecastIntensity(500.0, pts)
     # 30 min ahead: 25 min at 100, 5 min at 300.
-    g, basis = remaining_intensity(provider, 500.0, 1800.0, now)
+    g, basis = remaining_intensity(provider, 500.0, 1800.0, now.timestamp())
     assert basis == "forecast"
     assert g == pytest.approx((25 * 100 + 5 * 300) / 30)
-    assert remaining_intensity(provider, 500.0, 10 * 3600.0, now) == (500.0, "current")
+    assert remaining_intensity(provider, 500.0, 10 * 3600.0, now.timestamp()) == (500.0, "current")
     assert remaining_intensity(StaticIntensity(Intensity(7.0, "x")), 7.0, 60.0) == (7.0, "current")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from otel_energy.carbon import Intensity, StaticIntensity, co2e_g
+from otel_energy.carbon import Intensity, IntensitySource, StaticIntensity, co2e_g
 from otel_energy.engine.history import History, Tail, extrapolate, window
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.base import DeviceInfo, Reading
@@ -105,7 +105,10 @@ def test_co2e_is_integrated_interval_by_interval(clock: FakeClock) -> None:
     """A provider whose intensity changes mid-run: each interval at its own intensity."""
     t0 = clock.t
 
-    class Step:
+    class Step(IntensitySource):
+        def __init__(self) -> None:
+            self.clock = clock  # the source's wall clock is the test's clock
+
         def at(self, t: float) -> Intensity:
             return Intensity(100.0 if t - t0 < 1.0 + 1e-9 else 700.0, "test")
 

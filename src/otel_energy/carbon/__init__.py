@@ -1,18 +1,27 @@
-"""Grid carbon intensity and CO2e arithmetic.
+"""Grid carbon intensity and CO2e arithmetic: the one interface every intensity source offers.
 
-CO2e (g) = energy (kWh) x PUE x intensity (gCO2e/kWh). The sampler applies it interval by interval
-(``co2e_g`` of each interval's energy at the intensity valid at that interval's time), so a provider
-whose intensity changes over time integrates correctly without any change here.
+CO2e (g) = energy (kWh) x PUE x intensity (gCO2e/kWh), in ``co2e_g`` and nowhere else. The sampler
+applies it interval by interval (each interval's energy at the intensity valid at that interval's
+time), so a source whose intensity changes over time integrates correctly without any change here.
+
+Time: every source answers on one injected wall clock (``WallClock``: seconds since the epoch,
+``time.time`` by default). Datetimes appear only where data crosses the HTTP or disk boundary.
 """
 
 from __future__ import annotations
 
+import abc
 import csv
 import functools
 import io
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
-from typing import Protocol
+
+WallClock = Callable[[], float]
+"""Seconds since the epoch (UTC), like ``time.time``: the one clock of the carbon package."""
 
 J_PER_KWH = 3.6e6
 MAX_G_PER_KWH = 5000.0
@@ -38,19 +47,64 @@ class Intensity:
     """ISO 8601 UTC time the value is for (live data); None for table values and overrides."""
 
 
-class IntensityProvider(Protocol):
-    """Answers the carbon intensity at a time. Must be cheap and never do I/O in ``at``."""
+@dataclass(frozen=True)
+class IntensityPoint:
+    """One value of a live source or forecast: valid from ``at`` (UTC) on."""
 
+    at: datetime
+    g_per_kwh: float
+    kind: str  # "average" or "marginal"
+
+    @property
+    def t_s(self) -> float:
+        """``at`` on the wall clock (seconds since the epoch)."""
+        return self.at.timestamp()
+
+
+class IntensitySource(abc.ABC):
+    """What every carbon intensity source offers (the table, an override, a live API).
+
+    ``at``, ``now_s`` and ``forecast`` are cheap and never do I/O: the sampler calls them on its
+    thread and metric callbacks on the SDK's. ``start``/``stop`` run any background refresh.
+    Subclasses set ``clock`` (a ``WallClock``) and implement ``at``; the rest has defaults for a
+    source without a forecast or a refresh.
+    """
+
+    clock: WallClock
+
+    @abc.abstractmethod
     def at(self, t_s: float) -> Intensity:
-        """Intensity valid at monotonic time ``t_s`` (seconds)."""
-        ...
+        """Intensity valid at wall time ``t_s`` (seconds since the epoch)."""
+
+    def now_s(self) -> float:
+        """The source's wall clock now (seconds since the epoch)."""
+        return self.clock()
+
+    def current(self) -> Intensity:
+        """Intensity valid now."""
+        return self.at(self.now_s())
+
+    def forecast(self) -> Sequence[IntensityPoint]:
+        """The latest forecast, oldest first (empty when the source has none). No I/O."""
+        return ()
+
+    def start(self) -> None:  # noqa: B027 (optional: a source without a refresh does nothing)
+        """Start the background refresh, if the source has one (idempotent)."""
+
+    def stop(self) -> None:  # noqa: B027 (optional, as ``start``)
+        """Stop the background refresh without waiting for it (idempotent)."""
+
+
+IntensityProvider = IntensitySource
+"""The old name of ``IntensitySource``, kept for imports that still use it."""
 
 
 @dataclass(frozen=True)
-class StaticIntensity:
-    """A provider whose intensity never changes (table value or user override)."""
+class StaticIntensity(IntensitySource):
+    """A source whose intensity never changes (table value or user override)."""
 
     intensity: Intensity
+    clock: WallClock = field(default=time.time, compare=False)
 
     def at(self, t_s: float) -> Intensity:
         return self.intensity

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from otel_energy.carbon.providers import IntensityPoint
+from otel_energy.carbon import IntensityPoint
 
 
 @dataclass(frozen=True)
@@ -74,3 +75,21 @@ def best_start(
         return None
     best_mean, best = min(scored, key=lambda s: (s[0], s[1]))
     return StartAdvice(best, best_mean, mean_intensity(points, now, duration), points[0].kind)
+
+
+POINT_HOLDS_S = 2 * 3600.0
+"""How long a forecast point holds past its time when no later point follows (s)."""
+
+
+def point_at(points: Sequence[IntensityPoint], t_s: float) -> IntensityPoint | None:
+    """The point holding at wall time ``t_s`` in a sorted forecast; None outside it."""
+    i = bisect_right([p.t_s for p in points], t_s)
+    if i == 0 or t_s - points[i - 1].t_s > POINT_HOLDS_S:
+        return None
+    return points[i - 1]
+
+
+def mean_over(points: Sequence[IntensityPoint], start_s: float, seconds: float) -> float | None:
+    """``mean_intensity`` over [start_s, start_s + seconds] on the wall clock."""
+    start = datetime.fromtimestamp(start_s, timezone.utc)
+    return mean_intensity(points, start, timedelta(seconds=seconds))

@@ -1,29 +1,27 @@
 """Time-resolved carbon intensity: a background refresher feeding the sampler's ``at(t)``.
 
 The sampler asks for the intensity of every sample interval (``at(t)``: a binary search, no I/O).
-A daemon thread fetches the provider at the data's granularity, keeps a short timeline of
+A daemon thread fetches the API client at the data's granularity, keeps a short timeline of
 timestamped values, persists the last good answer on disk (a restart without network still has
-it), backs off on errors and honours HTTP 429 Retry-After. When the provider fails it falls back
-to the cached value, then to the annual table, and says so once per change.
+it), backs off on errors and honours HTTP 429 Retry-After. When the client fails it falls back
+to the cached value, then to the annual table, and says so once per change. All times are
+seconds on one wall clock (``clock``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
-from contextlib import suppress
-from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
-from otel_energy.carbon import Intensity
-from otel_energy.carbon.providers import IntensityPoint, ProviderError, RateLimited, in_range
+from otel_energy.carbon import Intensity, IntensityPoint, IntensitySource, WallClock
+from otel_energy.carbon.cache import IntensityCache
+from otel_energy.carbon.forecast import point_at
+from otel_energy.carbon.http import ProviderError, RateLimited, in_range
+from otel_energy.carbon.providers import ApiClient
 
 _log = logging.getLogger(__name__)
 
@@ -32,68 +30,60 @@ MAX_BACKOFF_S = 3600.0
 CACHE_MAX_AGE_S = 6 * 3600.0  # a live value older than this is worse than the annual table
 TIMELINE_LEN = 256
 
-
-class Provider(Protocol):
-    name: str
-    key: str
-    ttl_s: float
-
-    def fetch(self) -> list[IntensityPoint]: ...
+Provider = ApiClient
+"""The old name of ``providers.ApiClient``."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class LiveIntensity:
-    """An ``IntensityProvider`` backed by a live API, with cache, backoff and fallback.
+class LiveIntensity(IntensitySource):
+    """An ``IntensitySource`` backed by a live API, with cache, backoff and fallback.
 
     Args:
-        provider: the live source (Electricity Maps, WattTime, UK Carbon Intensity).
+        provider: the live API client (Electricity Maps, WattTime, UK Carbon Intensity).
         fallback: the intensity to use when neither live nor cached data exist (the table).
         cache_dir: where the last good answer is kept (None: no persistence).
-        clock: monotonic seconds, the sampler's clock.
-        wall: current UTC time.
+        clock: wall seconds since the epoch; ``at``, the cache's age and forecasts use it.
     """
 
     def __init__(
         self,
-        provider: Provider,
+        provider: ApiClient,
         fallback: Intensity,
         cache_dir: Path | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = _utc_now,
+        clock: WallClock = time.time,
     ) -> None:
-        self.provider, self.fallback, self.cache_dir = provider, fallback, cache_dir
-        self.clock, self.wall = clock, wall
+        self.provider, self.fallback, self.clock = provider, fallback, clock
         self.source = f"live:{provider.name}"
+        self.cache = IntensityCache(cache_dir, provider.key, self.source)
         self._lock = threading.Lock()
-        self._t: list[float] = []  # monotonic time from which each value holds
+        self._t: list[float] = []  # wall time from which each value holds
         self._v: list[Intensity] = []
         self._state = "start"
         self._forecast: list[IntensityPoint] = []
         self._backoff_s = MIN_BACKOFF_S
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cache_failing = False  # said once per failing spell, not at every refresh
-        self._load_cache()
+        cached = self.cache.load()
+        if cached:
+            self._add(cached, f"cache:{self.source}")
 
     # ---- reading: called by the sampler for every sample, must be cheap ----
     def at(self, t_s: float) -> Intensity:
         with self._lock:
-            i = bisect_right(self._t, t_s)
             if not self._v:
                 return self.fallback
-            value = self._v[max(i - 1, 0)]
-        return value if self._usable(value, t_s) else self.fallback
+            i = max(bisect_right(self._t, t_s) - 1, 0)
+            value, since_s = self._v[i], self._t[i]
+        # a timestamped value holds for CACHE_MAX_AGE_S after its time, then the table wins
+        return value if t_s - since_s <= CACHE_MAX_AGE_S else self.fallback
 
-    def _usable(self, value: Intensity, t_s: float | None = None) -> bool:
-        """A timestamped value holds for CACHE_MAX_AGE_S after its time, then the table wins."""
-        if value.timestamp is None:
-            return True
-        at_wall = self.wall() - timedelta(seconds=self.clock() - t_s if t_s is not None else 0.0)
-        age = (at_wall - datetime.fromisoformat(value.timestamp)).total_seconds()
-        return age <= CACHE_MAX_AGE_S
+    def forecast(self) -> list[IntensityPoint]:
+        """The latest forecast from the provider (empty when it offers none)."""
+        with self._lock:
+            return list(self._forecast)
+
+    def forecast_at(self, t_s: float) -> IntensityPoint | None:
+        """The forecast value holding at wall time ``t_s``, None outside the forecast."""
+        return point_at(self.forecast(), t_s)
 
     # ---- refreshing ----
     def start(self) -> None:
@@ -142,9 +132,9 @@ class LiveIntensity:
             self._failed("empty answer")
             return self._backoff_s
         self._backoff_s = MIN_BACKOFF_S
+        self._add(points, self.source)  # usable now; the forecast is a second, optional request
+        self.cache.save(points)
         self._refresh_forecast()
-        self._add(points, self.source)
-        self._save_cache(points)
         self._announce(
             "live",
             f"otel-energy: carbon intensity from {self.source} ({self.provider.key}).",
@@ -153,34 +143,18 @@ class LiveIntensity:
         return self.provider.ttl_s
 
     def _refresh_forecast(self) -> None:
-        fetch = getattr(self.provider, "fetch_forecast", None)
-        if fetch is None:
-            return
         try:
-            forecast = list(fetch())
+            forecast = list(self.provider.fetch_forecast())
         except ProviderError as exc:  # optional data: keep the previous forecast
             _log.debug("otel-energy: no carbon intensity forecast: %s", exc)
             return
         with self._lock:
             self._forecast = sorted(forecast, key=lambda p: p.at)
 
-    def forecast(self) -> list[IntensityPoint]:
-        """The latest forecast from the provider (empty when it offers none)."""
-        with self._lock:
-            return list(self._forecast)
-
-    def forecast_at(self, when: datetime) -> IntensityPoint | None:
-        """The forecast value holding at ``when`` (UTC), None outside the forecast."""
-        with self._lock:
-            pts = self._forecast
-            i = bisect_right([p.at for p in pts], when)
-            if i == 0 or (when - pts[i - 1].at) > timedelta(hours=2):
-                return None
-            return pts[i - 1]
-
     def _failed(self, why: str) -> None:
+        now_s = self.clock()
         with self._lock:
-            has_cache = bool(self._v) and self._usable(self._v[-1])
+            has_cache = bool(self._v) and now_s - self._t[-1] <= CACHE_MAX_AGE_S
             using = self._v[-1].source if has_cache else self.fallback.source
         self._announce(
             f"fallback:{using}",
@@ -194,89 +168,14 @@ class LiveIntensity:
             _log.log(level, message)
 
     def _add(self, points: Sequence[IntensityPoint], source: str) -> None:
-        now_mono, now_utc = self.clock(), self.wall()
         with self._lock:
             for p in points:
-                mono = now_mono - (now_utc - p.at).total_seconds()
+                t_s = p.t_s
                 value = Intensity(p.g_per_kwh, source, p.kind, p.at.isoformat())
-                i = bisect_right(self._t, mono)
-                if i and self._t[i - 1] == mono:
+                i = bisect_right(self._t, t_s)
+                if i and self._t[i - 1] == t_s:
                     self._v[i - 1] = value
                 else:
-                    self._t.insert(i, mono)
+                    self._t.insert(i, t_s)
                     self._v.insert(i, value)
             del self._t[:-TIMELINE_LEN], self._v[:-TIMELINE_LEN]
-
-    # ---- persistence ----
-    def _cache_file(self) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        return (
-            self.cache_dir / f"intensity-{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.provider.key)}.json"
-        )
-
-    def _save_cache(self, points: Sequence[IntensityPoint]) -> None:
-        path = self._cache_file()
-        if path is None:
-            return
-        # one temporary name per process: ranks sharing a cache directory never write into
-        # each other's half-written file
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(
-                json.dumps(
-                    {
-                        "key": self.provider.key,
-                        "source": self.source,
-                        "points": [
-                            {"at": p.at.isoformat(), "g_per_kwh": p.g_per_kwh, "kind": p.kind}
-                            for p in points[-24:]
-                        ],
-                    }
-                )
-            )
-            tmp.replace(path)  # atomic: a crash never leaves half a file
-        except OSError as exc:
-            with suppress(OSError):  # no 0-byte leftover after ENOSPC
-                tmp.unlink(missing_ok=True)
-            if not self._cache_failing:
-                _log.warning(
-                    "otel-energy: cannot keep the last good carbon intensity in %s (%s: %s); a"
-                    " restart without network will use the table until it can. Set"
-                    " OTEL_PYTHON_ENERGY_CACHE_DIR to a writable directory with free space.",
-                    path.parent,
-                    type(exc).__name__,
-                    exc.strerror or exc,
-                )
-            self._cache_failing = True
-            return
-        self._cache_failing = False
-
-    def _load_cache(self) -> None:
-        path = self._cache_file()
-        if path is None or not path.exists():
-            return
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-            points = [
-                IntensityPoint(
-                    datetime.fromisoformat(p["at"]), float(p["g_per_kwh"]), str(p["kind"])
-                )
-                for p in data["points"]
-            ]
-            if any(p.at.tzinfo is None for p in points):
-                raise ValueError("a timestamp without a time zone")
-            in_range(points, "cache")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, ProviderError) as exc:
-            # not ours or damaged: start from the table; the next good refresh rewrites it
-            _log.warning("otel-energy: ignoring the carbon intensity cache %s: %s", path, exc)
-            return
-        self._add(points, f"cache:{self.source}")
-
-
-def age_of(value: Intensity, now: datetime | None = None) -> timedelta | None:
-    """How old a timestamped intensity is (None for table values)."""
-    if value.timestamp is None:
-        return None
-    return (now or _utc_now()) - datetime.fromisoformat(value.timestamp)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from otel_energy.carbon import load_table
 from otel_energy.cli import history as history_cli
+from otel_energy.cli import when as when_cli
 from otel_energy.config import ConfigError, EnergyConfig, load_config
 from otel_energy.config import variables as ev
 from otel_energy.engine.runtime import intensity_provider
@@ -323,60 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print energy so far to stderr every SECONDS (default: off)",
     )
     p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
-    p = sub.add_parser(
-        "when",
-        help="when in the next hours a job would emit least (needs a live provider)",
-        description="Carbon-aware start: reads the configured live provider's forecast"
-        " (OTEL_PYTHON_ENERGY_CARBON_PROVIDER=electricitymaps, watttime or uk).",
-    )
-    p.add_argument("--hours", type=float, default=1.0, help="job duration in hours")
-    p.add_argument("--within", type=float, default=24.0, help="start within this many hours")
+    when_cli.add_parser(sub)
     history_cli.add_parsers(sub)
     return parser
-
-
-def cmd_when(config: EnergyConfig, hours: float, within: float) -> int:
-    """Print the best start time for a job of ``hours`` within the next ``within`` hours."""
-    from datetime import datetime, timedelta, timezone
-
-    from otel_energy.carbon.forecast import best_start
-    from otel_energy.carbon.providers import ProviderError
-
-    if hours <= 0 or within < hours:
-        print("otel-energy when: expected --hours > 0 and --within >= --hours", file=sys.stderr)
-        return 2
-    live = intensity_provider(config)
-    fetch = getattr(getattr(live, "provider", None), "fetch_forecast", None)
-    if fetch is None:
-        print(
-            "otel-energy when: needs a live provider with a forecast: set"
-            " OTEL_PYTHON_ENERGY_CARBON_PROVIDER to electricitymaps, watttime or uk"
-            " (docs/carbon.md).",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        points = fetch()
-    except ProviderError as exc:
-        print(f"otel-energy when: forecast unavailable: {exc}", file=sys.stderr)
-        return 1
-    now = datetime.now(timezone.utc)
-    advice = best_start(points, timedelta(hours=hours), timedelta(hours=within), now)
-    if advice is None:
-        print("otel-energy when: the forecast does not cover that window", file=sys.stderr)
-        return 1
-    wait = advice.start - now
-    print(
-        f"best start: {advice.start.isoformat(timespec='minutes')}"
-        f" (in {wait.total_seconds() / 3600:.1f} h), mean {advice.mean_g_per_kwh:.0f} gCO2e/kWh"
-        f" {advice.kind}"
-    )
-    if advice.now_mean_g_per_kwh is not None and advice.saving is not None:
-        print(
-            f"starting now: mean {advice.now_mean_g_per_kwh:.0f} gCO2e/kWh;"
-            f" waiting saves {advice.saving * 100:.0f}% of the CO2e"
-        )
-    return 0
 
 
 def cmd_run(config: EnergyConfig, args: argparse.Namespace) -> int:
@@ -424,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return cmd_run(config, args)
     if args.command == "when":
-        return cmd_when(config, args.hours, args.within)
+        return when_cli.cmd_when(config, args.hours, args.within)
     if args.command in ("history", "report"):
         return history_cli.main(args)
     if args.seconds <= 0:

@@ -193,45 +193,23 @@ def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
     return country, table_intensity(country)
 
 
-def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
-    name = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER
-    raw = env.get(name, "").strip().lower() or "table"
-    if raw not in CARBON_PROVIDERS:
-        raise ConfigError(
-            f"{name}={raw!r} is not valid: expected one of {', '.join(CARBON_PROVIDERS)}."
-        )
-    if raw == "table" or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
-        return None
-    zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
-    has_lat = bool(env.get(ev.OTEL_PYTHON_ENERGY_LATITUDE, "").strip())
-    has_lon = bool(env.get(ev.OTEL_PYTHON_ENERGY_LONGITUDE, "").strip())
-    lat = (
-        _number(env, ev.OTEL_PYTHON_ENERGY_LATITUDE, 0.0, -90.0, 90.0, "degrees")
-        if has_lat
-        else None
+def _coordinates(env: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """(latitude, longitude) in degrees, each None when unset."""
+
+    def degrees(name: str, limit: float) -> float | None:
+        if not env.get(name, "").strip():
+            return None
+        return _number(env, name, 0.0, -limit, limit, "degrees")
+
+    return (
+        degrees(ev.OTEL_PYTHON_ENERGY_LATITUDE, 90.0),
+        degrees(ev.OTEL_PYTHON_ENERGY_LONGITUDE, 180.0),
     )
-    lon = (
-        _number(env, ev.OTEL_PYTHON_ENERGY_LONGITUDE, 0.0, -180.0, 180.0, "degrees")
-        if has_lon
-        else None
-    )
-    if raw != "uk" and zone is None and (lat is None or lon is None):
-        raise ConfigError(
-            f"{name}={raw!r} needs {ev.OTEL_PYTHON_ENERGY_ZONE} (e.g. DE,"
-            f" CAISO_NORTH) or both {ev.OTEL_PYTHON_ENERGY_LATITUDE} and"
-            f" {ev.OTEL_PYTHON_ENERGY_LONGITUDE}."
-        )
-    live = LiveCarbonConfig(
-        raw,
-        zone,
-        lat,
-        lon,
-        token=_header_token(env, ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN),
-        username=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME, "").strip() or None,
-        password=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD, "") or None,
-        api_url=_api_url(env),
-        cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
-    )
+
+
+def _check_credentials(live: LiveCarbonConfig) -> LiveCarbonConfig:
+    """The key or login each live provider needs."""
+    name, raw = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER, live.provider
     if raw == "electricitymaps" and not live.token:
         raise ConfigError(
             f"{name}='electricitymaps' needs"
@@ -243,6 +221,38 @@ def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
             f" and {ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD}."
         )
     return live
+
+
+def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
+    name = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER
+    raw = env.get(name, "").strip().lower() or "table"
+    if raw not in CARBON_PROVIDERS:
+        raise ConfigError(
+            f"{name}={raw!r} is not valid: expected one of {', '.join(CARBON_PROVIDERS)}."
+        )
+    if raw == "table" or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
+        return None
+    lat, lon = _coordinates(env)
+    zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
+    if raw != "uk" and zone is None and (lat is None or lon is None):
+        raise ConfigError(
+            f"{name}={raw!r} needs {ev.OTEL_PYTHON_ENERGY_ZONE} (e.g. DE,"
+            f" CAISO_NORTH) or both {ev.OTEL_PYTHON_ENERGY_LATITUDE} and"
+            f" {ev.OTEL_PYTHON_ENERGY_LONGITUDE}."
+        )
+    return _check_credentials(
+        LiveCarbonConfig(
+            raw,
+            zone,
+            lat,
+            lon,
+            token=_header_token(env, ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN),
+            username=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME, "").strip() or None,
+            password=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD, "") or None,
+            api_url=_api_url(env),
+            cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
+        )
+    )
 
 
 def _step_spans(env: Mapping[str, str]) -> int:

@@ -12,13 +12,11 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from otel_energy.carbon import co2e_g
-from otel_energy.carbon.forecast import mean_intensity
+from otel_energy.carbon import IntensitySource, co2e_g
+from otel_energy.carbon.forecast import mean_over
 from otel_energy.telemetry.instruments import SCOPE
 from otel_energy.version import __version__
 
@@ -107,21 +105,24 @@ def project(
 
 
 def remaining_intensity(
-    provider: Any, current_g_per_kwh: float, seconds: float, now: datetime | None = None
+    provider: IntensitySource | None,
+    current_g_per_kwh: float,
+    seconds: float,
+    now_s: float | None = None,
 ) -> tuple[float, str]:
     """Intensity (g/kWh) expected over the next ``seconds``, and its basis.
 
-    The provider's forecast mean when it has a ``forecast()`` covering that time (live providers);
-    the current intensity otherwise. Reads the provider's cached forecast: no network.
+    The source's forecast mean when its ``forecast()`` covers that time (live sources); the
+    current intensity otherwise (no source, no forecast). ``now_s``: wall seconds, the source's
+    clock when None. Reads the source's cached forecast: no network.
     """
-    forecast = getattr(provider, "forecast", None)
-    if forecast is None or seconds <= 0:
+    if provider is None or seconds <= 0:
         return current_g_per_kwh, "current"
     try:
-        points = forecast()
-        start = now or datetime.now(timezone.utc)
-        mean = mean_intensity(points, start, timedelta(seconds=seconds)) if points else None
-    except Exception:  # a provider's odd forecast must not cost the projection
+        points = provider.forecast()
+        start_s = provider.now_s() if now_s is None else now_s
+        mean = mean_over(points, start_s, seconds) if points else None
+    except Exception:  # a source's odd forecast must not cost the projection
         _log.debug("otel-energy: forecast unusable for the projection", exc_info=True)
         mean = None
     return (current_g_per_kwh, "current") if mean is None else (mean, "forecast")

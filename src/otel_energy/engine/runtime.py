@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otel_energy.carbon import IntensityProvider, StaticIntensity
+from otel_energy.carbon.factory import provider_for
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.config import variables as ev
 from otel_energy.distributed.ranks import rank_info
@@ -71,39 +71,7 @@ def build_sampler(
     )
 
 
-def intensity_provider(config: EnergyConfig) -> IntensityProvider:
-    """The table/override, or a live provider with the table as its fallback."""
-    static = StaticIntensity(config.intensity)
-    live = config.carbon
-    if live is None:
-        return static
-    from pathlib import Path
-
-    from otel_energy import carbon_providers as cp
-    from otel_energy.carbon.live import LiveIntensity
-
-    provider: Any
-    if live.provider == "electricitymaps":
-        provider = cp.ElectricityMaps(
-            live.token or "",
-            live.zone,
-            live.lat,
-            live.lon,
-            base_url=live.api_url or cp.ElectricityMaps.default_url,
-        )
-    elif live.provider == "watttime":
-        provider = cp.WattTime(
-            live.username or "",
-            live.password or "",
-            live.zone,
-            live.lat,
-            live.lon,
-            base_url=live.api_url or cp.WattTime.default_url,
-        )
-    else:
-        provider = cp.UKCarbonIntensity(base_url=live.api_url or cp.UKCarbonIntensity.default_url)
-    cache = Path(live.cache_dir or "~/.cache/otel-energy").expanduser()
-    return LiveIntensity(provider, config.intensity, cache)
+intensity_provider = provider_for  # moved: otel_energy.carbon.factory.provider_for
 
 
 def acquire_sampler(factory: Callable[[], Sampler] | None = None) -> Sampler:

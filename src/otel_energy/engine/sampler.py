@@ -97,7 +97,7 @@ class Sampler:
         self._hist = History(history_len)
         self._devices = Devices([], interval_s, max_failures, self._read_timeout_s)
         self._co2: list[float] = []
-        self._latest: Latest = (0.0, (), (), (), self._intensity.at(0.0))
+        self._latest: Latest = (0.0, (), (), (), self._intensity.current())
         self._snapshot: Snapshot | None = Snapshot(0.0, (), self._latest[4], pue)
         self._cond = threading.Condition(threading.Lock())
         self._stop = threading.Event()
@@ -123,9 +123,7 @@ class Sampler:
         if self.running or not self.in_owner_process:
             return
         self._stop.clear()
-        starter = getattr(self._intensity, "start", None)
-        if callable(starter):  # a live intensity provider refreshes on its own thread
-            starter()
+        self._intensity.start()  # a live source refreshes on its own thread; the table: no-op
         self._thread = threading.Thread(target=self._run, name="otel-energy-sampler", daemon=True)
         self._thread.start()
 
@@ -139,9 +137,7 @@ class Sampler:
         thread.join(timeout_s)
         self._thread = None
         self._devices.close()
-        stopper = getattr(self._intensity, "stop", None)
-        if callable(stopper):
-            stopper()
+        self._intensity.stop()
         for sensor in self._sensors or ():
             try:
                 sensor.close()
@@ -203,12 +199,13 @@ class Sampler:
         """Read every healthy sensor once and append a sample (called by the thread; tests too)."""
         self._ensure_sensors()
         t = self.clock()
-        intensity = self._intensity.at(t)
+        now_s = self._intensity.now_s()  # the carbon clock: wall seconds
+        intensity = self._intensity.at(now_s)
         # The energy since the last sample was used during (previous, t]: charge it at the
-        # intensity valid in the middle of that interval, so a change of intensity inside a span
-        # is integrated interval by interval.
+        # intensity valid in the middle of that interval (half of it before now on the wall
+        # clock), so a change of intensity inside a span is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
-        g_per_kwh = self._intensity.at((previous + t) / 2).g_per_kwh
+        g_per_kwh = self._intensity.at(now_s - (t - previous) / 2).g_per_kwh
         for i, delta in self._devices.read(t):
             self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
         self._publish(t, intensity)

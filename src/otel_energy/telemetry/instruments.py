@@ -11,10 +11,11 @@ import logging
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 
+from otel_energy.carbon import IntensitySource
+from otel_energy.carbon.forecast import point_at
 from otel_energy.engine.sampler import DeviceState, Sampler, Snapshot
 from otel_energy.version import __version__
 
@@ -34,7 +35,7 @@ class InstrumentSpec:
     unit: str
     kind: str  # "counter", "updowncounter" or "gauge"
     description: str
-    observe: Callable[[Snapshot, Attrs, object], Iterable[Observation]]
+    observe: Callable[[Snapshot, Attrs, IntensitySource], Iterable[Observation]]
     """Observations from the latest snapshot, the identity attributes and the intensity provider."""
 
 
@@ -110,14 +111,14 @@ def _intensity(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observa
 FORECAST_HORIZONS_H = (1, 2, 3, 6, 12, 24)
 
 
-def _forecast(s: Snapshot, ident: Attrs, provider: object) -> Iterable[Observation]:
-    forecast_at = getattr(provider, "forecast_at", None)
-    if forecast_at is None or not s.devices:
+def _forecast(s: Snapshot, ident: Attrs, provider: IntensitySource) -> Iterable[Observation]:
+    points = provider.forecast()
+    if not points or not s.devices:
         return []
-    now = datetime.now(timezone.utc)
+    now_s = provider.now_s()  # the source's clock: the forecast's own time line
     out = []
     for h in FORECAST_HORIZONS_H:
-        point = forecast_at(now + timedelta(hours=h))
+        point = point_at(points, now_s + h * 3600.0)
         if point is not None:
             out.append(
                 Observation(
