@@ -37,6 +37,7 @@ from otel_energy.sensors.base import (
     Unmeasured,
 )
 from otel_energy.sensors.nvml import select_for_rank
+from otel_energy.telemetry import attributes as A
 
 _log = logging.getLogger(__name__)
 
@@ -326,8 +327,8 @@ def _sensor(
                 unmeasured.append(Unmeasured(die.uuid, "gpu", reason))
             return None
         extra = (
-            ("otel_energy.gpu.measures", "package" if whole else "die"),
-            ("otel_energy.gpu.dies", str(len(package))),
+            (A.GPU_MEASURES, "package" if whole else "die"),
+            (A.GPU_DIES, str(len(package))),
         )
     if not (counter or power):
         raise smi.AmdSmiLibraryException(2)  # AMDSMI_STATUS_NOT_SUPPORTED: nothing to read
