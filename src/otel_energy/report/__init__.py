@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otel_energy.telemetry import attributes as A
+
 
 @dataclass
 class Timeline:
@@ -104,15 +106,15 @@ def epochs_from_spans(spans: list[dict[str, Any]], start_ns: int) -> list[dict[s
         a = s.get("attributes", {})
         rows.append(
             {
-                "epoch": a.get("otel_energy.train.epoch"),
-                "rank": a.get("otel_energy.rank"),
-                "steps": a.get("otel_energy.train.steps"),
+                "epoch": a.get(A.TRAIN_EPOCH),
+                "rank": a.get(A.RANK),
+                "steps": a.get(A.TRAIN_STEPS),
                 "start_s": (s["start_ns"] - start_ns) / 1e9,
                 "duration_s": (s["end_ns"] - s["start_ns"]) / 1e9,
-                "energy_j": a.get("otel_energy.energy"),
-                "avg_power_w": a.get("otel_energy.power"),
-                "co2e_g": a.get("otel_energy.co2e"),
-                "estimated": a.get("otel_energy.estimated"),
+                "energy_j": a.get(A.ENERGY),
+                "avg_power_w": a.get(A.POWER),
+                "co2e_g": a.get(A.CO2E),
+                "estimated": a.get(A.ESTIMATED),
                 "status": s.get("status"),
             }
         )
@@ -125,8 +127,7 @@ def _lead_spans(spans: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
         (
             s
             for s in spans
-            if s.get("name") == name
-            and s.get("attributes", {}).get("otel_energy.rank") in (None, 0)
+            if s.get("name") == name and s.get("attributes", {}).get(A.RANK) in (None, 0)
         ),
         key=lambda s: s["start_ns"],
     )
@@ -169,7 +170,7 @@ def phases(
     inside_c = 0.0
     for e in _lead_spans(spans, "epoch"):
         t0, t1 = rel(e["start_ns"]), rel(e["end_ns"])
-        epoch = e.get("attributes", {}).get("otel_energy.train.epoch")
+        epoch = e.get("attributes", {}).get(A.TRAIN_EPOCH)
         r = row("epoch", f"training: epoch {epoch}", t0, t1, epoch=epoch)
         out.append(r)
         inside += r["energy_j"]
@@ -213,7 +214,7 @@ def phases(
 
 def device_label(d: dict[str, Any]) -> str:
     """``cpu (estimated)``, ``cpu package-0``, ``gpu NVIDIA H100 (0)``: the type once."""
-    name, hw_type = str(d["hw.name"]), str(d["hw.type"])
+    name, hw_type = str(d[A.HW_NAME]), str(d[A.HW_TYPE])
     return name if name.lower().startswith(hw_type) else f"{hw_type} {name}"
 
 

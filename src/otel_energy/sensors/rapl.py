@@ -119,6 +119,29 @@ def _zone(path: Path, vendor: str | None) -> RaplZone | None:
     return RaplZone(info, path / "energy_uj", wrap_j)
 
 
+def _scan(root: Path, vendor: str | None) -> tuple[list[RaplZone], list[RaplZone]]:
+    """(readable zones, zones whose counter is root-only) of the kept domains under ``root``."""
+    zones: list[RaplZone] = []
+    unreadable: list[RaplZone] = []
+    for path in sorted(root.glob("intel-rapl:*")):
+        try:
+            zone = _zone(path, vendor)
+        except (OSError, ValueError):
+            continue
+        if zone is None:
+            continue
+        try:
+            zone.read()
+        except PermissionError:
+            unreadable.append(zone)
+            continue
+        except (OSError, ValueError):
+            zone.close()
+            continue
+        zones.append(zone)
+    return zones, unreadable
+
+
 def discover_rapl(
     root: str | Path,
     unmeasured: list[Unmeasured] | None = None,
@@ -140,25 +163,7 @@ def discover_rapl(
             root,
         )
         return []
-    zones: list[RaplZone] = []
-    unreadable: list[RaplZone] = []
-    vendor = cpu_vendor(cpuinfo)
-    for path in sorted(root.glob("intel-rapl:*")):
-        try:
-            zone = _zone(path, vendor)
-        except (OSError, ValueError):
-            continue
-        if zone is None:
-            continue
-        try:
-            zone.read()
-        except PermissionError:
-            unreadable.append(zone)
-            continue
-        except (OSError, ValueError):
-            zone.close()
-            continue
-        zones.append(zone)
+    zones, unreadable = _scan(root, cpu_vendor(cpuinfo))
     if unreadable:
         _log.warning(
             "otel-energy: "
