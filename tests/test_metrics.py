@@ -211,5 +211,6 @@ def test_semconv_names_come_from_the_semconv_package() -> None:
 def test_every_attribute_constant_is_documented() -> None:
     docs = Path(__file__).parents[1] / "docs"
     text = (docs / "metrics.md").read_text() + (docs / "spans.md").read_text()
-    missing = sorted(n for n in _names() if f"`{n}`" not in text)
+    names = [*_names(), *(A.device_type_energy(t) for t in ("gpu", "cpu", "memory"))]
+    missing = sorted(n for n in names if f"`{n}`" not in text)
     assert missing == []

@@ -161,6 +161,41 @@ TRAIN_STEPS: Final = "otel_energy.train.steps"
 TRAIN_STEP: Final = "otel_energy.train.step"
 """Global step number, 1-based (int)."""
 
+TRAIN_GLOBAL_STEP: Final = "otel_energy.train.global_step"
+"""Trainer's global step at the end of the run (int)."""
+TRAIN_START_STEP: Final = "otel_energy.train.start_step"
+"""Global step at the start, non-zero when resumed (int)."""
+TRAIN_MAX_STEPS: Final = "otel_energy.train.max_steps"
+"""The run's planned optimizer steps (int)."""
+TRAIN_NUM_TRAIN_EPOCHS: Final = "otel_energy.train.num_train_epochs"
+"""The run's planned epochs (number)."""
+TRAIN_GRADIENT_ACCUMULATION_STEPS: Final = "otel_energy.train.gradient_accumulation_steps"
+"""Micro-batches per optimizer step (int)."""
+TRAIN_PER_DEVICE_TRAIN_BATCH_SIZE: Final = "otel_energy.train.per_device_train_batch_size"
+"""Batch size per device (int)."""
+TRAIN_MODEL_TYPE: Final = "otel_energy.train.model_type"
+"""Model type or LightningModule class name (no unit)."""
+TRAIN_PROJECT: Final = "otel_energy.train.project"
+"""``CarbonConfig.project_name`` (no unit)."""
+TRAIN_REGION: Final = "otel_energy.train.region"
+"""``CarbonConfig.region`` (no unit)."""
+EVAL_STEPS: Final = "otel_energy.eval.steps"
+"""Prediction steps of an evaluate/predict/test span (count)."""
+EVAL_SANITY_CHECK: Final = "otel_energy.eval.sanity_check"
+"""True on Lightning's validation sanity check (bool)."""
+FRAMEWORK: Final = "otel_energy.framework"
+"""``lightning`` on spans of ``LightningEnergyCallback`` (no unit)."""
+GPU_UTILIZATION: Final = "otel_energy.gpu.utilization"
+"""Time-weighted GPU utilization over a span, 1 (0..1)."""
+GPU_LOW_UTILIZATION: Final = "otel_energy.gpu.low_utilization"
+"""The run's GPUs drew power while mostly idle (bool)."""
+
+
+def device_type_energy(hw_type: str) -> str:
+    """Span attribute of one device type's energy (J): ``otel_energy.gpu.energy`` for ``gpu``."""
+    return f"otel_energy.{hw_type}.energy"
+
+
 # --- otel-energy run (job span) ----------------------------------------------------------------
 
 COMMAND: Final = "otel_energy.command"
