@@ -14,7 +14,8 @@ EMITTED = {
     "hw_energy_joules_total",
     "hw_power_watts",
     "otel_energy_co2e_grams_total",
-    "otel_energy_carbon_intensity_grams_per_kWh",
+    "otel_energy_grid_carbon_intensity_grams_per_kW_h",
+    "otel_energy_carbon_intensity_grams_per_kWh",  # deprecated alias, still emitted
     "otel_energy_step_energy_joules_bucket",
     "otel_energy_step_energy_joules_sum",
     "otel_energy_step_energy_joules_count",
@@ -97,6 +98,7 @@ def test_metric_names_match_the_docs() -> None:
         "hw_energy_joules_total",
         "hw_power_watts",
         "otel_energy_co2e_grams_total",
+        "otel_energy_grid_carbon_intensity_grams_per_kW_h",
         "otel_energy_carbon_intensity_grams_per_kWh",
         "otel_energy_step_energy_joules",
         "hw_gpu_utilization",

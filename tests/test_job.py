@@ -15,6 +15,7 @@ from otel_energy.config import load_config
 from otel_energy.distributed.job import RunPart, derived_ids, finish_job, job_context, job_id
 from otel_energy.distributed.ranks import rank_info
 from otel_energy.hf import EnergyCallback
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.ids import PrivateRandomIdGenerator
 from otel_energy.testing.tiny import tiny_trainer
 from tests.hf_helpers import Telemetry, fake_gpu_sampler_factory, telemetry
@@ -112,11 +113,11 @@ def test_rank0_emits_the_root_with_the_sum_over_ranks_from_the_store() -> None:
     assert (root.context.trace_id, root.context.span_id) == (trace_id, span_id)
     assert root.parent is None and root.name == "job"
     a = root.attributes
-    assert a["otel_energy.energy"] == pytest.approx(42.0)
-    assert a["otel_energy.co2e"] == pytest.approx(4.0)
-    assert a["otel_energy.complete"] is True and a["otel_energy.job.ranks_reported"] == 2
-    assert a["otel_energy.estimated"] is True and a["otel_energy.job.id"] == "job-7"
-    assert "otel_energy.rank" not in a
+    assert a[A.ENERGY] == pytest.approx(42.0)
+    assert a[A.CO2E] == pytest.approx(4.0)
+    assert a[A.COMPLETE] is True and a[A.JOB_RANKS_REPORTED] == 2
+    assert a[A.ESTIMATED] is True and a[A.JOB_ID] == "job-7"
+    assert A.RANK not in a
     assert (root.start_time, root.end_time) == (900, 5_200)  # covers every rank's run
 
 
@@ -131,8 +132,8 @@ def test_missing_rank_is_reported_not_waited_for_forever() -> None:
     assert t is not None
     t.join(30)
     [root] = exporter.get_finished_spans()
-    assert root.attributes["otel_energy.complete"] is False
-    assert root.attributes["otel_energy.job.ranks_reported"] == 1
+    assert root.attributes[A.COMPLETE] is False
+    assert root.attributes[A.JOB_RANKS_REPORTED] == 1
 
 
 def test_a_second_run_in_the_same_job_does_not_emit_a_second_root() -> None:
@@ -146,3 +147,14 @@ def test_a_second_run_in_the_same_job_does_not_emit_a_second_root() -> None:
     again = finish_job(rank, job_context({}, rank), tracer, part, rank.attributes())  # type: ignore[arg-type]
     assert again is None
     assert [s.name for s in exporter.get_finished_spans()] == ["job"]
+
+
+def test_the_job_span_names_the_semconv_schema_it_follows(tmp_path: Path) -> None:
+    from otel_energy.distributed.runjob import JobSpan
+    from otel_energy.telemetry.scope import SCHEMA_URL, SCOPE
+
+    job = JobSpan({}, tmp_path / "run.jsonl", ["python", "train.py"])
+    scope = job.span.instrumentation_scope  # type: ignore[attr-defined]
+    job.end(1.0, 0.1, False, 0)
+    assert (scope.name, scope.schema_url) == (SCOPE, SCHEMA_URL)
+    assert job.span.attributes[A.COMMAND] == "python train.py"  # type: ignore[attr-defined]

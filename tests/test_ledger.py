@@ -25,6 +25,7 @@ from otel_energy.config import load_config
 from otel_energy.distributed.job import job_id
 from otel_energy.hf import EnergyCallback
 from otel_energy.history.ledger import Ledger, RunRow, ledger_path, record
+from otel_energy.telemetry import attributes as A
 from otel_energy.testing.tiny import tiny_trainer
 from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
 
@@ -196,9 +197,9 @@ def test_trainer_run_writes_its_row(tmp_path: Path, tel: Telemetry, ledger_file:
     [run] = tel.finished("train")
     [r] = Ledger(ledger_file).rows()
     assert (r.kind, r.status, r.exit_code, r.pid) == ("train", "ok", None, os.getpid())
-    assert r.energy_j == pytest.approx(run.attributes["otel_energy.energy"], rel=1e-9)
-    assert r.co2e_g == pytest.approx(run.attributes["otel_energy.co2e"], rel=1e-9)
-    assert r.duration_s == pytest.approx(run.attributes["otel_energy.duration"], abs=1e-3)
+    assert r.energy_j == pytest.approx(run.attributes[A.ENERGY], rel=1e-9)
+    assert r.co2e_g == pytest.approx(run.attributes[A.CO2E], rel=1e-9)
+    assert r.duration_s == pytest.approx(run.attributes[A.DURATION], abs=1e-3)
     assert r.energy_by_type == {"gpu": pytest.approx(r.energy_j)}
     assert r.intensity_source == "table:owid-ember:world"
     [curve] = r.timeline["power_w"].values()

@@ -8,6 +8,7 @@ import pynvml
 import pytest
 
 from otel_energy.sensors.nvml import discover_nvml
+from otel_energy.telemetry import attributes as A
 from tests.fakes.nvml import FakeGpu, FakeNvml, _Attributes
 
 PARENT = "GPU-cccccccc-0000-0000-0000-000000000000"
@@ -48,3 +49,12 @@ def test_unknown_slice_count_is_not_measured_and_says_why(
     caplog.set_level(logging.WARNING, "otel_energy")
     assert discover_nvml({"CUDA_VISIBLE_DEVICES": MIGS[0]}, NoAttributes([gpu()])) == []
     assert "slice count" in caplog.text and MIGS[0] in caplog.text
+
+
+def test_instance_points_name_their_gpu_as_hw_parent() -> None:
+    """The conventions' hw.parent is the parent component's hw.id: the GPU's UUID."""
+    nvml = FakeNvml([gpu()])
+    [sensor] = discover_nvml({"CUDA_VISIBLE_DEVICES": MIGS[1]}, nvml)
+    attrs = sensor.info.attributes()
+    assert attrs[A.HW_ID] == MIGS[1] and attrs[A.HW_PARENT] == PARENT
+    assert attrs[A.HW_TYPE] == "gpu" and attrs[A.GPU_MIG_SLICES] == "2/7"

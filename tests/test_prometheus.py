@@ -16,7 +16,9 @@ from tests.backends import free_port, prom_query, prometheus, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
-PROM_INTENSITY = "otel_energy_carbon_intensity_grams_per_kWh"
+# The exporter's translation of otel_energy.grid.carbon_intensity, unit g/kW/h (UCUM g/(kW.h)).
+PROM_INTENSITY = "otel_energy_grid_carbon_intensity_grams_per_kW_h"
+PROM_INTENSITY_DEPRECATED = "otel_energy_carbon_intensity_grams_per_kWh"  # old dashboards
 
 
 def check_dashboard_queries(prom: str) -> None:
@@ -100,7 +102,11 @@ def test_prometheus_scrapes_hw_energy_power_and_co2e(tmp_path: Path) -> None:
                 "hw_power_watts",
                 "otel_energy_co2e_grams_total",
                 PROM_INTENSITY,
+                PROM_INTENSITY_DEPRECATED,
             }, names
+            [new] = prom_query(prom, PROM_INTENSITY)
+            [old] = prom_query(prom, PROM_INTENSITY_DEPRECATED)
+            assert new["value"][1] == old["value"][1]  # one value under both names
     finally:
         stop.touch()
         proc.wait(30)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from otel_energy.distributed.ranks import rank_info, slurm_tasks_on_node
+from otel_energy.telemetry import attributes as A
 
 SLURM = {
     "SLURM_PROCID": "3",
@@ -59,7 +60,7 @@ def test_launchers_and_precedence(env: dict[str, str], expected: tuple[object, .
 def test_outside_any_launcher() -> None:
     r = rank_info({})
     assert r.launcher is None and r.rank is None and not r.distributed and r.measures_node
-    assert set(r.attributes()) == {"host.name"}
+    assert set(r.attributes()) == {A.HOST_NAME}
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_slurm_tasks_per_node(raw: str, node: int, expected: int | None) -> None
 
 def test_job_id_reaches_the_identity_attributes() -> None:
     attrs = rank_info(SLURM).attributes()
-    assert attrs["otel_energy.job.id"] == "777"
-    assert attrs["otel_energy.rank"] == 3 and attrs["otel_energy.node_level"] is False
+    assert attrs[A.JOB_ID] == "777"
+    assert attrs[A.RANK] == 3 and attrs[A.NODE_LEVEL] is False
     # a single process with a job id still carries it
-    assert rank_info({"OTEL_PYTHON_ENERGY_JOB_ID": "j1"}).attributes()["otel_energy.job.id"] == "j1"
+    assert rank_info({"OTEL_PYTHON_ENERGY_JOB_ID": "j1"}).attributes()[A.JOB_ID] == "j1"

@@ -11,6 +11,7 @@ import pytest
 
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.rapl import discover_rapl
+from otel_energy.telemetry import attributes as A
 from tests.conftest import FakeClock
 from tests.fakes.powercap import make_zone, server_tree
 
@@ -95,3 +96,43 @@ def test_amd_style_tree_has_no_dram(tmp_path: Path) -> None:
     make_zone(tmp_path, "intel-rapl:0:0", "core")
     zones = discover_rapl(tmp_path)
     assert [(z.info.hw_type, z.wrap_j) for z in zones] == [("cpu", 65_532.610987)]
+
+
+def _cpuinfo(tmp_path: Path, vendor_id: str) -> Path:
+    """A /proc/cpuinfo with two logical CPUs, in the kernel's ``key\\t: value`` layout."""
+    path = tmp_path / "cpuinfo"
+    cpu = f"processor\t: {{n}}\nvendor_id\t: {vendor_id}\ncpu family\t: 6\nmodel name\t: X\n\n"
+    path.write_text(cpu.format(n=0) + cpu.format(n=1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("vendor_id", "vendor"),
+    [("GenuineIntel", "Intel"), ("AuthenticAMD", "AMD"), ("HygonGenuine", "Hygon")],
+)
+def test_vendor_is_the_cpu_vendor_not_the_interface(
+    tmp_path: Path, vendor_id: str, vendor: str
+) -> None:
+    server_tree(tmp_path / "powercap")
+    zones = discover_rapl(tmp_path / "powercap", cpuinfo=_cpuinfo(tmp_path, vendor_id))
+    for z in zones:
+        attrs = z.info.attributes()
+        assert attrs[A.HW_VENDOR] == vendor  # RAPL is how it was measured, not who made it
+        assert attrs[A.METHOD] == "rapl"
+
+
+def test_unknown_cpuinfo_leaves_vendor_out(tmp_path: Path) -> None:
+    server_tree(tmp_path / "powercap")
+    zones = discover_rapl(tmp_path / "powercap", cpuinfo=tmp_path / "absent")
+    assert zones and all(A.HW_VENDOR not in z.info.attributes() for z in zones)
+
+
+def test_dram_zone_names_its_package_as_parent(tmp_path: Path) -> None:
+    server_tree(tmp_path, sockets=2)
+    parents = {z.info.hw_id: z.info.attributes().get(A.HW_PARENT) for z in discover_rapl(tmp_path)}
+    assert parents == {
+        "intel-rapl:0": None,
+        "intel-rapl:0:2": "intel-rapl:0",
+        "intel-rapl:1": None,
+        "intel-rapl:1:2": "intel-rapl:1",
+    }

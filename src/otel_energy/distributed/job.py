@@ -38,6 +38,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_energy.config.variables import OTEL_PYTHON_ENERGY_JOB_ID
+from otel_energy.telemetry import attributes as A
 
 if TYPE_CHECKING:
     from otel_energy.distributed.ranks import RankInfo
@@ -268,18 +269,16 @@ def _emit_root(
         return
     world = rank.world_size or 1
     attrs: dict[str, Any] = {
-        k: v
-        for k, v in identity.items()
-        if k not in ("otel_energy.rank", "otel_energy.local_rank", "otel_energy.node_level")
+        k: v for k, v in identity.items() if k not in (A.RANK, A.LOCAL_RANK, A.NODE_LEVEL)
     }
     attrs.update(
         {
-            "otel_energy.energy": sum(p.energy_j for p in parts),
-            "otel_energy.co2e": sum(p.co2e_g for p in parts),
-            "otel_energy.estimated": any(p.estimated for p in parts),
-            "otel_energy.complete": len(parts) == world,
-            "otel_energy.job.ranks_reported": len(parts),
-            "otel_energy.world_size": world,
+            A.ENERGY: sum(p.energy_j for p in parts),
+            A.CO2E: sum(p.co2e_g for p in parts),
+            A.ESTIMATED: any(p.estimated for p in parts),
+            A.COMPLETE: len(parts) == world,
+            A.JOB_RANKS_REPORTED: len(parts),
+            A.WORLD_SIZE: world,
         }
     )
     start = min(p.start_ns for p in parts)

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from otel_energy.distributed.job import job_id
+from otel_energy.telemetry import attributes as A
 
-JOB_ID_ATTRIBUTE = "otel_energy.job.id"
+JOB_ID_ATTRIBUTE = A.JOB_ID
 
 
 @dataclass(frozen=True)
@@ -49,18 +50,18 @@ class RankInfo:
 
     def attributes(self) -> dict[str, str | int | bool]:
         """``host.name`` always; the job id when known; rank attributes when distributed."""
-        attrs: dict[str, str | int | bool] = {"host.name": self.host}
+        attrs: dict[str, str | int | bool] = {A.HOST_NAME: self.host}
         if self.job_id is not None:
             attrs[JOB_ID_ATTRIBUTE] = self.job_id
         if self.distributed:
             for key, value in (
-                ("otel_energy.rank", self.rank),
-                ("otel_energy.local_rank", self.local_rank),
-                ("otel_energy.world_size", self.world_size),
+                (A.RANK, self.rank),
+                (A.LOCAL_RANK, self.local_rank),
+                (A.WORLD_SIZE, self.world_size),
             ):
                 if value is not None:
                     attrs[key] = value
-            attrs["otel_energy.node_level"] = self.measures_node
+            attrs[A.NODE_LEVEL] = self.measures_node
         return attrs
 
 

@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_energy.distributed.job import from_environment
 from otel_energy.distributed.ranks import rank_info
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.ids import PrivateRandomIdGenerator
 from otel_energy.telemetry.localexport import JsonLinesSpanExporter
-from otel_energy.version import __version__
+from otel_energy.telemetry.scope import get_tracer
 
 _log = logging.getLogger(__name__)
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -35,7 +36,7 @@ class JobSpan:
     def __init__(self, environ: Mapping[str, str], run_file: Path, command: list[str]) -> None:
         self._env = environ
         service = environ.get("OTEL_SERVICE_NAME") or "otel-energy-run"
-        resource = Resource.create({"service.name": service}).merge(OTELResourceDetector().detect())
+        resource = Resource.create({SERVICE_NAME: service}).merge(OTELResourceDetector().detect())
         self.provider = TracerProvider(resource=resource, id_generator=PrivateRandomIdGenerator())
         self.provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(run_file)))
         if any(environ.get(k) for k in OTLP_ENDPOINT_VARS):
@@ -48,9 +49,9 @@ class JobSpan:
             except Exception:  # never stop the command for its telemetry
                 _log.warning("otel-energy: job span not sent over OTLP", exc_info=True)
         rank = rank_info(environ)
-        attrs: dict[str, Any] = {"otel_energy.command": " ".join(command)[:1000]}
+        attrs: dict[str, Any] = {A.COMMAND: " ".join(command)[:1000]}
         attrs.update(rank.attributes())
-        tracer = self.provider.get_tracer("otel_energy", __version__)
+        tracer = get_tracer(self.provider)
         self.span = tracer.start_span("job", context=from_environment(environ), attributes=attrs)
         self.job_id = rank.job_id
 
@@ -67,10 +68,10 @@ class JobSpan:
         try:
             self.span.set_attributes(
                 {
-                    "otel_energy.energy": energy_j,
-                    "otel_energy.co2e": co2e_g,
-                    "otel_energy.estimated": estimated,
-                    "otel_energy.command.exit_code": exit_code,
+                    A.ENERGY: energy_j,
+                    A.CO2E: co2e_g,
+                    A.ESTIMATED: estimated,
+                    A.COMMAND_EXIT_CODE: exit_code,
                 }
             )
             if exit_code != 0:

@@ -17,8 +17,8 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from otel_energy.carbon import IntensitySource, co2e_g
 from otel_energy.carbon.forecast import mean_over
-from otel_energy.telemetry.instruments import SCOPE
-from otel_energy.version import __version__
+from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.scope import get_meter
 
 _log = logging.getLogger(__name__)
 
@@ -62,12 +62,12 @@ class Projection:
     def span_attributes(self) -> dict[str, str | int | float]:
         """The ``otel_energy.prediction.*`` attributes (docs/spans.md)."""
         return {
-            "otel_energy.prediction.energy": self.energy_j,
-            "otel_energy.prediction.co2e": self.co2e_g,
-            "otel_energy.prediction.duration": self.duration_s,
-            "otel_energy.prediction.at_step": self.at_step,
-            "otel_energy.prediction.total_steps": self.total_steps,
-            "otel_energy.prediction.intensity_basis": self.intensity_basis,
+            A.METRIC_PREDICTION_ENERGY: self.energy_j,
+            A.METRIC_PREDICTION_CO2E: self.co2e_g,
+            A.METRIC_PREDICTION_DURATION: self.duration_s,
+            A.PREDICTION_AT_STEP: self.at_step,
+            A.PREDICTION_TOTAL_STEPS: self.total_steps,
+            A.PREDICTION_INTENSITY_BASIS: self.intensity_basis,
         }
 
     def log_values(self) -> dict[str, float]:
@@ -184,9 +184,9 @@ class Predictor:
 Source = Callable[[], tuple[Projection | None, Mapping[str, str | bool | int | float]]]
 
 GAUGES = (
-    ("otel_energy.prediction.energy", "J", "Projected energy of the whole training run.", 0),
-    ("otel_energy.prediction.co2e", "g", "Projected CO2e of the whole training run.", 1),
-    ("otel_energy.prediction.duration", "s", "Projected duration of the whole training run.", 2),
+    (A.METRIC_PREDICTION_ENERGY, "J", "Projected energy of the whole training run.", 0),
+    (A.METRIC_PREDICTION_CO2E, "g", "Projected CO2e of the whole training run.", 1),
+    (A.METRIC_PREDICTION_DURATION, "s", "Projected duration of the whole training run.", 2),
 )
 
 
@@ -195,7 +195,7 @@ class PredictionGauges:
 
     def __init__(self, provider: MeterProvider) -> None:
         self.source: Source | None = None
-        meter = provider.get_meter(SCOPE, __version__)
+        meter = get_meter(provider)
         for name, unit, description, index in GAUGES:
             meter.create_observable_gauge(name, [self._callback(index)], unit, description)
 

@@ -17,6 +17,7 @@ from otel_energy.distributed.job import job_id
 from otel_energy.engine.sampler import Sampler, Snapshot
 from otel_energy.history.ledger import RunRow
 from otel_energy.report import Timeline, device_label
+from otel_energy.telemetry import attributes as A
 
 LEDGER_TIMELINE_POINTS = 400
 """Points kept per power curve in the ledger: enough for a readable chart, ~10 kB a row."""
@@ -63,7 +64,7 @@ class TimelineRecorder:
         for d in snap.devices:
             if d.info.hw_id not in self.names:
                 self.names[d.info.hw_id] = device_label(
-                    {"hw.type": d.info.hw_type, "hw.name": d.info.name}
+                    {A.HW_TYPE: d.info.hw_type, A.HW_NAME: d.info.name}
                 )
         self.timeline.add(t_s - self.t0_s, {d.info.hw_id: d.power_w for d in snap.devices})
 
@@ -79,10 +80,10 @@ def row_from_report(report: Mapping[str, Any], run_id: str) -> RunRow:
     """The row of an ``otel-energy run``: the whole node for the command's lifetime."""
     by_type: dict[str, float] = {}
     for d in report["devices"]:
-        by_type[d["hw.type"]] = by_type.get(d["hw.type"], 0.0) + d["energy_j"]
+        by_type[d[A.HW_TYPE]] = by_type.get(d[A.HW_TYPE], 0.0) + d["energy_j"]
     tl = report.get("timeline", {"t_s": [], "power_w": {}})
     timeline = decimate(tl["t_s"], tl["power_w"])
-    timeline["names"] = {d["hw.id"]: device_label(d) for d in report["devices"]}
+    timeline["names"] = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
     code = int(report["exit_code"])
     return RunRow(
         kind="command",

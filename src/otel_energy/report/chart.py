@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy.report import device_label, format_summary, scope_line, write_atomic
+from otel_energy.telemetry import attributes as A
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MARK_COLOR = {"start": "#2ca02c", "end": "#d62728", "epoch": "#555555"}
@@ -53,7 +54,7 @@ def svg_chart(report: dict[str, Any], width: int = 980, height: int = 380) -> st
     tl = report["timeline"]
     ts: list[float] = tl["t_s"]
     series: dict[str, list[float]] = tl["power_w"]
-    names = {d["hw.id"]: device_label(d) for d in report["devices"]}
+    names = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
     legend_w = 210
     left, right, top, bottom = 64, 16 + legend_w, 12 + 13 * LABEL_ROWS, 44
     pw, ph = width - left - right, height - top - bottom
@@ -168,7 +169,7 @@ def write_png(report: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     tl = report["timeline"]
-    names = {d["hw.id"]: device_label(d) for d in report["devices"]}
+    names = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
     fig, ax = plt.subplots(figsize=(11, 4))
     for key, values in sorted(tl["power_w"].items()):
         ax.plot(tl["t_s"][: len(values)], values, label=names.get(key, key))

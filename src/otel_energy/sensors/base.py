@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from otel_energy.telemetry import attributes as A
+
 # Measurement methods, reported in the ``otel_energy.method`` attribute of every series and span.
 METHOD_NVML_COUNTER = "nvml_counter"
 METHOD_NVML_POWER = "nvml_power_integration"
@@ -59,17 +61,17 @@ class DeviceInfo:
     def attributes(self) -> dict[str, str | bool]:
         """Attributes for metric points: semantic-convention ``hw.*`` plus our provenance keys."""
         attrs: dict[str, str | bool] = {
-            "hw.id": self.hw_id,
-            "hw.type": self.hw_type,
-            "hw.name": self.name,
-            "otel_energy.method": self.method,
-            "otel_energy.estimated": self.estimated,
+            A.HW_ID: self.hw_id,
+            A.HW_TYPE: self.hw_type,
+            A.HW_NAME: self.name,
+            A.METHOD: self.method,
+            A.ESTIMATED: self.estimated,
         }
         for key, value in (
-            ("hw.vendor", self.vendor),
-            ("hw.model", self.model),
-            ("hw.driver_version", self.driver_version),
-            ("hw.parent", self.parent),
+            (A.HW_VENDOR, self.vendor),
+            (A.HW_MODEL, self.model),
+            (A.HW_DRIVER_VERSION, self.driver_version),
+            (A.HW_PARENT, self.parent),
         ):
             if value:
                 attrs[key] = value

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_energy.sensors.base import DeviceInfo, Reading
+from otel_energy.telemetry import attributes as A
 
 _log = logging.getLogger(__name__)
 
@@ -90,9 +91,9 @@ def mig_sensor(nvml: Any, parent: Any, parent_handle: Any, mig_uuid: str) -> Mig
         max_power_w=None if pinfo.max_power_w is None else pinfo.max_power_w * slices / total,
         power_limit_w=None if pinfo.power_limit_w is None else pinfo.power_limit_w * slices / total,
         extra=(
-            ("otel_energy.gpu.mig_instances", mig_uuid),
-            ("otel_energy.gpu.measures", "mig_share"),
-            ("otel_energy.gpu.mig_slices", f"{slices}/{total}"),
+            (A.GPU_MIG_INSTANCES, mig_uuid),
+            (A.GPU_MEASURES, "mig_share"),
+            (A.GPU_MIG_SLICES, f"{slices}/{total}"),
         ),
     )
     return MigShare(info, parent, slices / total)

@@ -4,6 +4,10 @@ Zones are ``intel-rapl:N`` (and ``intel-rapl:N:M`` sub-zones), also on AMD Zen s
 Domains nest: psys contains the packages, a package contains core and uncore. Only ``package-*``
 (CPU) and ``dram`` (memory, which is *not* part of the package total even when listed under it)
 are kept, so nothing is counted twice.
+
+RAPL is an interface, not a vendor: ``hw.vendor`` is the CPU's vendor from ``/proc/cpuinfo``, and
+RAPL stays visible as ``otel_energy.method=rapl``. A DRAM sub-zone ``intel-rapl:N:M`` names its
+package zone ``intel-rapl:N`` as ``hw.parent``, as the powercap tree nests them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ _log = logging.getLogger(__name__)
 
 RAPL_UPDATE_PERIOD_S = 0.001
 SKIPPED_DOMAINS = ("psys", "core", "uncore")
+CPUINFO = "/proc/cpuinfo"
+CPU_VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "HygonGenuine": "Hygon"}
+"""``vendor_id`` values of CPUs with RAPL, as the kernel reports them -> ``hw.vendor``."""
 
 UNREADABLE_FIX = (
     "{path} exists but is not readable (root-only since Linux 5.10, CVE-2020-8694). Fix: "
@@ -67,7 +74,29 @@ def _classify(name: str) -> str | None:
     return None  # psys, core, uncore and unknown domains: contained in others, never summed.
 
 
-def _zone(path: Path) -> RaplZone | None:
+def cpu_vendor(cpuinfo: str | Path = CPUINFO) -> str | None:
+    """The CPU vendor from the first ``vendor_id`` line of ``cpuinfo`` (``Intel``, ``AMD``, or the
+    raw id for others); None when the file or the line is missing (``hw.vendor`` is then left out).
+    """
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if sep and key.strip() == "vendor_id":
+                    raw = value.strip()
+                    return CPU_VENDORS.get(raw, raw) or None
+    except OSError:
+        return None
+    return None
+
+
+def _parent(path: Path) -> str | None:
+    """``intel-rapl:N`` for a sub-zone ``intel-rapl:N:M`` (DRAM under its package), else None."""
+    parts = path.name.split(":")
+    return ":".join(parts[:2]) if len(parts) == 3 else None
+
+
+def _zone(path: Path, vendor: str | None) -> RaplZone | None:
     name = (path / "name").read_text().strip()
     hw_type = _classify(name)
     if hw_type is None:
@@ -82,15 +111,44 @@ def _zone(path: Path) -> RaplZone | None:
         name=name,
         method=METHOD_RAPL,
         update_period_s=RAPL_UPDATE_PERIOD_S,
-        vendor="RAPL",
+        vendor=vendor,
+        parent=_parent(path),
         family="rapl",
         max_power_w=MAX_POWER_W[hw_type],
     )
     return RaplZone(info, path / "energy_uj", wrap_j)
 
 
-def discover_rapl(root: str | Path, unmeasured: list[Unmeasured] | None = None) -> list[RaplZone]:
-    """Readable package and dram zones under ``root`` (possibly none).
+def _scan(root: Path, vendor: str | None) -> tuple[list[RaplZone], list[RaplZone]]:
+    """(readable zones, zones whose counter is root-only) of the kept domains under ``root``."""
+    zones: list[RaplZone] = []
+    unreadable: list[RaplZone] = []
+    for path in sorted(root.glob("intel-rapl:*")):
+        try:
+            zone = _zone(path, vendor)
+        except (OSError, ValueError):
+            continue
+        if zone is None:
+            continue
+        try:
+            zone.read()
+        except PermissionError:
+            unreadable.append(zone)
+            continue
+        except (OSError, ValueError):
+            zone.close()
+            continue
+        zones.append(zone)
+    return zones, unreadable
+
+
+def discover_rapl(
+    root: str | Path,
+    unmeasured: list[Unmeasured] | None = None,
+    cpuinfo: str | Path = CPUINFO,
+) -> list[RaplZone]:
+    """Readable package and dram zones under ``root`` (possibly none); ``cpuinfo`` names the CPU
+    vendor (tests inject a file).
 
     Logs one line when the tree is missing, and one line naming the file and the fix when the
     counters exist but cannot be read. Unreadable zones of a type that has readable ones (one of
@@ -105,24 +163,7 @@ def discover_rapl(root: str | Path, unmeasured: list[Unmeasured] | None = None) 
             root,
         )
         return []
-    zones: list[RaplZone] = []
-    unreadable: list[RaplZone] = []
-    for path in sorted(root.glob("intel-rapl:*")):
-        try:
-            zone = _zone(path)
-        except (OSError, ValueError):
-            continue
-        if zone is None:
-            continue
-        try:
-            zone.read()
-        except PermissionError:
-            unreadable.append(zone)
-            continue
-        except (OSError, ValueError):
-            zone.close()
-            continue
-        zones.append(zone)
+    zones, unreadable = _scan(root, cpu_vendor(cpuinfo))
     if unreadable:
         _log.warning(
             "otel-energy: "

@@ -17,11 +17,17 @@ from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observa
 from otel_energy.carbon import IntensitySource
 from otel_energy.carbon.forecast import point_at
 from otel_energy.engine.sampler import DeviceState, Sampler, Snapshot
-from otel_energy.version import __version__
+from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.scope import SCOPE, get_meter
 
 _log = logging.getLogger(__name__)
 
-SCOPE = "otel_energy"
+__all__ = ["INSTRUMENTS", "SCOPE", "EnergyObserver", "InstrumentSpec", "attach"]
+
+INTENSITY_UNIT = "g/kW/h"
+"""gCO2e per kWh in UCUM. UCUM evaluates ``/`` and ``.`` left to right, so ``g/kW.h`` would mean
+g.h/kW; ``g/(kW.h)`` is right but the Prometheus exporter turns its parentheses into
+``grams_per__kW_h_``. ``g/kW/h`` is the same unit and becomes ``grams_per_kW_h``."""
 
 
 Attrs = Mapping[str, str | bool | int | float]
@@ -55,7 +61,7 @@ def _gpu_attrs(d: DeviceState, ident: Attrs) -> dict[str, str | bool | int | flo
 
 def _gpu_utilization(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
     return [
-        Observation(d.gpu.utilization, {**_gpu_attrs(d, ident), "hw.gpu.task": "general"})
+        Observation(d.gpu.utilization, {**_gpu_attrs(d, ident), A.HW_GPU_TASK: "general"})
         for d in s.devices
         if d.gpu is not None and d.gpu.utilization is not None and not d.failed
     ]
@@ -88,8 +94,8 @@ def _gpu_memory_utilization(s: Snapshot, ident: Attrs, _provider: object) -> Ite
 
 def _co2e(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
     extra: Attrs = {
-        "otel_energy.carbon_intensity.source": s.intensity.source,
-        "otel_energy.pue": s.pue,
+        A.CARBON_INTENSITY_SOURCE: s.intensity.source,
+        A.PUE: s.pue,
         **ident,
     }
     return [Observation(d.co2e_g, {**d.info.attributes(), **extra}) for d in s.devices]
@@ -99,12 +105,12 @@ def _intensity(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observa
     if not s.devices:
         return []
     attrs: dict[str, str | bool | int | float] = {
-        "otel_energy.carbon_intensity.source": s.intensity.source,
-        "otel_energy.carbon_intensity.kind": s.intensity.kind,
+        A.CARBON_INTENSITY_SOURCE: s.intensity.source,
+        A.CARBON_INTENSITY_KIND: s.intensity.kind,
         **ident,
     }
     if s.intensity.timestamp:
-        attrs["otel_energy.carbon_intensity.timestamp"] = s.intensity.timestamp
+        attrs[A.CARBON_INTENSITY_TIMESTAMP] = s.intensity.timestamp
     return [Observation(s.intensity.g_per_kwh, attrs)]
 
 
@@ -136,45 +142,45 @@ def _forecast(s: Snapshot, ident: Attrs, provider: IntensitySource) -> Iterable[
 
 INSTRUMENTS: tuple[InstrumentSpec, ...] = (
     InstrumentSpec(
-        "hw.energy",
+        A.METRIC_HW_ENERGY,
         "J",
         "counter",
         "Energy consumed by the component since measurement started.",
         _energy,
     ),
     InstrumentSpec(
-        "hw.power", "W", "gauge", "Instantaneous power consumed by the component.", _power
+        A.METRIC_HW_POWER, "W", "gauge", "Instantaneous power consumed by the component.", _power
     ),
     InstrumentSpec(
-        "hw.gpu.utilization",
+        A.METRIC_HW_GPU_UTILIZATION,
         "1",
         "gauge",
         "Fraction of time the GPU was busy running kernels (0..1), as the driver reports it.",
         _gpu_utilization,
     ),
     InstrumentSpec(
-        "hw.gpu.memory.usage",
+        A.METRIC_HW_GPU_MEMORY_USAGE,
         "By",
         "updowncounter",
         "GPU memory in use.",
         _gpu_memory_usage,
     ),
     InstrumentSpec(
-        "hw.gpu.memory.limit",
+        A.METRIC_HW_GPU_MEMORY_LIMIT,
         "By",
         "updowncounter",
         "Size of the GPU's memory.",
         _gpu_memory_limit,
     ),
     InstrumentSpec(
-        "hw.gpu.memory.utilization",
+        A.METRIC_HW_GPU_MEMORY_UTILIZATION,
         "1",
         "gauge",
         "Fraction of GPU memory in use (usage / limit, 0..1).",
         _gpu_memory_utilization,
     ),
     InstrumentSpec(
-        "otel_energy.co2e",
+        A.METRIC_CO2E,
         "g",
         "counter",
         "CO2-equivalent emitted for the component's energy (energy x PUE x grid"
@@ -182,10 +188,20 @@ INSTRUMENTS: tuple[InstrumentSpec, ...] = (
         _co2e,
     ),
     InstrumentSpec(
-        "otel_energy.carbon_intensity",
-        "g/kWh",
+        A.METRIC_GRID_CARBON_INTENSITY,
+        INTENSITY_UNIT,
         "gauge",
         "Grid carbon intensity in gCO2e per kWh used for CO2e.",
+        _intensity,
+    ),
+    # The old name, kept with its old unit so that existing dashboards and alerts keep their
+    # series (public names are promises). It breaks the semconv rule that a name is not also a
+    # namespace (otel_energy.carbon_intensity.*), hence the rename; remove in a major release.
+    InstrumentSpec(
+        A.METRIC_CARBON_INTENSITY_DEPRECATED,
+        "g/kWh",
+        "gauge",
+        f"Deprecated: use {A.METRIC_GRID_CARBON_INTENSITY} (same value, UCUM unit).",
         _intensity,
     ),
     InstrumentSpec(
@@ -241,7 +257,7 @@ def attach(meter_provider: MeterProvider, sampler: Sampler) -> EnergyObserver:
     """Register (once per meter provider) the instruments and point them at ``sampler``."""
     observer = _observers.get(meter_provider)
     if observer is None:
-        observer = EnergyObserver(meter_provider.get_meter(SCOPE, __version__))
+        observer = EnergyObserver(get_meter(meter_provider))
         _observers[meter_provider] = observer
     observer.sampler = sampler
     return observer

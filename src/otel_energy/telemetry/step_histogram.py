@@ -6,9 +6,9 @@ import weakref
 
 from opentelemetry.metrics import Histogram, MeterProvider
 
-from otel_energy.telemetry.instruments import SCOPE
+from otel_energy.telemetry.attributes import METRIC_STEP_ENERGY
+from otel_energy.telemetry.scope import get_meter
 from otel_energy.telemetry.spans import STEP_ENERGY_BUCKETS_J
-from otel_energy.version import __version__
 
 _histograms: weakref.WeakKeyDictionary[MeterProvider, Histogram] = weakref.WeakKeyDictionary()
 
@@ -17,8 +17,8 @@ def step_histogram(provider: MeterProvider) -> Histogram:
     """``otel_energy.step.energy`` (J) on ``provider``, created once per provider."""
     hist = _histograms.get(provider)
     if hist is None:
-        hist = provider.get_meter(SCOPE, __version__).create_histogram(
-            "otel_energy.step.energy",
+        hist = get_meter(provider).create_histogram(
+            METRIC_STEP_ENERGY,
             unit="J",
             description="Energy of each optimizer step; exemplars link to the step spans.",
             explicit_bucket_boundaries_advisory=list(STEP_ENERGY_BUCKETS_J),
