@@ -6,7 +6,7 @@ import math
 import os
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, load_table, table_intensity
@@ -61,6 +61,9 @@ class EnergyConfig:
     """The live intensity provider, None for the table or an override."""
     predict_after_steps: int = 0
     """0: project the run's footprint at each epoch end; N: also every N steps; -1: never."""
+    cuda_visible_devices: str | None = None
+    """The ``CUDA_VISIBLE_DEVICES`` the sampler measures (from the ``gpu_ids`` override); None:
+    the environment's."""
 
     @property
     def history_samples_asked(self) -> int:
@@ -97,6 +100,11 @@ NUMBERS: dict[str, _Range] = {
 }
 """``EnergyConfig`` fields that ``load_config`` also accepts as keyword overrides."""
 
+OVERRIDES = (*NUMBERS, "country", "carbon_intensity_g_per_kwh", "gpu_ids")
+"""Every keyword override of ``load_config``: the ``NUMBERS`` fields, ``country`` (ISO 3166
+code), ``carbon_intensity_g_per_kwh`` (a fixed grid intensity, gCO2e/kWh) and ``gpu_ids`` (CUDA
+ordinals among the visible GPUs, or ``"auto"``)."""
+
 
 def check_number(label: str, value: object, lo: float, hi: float, unit: str = "") -> float:
     """``value`` as a float in ``[lo, hi]``, else a ConfigError naming ``label``, the range and
@@ -121,9 +129,73 @@ def _number(
     return check_number(name, raw, lo, hi, unit) if raw else default
 
 
-def _setting(env: Mapping[str, str], field_name: str, default: float) -> float:
+def _setting(
+    env: Mapping[str, str], checked: Mapping[str, Any], field_name: str, default: float | None
+) -> Any:
+    """The override of ``field_name`` if given (its variable is then not read), else its
+    variable, else ``default``."""
+    if field_name in checked:
+        return checked[field_name]
     r = NUMBERS[field_name]
-    return _number(env, r.variable, default, r.lo, r.hi, r.unit)
+    raw = env.get(r.variable, "").strip()
+    return check_number(r.variable, raw, r.lo, r.hi, r.unit) if raw else default
+
+
+def _check_country(label: str, value: object) -> str:
+    if not isinstance(value, str) or load_table().lookup(value) is None:
+        raise ConfigError(
+            f"{label}={value!r} is not valid: expected an ISO 3166 alpha-2 or alpha-3 code"
+            " present in the bundled table (e.g. FR, FRA, US, DEU); see docs/configuration.md"
+            " for the list."
+        )
+    return value
+
+
+def _check_gpu_ids(label: str, value: object) -> list[int] | None:
+    if value == "auto":
+        return None
+    if isinstance(value, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
+    ):
+        return list(value)
+    raise ConfigError(
+        f"{label}={value!r} is not valid: expected 'auto' or a list of CUDA device ordinals"
+        " such as [0, 1]."
+    )
+
+
+def _check_overrides(overrides: Mapping[str, object], labels: Mapping[str, str]) -> dict[str, Any]:
+    """The overrides given (not None), validated; errors name ``labels[name]`` (else ``name``)."""
+    unknown = sorted(set(overrides) - set(OVERRIDES))
+    if unknown:
+        raise TypeError(
+            f"load_config() got unknown overrides {unknown}; expected {list(OVERRIDES)}"
+        )
+    checked: dict[str, Any] = {}
+    for name, value in overrides.items():
+        label = labels.get(name, name)
+        if value is None:
+            continue
+        if name in NUMBERS:
+            r = NUMBERS[name]
+            checked[name] = check_number(label, value, r.lo, r.hi, r.unit)
+        elif name == "country":
+            checked[name] = _check_country(label, value)
+        elif name == "carbon_intensity_g_per_kwh":
+            checked[name] = check_number(label, value, 0.0, MAX_G_PER_KWH, "gCO2e/kWh")
+        else:
+            checked[name] = _check_gpu_ids(label, value)
+    return checked
+
+
+def _visible_devices(env: Mapping[str, str], gpu_ids: list[int] | None) -> str | None:
+    """``CUDA_VISIBLE_DEVICES`` selecting ``gpu_ids``, which are CUDA ordinals among the GPUs
+    the environment already makes visible."""
+    if gpu_ids is None:
+        return None
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    pool = [v.strip() for v in visible.split(",")] if visible else None
+    return ",".join(pool[i] if pool and i < len(pool) else str(i) for i in gpu_ids)
 
 
 def _header_token(env: Mapping[str, str], name: str) -> str | None:
@@ -176,31 +248,31 @@ def _sources(env: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
     return names, True
 
 
-def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
-    country = env.get(ev.OTEL_PYTHON_ENERGY_COUNTRY, "").strip() or None
-    if country is not None and load_table().lookup(country) is None:
-        raise ConfigError(
-            f"{ev.OTEL_PYTHON_ENERGY_COUNTRY}={country!r} is not valid: expected an ISO 3166"
-            " alpha-2 or alpha-3 code present in the bundled table (e.g. FR, FRA, US, DEU);"
-            " see docs/configuration.md for the list."
-        )
-    override = env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip()
-    if override:
+def _intensity(env: Mapping[str, str], checked: Mapping[str, Any]) -> tuple[str | None, Intensity]:
+    country = checked.get("country")
+    if country is None:
+        raw = env.get(ev.OTEL_PYTHON_ENERGY_COUNTRY, "").strip() or None
+        country = None if raw is None else _check_country(ev.OTEL_PYTHON_ENERGY_COUNTRY, raw)
+    g = checked.get("carbon_intensity_g_per_kwh")
+    if g is None and env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
         g = _number(
             env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, MAX_G_PER_KWH, "gCO2e/kWh"
         )
+    if g is not None:
         return country, Intensity(g, "override")
     return country, table_intensity(country)
 
 
-def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
+def _live_carbon(env: Mapping[str, str], fixed: bool) -> LiveCarbonConfig | None:
+    """The live provider's settings; None for the table or when the intensity is ``fixed`` in
+    code (an override: no provider is asked)."""
     name = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER
     raw = env.get(name, "").strip().lower() or "table"
     if raw not in CARBON_PROVIDERS:
         raise ConfigError(
             f"{name}={raw!r} is not valid: expected one of {', '.join(CARBON_PROVIDERS)}."
         )
-    if raw == "table" or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
+    if raw == "table" or fixed or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
         return None
     zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
     has_lat = bool(env.get(ev.OTEL_PYTHON_ENERGY_LATITUDE, "").strip())
@@ -275,46 +347,44 @@ def _predict_after(env: Mapping[str, str]) -> int:
 
 
 def load_config(
-    environ: Mapping[str, str] | None = None, **overrides: float | None
+    environ: Mapping[str, str] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    **overrides: object,
 ) -> EnergyConfig:
     """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable, then keyword overrides.
 
     Args:
         environ: the environment to read; ``os.environ`` when None.
-        overrides: values given in code for the fields in ``NUMBERS`` (``sample_interval_s=0.5``),
-            validated with the same ranges and messages as their variables, naming the field;
-            None leaves the environment's value.
+        labels: the name each override has for the caller, used in error messages
+            (``{"pue": "CarbonConfig.pue"}``); the override's own name by default.
+        overrides: values given in code for the names in ``OVERRIDES`` (``sample_interval_s=0.5``,
+            ``country="DE"``), validated with the same rules as their variables; an override's
+            variable is then not read. None leaves the environment's value.
 
     Raises:
-        ConfigError: a value is out of range or unknown; the message names the variable or field.
-        TypeError: an override that is not one of ``NUMBERS``.
+        ConfigError: a value is out of range or unknown; the message names the variable, or the
+            override's label, and the valid values.
+        TypeError: an override that is not one of ``OVERRIDES``.
     """
-    unknown = sorted(set(overrides) - set(NUMBERS))
-    if unknown:
-        raise TypeError(f"load_config() got unknown overrides {unknown}; expected {list(NUMBERS)}")
-    checked: dict[str, Any] = {
-        name: check_number(name, value, NUMBERS[name].lo, NUMBERS[name].hi, NUMBERS[name].unit)
-        for name, value in overrides.items()
-        if value is not None
-    }
+    checked = _check_overrides(overrides, labels or {})
     env = os.environ if environ is None else environ
     sources, explicit = _sources(env)
-    country, intensity = _intensity(env)
-    tdp_raw = env.get(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, "").strip()
-    config = EnergyConfig(
-        sample_interval_s=_setting(env, "sample_interval_s", 0.1),
-        history_s=_setting(env, "history_s", 600.0),
+    country, intensity = _intensity(env, checked)
+    return EnergyConfig(
+        sample_interval_s=_setting(env, checked, "sample_interval_s", 0.1),
+        history_s=_setting(env, checked, "history_s", 600.0),
         sources=sources,
         sources_explicit=explicit,
         powercap_root=env.get(ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT, "").strip()
         or DEFAULT_POWERCAP_ROOT,
-        cpu_tdp_w=_setting(env, "cpu_tdp_w", 0.0) if tdp_raw else None,
-        memory_w_per_gb=_setting(env, "memory_w_per_gb", 0.375),
+        cpu_tdp_w=_setting(env, checked, "cpu_tdp_w", None),
+        memory_w_per_gb=_setting(env, checked, "memory_w_per_gb", 0.375),
         country=country,
         intensity=intensity,
-        pue=_setting(env, "pue", 1.0),
+        pue=_setting(env, checked, "pue", 1.0),
         step_span_every=_step_spans(env),
-        carbon=_live_carbon(env),
+        carbon=_live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
+        cuda_visible_devices=_visible_devices(env, checked.get("gpu_ids")),
     )
-    return replace(config, **checked) if checked else config
