@@ -9,8 +9,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_energy.carbon import MAX_G_PER_KWH, Intensity, load_table, table_intensity
+from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
+from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
+from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
+
+__all__ = [
+    "CARBON_PROVIDERS",
+    "DEFAULT_POWERCAP_ROOT",
+    "MAX_HISTORY_SAMPLES",
+    "NUMBERS",
+    "OVERRIDES",
+    "SOURCES",
+    "ConfigError",
+    "EnergyConfig",
+    "LiveCarbonConfig",
+    "check_number",
+    "load_config",
+]
 
 SOURCES = ("nvml", "amd", "rapl", "estimate")
 MAX_HISTORY_SAMPLES = 100_000
@@ -20,10 +36,6 @@ stays under ~80 MB with 8 devices whatever the interval and horizon asked (2.8 h
 0.1 s interval)."""
 CARBON_PROVIDERS = ("table", "electricitymaps", "watttime", "uk")
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
-
-
-class ConfigError(ValueError):
-    """A setting has a value we cannot use. The message names the setting and the valid values."""
 
 
 @dataclass(frozen=True)
@@ -81,47 +93,6 @@ class EnergyConfig:
         return self.history_samples_asked > MAX_HISTORY_SAMPLES
 
 
-@dataclass(frozen=True)
-class _Range:
-    """A numeric setting: its environment variable and its valid closed range."""
-
-    variable: str
-    lo: float
-    hi: float
-    unit: str = ""
-
-
-NUMBERS: dict[str, _Range] = {
-    "sample_interval_s": _Range(ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, 0.001, 60.0, "seconds"),
-    "history_s": _Range(ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, 1.0, 86400.0, "seconds"),
-    "cpu_tdp_w": _Range(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, 1.0, 5000.0, "watts"),
-    "memory_w_per_gb": _Range(ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB, 0.0, 100.0, "watts per GB"),
-    "pue": _Range(ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 10.0),
-}
-"""``EnergyConfig`` fields that ``load_config`` also accepts as keyword overrides."""
-
-OVERRIDES = (*NUMBERS, "country", "carbon_intensity_g_per_kwh", "gpu_ids")
-"""Every keyword override of ``load_config``: the ``NUMBERS`` fields, ``country`` (ISO 3166
-code), ``carbon_intensity_g_per_kwh`` (a fixed grid intensity, gCO2e/kWh) and ``gpu_ids`` (CUDA
-ordinals among the visible GPUs, or ``"auto"``)."""
-
-
-def check_number(label: str, value: object, lo: float, hi: float, unit: str = "") -> float:
-    """``value`` as a float in ``[lo, hi]``, else a ConfigError naming ``label``, the range and
-    its unit (e.g. "seconds").
-
-    One rule for the environment (``value`` is the variable's text) and for overrides in code.
-    """
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (lo <= number <= hi):  # NaN fails every comparison
-        what = f"a number of {unit}" if unit else "a number"
-        raise ConfigError(f"{label}={value!r} is not valid: expected {what} from {lo:g} to {hi:g}.")
-    return number
-
-
 def _number(
     env: Mapping[str, str], name: str, default: float, lo: float, hi: float, unit: str = ""
 ) -> float:
@@ -139,63 +110,6 @@ def _setting(
     r = NUMBERS[field_name]
     raw = env.get(r.variable, "").strip()
     return check_number(r.variable, raw, r.lo, r.hi, r.unit) if raw else default
-
-
-def _check_country(label: str, value: object) -> str:
-    if not isinstance(value, str) or load_table().lookup(value) is None:
-        raise ConfigError(
-            f"{label}={value!r} is not valid: expected an ISO 3166 alpha-2 or alpha-3 code"
-            " present in the bundled table (e.g. FR, FRA, US, DEU); see docs/configuration.md"
-            " for the list."
-        )
-    return value
-
-
-def _check_gpu_ids(label: str, value: object) -> list[int] | None:
-    if value == "auto":
-        return None
-    if isinstance(value, list) and all(
-        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value
-    ):
-        return list(value)
-    raise ConfigError(
-        f"{label}={value!r} is not valid: expected 'auto' or a list of CUDA device ordinals"
-        " such as [0, 1]."
-    )
-
-
-def _check_overrides(overrides: Mapping[str, object], labels: Mapping[str, str]) -> dict[str, Any]:
-    """The overrides given (not None), validated; errors name ``labels[name]`` (else ``name``)."""
-    unknown = sorted(set(overrides) - set(OVERRIDES))
-    if unknown:
-        raise TypeError(
-            f"load_config() got unknown overrides {unknown}; expected {list(OVERRIDES)}"
-        )
-    checked: dict[str, Any] = {}
-    for name, value in overrides.items():
-        label = labels.get(name, name)
-        if value is None:
-            continue
-        if name in NUMBERS:
-            r = NUMBERS[name]
-            checked[name] = check_number(label, value, r.lo, r.hi, r.unit)
-        elif name == "country":
-            checked[name] = _check_country(label, value)
-        elif name == "carbon_intensity_g_per_kwh":
-            checked[name] = check_number(label, value, 0.0, MAX_G_PER_KWH, "gCO2e/kWh")
-        else:
-            checked[name] = _check_gpu_ids(label, value)
-    return checked
-
-
-def _visible_devices(env: Mapping[str, str], gpu_ids: list[int] | None) -> str | None:
-    """``CUDA_VISIBLE_DEVICES`` selecting ``gpu_ids``, which are CUDA ordinals among the GPUs
-    the environment already makes visible."""
-    if gpu_ids is None:
-        return None
-    visible = env.get("CUDA_VISIBLE_DEVICES")
-    pool = [v.strip() for v in visible.split(",")] if visible else None
-    return ",".join(pool[i] if pool and i < len(pool) else str(i) for i in gpu_ids)
 
 
 def _header_token(env: Mapping[str, str], name: str) -> str | None:
@@ -252,7 +166,7 @@ def _intensity(env: Mapping[str, str], checked: Mapping[str, Any]) -> tuple[str 
     country = checked.get("country")
     if country is None:
         raw = env.get(ev.OTEL_PYTHON_ENERGY_COUNTRY, "").strip() or None
-        country = None if raw is None else _check_country(ev.OTEL_PYTHON_ENERGY_COUNTRY, raw)
+        country = None if raw is None else check_country(ev.OTEL_PYTHON_ENERGY_COUNTRY, raw)
     g = checked.get("carbon_intensity_g_per_kwh")
     if g is None and env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
         g = _number(
@@ -367,7 +281,7 @@ def load_config(
             override's label, and the valid values.
         TypeError: an override that is not one of ``OVERRIDES``.
     """
-    checked = _check_overrides(overrides, labels or {})
+    checked = check_overrides(overrides, labels or {})
     env = os.environ if environ is None else environ
     sources, explicit = _sources(env)
     country, intensity = _intensity(env, checked)
@@ -386,5 +300,5 @@ def load_config(
         step_span_every=_step_spans(env),
         carbon=_live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
-        cuda_visible_devices=_visible_devices(env, checked.get("gpu_ids")),
+        cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
     )
