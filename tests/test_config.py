@@ -129,3 +129,58 @@ def test_overrides_in_code_get_the_same_rules_and_name_the_field() -> None:
         assert str(err.value) == (f"{field}={bad!r} is not valid: expected a number {hint}.")
     with pytest.raises(TypeError, match="step_span_every"):
         load_config({}, sample_interval=0.5, step_span_every=3)  # type: ignore[arg-type]
+
+
+def test_an_override_replaces_its_variable_which_is_then_not_read() -> None:
+    """A value given in code wins, even over a variable that holds an invalid value (before,
+    the variable was still parsed and its error raised)."""
+    env = {
+        ev.OTEL_PYTHON_ENERGY_PUE: "0.5",
+        ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL: "fast",
+        ev.OTEL_PYTHON_ENERGY_COUNTRY: "Atlantis",
+        ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY: "-1",
+    }
+    cfg = load_config(
+        env, pue=1.2, sample_interval_s=0.5, country="FR", carbon_intensity_g_per_kwh=42.0
+    )
+    assert (cfg.pue, cfg.sample_interval_s, cfg.country) == (1.2, 0.5, "FR")
+    assert (cfg.intensity.g_per_kwh, cfg.intensity.source) == (42.0, "override")
+    with pytest.raises(ConfigError, match=f"^{ev.OTEL_PYTHON_ENERGY_PUE}='0.5'"):
+        load_config({ev.OTEL_PYTHON_ENERGY_PUE: "0.5"}, sample_interval_s=0.5)  # pue is read
+
+
+def test_country_intensity_and_gpu_overrides() -> None:
+    cfg = load_config({"CUDA_VISIBLE_DEVICES": "3, 5"}, country="DE", gpu_ids=[1])
+    assert cfg.country == "DE" and cfg.intensity.source.startswith("table:owid-ember:DEU:")
+    assert cfg.cuda_visible_devices == "5"  # CUDA ordinal 1 among the visible GPUs
+    assert load_config({}, gpu_ids=[0, 2]).cuda_visible_devices == "0,2"
+    assert load_config({}, gpu_ids="auto").cuda_visible_devices is None
+    # a fixed intensity in code needs no live provider (nor its token)
+    live = {ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER: "electricitymaps"}
+    cfg = load_config(live, carbon_intensity_g_per_kwh=300)
+    assert cfg.carbon is None and cfg.intensity.g_per_kwh == 300.0
+    # with the environment's table, the country in code sets the table row
+    assert (
+        load_config({}, country="FRA").intensity
+        == load_config({ev.OTEL_PYTHON_ENERGY_COUNTRY: "FR"}).intensity
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [
+        ("country", "Atlantis", "Where.country='Atlantis' is not valid: expected an ISO 3166"),
+        ("country", 3, "Where.country=3 is not valid: expected an ISO 3166"),
+        ("gpu_ids", [0, -1], r"Where.gpu_ids=\[0, -1\] is not valid: expected 'auto' or a list"),
+        ("gpu_ids", [True], r"Where.gpu_ids=\[True\] is not valid"),
+        (
+            "carbon_intensity_g_per_kwh",
+            -3,
+            "Where.carbon_intensity_g_per_kwh=-3 is not valid: expected a number of gCO2e/kWh"
+            " from 0 to 5000",
+        ),
+    ],
+)
+def test_override_errors_name_the_callers_label(name: str, bad: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{message}"):
+        load_config({}, labels={name: f"Where.{name}"}, **{name: bad})

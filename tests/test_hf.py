@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -342,3 +345,63 @@ def test_every_span_attribute_is_documented(tmp_path: Path, tel: Telemetry) -> N
     assert "otel_energy.eval.steps" in keys and "otel_energy.train.model_type" in keys
     missing = sorted(k for k in keys if f"`{k}`" not in doc)
     assert not missing, f"undocumented span attributes: {missing}"
+
+
+PATCH_LIFECYCLE = """
+import gc, sys
+from transformers import Trainer
+original = Trainer.train
+import otel_energy.hf as hf
+from otel_energy import EnergyInstrumentor
+from otel_energy.engine.sampler import Sampler
+from opentelemetry.sdk.metrics import MeterProvider
+
+def patched():
+    return [getattr(getattr(Trainer, n), "_otel_energy", False)
+            for n in ("train", "evaluate", "predict")]
+
+def instrument_and_uninstrument():
+    inst = EnergyInstrumentor()
+    inst.instrument(meter_provider=MeterProvider(), sampler=Sampler(lambda: [], interval_s=0.05))
+    during = patched()
+    inst.uninstrument()
+    return during
+
+print("import", patched(), Trainer.train is original)
+cb = hf.EnergyCallback()
+print("callback", patched())
+print("instrumented", instrument_and_uninstrument())
+print("uninstrumented, callback alive", patched())
+del cb
+gc.collect()
+print("instrumented", instrument_and_uninstrument())
+print("uninstrumented, no callback", patched(), Trainer.train is original)
+"""
+
+
+def test_trainer_is_patched_on_request_and_kept_while_a_callback_needs_it() -> None:
+    """Importing otel_energy.hf patches nothing; a constructed callback patches; the
+    instrumentor's uninstrument leaves the wrappers to a live hand-made callback and removes
+    them once nobody needs them. In a fresh interpreter: this one has built callbacks."""
+    done = subprocess.run(
+        [sys.executable, "-c", PATCH_LIFECYCLE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            "OTEL_PYTHON_ENERGY_SOURCES": "estimate",
+            "OTEL_PYTHON_ENERGY_LEDGER": "off",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line]
+    three = "[True, True, True]"
+    assert lines == [
+        "import [False, False, False] True",
+        f"callback {three}",
+        f"instrumented {three}",
+        f"uninstrumented, callback alive {three}",
+        f"instrumented {three}",
+        "uninstrumented, no callback [False, False, False] True",
+    ]

@@ -6,11 +6,27 @@ import math
 import os
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from otel_energy.carbon import MAX_G_PER_KWH, Intensity, load_table, table_intensity
+from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
+from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
+from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
+
+__all__ = [
+    "CARBON_PROVIDERS",
+    "DEFAULT_POWERCAP_ROOT",
+    "MAX_HISTORY_SAMPLES",
+    "NUMBERS",
+    "OVERRIDES",
+    "SOURCES",
+    "ConfigError",
+    "EnergyConfig",
+    "LiveCarbonConfig",
+    "check_number",
+    "load_config",
+]
 
 SOURCES = ("nvml", "amd", "rapl", "estimate")
 MAX_HISTORY_SAMPLES = 100_000
@@ -20,10 +36,6 @@ stays under ~80 MB with 8 devices whatever the interval and horizon asked (2.8 h
 0.1 s interval)."""
 CARBON_PROVIDERS = ("table", "electricitymaps", "watttime", "uk")
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
-
-
-class ConfigError(ValueError):
-    """A setting has a value we cannot use. The message names the setting and the valid values."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,9 @@ class EnergyConfig:
     """The live intensity provider, None for the table or an override."""
     predict_after_steps: int = 0
     """0: project the run's footprint at each epoch end; N: also every N steps; -1: never."""
+    cuda_visible_devices: str | None = None
+    """The ``CUDA_VISIBLE_DEVICES`` the sampler measures (from the ``gpu_ids`` override); None:
+    the environment's."""
 
     @property
     def history_samples_asked(self) -> int:
@@ -78,42 +93,6 @@ class EnergyConfig:
         return self.history_samples_asked > MAX_HISTORY_SAMPLES
 
 
-@dataclass(frozen=True)
-class _Range:
-    """A numeric setting: its environment variable and its valid closed range."""
-
-    variable: str
-    lo: float
-    hi: float
-    unit: str = ""
-
-
-NUMBERS: dict[str, _Range] = {
-    "sample_interval_s": _Range(ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL, 0.001, 60.0, "seconds"),
-    "history_s": _Range(ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS, 1.0, 86400.0, "seconds"),
-    "cpu_tdp_w": _Range(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, 1.0, 5000.0, "watts"),
-    "memory_w_per_gb": _Range(ev.OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB, 0.0, 100.0, "watts per GB"),
-    "pue": _Range(ev.OTEL_PYTHON_ENERGY_PUE, 1.0, 10.0),
-}
-"""``EnergyConfig`` fields that ``load_config`` also accepts as keyword overrides."""
-
-
-def check_number(label: str, value: object, lo: float, hi: float, unit: str = "") -> float:
-    """``value`` as a float in ``[lo, hi]``, else a ConfigError naming ``label``, the range and
-    its unit (e.g. "seconds").
-
-    One rule for the environment (``value`` is the variable's text) and for overrides in code.
-    """
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (lo <= number <= hi):  # NaN fails every comparison
-        what = f"a number of {unit}" if unit else "a number"
-        raise ConfigError(f"{label}={value!r} is not valid: expected {what} from {lo:g} to {hi:g}.")
-    return number
-
-
 def _number(
     env: Mapping[str, str], name: str, default: float, lo: float, hi: float, unit: str = ""
 ) -> float:
@@ -121,9 +100,16 @@ def _number(
     return check_number(name, raw, lo, hi, unit) if raw else default
 
 
-def _setting(env: Mapping[str, str], field_name: str, default: float) -> float:
+def _setting(
+    env: Mapping[str, str], checked: Mapping[str, Any], field_name: str, default: float | None
+) -> Any:
+    """The override of ``field_name`` if given (its variable is then not read), else its
+    variable, else ``default``."""
+    if field_name in checked:
+        return checked[field_name]
     r = NUMBERS[field_name]
-    return _number(env, r.variable, default, r.lo, r.hi, r.unit)
+    raw = env.get(r.variable, "").strip()
+    return check_number(r.variable, raw, r.lo, r.hi, r.unit) if raw else default
 
 
 def _header_token(env: Mapping[str, str], name: str) -> str | None:
@@ -176,40 +162,62 @@ def _sources(env: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
     return names, True
 
 
-def _intensity(env: Mapping[str, str]) -> tuple[str | None, Intensity]:
-    country = env.get(ev.OTEL_PYTHON_ENERGY_COUNTRY, "").strip() or None
-    if country is not None and load_table().lookup(country) is None:
-        raise ConfigError(
-            f"{ev.OTEL_PYTHON_ENERGY_COUNTRY}={country!r} is not valid: expected an ISO 3166"
-            " alpha-2 or alpha-3 code present in the bundled table (e.g. FR, FRA, US, DEU);"
-            " see docs/configuration.md for the list."
-        )
-    override = env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip()
-    if override:
+def _intensity(env: Mapping[str, str], checked: Mapping[str, Any]) -> tuple[str | None, Intensity]:
+    country = checked.get("country")
+    if country is None:
+        raw = env.get(ev.OTEL_PYTHON_ENERGY_COUNTRY, "").strip() or None
+        country = None if raw is None else check_country(ev.OTEL_PYTHON_ENERGY_COUNTRY, raw)
+    g = checked.get("carbon_intensity_g_per_kwh")
+    if g is None and env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
         g = _number(
             env, ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, 0.0, 0.0, MAX_G_PER_KWH, "gCO2e/kWh"
         )
+    if g is not None:
         return country, Intensity(g, "override")
     return country, table_intensity(country)
 
 
-def _coordinates(env: Mapping[str, str]) -> tuple[float | None, float | None]:
-    """(latitude, longitude) in degrees, each None when unset."""
-
-    def degrees(name: str, limit: float) -> float | None:
-        if not env.get(name, "").strip():
-            return None
-        return _number(env, name, 0.0, -limit, limit, "degrees")
-
-    return (
-        degrees(ev.OTEL_PYTHON_ENERGY_LATITUDE, 90.0),
-        degrees(ev.OTEL_PYTHON_ENERGY_LONGITUDE, 180.0),
+def _live_carbon(env: Mapping[str, str], fixed: bool) -> LiveCarbonConfig | None:
+    """The live provider's settings; None for the table or when the intensity is ``fixed`` in
+    code (an override: no provider is asked)."""
+    name = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER
+    raw = env.get(name, "").strip().lower() or "table"
+    if raw not in CARBON_PROVIDERS:
+        raise ConfigError(
+            f"{name}={raw!r} is not valid: expected one of {', '.join(CARBON_PROVIDERS)}."
+        )
+    if raw == "table" or fixed or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
+        return None
+    zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
+    has_lat = bool(env.get(ev.OTEL_PYTHON_ENERGY_LATITUDE, "").strip())
+    has_lon = bool(env.get(ev.OTEL_PYTHON_ENERGY_LONGITUDE, "").strip())
+    lat = (
+        _number(env, ev.OTEL_PYTHON_ENERGY_LATITUDE, 0.0, -90.0, 90.0, "degrees")
+        if has_lat
+        else None
     )
-
-
-def _check_credentials(live: LiveCarbonConfig) -> LiveCarbonConfig:
-    """The key or login each live provider needs."""
-    name, raw = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER, live.provider
+    lon = (
+        _number(env, ev.OTEL_PYTHON_ENERGY_LONGITUDE, 0.0, -180.0, 180.0, "degrees")
+        if has_lon
+        else None
+    )
+    if raw != "uk" and zone is None and (lat is None or lon is None):
+        raise ConfigError(
+            f"{name}={raw!r} needs {ev.OTEL_PYTHON_ENERGY_ZONE} (e.g. DE,"
+            f" CAISO_NORTH) or both {ev.OTEL_PYTHON_ENERGY_LATITUDE} and"
+            f" {ev.OTEL_PYTHON_ENERGY_LONGITUDE}."
+        )
+    live = LiveCarbonConfig(
+        raw,
+        zone,
+        lat,
+        lon,
+        token=_header_token(env, ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN),
+        username=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME, "").strip() or None,
+        password=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD, "") or None,
+        api_url=_api_url(env),
+        cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
+    )
     if raw == "electricitymaps" and not live.token:
         raise ConfigError(
             f"{name}='electricitymaps' needs"
@@ -221,38 +229,6 @@ def _check_credentials(live: LiveCarbonConfig) -> LiveCarbonConfig:
             f" and {ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD}."
         )
     return live
-
-
-def _live_carbon(env: Mapping[str, str]) -> LiveCarbonConfig | None:
-    name = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER
-    raw = env.get(name, "").strip().lower() or "table"
-    if raw not in CARBON_PROVIDERS:
-        raise ConfigError(
-            f"{name}={raw!r} is not valid: expected one of {', '.join(CARBON_PROVIDERS)}."
-        )
-    if raw == "table" or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
-        return None
-    lat, lon = _coordinates(env)
-    zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
-    if raw != "uk" and zone is None and (lat is None or lon is None):
-        raise ConfigError(
-            f"{name}={raw!r} needs {ev.OTEL_PYTHON_ENERGY_ZONE} (e.g. DE,"
-            f" CAISO_NORTH) or both {ev.OTEL_PYTHON_ENERGY_LATITUDE} and"
-            f" {ev.OTEL_PYTHON_ENERGY_LONGITUDE}."
-        )
-    return _check_credentials(
-        LiveCarbonConfig(
-            raw,
-            zone,
-            lat,
-            lon,
-            token=_header_token(env, ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN),
-            username=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME, "").strip() or None,
-            password=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD, "") or None,
-            api_url=_api_url(env),
-            cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
-        )
-    )
 
 
 def _step_spans(env: Mapping[str, str]) -> int:
@@ -285,46 +261,44 @@ def _predict_after(env: Mapping[str, str]) -> int:
 
 
 def load_config(
-    environ: Mapping[str, str] | None = None, **overrides: float | None
+    environ: Mapping[str, str] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    **overrides: object,
 ) -> EnergyConfig:
     """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable, then keyword overrides.
 
     Args:
         environ: the environment to read; ``os.environ`` when None.
-        overrides: values given in code for the fields in ``NUMBERS`` (``sample_interval_s=0.5``),
-            validated with the same ranges and messages as their variables, naming the field;
-            None leaves the environment's value.
+        labels: the name each override has for the caller, used in error messages
+            (``{"pue": "CarbonConfig.pue"}``); the override's own name by default.
+        overrides: values given in code for the names in ``OVERRIDES`` (``sample_interval_s=0.5``,
+            ``country="DE"``), validated with the same rules as their variables; an override's
+            variable is then not read. None leaves the environment's value.
 
     Raises:
-        ConfigError: a value is out of range or unknown; the message names the variable or field.
-        TypeError: an override that is not one of ``NUMBERS``.
+        ConfigError: a value is out of range or unknown; the message names the variable, or the
+            override's label, and the valid values.
+        TypeError: an override that is not one of ``OVERRIDES``.
     """
-    unknown = sorted(set(overrides) - set(NUMBERS))
-    if unknown:
-        raise TypeError(f"load_config() got unknown overrides {unknown}; expected {list(NUMBERS)}")
-    checked: dict[str, Any] = {
-        name: check_number(name, value, NUMBERS[name].lo, NUMBERS[name].hi, NUMBERS[name].unit)
-        for name, value in overrides.items()
-        if value is not None
-    }
+    checked = check_overrides(overrides, labels or {})
     env = os.environ if environ is None else environ
     sources, explicit = _sources(env)
-    country, intensity = _intensity(env)
-    tdp_raw = env.get(ev.OTEL_PYTHON_ENERGY_CPU_TDP_W, "").strip()
-    config = EnergyConfig(
-        sample_interval_s=_setting(env, "sample_interval_s", 0.1),
-        history_s=_setting(env, "history_s", 600.0),
+    country, intensity = _intensity(env, checked)
+    return EnergyConfig(
+        sample_interval_s=_setting(env, checked, "sample_interval_s", 0.1),
+        history_s=_setting(env, checked, "history_s", 600.0),
         sources=sources,
         sources_explicit=explicit,
         powercap_root=env.get(ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT, "").strip()
         or DEFAULT_POWERCAP_ROOT,
-        cpu_tdp_w=_setting(env, "cpu_tdp_w", 0.0) if tdp_raw else None,
-        memory_w_per_gb=_setting(env, "memory_w_per_gb", 0.375),
+        cpu_tdp_w=_setting(env, checked, "cpu_tdp_w", None),
+        memory_w_per_gb=_setting(env, checked, "memory_w_per_gb", 0.375),
         country=country,
         intensity=intensity,
-        pue=_setting(env, "pue", 1.0),
+        pue=_setting(env, checked, "pue", 1.0),
         step_span_every=_step_spans(env),
-        carbon=_live_carbon(env),
+        carbon=_live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
+        cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
     )
-    return replace(config, **checked) if checked else config

@@ -36,6 +36,8 @@ def build_sampler(
 ) -> Sampler:
     """A sampler for this process's rank; its discovery runs on its own thread when started."""
     env = dict(os.environ if environ is None else environ)
+    if config.cuda_visible_devices is not None:  # the GPUs asked for in code (gpu_ids)
+        env["CUDA_VISIBLE_DEVICES"] = config.cuda_visible_devices
     rank = rank_info(env)
     unmeasured: list[Unmeasured] = []  # filled by discovery, on the sampler thread
 

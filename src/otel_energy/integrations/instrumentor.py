@@ -75,7 +75,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _sampler: Sampler | None = None
     _observer: EnergyObserver | None = None
     _patch_trainer = False
-    _owns_wrappers = False
+    _trainer_patched = False
     _timeline: TimelineRecorder | None = None
     _ledger_since = ""
     _ledger_pid = 0
@@ -138,16 +138,13 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if not self._patch_trainer:  # uninstrumented before transformers was imported
             return
         try:
-            # Wrappers installed by the user's own import of the callback stay on uninstrument.
-            self._owns_wrappers = (
-                "otel_energy.integrations.transformers.callback" not in sys.modules
-            )
-            from otel_energy.integrations.transformers.callback import (
+            from otel_energy.integrations.transformers.trainer_patch import (
                 add_callback_on_init,
                 patch_trainer,
             )
 
-            patch_trainer()
+            patch_trainer(self)  # reference-counted: hand-added callbacks hold it too
+            self._trainer_patched = True
             add_callback_on_init(tracer_provider, meter_provider)
         except Exception:
             _log.exception("otel-energy: could not instrument transformers.Trainer")
@@ -165,15 +162,15 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **kwargs: Any) -> None:
         try:
             self._patch_trainer = False
-            if "otel_energy.integrations.transformers.callback" in sys.modules:
-                from otel_energy.integrations.transformers.callback import (
+            if self._trainer_patched:
+                from otel_energy.integrations.transformers.trainer_patch import (
                     remove_callback_on_init,
                     unpatch_trainer,
                 )
 
+                self._trainer_patched = False
                 remove_callback_on_init()
-                if self._owns_wrappers:
-                    unpatch_trainer()
+                unpatch_trainer(self)  # the wrappers stay while a live callback needs them
             if "otel_energy.integrations.lightning" in sys.modules:
                 from otel_energy.integrations.lightning import remove_callback_on_init as rm_pl
 

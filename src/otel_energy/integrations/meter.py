@@ -26,6 +26,7 @@ from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_s
 from otel_energy.engine.sampler import Sampler, WindowEnergy
 from otel_energy.telemetry.ids import use_private_ids
 from otel_energy.telemetry.instruments import SCOPE, attach
+from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 from otel_energy.telemetry.step_histogram import step_histogram
 from otel_energy.version import __version__
@@ -40,11 +41,11 @@ class _Totals:
     energy_j: float = 0.0
     carbon_g: float = 0.0
 
-    def add(self, duration_s: float, energy_j: float, carbon_g: float) -> None:
+    def add(self, m: Measurement) -> None:
         self.count += 1
-        self.duration_s += duration_s
-        self.energy_j += energy_j
-        self.carbon_g += carbon_g
+        self.duration_s += m.duration_s
+        self.energy_j += m.energy_j
+        self.carbon_g += m.co2e_g
 
     def summary(self) -> dict[str, float | int]:
         n = max(self.count, 1)
@@ -60,13 +61,15 @@ class _Totals:
 
 
 def _block(w: WindowEnergy, carbon_g: float, final: bool) -> dict[str, Any]:
+    """A block's public dict: the window's ``Measurement`` under this API's names."""
+    m = Measurement.of(w, carbon_g)
     return {
-        "duration_s": w.duration_s,
-        "energy_j": w.energy_j,
-        "avg_power_w": w.avg_power_w,
-        "carbon_g": carbon_g,
-        "energy_by_type_j": dict(w.by_type),
-        "estimated": w.estimated,
+        "duration_s": m.duration_s,
+        "energy_j": m.energy_j,
+        "avg_power_w": m.avg_power_w,
+        "carbon_g": m.co2e_g,
+        "energy_by_type_j": m.by_type_j,
+        "estimated": m.estimated,
         "interpolated": w.interpolated,
         "final": final,
     }
@@ -201,7 +204,7 @@ class EnergyMeter:
             return
         with self._lock:
             totals = self._batches if iv.kind == "step" else self._epochs
-            totals.add(w.duration_s, w.energy_j, iv.co2e_g)
+            totals.add(Measurement.of(w, iv.co2e_g))
             if iv is self._last:
                 self._last_block = _block(w, iv.co2e_g, final=True)
 

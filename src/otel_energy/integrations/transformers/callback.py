@@ -1,36 +1,30 @@
-"""Hugging Face ``transformers`` integration: spans with energy and CO2e per run, epoch and step.
+"""``EnergyCallback``: spans with energy and CO2e for the training run, each epoch and step.
 
-Importing this module imports transformers (``import otel_energy`` never does) and wraps
-``Trainer.train``/``evaluate``/``predict`` so that our callbacks see failures and evaluation
-boundaries, which the callback events alone do not reveal. The wrappers do nothing for trainers
-without an ``EnergyCallback``.
+Importing this module imports transformers (``import otel_energy`` never does) but patches
+nothing: building an ``EnergyCallback`` installs the ``Trainer`` wrappers of
+:mod:`~otel_energy.integrations.transformers.trainer_patch`, so that a hand-added callback sees
+failures and evaluation boundaries too.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import math
 import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
-from transformers import Trainer, TrainerCallback
+from transformers import TrainerCallback
 
 from otel_energy.config import EnergyConfig, load_config
-from otel_energy.distributed.job import JobContext, RunPart, default_store, finish_job, job_context
+from otel_energy.distributed.job import JobContext, job_context
 from otel_energy.engine.predict import (
     Predictor,
     Progress,
-    Projection,
     attach_gauges,
-    remaining_intensity,
 )
 from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
 from otel_energy.engine.sampler import Sampler
@@ -41,27 +35,25 @@ from otel_energy.engine.signals import (
     interrupts_deferred,
     uninstall_termination_guard,
 )
-from otel_energy.history.ledger import ledger_path, record, under_parent_run
-from otel_energy.history.rows import TimelineRecorder, row_from_totals, utc_iso
-from otel_energy.integrations.hooks import LOG_KEYS, guarded, patch_init, unpatch_init
-from otel_energy.integrations.transformers.eco2ai import (
-    EXPORT_FORMATS,
-    CarbonConfig,
-    CarbonMetrics,
-    CarbonReport,
-)
+from otel_energy.history.ledger import ledger_path, under_parent_run
+from otel_energy.history.rows import TimelineRecorder, utc_iso
+from otel_energy.integrations.hooks import guarded
+from otel_energy.integrations.transformers.evaluation import EvaluationSpans
+from otel_energy.integrations.transformers.progress import RunProgress
+from otel_energy.integrations.transformers.run_records import finish_job, write_ledger
+from otel_energy.integrations.transformers.trainer_patch import patch_trainer
 from otel_energy.telemetry.ids import use_private_ids
 from otel_energy.telemetry.instruments import SCOPE, attach
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 from otel_energy.telemetry.step_histogram import step_histogram
 from otel_energy.version import __version__
 
-__all__ = ["CarbonConfig", "Eco2AICallback", "EnergyCallback"]
+__all__ = ["EnergyCallback"]
 
 _log = logging.getLogger(__name__)
 
 
-class EnergyCallback(TrainerCallback):
+class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
     """Spans for the training run, each epoch, each optimizer step, evaluation and prediction.
 
     Args:
@@ -82,6 +74,8 @@ class EnergyCallback(TrainerCallback):
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._sampler_factory = sampler_factory or (lambda: build_sampler(self.config))
+        # A hand-added callback needs the wrappers too (failures, evaluate/predict spans).
+        patch_trainer(self)
         self._sampler: Sampler | None = None
         self._rec: SpanEnergyRecorder | None = None
         self._users = 0
@@ -217,34 +211,6 @@ class EnergyCallback(TrainerCallback):
         self._finish_open(("step", "epoch"), None)
         self._predict(state.global_step, epoch_end=True)
 
-    def _predict(self, step: int, epoch_end: bool) -> Projection | None:
-        """Project the run's totals (arithmetic on the sampler's figures; no I/O)."""
-        rec, run, predictor = self._rec, self._run, self.predictor
-        if rec is None or run is None or predictor is None:
-            return None
-        now = self._progress(step)
-        if epoch_end:
-            predictor.epoch_end(now)
-        snap = rec.sampler.snapshot()
-        override = rec.intensity_override
-        g_now = override.g_per_kwh if override is not None else snap.intensity.g_per_kwh
-        provider = None if override is not None else rec.sampler.intensity_provider
-        p = predictor.update(now, snap.pue, lambda s: remaining_intensity(provider, g_now, s))
-        if p is not None and run.span is not None:
-            run.span.add_event("otel_energy.prediction", p.span_attributes())
-        return p
-
-    def _progress(self, step: int) -> Progress:
-        assert self._rec is not None and self._run is not None
-        w = self._rec.provisional(self._run.t0_s)
-        return Progress(int(step), w.duration_s, w.energy_j, self._rec.co2e_of(w))
-
-    def _prediction_source(self) -> tuple[Projection | None, dict[str, Any]]:
-        rec, predictor = self._rec, self.predictor
-        if self._run is None or rec is None or predictor is None:
-            return None, {}
-        return predictor.latest, rec.identity
-
     @guarded
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._run is None:
@@ -289,24 +255,9 @@ class EnergyCallback(TrainerCallback):
         self._drop_guard()
         rank, identity = self._rec.sampler.rank, self._rec.identity
         self._release()  # flushes: the run span has its energy before train() returns
-        self._finish_job(run, rank, identity)
-        self._write_ledger(run, error)
-
-    def _finish_job(self, run: Interval, rank: Any, identity: dict[str, Any]) -> None:
-        """Hand this rank's run totals to the job root (rank 0 emits it; no I/O here)."""
-        if self._job is None or run.result is None:
-            return
-        job, tracer = self._job
-        part = RunPart(
-            rank.rank or 0,
-            run.result.energy_j,
-            run.co2e_g,
-            run.start_ns,
-            run.end_ns,
-            run.result.estimated,
-        )
-        store = default_store() if job.derived else None
-        finish_job(rank, job, tracer, part, identity, store)
+        finish_job(self._job, run, rank, identity)
+        timeline, self._timeline = self._timeline, None
+        write_ledger(timeline, run, error, self._started_at, self._rec)
 
     def _drop_guard(self) -> None:
         guard, self._guard = self._guard, None
@@ -325,33 +276,6 @@ class EnergyCallback(TrainerCallback):
         if self._rec is not None:  # the signal came while the main thread was ending the run
             self._rec.flush()
 
-    def _write_ledger(self, run: Interval, error: BaseException | None) -> None:
-        """Append this training run to the run ledger (after training: one local write)."""
-        timeline, self._timeline = self._timeline, None
-        if timeline is None:
-            return
-        curves = timeline.stop()
-        if run.result is None and self._rec is not None:
-            self._rec.flush()  # still shared (an evaluation holds it): complete the run now
-        w = run.result
-        if w is None:
-            return
-        sampler = timeline.sampler
-        row = row_from_totals(
-            "train",
-            self._started_at,
-            w.duration_s,
-            w.energy_j,
-            run.co2e_g,
-            w.by_type,
-            w.estimated,
-            sampler.snapshot(),
-            sampler,
-            "ok" if error is None else "error",
-            curves,
-        )
-        record(row)
-
     def _on_train_error(self, error: BaseException) -> None:
         # A second Ctrl-C landing in here would lose the spans: hold it off until they are
         # closed. It is then dropped: the run is already ending with ``error``.
@@ -362,369 +286,5 @@ class EnergyCallback(TrainerCallback):
             except BaseException:
                 _log.exception("otel-energy: closing spans after a training error failed")
 
-    # ---- evaluation and prediction ----
-    def _begin_eval(self, kind: str) -> Interval | None:
-        try:
-            rec = self._acquire()
-            parent = self._evals[-1] if self._evals else (self._epoch or self._run)
-            iv = rec.start(kind, kind, parent, {})
-            self._evals.append(iv)
-            return iv
-        except Exception:
-            _log.exception("otel-energy: starting a %s span failed", kind)
-            return None
-
-    def _end_eval(self, iv: Interval | None, error: BaseException | None) -> None:
-        if iv is None:
-            return
-        with interrupts_deferred():
-            self._end_eval_now(iv, error)
-
-    def _end_eval_now(self, iv: Interval, error: BaseException | None) -> None:
-        try:
-            if iv not in self._evals:
-                return  # already ended (by a SIGTERM closing everything)
-            self._evals.remove(iv)
-            if self._rec is not None:
-                self._rec.finish(
-                    iv,
-                    error,
-                    {"otel_energy.eval.steps": iv.steps, "otel_energy.duration": self._elapsed(iv)},
-                )
-            self._release()
-        except BaseException:
-            _log.exception("otel-energy: ending a %s span failed", iv.kind)
-
-    @guarded
-    def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._evals:
-            self._evals[-1].steps += 1
-
-    # ---- logs ----
-    @guarded
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-        outer = self._run or (self._evals[0] if self._evals else None)
-        if self._rec is None or outer is None or logs is None:
-            return
-        w = self._rec.provisional(outer.t0_s)  # never waits: the tail is extrapolated
-        last_outer, last_t, last_e = self._last_log or (outer, outer.t0_s, 0.0)
-        if last_outer is not outer:  # a new outer interval: its first log covers it from t0
-            last_t, last_e = outer.t0_s, 0.0
-        dt = w.t1_s - last_t
-        power = (w.energy_j - last_e) / dt if dt > 0 else w.avg_power_w
-        self._last_log = (outer, w.t1_s, w.energy_j)
-        values = dict(zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True))
-        if self.predictor is not None and self.predictor.latest is not None:
-            values.update(self.predictor.latest.log_values())
-        logs.update(values)
-        history = getattr(state, "log_history", None)
-        if history and history[-1].get("step") == state.global_step:
-            history[-1].update(values)  # Trainer.log appended a copy before calling us
-
     def _on_complete(self, iv: Interval) -> None:
         """Hook for subclasses; called on the sampler thread (or in flush) per finished interval."""
-
-
-# ---- Trainer wrappers ----
-def _ours(trainer: Any) -> list[EnergyCallback]:
-    handler = getattr(trainer, "callback_handler", None)
-    return [cb for cb in getattr(handler, "callbacks", ()) if isinstance(cb, EnergyCallback)]
-
-
-def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(original)
-    def train(self: Any, *args: Any, **kwargs: Any) -> Any:
-        ours = _ours(self)
-        if ours:
-            # Run before the report_to loggers, so that the keys we add in on_log reach them.
-            rest = [cb for cb in self.callback_handler.callbacks if cb not in ours]
-            self.callback_handler.callbacks[:] = [*ours, *rest]
-        try:
-            return original(self, *args, **kwargs)
-        except BaseException as exc:
-            for cb in ours:
-                cb._on_train_error(exc)
-            raise
-
-    return train
-
-
-def _wrap_eval(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(original)
-        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-            started = [(cb, cb._begin_eval(kind)) for cb in _ours(self)]
-            try:
-                result = original(self, *args, **kwargs)
-            except BaseException as exc:
-                for cb, iv in started:
-                    cb._end_eval(iv, exc)
-                raise
-            for cb, iv in started:
-                cb._end_eval(iv, None)
-            return result
-
-        return run
-
-    return wrap
-
-
-_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
-    "train": _wrap_train,
-    "evaluate": _wrap_eval("evaluate"),
-    "predict": _wrap_eval("predict"),
-}
-
-
-def patch_trainer() -> None:
-    """Wrap ``Trainer.train``/``evaluate``/``predict`` once (idempotent)."""
-    for name, make in _WRAPPERS.items():
-        current = getattr(Trainer, name)
-        if not getattr(current, "_otel_energy", False):
-            wrapper = make(current)
-            wrapper._otel_energy = True  # type: ignore[attr-defined]
-            setattr(Trainer, name, wrapper)
-
-
-def unpatch_trainer() -> None:
-    """Restore the original methods."""
-    for name in _WRAPPERS:
-        current = getattr(Trainer, name)
-        if getattr(current, "_otel_energy", False):
-            setattr(Trainer, name, current.__wrapped__)
-
-
-patch_trainer()
-
-
-def add_callback_on_init(
-    tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
-) -> None:
-    """Make every new Trainer (and subclass) carry one ``EnergyCallback`` (zero-code path).
-
-    A trainer that already has one (the user added it by hand) does not get a second. Ours goes
-    first in the handler list, ahead of the ``report_to`` loggers.
-    """
-
-    def add_ours(trainer: Any) -> None:
-        if not _ours(trainer):
-            cb = EnergyCallback(tracer_provider=tracer_provider, meter_provider=meter_provider)
-            trainer.callback_handler.callbacks.insert(0, cb)
-
-    patch_init(Trainer, add_ours, "EnergyCallback")
-
-
-def remove_callback_on_init() -> None:
-    """Undo ``add_callback_on_init`` (trainers already built keep their callback)."""
-    unpatch_init(Trainer)
-
-
-# ---- the Eco2AI plugin API ----
-class Eco2AICallback(EnergyCallback):
-    """The Eco2AI plugin's callback, on the same sampler and spans as ``EnergyCallback``.
-
-    Adds ``get_current_metrics()``, ``generate_report()``, ``export_metrics()`` and a JSON carbon
-    report written to ``config.report_path`` at the end of training.
-    """
-
-    def __init__(
-        self,
-        config: CarbonConfig | None = None,
-        integrations: list[Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.carbon_config = config or CarbonConfig()
-        super().__init__(config=self.carbon_config.to_energy_config(), **kwargs)
-        env = self.carbon_config.environment()
-        self._sampler_factory = kwargs.get("sampler_factory") or (
-            lambda: build_sampler(self.config, env)
-        )
-        self.integrations = list(integrations or [])
-        self._epochs: list[dict[str, Any]] = []
-        self._report: CarbonReport | None = None
-        if self.carbon_config.use_real_time_carbon and self.config.carbon is None:
-            _log.warning(
-                "otel-energy: CarbonConfig.use_real_time_carbon needs a live provider: set"
-                " OTEL_PYTHON_ENERGY_CARBON_PROVIDER (electricitymaps, watttime or uk) and its"
-                " zone and key (docs/carbon.md); using %s.",
-                self.config.intensity.source,
-            )
-        if self.carbon_config.auto_detect_location:
-            _log.warning(
-                "otel-energy: CarbonConfig.auto_detect_location is not supported (no location"
-                " lookup is made); set OTEL_PYTHON_ENERGY_ZONE or _LATITUDE/_LONGITUDE."
-            )
-        self._prometheus_served = False
-
-    def _acquire(self) -> SpanEnergyRecorder:
-        rec = super()._acquire()
-        if self.carbon_config.export_prometheus and not self._prometheus_served:
-            self._prometheus_served = True
-            _serve_prometheus(self.carbon_config.prometheus_port, rec.sampler)
-        return rec
-
-    def _run_attributes(self) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"otel_energy.train.project": self.carbon_config.project_name}
-        if self.carbon_config.region:
-            attrs["otel_energy.train.region"] = self.carbon_config.region
-        return attrs
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._epochs, self._report = [], None
-        super().on_train_begin(args, state, control, **kwargs)
-
-    def _on_complete(self, iv: Interval) -> None:
-        if iv.kind == "epoch" and iv.result is not None:
-            w = iv.result
-            row = {
-                "epoch": iv.attributes.get("otel_energy.train.epoch", len(self._epochs)),
-                "steps": iv.steps,
-                "duration_s": w.duration_s,
-                "energy_j": w.energy_j,
-                "avg_power_w": w.avg_power_w,
-                "co2e_g": iv.co2e_g,
-                "by_type_j": w.by_type,
-            }
-            self._epochs.append(row)
-            if self.carbon_config.log_level in ("EPOCH", "STEP"):
-                _log.info(
-                    "otel-energy: epoch %s: %.1f J, %.1f W, %.4f gCO2e",
-                    row["epoch"],
-                    w.energy_j,
-                    w.avg_power_w,
-                    iv.co2e_g,
-                )
-        elif iv.kind == "step" and self.carbon_config.log_level == "STEP" and iv.result:
-            _log.info(
-                "otel-energy: step %s: %.3f J",
-                iv.attributes.get("otel_energy.train.step"),
-                iv.result.energy_j,
-            )
-
-    def _close_run(self, error: BaseException | None, global_step: int | None) -> None:
-        sampler = self._sampler
-        super()._close_run(error, global_step)
-        run = self.last_run
-        if run is None or run.result is None or sampler is None:
-            return
-        self._report = self._build_report(run, sampler)
-        if self.carbon_config.save_report:
-            try:
-                Path(self.carbon_config.report_path).write_text(self._report.to_json())
-            except OSError as exc:
-                _log.error(
-                    "otel-energy: cannot write the carbon report to %s (%s); fix"
-                    " CarbonConfig.report_path.",
-                    self.carbon_config.report_path,
-                    exc,
-                )
-        for integration in self.integrations:
-            for method, arg in (
-                ("log_metrics", self._report.total),
-                ("on_training_end", self._report),
-            ):
-                try:
-                    getattr(integration, method, lambda _: None)(arg)
-                except Exception:
-                    _log.exception("otel-energy: integration %r failed", integration)
-
-    def _build_report(self, run: Interval, sampler: Sampler) -> CarbonReport:
-        w = run.result
-        assert w is not None
-        snap = sampler.snapshot()
-        intensity = snap.intensity
-        total = CarbonMetrics(
-            time.time(),
-            w.duration_s,
-            w.energy_j,
-            w.avg_power_w,
-            run.co2e_g,
-            dict(w.by_type),
-            w.estimated,
-        )
-        devices = [
-            {**d.info.attributes(), "energy_j": d.energy_j, "co2e_g": d.co2e_g}
-            for d in snap.devices
-        ]
-        trace_id = (
-            format(run.span.get_span_context().trace_id, "032x") if run.span is not None else None
-        )
-        return CarbonReport(
-            self.carbon_config.project_name,
-            total,
-            intensity.g_per_kwh,
-            intensity.source,
-            snap.pue,
-            devices,
-            list(self._epochs),
-            run.steps,
-            dict(sampler.rank.attributes()),
-            trace_id,
-        )
-
-    def get_current_metrics(self) -> CarbonMetrics:
-        """Energy and CO2e of the run so far (never waits; the tail is extrapolated)."""
-        run = self._run
-        if run is None or self._rec is None:
-            if self._report is not None:
-                return self._report.total
-            return CarbonMetrics(time.time(), 0.0, 0.0, 0.0, 0.0)
-        w = self._rec.provisional(run.t0_s)
-        return CarbonMetrics(
-            time.time(),
-            w.duration_s,
-            w.energy_j,
-            w.avg_power_w,
-            w.co2e_g,
-            dict(w.by_type),
-            w.estimated,
-        )
-
-    def generate_report(self) -> CarbonReport:
-        """The report of the last finished run.
-
-        Raises:
-            RuntimeError: no training run has finished yet.
-        """
-        if self._report is None:
-            raise RuntimeError(
-                "generate_report() needs a finished training run; call it after trainer.train()."
-            )
-        return self._report
-
-    def export_metrics(self, format: str = "json") -> str:
-        """The current metrics as text. ``format``: ``json``."""
-        if format not in EXPORT_FORMATS:
-            raise ValueError(
-                f"export_metrics(format={format!r}) is not valid: expected one of"
-                f" {', '.join(EXPORT_FORMATS)}."
-            )
-        return json.dumps(self.get_current_metrics().to_dict(), indent=2)
-
-    @property
-    def total_energy(self) -> float:
-        """Energy of the current or last run in kWh (the Eco2AI convention)."""
-        return self.get_current_metrics().energy_kwh
-
-    @property
-    def total_co2(self) -> float:
-        """CO2e of the current or last run in kg (the Eco2AI convention)."""
-        return self.get_current_metrics().co2_kg
-
-
-def _serve_prometheus(port: int, sampler: Sampler) -> None:
-    """Expose our metrics on ``port`` for Prometheus (needs opentelemetry-exporter-prometheus)."""
-    try:
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
-        from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-        from prometheus_client import start_http_server
-    except ImportError:
-        _log.error(
-            "otel-energy: CarbonConfig.export_prometheus needs the prometheus extra:"
-            " pip install '.[prometheus]' (from a checkout of otel-energy)."
-        )
-        return
-    start_http_server(port, addr="127.0.0.1")
-    provider = SdkMeterProvider(metric_readers=[PrometheusMetricReader()])
-    attach(provider, sampler)
-    _log.info("otel-energy: Prometheus metrics on http://127.0.0.1:%d/metrics", port)

@@ -1,7 +1,8 @@
 """The Eco2AI-plugin API promised in the user's design notes: ``CarbonConfig`` and its reports.
 
 Only plain data lives here (no transformers import); ``otel_energy.hf.Eco2AICallback`` implements
-it on top of the same sampler and spans as ``EnergyCallback``.
+it on top of the same sampler and spans as ``EnergyCallback``
+(:mod:`~otel_energy.integrations.transformers.eco2ai_callback`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_energy.carbon import J_PER_KWH
 from otel_energy.config import ConfigError, EnergyConfig, load_config
 from otel_energy.config import variables as ev
+from otel_energy.telemetry.results import Measurement
 
 _log = logging.getLogger(__name__)
 
 LOG_LEVELS = ("NONE", "EPOCH", "STEP")
 EXPORT_FORMATS = ("json",)
+_LABELS = {
+    "sample_interval_s": "CarbonConfig.measurement_interval",
+    "country": "CarbonConfig.country",
+    "carbon_intensity_g_per_kwh": "CarbonConfig.grid_carbon_intensity",
+    "pue": "CarbonConfig.pue",
+    "gpu_ids": "CarbonConfig.gpu_ids",
+}
+"""``load_config`` override -> the ``CarbonConfig`` field it comes from (named in errors)."""
 
 
 @dataclass
@@ -67,23 +76,29 @@ class CarbonConfig:
                 f" one of {', '.join(LOG_LEVELS)}."
             )
         self.log_level = self.log_level.upper()
-        if self.gpu_ids != "auto" and not (
-            isinstance(self.gpu_ids, list)
-            and all(isinstance(i, int) and i >= 0 for i in self.gpu_ids)
-        ):
-            raise ConfigError(
-                f"CarbonConfig.gpu_ids={self.gpu_ids!r} is not valid: expected"
-                " 'auto' or a list of CUDA device ordinals such as [0, 1]."
-            )
         if not 1 <= self.prometheus_port <= 65535:
             raise ConfigError(
                 f"CarbonConfig.prometheus_port={self.prometheus_port!r} is not"
                 " valid: expected a TCP port from 1 to 65535."
             )
-        self.to_energy_config()  # validates the rest with the environment's rules and messages
+        self.to_energy_config()  # validates the rest with the environment's rules
+
+    def to_energy_config(self, environ: Mapping[str, str] | None = None) -> EnergyConfig:
+        """The settings: ``environ`` (``os.environ``) with this config's fields as overrides,
+        validated once; an error names the ``CarbonConfig`` field and its valid values."""
+        return load_config(
+            environ,
+            labels=_LABELS,
+            sample_interval_s=self.measurement_interval,
+            country=self.country or None,
+            carbon_intensity_g_per_kwh=self.grid_carbon_intensity,
+            pue=self.pue,
+            gpu_ids=self.gpu_ids,
+        )
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The ``OTEL_PYTHON_ENERGY_*`` view of this config layered over ``base`` (os.environ)."""
+        """The ``OTEL_PYTHON_ENERGY_*`` view of this config layered over ``base`` (os.environ),
+        e.g. for a child process; the callback itself uses ``to_energy_config()``."""
         env = dict(os.environ if base is None else base)
         env[ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL] = repr(float(self.measurement_interval))
         if self.country:
@@ -92,35 +107,22 @@ class CarbonConfig:
             env[ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY] = repr(float(self.grid_carbon_intensity))
         if self.pue is not None:
             env[ev.OTEL_PYTHON_ENERGY_PUE] = repr(float(self.pue))
-        if isinstance(self.gpu_ids, list):
-            visible = env.get("CUDA_VISIBLE_DEVICES")
-            pool = [v.strip() for v in visible.split(",")] if visible else None
-            picked = [pool[i] if pool and i < len(pool) else str(i) for i in self.gpu_ids]
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(picked)
+        visible = self.to_energy_config(env).cuda_visible_devices
+        if visible is not None:
+            env["CUDA_VISIBLE_DEVICES"] = visible
         return env
-
-    def to_energy_config(self) -> EnergyConfig:
-        """Validated settings; errors name the ``CarbonConfig`` field."""
-        try:
-            return load_config(self.environment())
-        except ConfigError as exc:
-            names = {
-                ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL: "measurement_interval",
-                ev.OTEL_PYTHON_ENERGY_COUNTRY: "country",
-                ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY: "grid_carbon_intensity",
-                ev.OTEL_PYTHON_ENERGY_PUE: "pue",
-            }
-            msg = str(exc)
-            for var, fld in names.items():
-                if msg.startswith(var + "="):
-                    msg = f"CarbonConfig.{fld} (as {msg}"
-                    msg = msg.replace(" is not valid", ") is not valid", 1)
-            raise ConfigError(msg) from None
 
 
 @dataclass(frozen=True)
 class CarbonMetrics:
-    """Energy and emissions so far (or of a finished run)."""
+    """Energy and emissions so far (or of a finished run): a ``Measurement`` with its time.
+
+    Attributes:
+        timestamp: when it was taken (Unix time, s).
+        duration_s, energy_j, power_w, co2e_g, by_type_j, estimated: the measurement's
+            duration (s), energy (J), average power (W), CO2e (g), energy per type (J) and
+            estimate flag.
+    """
 
     timestamp: float
     duration_s: float
@@ -130,13 +132,40 @@ class CarbonMetrics:
     by_type_j: dict[str, float] = field(default_factory=dict)
     estimated: bool = False
 
+    @classmethod
+    def of(cls, m: Measurement, timestamp: float) -> CarbonMetrics:
+        """``m`` taken at ``timestamp`` (Unix time, s)."""
+        return cls(
+            timestamp,
+            m.duration_s,
+            m.energy_j,
+            m.avg_power_w,
+            m.co2e_g,
+            dict(m.by_type_j),
+            m.estimated,
+        )
+
+    @property
+    def measurement(self) -> Measurement:
+        """The same figures as a ``Measurement``."""
+        return Measurement(
+            self.duration_s,
+            self.energy_j,
+            self.power_w,
+            self.co2e_g,
+            dict(self.by_type_j),
+            self.estimated,
+        )
+
     @property
     def energy_kwh(self) -> float:
-        return self.energy_j / J_PER_KWH
+        """``energy_j`` in kWh (the Eco2AI convention)."""
+        return self.measurement.energy_kwh
 
     @property
     def co2_kg(self) -> float:
-        return self.co2e_g / 1000.0
+        """``co2e_g`` in kg (the Eco2AI convention)."""
+        return self.measurement.co2e_kg
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
