@@ -1,30 +1,25 @@
-"""One sampler per process, shared by the instrumentor, the Trainer callback and the CLI.
+"""Building the process's sampler from the configuration (sensors, rank, intensity, PUE).
 
-Reference-counted: the sampler starts with the first user and stops with the last, so the
-instrumentor and a hand-added callback never run two threads or count a device twice.
+The one sampler per process, shared by every entry point, is ``otel_energy.session``'s; the old
+``acquire_sampler``/``release_sampler``/``current_sampler`` names here delegate to it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from otel_energy.carbon import IntensityProvider, StaticIntensity
-from otel_energy.config import EnergyConfig, load_config
+from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.ranks import rank_info
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors import Unmeasured, discover_sensors
 
 _log = logging.getLogger(__name__)
-
-_lock = threading.Lock()
-_sampler: Sampler | None = None
-_users = 0
 
 
 def build_sampler(
@@ -106,32 +101,26 @@ def intensity_provider(config: EnergyConfig) -> IntensityProvider:
     return LiveIntensity(provider, config.intensity, cache)
 
 
+# The process's sampler is owned by ``otel_energy.session`` (above telemetry); these are the old
+# names, kept as thin wrappers for callers that want the sampler alone. The import is deferred
+# because the session module builds on this one.
 def acquire_sampler(factory: Callable[[], Sampler] | None = None) -> Sampler:
-    """The process's running sampler, built (from the environment by default) and started once."""
-    global _sampler, _users
-    with _lock:
-        if _sampler is None or not _sampler.in_owner_process:
-            _sampler = factory() if factory else build_sampler(load_config())
-            _users = 0
-        _users += 1
-        _sampler.start()
-        return _sampler
+    """The process's running sampler (one more user of its session); does not wait."""
+    from otel_energy.session import open_session
+
+    return open_session(factory, wait_s=None).sampler
 
 
 def release_sampler(sampler: Sampler) -> None:
-    """Drop one user; the last one stops the thread."""
-    global _sampler, _users
-    with _lock:
-        if sampler is not _sampler:
-            sampler.stop()
-            return
-        _users -= 1
-        if _users <= 0:
-            sampler.stop()
-            _sampler = None
-            _users = 0
+    """Drop one user of ``sampler``'s session; the last one stops the thread."""
+    from otel_energy import session
+
+    session.release_sampler(sampler)
 
 
 def current_sampler() -> Sampler | None:
     """The shared sampler if one is running in this process."""
-    return _sampler if _sampler is not None and _sampler.in_owner_process else None
+    from otel_energy.session import current_session
+
+    found = current_session()
+    return found.sampler if found is not None else None

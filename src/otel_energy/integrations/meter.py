@@ -15,20 +15,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity
 from otel_energy.config import ConfigError, check_number, load_config
 from otel_energy.distributed.job import from_environment
-from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
-from otel_energy.engine.sampler import Sampler, WindowEnergy
-from otel_energy.telemetry.ids import use_private_ids
-from otel_energy.telemetry.instruments import SCOPE, attach
-from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
-from otel_energy.telemetry.step_histogram import step_histogram
-from otel_energy.version import __version__
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.engine.sampler import WindowEnergy
+from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry.spans import Interval
 
 
 @dataclass
@@ -104,23 +100,17 @@ class EnergyMeter:
         except ConfigError as exc:
             raise ConfigError(f"EnergyMeter: {exc}") from None
         self.gpu_tdp_w = gpu_tdp_w
-        self._sampler: Sampler | None = acquire_sampler(
+        # Waits once for discovery and a first sample: ``device`` is known when this returns.
+        self._session: Session | None = open_session(
             sampler_factory or (lambda: build_sampler(config))
         )
-        self._sampler.wait_for_sample(float("-inf"), 5.0)  # discovery done: ``device`` is known
         intensity = None
         if carbon_intensity_g_per_kwh is not None:
             intensity = Intensity(float(carbon_intensity_g_per_kwh), "override")
-        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(SCOPE, __version__)
-        use_private_ids(tracer)
-        mp = meter_provider or metrics.get_meter_provider()
-        attach(mp, self._sampler)
-
         # TRACEPARENT only: the derived job root is emitted by the Trainer callback's rank 0.
-        self._rec = SpanEnergyRecorder(
-            self._sampler,
-            tracer,
-            step_histogram(mp),
+        self._rec = self._session.recorder(
+            tracer_provider,
+            meter_provider,
             intensity=intensity,
             root_context=from_environment(os.environ),
         )
@@ -231,13 +221,13 @@ class EnergyMeter:
 
     def close(self) -> None:
         """Complete pending spans and release the sampler (idempotent; also run at exit)."""
-        sampler, self._sampler = self._sampler, None
-        if sampler is None:
+        session, self._session = self._session, None
+        if session is None:
             return
         atexit.unregister(self.close)
         self._rec.flush()
         self._rec.close()
-        release_sampler(sampler)
+        close_session(session)
 
     def __enter__(self) -> EnergyMeter:
         return self

@@ -32,7 +32,7 @@ from otel_energy.engine.predict import (
     attach_gauges,
     remaining_intensity,
 )
-from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.engine.signals import (
     Terminated,
@@ -50,11 +50,9 @@ from otel_energy.integrations.transformers.eco2ai import (
     CarbonMetrics,
     CarbonReport,
 )
-from otel_energy.telemetry.ids import use_private_ids
-from otel_energy.telemetry.instruments import SCOPE, attach
+from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry.instruments import attach
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
-from otel_energy.telemetry.step_histogram import step_histogram
-from otel_energy.version import __version__
 
 __all__ = ["CarbonConfig", "Eco2AICallback", "EnergyCallback"]
 
@@ -83,6 +81,7 @@ class EnergyCallback(TrainerCallback):
         self._meter_provider = meter_provider
         self._sampler_factory = sampler_factory or (lambda: build_sampler(self.config))
         self._sampler: Sampler | None = None
+        self._session: Session | None = None
         self._rec: SpanEnergyRecorder | None = None
         self._users = 0
         self._run: Interval | None = None
@@ -104,22 +103,16 @@ class EnergyCallback(TrainerCallback):
     # ---- set-up and tear-down ----
     def _acquire(self) -> SpanEnergyRecorder:
         if self._rec is None:
-            self._sampler = acquire_sampler(self._sampler_factory)
-            if self._sampler.newest_sample_s == float("-inf"):
-                # Freshly started (not by the instrumentor): wait once, at most 5 s, for discovery
-                # and a first sample, so that the run's first moments are measured, not missed.
-                self._sampler.wait_for_sample(float("-inf"), 5.0)
-            tp = self._tracer_provider or trace.get_tracer_provider()
-            tracer = tp.get_tracer(SCOPE, __version__)
-            use_private_ids(tracer)
+            # Waits once, at most 5 s, for discovery and a first sample, so that the run's first
+            # moments are measured, not missed (at once if the instrumentor started it earlier).
+            session = open_session(self._sampler_factory)
+            self._session, self._sampler = session, session.sampler
             mp = self._meter_provider or metrics.get_meter_provider()
+            tp = self._tracer_provider or trace.get_tracer_provider()
             self._providers = (tp, mp)
-            attach(mp, self._sampler)
-            job = job_context(os.environ, self._sampler.rank)
-            self._job = (job, tracer)
-            self._rec = SpanEnergyRecorder(
-                self._sampler, tracer, step_histogram(mp), root_context=job.context
-            )
+            job = job_context(os.environ, session.rank)
+            self._rec = session.recorder(tp, mp, root_context=job.context)
+            self._job = (job, self._rec.tracer)
             self._rec.on_complete.append(self._on_complete)
             attach_gauges(mp, self._prediction_source)
         self._users += 1
@@ -129,12 +122,12 @@ class EnergyCallback(TrainerCallback):
         self._users -= 1
         if self._users > 0 or self._rec is None:
             return
-        rec, sampler = self._rec, self._sampler
-        self._rec, self._sampler = None, None
+        rec, session = self._rec, self._session
+        self._rec, self._sampler, self._session = None, None, None
         rec.flush()
         rec.close()
-        if sampler is not None:
-            release_sampler(sampler)
+        if session is not None:
+            close_session(session)
 
     @property
     def recorder(self) -> SpanEnergyRecorder | None:
