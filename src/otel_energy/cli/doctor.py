@@ -31,28 +31,11 @@ class Assumption:
 
 def assumptions(config: EnergyConfig, sensors: Sequence[Sensor]) -> list[Assumption]:
     """What this machine's figures assume, each with the variable that overrides it."""
-    out = []
     types = {s.info.hw_type: s.info for s in sensors}
-    cpu = types.get("cpu")
+    cpu, mem = types.get("cpu"), types.get("memory")
+    out = []
     if cpu is not None and cpu.estimated:
-        tdp = config.cpu_tdp_w
-        if tdp is None:
-            n = round(default_cpu_tdp_w() / DEFAULT_TDP_W_PER_CPU)
-            value = (
-                f"busy fraction x {default_cpu_tdp_w():g} W TDP (the default guess:"
-                f" {DEFAULT_TDP_W_PER_CPU:g} W per logical CPU x {n} CPUs; no RAPL counter here)"
-            )
-        else:
-            value = f"busy fraction x {tdp:g} W TDP (set by {ev.OTEL_PYTHON_ENERGY_CPU_TDP_W})"
-        out.append(
-            Assumption(
-                "CPU power (estimated)",
-                value,
-                ev.OTEL_PYTHON_ENERGY_CPU_TDP_W,
-                f"{ev.OTEL_PYTHON_ENERGY_CPU_TDP_W}=<your CPU's TDP in W>",
-            )
-        )
-    mem = types.get("memory")
+        out.append(_cpu_assumption(config))
     if mem is not None and mem.estimated:
         out.append(
             Assumption(
@@ -71,27 +54,44 @@ def assumptions(config: EnergyConfig, sensors: Sequence[Sensor]) -> list[Assumpt
             f"{ev.OTEL_PYTHON_ENERGY_SOURCES}=nvml,amd,rapl,estimate (a subset) to choose sources",
         )
     )
-    out.append(_intensity_assumption(config))
-    out.append(
-        Assumption(
-            "data-centre overhead (PUE)",
-            f"{config.pue:g}"
-            + (" (none: the IT equipment's energy only)" if config.pue == 1 else ""),
-            ev.OTEL_PYTHON_ENERGY_PUE,
-            f"{ev.OTEL_PYTHON_ENERGY_PUE}=<1.0-10> (about 1.1 in hyperscale clouds, 1.56 on"
-            " average in Uptime's 2024 survey)",
+    return [*out, _intensity_assumption(config), *_run_assumptions(config)]
+
+
+def _cpu_assumption(config: EnergyConfig) -> Assumption:
+    tdp = config.cpu_tdp_w
+    if tdp is None:
+        n = round(default_cpu_tdp_w() / DEFAULT_TDP_W_PER_CPU)
+        value = (
+            f"busy fraction x {default_cpu_tdp_w():g} W TDP (the default guess:"
+            f" {DEFAULT_TDP_W_PER_CPU:g} W per logical CPU x {n} CPUs; no RAPL counter here)"
         )
+    else:
+        value = f"busy fraction x {tdp:g} W TDP (set by {ev.OTEL_PYTHON_ENERGY_CPU_TDP_W})"
+    return Assumption(
+        "CPU power (estimated)",
+        value,
+        ev.OTEL_PYTHON_ENERGY_CPU_TDP_W,
+        f"{ev.OTEL_PYTHON_ENERGY_CPU_TDP_W}=<your CPU's TDP in W>",
     )
-    out.append(
-        Assumption(
-            "sampling",
-            f"every {config.sample_interval_s:g} s, {config.history_s:g} s of history kept",
-            ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL,
-            f"{ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL}=<seconds>,"
-            f" {ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS}=<seconds>",
-        )
+
+
+def _run_assumptions(config: EnergyConfig) -> list[Assumption]:
+    """The data centre's overhead and the sampling."""
+    pue = Assumption(
+        "data-centre overhead (PUE)",
+        f"{config.pue:g}" + (" (none: the IT equipment's energy only)" if config.pue == 1 else ""),
+        ev.OTEL_PYTHON_ENERGY_PUE,
+        f"{ev.OTEL_PYTHON_ENERGY_PUE}=<1.0-10> (about 1.1 in hyperscale clouds, 1.56 on"
+        " average in Uptime's 2024 survey)",
     )
-    return out
+    sampling = Assumption(
+        "sampling",
+        f"every {config.sample_interval_s:g} s, {config.history_s:g} s of history kept",
+        ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL,
+        f"{ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL}=<seconds>,"
+        f" {ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS}=<seconds>",
+    )
+    return [pue, sampling]
 
 
 def _intensity_assumption(config: EnergyConfig) -> Assumption:

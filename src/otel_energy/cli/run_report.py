@@ -37,25 +37,7 @@ def build_report(
 ) -> dict[str, Any]:
     """The JSON report: per-device energy from the node measurement, phases and epochs from the
     spans. ``start_ns`` is the wall-clock time (ns) of the timeline's zero."""
-    before = {d.info.hw_id: d for d in first.devices}
-    devices: list[dict[str, Any]] = []
-    for d in last.devices:
-        b = before.get(d.info.hw_id)
-        energy = d.energy_j - (b.energy_j if b else 0.0)
-        co2e = d.co2e_g - (b.co2e_g if b else 0.0)
-        devices.append(
-            {
-                "hw.id": d.info.hw_id,
-                "hw.type": d.info.hw_type,
-                "hw.name": d.info.name,
-                "method": d.info.method,
-                "estimated": d.info.estimated,
-                "failed": d.failed,
-                "energy_j": energy,
-                "avg_power_w": energy / duration_s if duration_s > 0 else 0.0,
-                "co2e_g": co2e,
-            }
-        )
+    devices = device_totals(first, last, duration_s)
     total_j = sum(d["energy_j"] for d in devices)
     report: dict[str, Any] = {
         "command": options.command,
@@ -75,20 +57,46 @@ def build_report(
             "kind": last.intensity.kind,
         },
         "pue": last.pue,
-        "training": {
-            "runs": [s for s in spans if s.get("name") == "train"],
-            "epochs": epochs_from_spans(spans, start_ns),
-            "evaluations": sum(1 for s in spans if s.get("name") == "evaluate"),
-        },
+        "training": _training(spans, start_ns),
         "phases": phases(spans, start_ns, duration_s, timeline),
-        "timeline": {
-            "t_s": timeline.t_s,
-            "power_w": timeline.power_w,
-            "energy_j": timeline.energy_j,
-        },
+        "timeline": _timeline(timeline),
     }
     report["scope"] = scope_line(report)
     return report
+
+
+def _training(spans: list[dict[str, Any]], start_ns: int) -> dict[str, Any]:
+    """The command's Trainer runs, epochs and evaluation count, from its spans."""
+    return {
+        "runs": [s for s in spans if s.get("name") == "train"],
+        "epochs": epochs_from_spans(spans, start_ns),
+        "evaluations": sum(1 for s in spans if s.get("name") == "evaluate"),
+    }
+
+
+def _timeline(timeline: Timeline) -> dict[str, Any]:
+    return {"t_s": timeline.t_s, "power_w": timeline.power_w, "energy_j": timeline.energy_j}
+
+
+def device_totals(first: Snapshot, last: Snapshot, duration_s: float) -> list[dict[str, Any]]:
+    """Each device's energy (J), average power (W) and CO2e (g) between the two snapshots."""
+    devices: list[dict[str, Any]] = []
+    for d, b in paired(first, last):
+        energy = d.energy_j - b.energy_j
+        devices.append(
+            {
+                "hw.id": d.info.hw_id,
+                "hw.type": d.info.hw_type,
+                "hw.name": d.info.name,
+                "method": d.info.method,
+                "estimated": d.info.estimated,
+                "failed": d.failed,
+                "energy_j": energy,
+                "avg_power_w": energy / duration_s if duration_s > 0 else 0.0,
+                "co2e_g": d.co2e_g - b.co2e_g,
+            }
+        )
+    return devices
 
 
 def paired(first: Snapshot, last: Snapshot) -> list[tuple[Any, Any]]:

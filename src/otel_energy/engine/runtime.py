@@ -41,19 +41,7 @@ def build_sampler(
             )
         )
 
-    if config.history_capped:
-        _log.warning(
-            "otel-energy: %s=%g s at %s=%g s would need %d samples; the history keeps the"
-            " last %d (%.0f s), so span windows older than that are incomplete.",
-            ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS,
-            config.history_s,
-            ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL,
-            config.sample_interval_s,
-            config.history_samples_asked,
-            config.history_len,
-            config.history_len * config.sample_interval_s,
-        )
-
+    _warn_if_history_capped(config)
     return Sampler(
         sensors,
         interval_s=config.sample_interval_s,
@@ -63,6 +51,23 @@ def build_sampler(
         rank=rank,
         clock=clock,
         unmeasured=unmeasured,
+    )
+
+
+def _warn_if_history_capped(config: EnergyConfig) -> None:
+    """One line when the asked history would need more samples than are kept."""
+    if not config.history_capped:
+        return
+    _log.warning(
+        "otel-energy: %s=%g s at %s=%g s would need %d samples; the history keeps the"
+        " last %d (%.0f s), so span windows older than that are incomplete.",
+        ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS,
+        config.history_s,
+        ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL,
+        config.sample_interval_s,
+        config.history_samples_asked,
+        config.history_len,
+        config.history_len * config.sample_interval_s,
     )
 
 

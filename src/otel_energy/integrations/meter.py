@@ -19,7 +19,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity
-from otel_energy.config import ConfigError, check_number, load_config
+from otel_energy.config import ConfigError, EnergyConfig, check_number, load_config
 from otel_energy.distributed.job import from_environment
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import WindowEnergy
@@ -68,6 +68,21 @@ def _block(w: WindowEnergy, carbon_g: float, final: bool) -> dict[str, Any]:
     }
 
 
+def _settings(
+    sample_interval: float | None, cpu_tdp_w: float | None, g_per_kwh: float | None
+) -> tuple[EnergyConfig, Intensity | None]:
+    """The configuration and the intensity override (gCO2e/kWh), or a ConfigError naming the
+    argument or variable and its valid values."""
+    try:
+        config = load_config(sample_interval_s=sample_interval, cpu_tdp_w=cpu_tdp_w)
+        if g_per_kwh is None:
+            return config, None
+        checked = check_number("carbon_intensity_g_per_kwh", g_per_kwh, 0.0, MAX_G_PER_KWH)
+    except ConfigError as exc:
+        raise ConfigError(f"EnergyMeter: {exc}") from None
+    return config, Intensity(float(checked), "override")
+
+
 class EnergyMeter:
     """Measure epochs and batches of any training loop.
 
@@ -91,22 +106,13 @@ class EnergyMeter:
         meter_provider: MeterProvider | None = None,
         sampler_factory: Any = None,
     ) -> None:
-        try:  # the environment's rules, before anything starts: no sampler left running
-            config = load_config(sample_interval_s=sample_interval, cpu_tdp_w=cpu_tdp_w)
-            if carbon_intensity_g_per_kwh is not None:
-                carbon_intensity_g_per_kwh = check_number(
-                    "carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, 0.0, MAX_G_PER_KWH
-                )
-        except ConfigError as exc:
-            raise ConfigError(f"EnergyMeter: {exc}") from None
+        # The environment's rules, before anything starts: no sampler left running.
+        config, intensity = _settings(sample_interval, cpu_tdp_w, carbon_intensity_g_per_kwh)
         self.gpu_tdp_w = gpu_tdp_w
         # Waits once for discovery and a first sample: ``device`` is known when this returns.
         self._session: Session | None = open_session(
             sampler_factory or (lambda: build_sampler(config))
         )
-        intensity = None
-        if carbon_intensity_g_per_kwh is not None:
-            intensity = Intensity(float(carbon_intensity_g_per_kwh), "override")
         # TRACEPARENT only: the derived job root is emitted by the Trainer callback's rank 0.
         self._rec = self._session.recorder(
             tracer_provider,
