@@ -14,6 +14,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+from otel_energy import session
 from otel_energy.engine import runtime
 
 if "faketime" in os.environ.get("LD_PRELOAD", ""):
@@ -74,8 +75,7 @@ def _no_leaked_sampler() -> Iterator[None]:
     leaked = runtime.current_sampler()
     if leaked is not None:
         leaked.stop()
-        runtime._sampler = None
-        runtime._users = 0
+        session._reset_for_tests()
         pytest.fail("a test left the process sampler running")
 
 

@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,30 @@ def test_run_argument_errors() -> None:
     assert proc.returncode == 2 and "does not exist" in proc.stderr
     proc = cli("run", "--", "true", env={"OTEL_PYTHON_ENERGY_PUE": "zero"})
     assert proc.returncode == 2 and "OTEL_PYTHON_ENERGY_PUE='zero'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["devices", "--json"], ["doctor"], ["demo", "--seconds", "0.1"]]
+)
+def test_the_commands_discover_on_the_sampler_thread_never_the_main_one(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the sampler thread does hardware I/O (docs/architecture.md), discovery included: the
+    commands used to call nvmlInit on the main thread, where a hung driver hangs the command."""
+    from otel_energy import cli
+    from otel_energy.sensors import nvml as nvml_mod
+    from tests.fakes.nvml import FakeGpu, FakeNvml
+
+    threads: list[threading.Thread] = []
+
+    def load_nvml() -> FakeNvml:  # the lowest level of discovery: where nvmlInit would run
+        threads.append(threading.current_thread())
+        return FakeNvml([FakeGpu("GPU-a")])
+
+    monkeypatch.setattr(nvml_mod, "_load_nvml", load_nvml)
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_SOURCES", "nvml")
+    assert cli.main(command) == 0
+    out = capsys.readouterr().out
+    assert "nvml_counter" in out  # the fake GPU was found, and (demo) measured
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert {t.name for t in threads} == {"otel-energy-sampler"}

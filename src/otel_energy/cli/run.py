@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from subprocess import Popen
 from typing import Any
 
+from otel_energy.cli.run_outputs import failed_path, write_outputs
+from otel_energy.cli.run_report import add_point, build_report, paired, powers
+from otel_energy.cli.run_signals import exit_status, forward_signals, sent_by_terminal
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.runjob import JobSpan
@@ -30,18 +33,14 @@ from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Snapshot
 from otel_energy.history.ledger import new_run_id, record
 from otel_energy.history.rows import row_from_report
-from otel_energy.report import (
-    Timeline,
-    epochs_from_spans,
-    format_summary,
-    phases,
-    scope_line,
-    write_json,
-)
-from otel_energy.report.chart import write_html, write_png
+from otel_energy.report import Timeline, format_summary
+from otel_energy.session import close_session, open_session
 from otel_energy.telemetry.localexport import read_span_records
 
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+# How long the command waits for discovery and a first sample before it starts (s): the node's
+# energy counts from that sample, so a command started earlier would be partly unmeasured.
+FIRST_SAMPLE_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -86,249 +85,122 @@ def child_environment(base: Mapping[str, str], run_file: Path) -> dict[str, str]
     return env
 
 
-def _powers(snap: Snapshot) -> dict[str, float]:
-    return {d.info.hw_id: d.power_w for d in snap.devices}
+class _NodeMeasurement:
+    """The node's energy over the command's lifetime, on the process's session: the first
+    snapshot (the zero), the power timeline, progress lines and the last snapshot."""
+
+    def __init__(self, config: EnergyConfig) -> None:
+        self.session = open_session(lambda: build_sampler(config), wait_s=FIRST_SAMPLE_WAIT_S)
+        self.sampler = self.session.sampler
+        self.first = self.sampler.snapshot()
+        self.origin = self.first.t_s  # the timeline's zero, on the sampler's clock (s)
+        self.timeline = Timeline()
+        self.timeline.add(0.0, powers(self.first))
+        self.sampler.add_listener(self._add_point)
+        self._open = True
+
+    def _add_point(self, _t: float) -> None:
+        add_point(self.timeline, self.sampler.snapshot(), self.first, self.origin)
+
+    def origin_ns(self, now_ns: int) -> int:
+        """The wall-clock time (ns) of the timeline's zero, given ``now_ns`` read just now."""
+        return now_ns - round((self.sampler.clock() - self.origin) * 1e9)
+
+    def progress_line(self) -> str:
+        snap = self.sampler.snapshot()
+        energy = sum(d.energy_j for d in snap.devices) - sum(d.energy_j for d in self.first.devices)
+        power = sum(d.power_w for d in snap.devices)
+        return f"otel-energy: {snap.t_s - self.origin:7.1f} s  {energy:10.1f} J  {power:7.1f} W now"
+
+    def finish(self) -> Snapshot:
+        """Wait (at most 2 s) for a sample after now, close the session; the last snapshot."""
+        if self._open:
+            self._open = False
+            self.sampler.wait_for_sample(self.sampler.clock(), 2.0)
+            self.sampler.remove_listener(self._add_point)
+            close_session(self.session)
+        return self.sampler.snapshot()
 
 
-def _add_point(timeline: Timeline, snap: Snapshot, first: Snapshot, origin: float) -> None:
-    """One timeline point: power per device, and the node's energy and CO2e since ``first``."""
-    energy = sum(d.energy_j for d in snap.devices) - sum(d.energy_j for d in first.devices)
-    co2e = sum(d.co2e_g for d in snap.devices) - sum(d.co2e_g for d in first.devices)
-    timeline.add(snap.t_s - origin, _powers(snap), energy, co2e)
+def _launch(options: RunOptions, run_file: Path, run_id: str) -> tuple[Popen[bytes], JobSpan]:
+    """Start the command under its ``job`` span, auto-instrumented, spans to ``run_file``."""
+    job = JobSpan(os.environ, run_file, options.command)
+    env = job.child_environment(child_environment(os.environ, run_file))
+    env[ev.OTEL_PYTHON_ENERGY_LEDGER_RUN_ID] = run_id  # we write the row, not the command
+    proc = subprocess.Popen(resolve_command(options.command), env=env)
+    forward_signals(proc)
+    return proc, job
 
 
-def build_report(
-    options: RunOptions,
-    exit_code: int,
-    started: datetime,
-    start_ns: int,
-    duration_s: float,
-    first: Snapshot,
-    last: Snapshot,
-    timeline: Timeline,
-    spans: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The JSON report: per-device energy from the node measurement, phases and epochs from the
-    spans. ``start_ns`` is the wall-clock time (ns) of the timeline's zero."""
-    before = {d.info.hw_id: d for d in first.devices}
-    devices: list[dict[str, Any]] = []
-    for d in last.devices:
-        b = before.get(d.info.hw_id)
-        energy = d.energy_j - (b.energy_j if b else 0.0)
-        co2e = d.co2e_g - (b.co2e_g if b else 0.0)
-        devices.append(
-            {
-                "hw.id": d.info.hw_id,
-                "hw.type": d.info.hw_type,
-                "hw.name": d.info.name,
-                "method": d.info.method,
-                "estimated": d.info.estimated,
-                "failed": d.failed,
-                "energy_j": energy,
-                "avg_power_w": energy / duration_s if duration_s > 0 else 0.0,
-                "co2e_g": co2e,
-            }
+def _wait(proc: Popen[bytes], node: _NodeMeasurement, progress_s: float) -> None:
+    """Until the command exits, printing progress every ``progress_s`` (s; 0: never)."""
+    # A blocking wait on its own thread: the exit is seen at once, with no polling loop.
+    exited = threading.Event()
+
+    def wait() -> None:
+        proc.wait()
+        exited.set()
+
+    threading.Thread(target=wait, name="otel-energy-wait", daemon=True).start()
+    next_progress = time.monotonic() + progress_s
+    while not exited.wait(progress_s or None):
+        if time.monotonic() >= next_progress:
+            next_progress += progress_s
+            print(node.progress_line(), file=sys.stderr, flush=True)
+
+
+def _measure(options: RunOptions, node: _NodeMeasurement, run_id: str) -> _Measured:
+    """Run the command to its end; its exit code, the last snapshot and its spans."""
+    with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
+        run_file = Path(tmp) / "spans.jsonl"
+        proc, job = _launch(options, run_file, run_id)
+        _wait(proc, node, options.progress_s)
+        exit_code = exit_status(proc.returncode)
+        last = node.finish()
+        job.end(
+            sum(d.energy_j - b.energy_j for d, b in paired(node.first, last)),
+            sum(d.co2e_g - b.co2e_g for d, b in paired(node.first, last)),
+            any(d.info.estimated for d in last.devices),
+            exit_code,
         )
-    total_j = sum(d["energy_j"] for d in devices)
-    report: dict[str, Any] = {
-        "command": options.command,
-        "exit_code": exit_code,
-        "started_at": started.isoformat(timespec="seconds"),
-        "duration_s": duration_s,
-        "total": {
-            "energy_j": total_j,
-            "co2e_g": sum(d["co2e_g"] for d in devices),
-            "avg_power_w": total_j / duration_s if duration_s > 0 else 0.0,
-            "estimated": any(d["estimated"] for d in devices),
-        },
-        "devices": devices,
-        "carbon_intensity": {
-            "g_per_kwh": last.intensity.g_per_kwh,
-            "source": last.intensity.source,
-            "kind": last.intensity.kind,
-        },
-        "pue": last.pue,
-        "training": {
-            "runs": [s for s in spans if s.get("name") == "train"],
-            "epochs": epochs_from_spans(spans, start_ns),
-            "evaluations": sum(1 for s in spans if s.get("name") == "evaluate"),
-        },
-        "phases": phases(spans, start_ns, duration_s, timeline),
-        "timeline": {
-            "t_s": timeline.t_s,
-            "power_w": timeline.power_w,
-            "energy_j": timeline.energy_j,
-        },
-    }
-    report["scope"] = scope_line(report)
-    return report
+        return _Measured(exit_code, last, list(read_span_records(run_file)))
 
 
-TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT)  # what a terminal sends its foreground group
-
-
-def exit_status(returncode: int) -> int:
-    """The shell's exit status for a child's return code: 128+N for death by signal N."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
-def _terminal_foreground_group() -> int | None:
-    """The foreground process group of our controlling terminal, None without one."""
-    for fd in (0, 1, 2):
-        try:
-            return os.tcgetpgrp(fd)
-        except OSError:
-            continue
-    return None
-
-
-def sent_by_terminal(signum: int, child_pid: int) -> bool:
-    """Whether the child already got ``signum`` from the terminal.
-
-    Ctrl-C and Ctrl-\\ make the terminal signal its whole foreground process group. The child
-    stays in our process group (so that job control and terminal reads keep working), so when
-    that group is the terminal's foreground group the child got the signal too, and forwarding
-    it would deliver it twice. The same signal sent to ``run`` alone with ``kill`` while it is in
-    the foreground is then not forwarded either: send it to the group (``kill -INT -PGID``).
-    """
-    if signum not in TERMINAL_SIGNALS:
-        return False
-    foreground = _terminal_foreground_group()
-    if foreground is None:
-        return False
-    try:
-        return os.getpgid(child_pid) == foreground
-    except OSError:  # the child is gone: nothing to forward to anyway
-        return True
-
-
-def _paired(first: Snapshot, last: Snapshot) -> list[tuple[Any, Any]]:
-    """(last, first) device states by ``hw.id``; a device absent at first counts from zero."""
-    before = {d.info.hw_id: d for d in first.devices}
-    zero = type("Zero", (), {"energy_j": 0.0, "co2e_g": 0.0})()
-    return [(d, before.get(d.info.hw_id, zero)) for d in last.devices]
-
-
-def _forward_signals(proc: subprocess.Popen[bytes]) -> None:
-    def forward(signum: int, _frame: Any) -> None:
-        if proc.poll() is None and not sent_by_terminal(signum, proc.pid):
-            proc.send_signal(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, forward)
+@dataclass(frozen=True)
+class _Measured:
+    exit_code: int
+    last: Snapshot
+    spans: list[dict[str, Any]]
 
 
 def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[str, Any]]:
     """Run, measure and report. Returns the command's exit code and the report."""
-    sampler = build_sampler(config)
-    timeline = Timeline()
-    sampler.start()
-    sampler.wait_for_sample(float("-inf"), 10.0)
-    first = sampler.snapshot()
-    origin = first.t_s
-    timeline.add(0.0, _powers(first))
-    sampler.add_listener(lambda t: _add_point(timeline, sampler.snapshot(), first, origin))
-    started, start_ns = datetime.now(timezone.utc), time.time_ns()
-    # the wall-clock time of the timeline's zero, to place the command's spans on it
-    origin_ns = start_ns - round((sampler.clock() - origin) * 1e9)
-    run_id = new_run_id()
-    with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
-        run_file = Path(tmp) / "spans.jsonl"
-        job = JobSpan(os.environ, run_file, options.command)
-        env = job.child_environment(child_environment(os.environ, run_file))
-        env[ev.OTEL_PYTHON_ENERGY_LEDGER_RUN_ID] = run_id  # we write the row, not the command
-        proc = subprocess.Popen(resolve_command(options.command), env=env)
-        _forward_signals(proc)
-        # A blocking wait on its own thread: the exit is seen at once, with no polling loop.
-        exited = threading.Event()
-
-        def wait() -> None:
-            proc.wait()
-            exited.set()
-
-        threading.Thread(target=wait, name="otel-energy-wait", daemon=True).start()
-        next_progress = time.monotonic() + options.progress_s
-        while not exited.wait(options.progress_s or None):
-            if time.monotonic() >= next_progress:
-                next_progress += options.progress_s
-                snap = sampler.snapshot()
-                energy = sum(d.energy_j for d in snap.devices) - sum(
-                    d.energy_j for d in first.devices
-                )
-                power = sum(d.power_w for d in snap.devices)
-                print(
-                    f"otel-energy: {snap.t_s - origin:7.1f} s  {energy:10.1f} J"
-                    f"  {power:7.1f} W now",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        exit_code = exit_status(proc.returncode)
-        end = sampler.clock()
-        sampler.wait_for_sample(end, 2.0)
-        sampler.stop()
-        last = sampler.snapshot()
-        job.end(
-            sum(d.energy_j - b.energy_j for d, b in _paired(first, last)),
-            sum(d.co2e_g - b.co2e_g for d, b in _paired(first, last)),
-            any(d.info.estimated for d in last.devices),
-            exit_code,
-        )
-        spans = list(read_span_records(run_file))
+    node = _NodeMeasurement(config)
+    try:
+        started, start_ns = datetime.now(timezone.utc), time.time_ns()
+        origin_ns = node.origin_ns(start_ns)  # to place the command's spans on the timeline
+        run_id = new_run_id()
+        done = _measure(options, node, run_id)
+    finally:
+        node.finish()  # closes the session if the command could not even start
+    first, last = node.first, done.last
     energy = sum(d.energy_j for d in last.devices) - sum(d.energy_j for d in first.devices)
     co2e = sum(d.co2e_g for d in last.devices) - sum(d.co2e_g for d in first.devices)
-    timeline.close(last.t_s - origin, _powers(last), energy, co2e)
+    node.timeline.close(last.t_s - node.origin, powers(last), energy, co2e)
+    duration_s = last.t_s - node.origin
     report = build_report(
-        options, exit_code, started, origin_ns, last.t_s - origin, first, last, timeline, spans
+        options,
+        done.exit_code,
+        started,
+        origin_ns,
+        duration_s,
+        first,
+        last,
+        node.timeline,
+        done.spans,
     )
     report["ledger_id"] = record(row_from_report(report, run_id))
-    return exit_code, report
-
-
-def failed_path(path: Path) -> Path:
-    """Where a failed command's report goes: ``report.json`` -> ``report.failed.json``."""
-    return path.with_name(f"{path.stem}.failed{path.suffix}")
-
-
-def write_outputs(report: dict[str, Any], options: RunOptions) -> list[str]:
-    """Write the report and the picture; returns lines saying where they are (or why not).
-
-    A failed command (non-zero exit) writes next to the requested paths (``*.failed.json``,
-    ``*.failed.html``), so the report of the last good run is never overwritten by a failure.
-    Files are replaced atomically; a write error is one line, never an exception: the command's
-    exit status is what ``otel-energy run`` returns either way.
-    """
-    failed = report["exit_code"] != 0
-    lines = []
-    report_path = failed_path(options.report_path) if failed else options.report_path
-    lines.append(_write("report: ", report_path, lambda p: write_json(report, p)))
-    plot = options.plot_path
-    if plot is not None:
-        plot = failed_path(plot) if failed else plot
-        if plot.suffix.lower() == ".png":
-            try:
-                drawn = write_png(report, plot)
-            except OSError as exc:
-                lines.append(f"picture: not written, {plot}: {exc.strerror or exc}")
-            else:
-                if drawn:
-                    lines.append(f"picture: {plot.resolve()}")
-                else:
-                    html_path = plot.with_suffix(".html")
-                    line = _write("picture:", html_path, lambda p: write_html(report, p))
-                    lines.append(line + " (PNG needs matplotlib: pip install '.[plot]')")
-        else:
-            lines.append(_write("picture:", plot, lambda p: write_html(report, p)))
-    if failed and options.report_path.exists():
-        lines.append(f"kept:    {options.report_path.resolve()} (the last successful run's report)")
-    return lines
-
-
-def _write(what: str, path: Path, write: Callable[[Path], None]) -> str:
-    try:
-        write(path)
-    except OSError as exc:
-        return f"{what} not written, {path}: {exc.strerror or exc}"
-    return f"{what} {path.resolve()}"
+    return done.exit_code, report
 
 
 def which(command: str) -> str | None:
@@ -338,9 +210,13 @@ def which(command: str) -> str | None:
 
 __all__ = [
     "RunOptions",
+    "build_report",
     "child_environment",
     "exit_status",
+    "failed_path",
     "format_summary",
     "run_command",
+    "sent_by_terminal",
+    "which",
     "write_outputs",
 ]

@@ -1,30 +1,25 @@
-"""One sampler per process, shared by the instrumentor, the Trainer callback and the CLI.
+"""Building the process's sampler from the configuration (sensors, rank, intensity, PUE).
 
-Reference-counted: the sampler starts with the first user and stops with the last, so the
-instrumentor and a hand-added callback never run two threads or count a device twice.
+The one sampler per process, shared by every entry point, is ``otel_energy.session``'s; the old
+``acquire_sampler``/``release_sampler``/``current_sampler`` names here delegate to it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from otel_energy.carbon.factory import provider_for
-from otel_energy.config import EnergyConfig, load_config
+from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.ranks import rank_info
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors import Unmeasured, discover_sensors
 
 _log = logging.getLogger(__name__)
-
-_lock = threading.Lock()
-_sampler: Sampler | None = None
-_users = 0
 
 
 def build_sampler(
@@ -48,19 +43,7 @@ def build_sampler(
             )
         )
 
-    if config.history_capped:
-        _log.warning(
-            "otel-energy: %s=%g s at %s=%g s would need %d samples; the history keeps the"
-            " last %d (%.0f s), so span windows older than that are incomplete.",
-            ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS,
-            config.history_s,
-            ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL,
-            config.sample_interval_s,
-            config.history_samples_asked,
-            config.history_len,
-            config.history_len * config.sample_interval_s,
-        )
-
+    _warn_if_history_capped(config)
     return Sampler(
         sensors,
         interval_s=config.sample_interval_s,
@@ -73,35 +56,46 @@ def build_sampler(
     )
 
 
+def _warn_if_history_capped(config: EnergyConfig) -> None:
+    """One line when the asked history would need more samples than are kept."""
+    if not config.history_capped:
+        return
+    _log.warning(
+        "otel-energy: %s=%g s at %s=%g s would need %d samples; the history keeps the"
+        " last %d (%.0f s), so span windows older than that are incomplete.",
+        ev.OTEL_PYTHON_ENERGY_HISTORY_SECONDS,
+        config.history_s,
+        ev.OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL,
+        config.sample_interval_s,
+        config.history_samples_asked,
+        config.history_len,
+        config.history_len * config.sample_interval_s,
+    )
+
+
 intensity_provider = provider_for  # moved: otel_energy.carbon.factory.provider_for
 
 
+# The process's sampler is owned by ``otel_energy.session`` (above telemetry); these are the old
+# names, kept as thin wrappers for callers that want the sampler alone. The import is deferred
+# because the session module builds on this one.
 def acquire_sampler(factory: Callable[[], Sampler] | None = None) -> Sampler:
-    """The process's running sampler, built (from the environment by default) and started once."""
-    global _sampler, _users
-    with _lock:
-        if _sampler is None or not _sampler.in_owner_process:
-            _sampler = factory() if factory else build_sampler(load_config())
-            _users = 0
-        _users += 1
-        _sampler.start()
-        return _sampler
+    """The process's running sampler (one more user of its session); does not wait."""
+    from otel_energy.session import open_session
+
+    return open_session(factory, wait_s=None).sampler
 
 
 def release_sampler(sampler: Sampler) -> None:
-    """Drop one user; the last one stops the thread."""
-    global _sampler, _users
-    with _lock:
-        if sampler is not _sampler:
-            sampler.stop()
-            return
-        _users -= 1
-        if _users <= 0:
-            sampler.stop()
-            _sampler = None
-            _users = 0
+    """Drop one user of ``sampler``'s session; the last one stops the thread."""
+    from otel_energy import session
+
+    session.release_sampler(sampler)
 
 
 def current_sampler() -> Sampler | None:
     """The shared sampler if one is running in this process."""
-    return _sampler if _sampler is not None and _sampler.in_owner_process else None
+    from otel_energy.session import current_session
+
+    found = current_session()
+    return found.sampler if found is not None else None

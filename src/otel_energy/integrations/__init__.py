@@ -1,5 +1,5 @@
 """Framework integrations: callbacks that turn a framework's training events into energy spans.
 
-Each submodule imports its framework (``import otel_energy`` never does); all share one engine:
-the process sampler (``runtime``), ``spans.SpanEnergyRecorder`` and the step histogram.
+Each submodule imports its framework (``import otel_energy`` never does); all open and close the
+process's ``otel_energy.session``: its sampler, ``SpanEnergyRecorder``s and the step histogram.
 """

@@ -20,15 +20,15 @@ from typing import Any
 
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.metrics import get_meter_provider
 
 from otel_energy.config import ConfigError, load_config
-from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.history.ledger import Ledger, ledger_path, record, under_parent_run
 from otel_energy.history.rows import TimelineRecorder, process_row, utc_iso
 from otel_energy.integrations.package import _instruments
-from otel_energy.telemetry.instruments import EnergyObserver, attach
+from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry.instruments import EnergyObserver
 
 _log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     a Trainer, if any, starts it when training begins.
     """
 
+    _session: Session | None = None
     _sampler: Sampler | None = None
     _observer: EnergyObserver | None = None
     _patch_trainer = False
@@ -91,11 +92,13 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 return
             sampler = kwargs.get("sampler")
             if sampler is not None or not multiprocessing_child():
-                self._sampler = acquire_sampler(
-                    (lambda: sampler) if sampler is not None else (lambda: build_sampler(config))
+                # At start-up: no wait for a first sample (a Trainer waits, once, if need be).
+                self._session = open_session(
+                    (lambda: sampler) if sampler is not None else (lambda: build_sampler(config)),
+                    wait_s=None,
                 )
-                provider = kwargs.get("meter_provider") or get_meter_provider()
-                self._observer = attach(provider, self._sampler)
+                self._sampler = self._session.sampler
+                self._observer = self._session.attach(kwargs.get("meter_provider"))
                 self._start_ledger(self._sampler)
             self._patch_trainer = True
             tp, mp = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
@@ -181,11 +184,12 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 atexit.unregister(self._ledger_at_exit)
                 self._timeline.stop()
                 self._timeline = None
-            if self._sampler is not None:
-                release_sampler(self._sampler)
+            if self._session is not None:
+                close_session(self._session)
         except Exception:
             _log.exception("otel-energy: uninstrument failed")
         finally:
+            self._session = None
             self._sampler = None
             self._observer = None
 

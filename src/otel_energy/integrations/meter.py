@@ -15,21 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity
-from otel_energy.config import ConfigError, check_number, load_config
+from otel_energy.config import ConfigError, EnergyConfig, check_number, load_config
 from otel_energy.distributed.job import from_environment
-from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
-from otel_energy.engine.sampler import Sampler, WindowEnergy
-from otel_energy.telemetry.ids import use_private_ids
-from otel_energy.telemetry.instruments import SCOPE, attach
+from otel_energy.engine.runtime import build_sampler
+from otel_energy.engine.sampler import WindowEnergy
+from otel_energy.session import Session, close_session, open_session
 from otel_energy.telemetry.results import Measurement
-from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
-from otel_energy.telemetry.step_histogram import step_histogram
-from otel_energy.version import __version__
+from otel_energy.telemetry.spans import Interval
 
 
 @dataclass
@@ -75,6 +71,21 @@ def _block(w: WindowEnergy, carbon_g: float, final: bool) -> dict[str, Any]:
     }
 
 
+def _settings(
+    sample_interval: float | None, cpu_tdp_w: float | None, g_per_kwh: float | None
+) -> tuple[EnergyConfig, Intensity | None]:
+    """The configuration and the intensity override (gCO2e/kWh), or a ConfigError naming the
+    argument or variable and its valid values."""
+    try:
+        config = load_config(sample_interval_s=sample_interval, cpu_tdp_w=cpu_tdp_w)
+        if g_per_kwh is None:
+            return config, None
+        checked = check_number("carbon_intensity_g_per_kwh", g_per_kwh, 0.0, MAX_G_PER_KWH)
+    except ConfigError as exc:
+        raise ConfigError(f"EnergyMeter: {exc}") from None
+    return config, Intensity(float(checked), "override")
+
+
 class EnergyMeter:
     """Measure epochs and batches of any training loop.
 
@@ -98,32 +109,17 @@ class EnergyMeter:
         meter_provider: MeterProvider | None = None,
         sampler_factory: Any = None,
     ) -> None:
-        try:  # the environment's rules, before anything starts: no sampler left running
-            config = load_config(sample_interval_s=sample_interval, cpu_tdp_w=cpu_tdp_w)
-            if carbon_intensity_g_per_kwh is not None:
-                carbon_intensity_g_per_kwh = check_number(
-                    "carbon_intensity_g_per_kwh", carbon_intensity_g_per_kwh, 0.0, MAX_G_PER_KWH
-                )
-        except ConfigError as exc:
-            raise ConfigError(f"EnergyMeter: {exc}") from None
+        # The environment's rules, before anything starts: no sampler left running.
+        config, intensity = _settings(sample_interval, cpu_tdp_w, carbon_intensity_g_per_kwh)
         self.gpu_tdp_w = gpu_tdp_w
-        self._sampler: Sampler | None = acquire_sampler(
+        # Waits once for discovery and a first sample: ``device`` is known when this returns.
+        self._session: Session | None = open_session(
             sampler_factory or (lambda: build_sampler(config))
         )
-        self._sampler.wait_for_sample(float("-inf"), 5.0)  # discovery done: ``device`` is known
-        intensity = None
-        if carbon_intensity_g_per_kwh is not None:
-            intensity = Intensity(float(carbon_intensity_g_per_kwh), "override")
-        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(SCOPE, __version__)
-        use_private_ids(tracer)
-        mp = meter_provider or metrics.get_meter_provider()
-        attach(mp, self._sampler)
-
         # TRACEPARENT only: the derived job root is emitted by the Trainer callback's rank 0.
-        self._rec = SpanEnergyRecorder(
-            self._sampler,
-            tracer,
-            step_histogram(mp),
+        self._rec = self._session.recorder(
+            tracer_provider,
+            meter_provider,
             intensity=intensity,
             root_context=from_environment(os.environ),
         )
@@ -234,13 +230,13 @@ class EnergyMeter:
 
     def close(self) -> None:
         """Complete pending spans and release the sampler (idempotent; also run at exit)."""
-        sampler, self._sampler = self._sampler, None
-        if sampler is None:
+        session, self._session = self._session, None
+        if session is None:
             return
         atexit.unregister(self.close)
         self._rec.flush()
         self._rec.close()
-        release_sampler(sampler)
+        close_session(session)
 
     def __enter__(self) -> EnergyMeter:
         return self

@@ -26,7 +26,7 @@ from otel_energy.engine.predict import (
     Progress,
     attach_gauges,
 )
-from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.engine.signals import (
     Terminated,
@@ -42,11 +42,8 @@ from otel_energy.integrations.transformers.evaluation import EvaluationSpans
 from otel_energy.integrations.transformers.progress import RunProgress
 from otel_energy.integrations.transformers.run_records import finish_job, write_ledger
 from otel_energy.integrations.transformers.trainer_patch import patch_trainer
-from otel_energy.telemetry.ids import use_private_ids
-from otel_energy.telemetry.instruments import SCOPE, attach
+from otel_energy.session import Session, close_session, open_session
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
-from otel_energy.telemetry.step_histogram import step_histogram
-from otel_energy.version import __version__
 
 __all__ = ["EnergyCallback"]
 
@@ -77,6 +74,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         # A hand-added callback needs the wrappers too (failures, evaluate/predict spans).
         patch_trainer(self)
         self._sampler: Sampler | None = None
+        self._session: Session | None = None
         self._rec: SpanEnergyRecorder | None = None
         self._users = 0
         self._run: Interval | None = None
@@ -98,22 +96,16 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
     # ---- set-up and tear-down ----
     def _acquire(self) -> SpanEnergyRecorder:
         if self._rec is None:
-            self._sampler = acquire_sampler(self._sampler_factory)
-            if self._sampler.newest_sample_s == float("-inf"):
-                # Freshly started (not by the instrumentor): wait once, at most 5 s, for discovery
-                # and a first sample, so that the run's first moments are measured, not missed.
-                self._sampler.wait_for_sample(float("-inf"), 5.0)
-            tp = self._tracer_provider or trace.get_tracer_provider()
-            tracer = tp.get_tracer(SCOPE, __version__)
-            use_private_ids(tracer)
+            # Waits once, at most 5 s, for discovery and a first sample, so that the run's first
+            # moments are measured, not missed (at once if the instrumentor started it earlier).
+            session = open_session(self._sampler_factory)
+            self._session, self._sampler = session, session.sampler
             mp = self._meter_provider or metrics.get_meter_provider()
+            tp = self._tracer_provider or trace.get_tracer_provider()
             self._providers = (tp, mp)
-            attach(mp, self._sampler)
-            job = job_context(os.environ, self._sampler.rank)
-            self._job = (job, tracer)
-            self._rec = SpanEnergyRecorder(
-                self._sampler, tracer, step_histogram(mp), root_context=job.context
-            )
+            job = job_context(os.environ, session.rank)
+            self._rec = session.recorder(tp, mp, root_context=job.context)
+            self._job = (job, self._rec.tracer)
             self._rec.on_complete.append(self._on_complete)
             attach_gauges(mp, self._prediction_source)
         self._users += 1
@@ -123,12 +115,12 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         self._users -= 1
         if self._users > 0 or self._rec is None:
             return
-        rec, sampler = self._rec, self._sampler
-        self._rec, self._sampler = None, None
+        rec, session = self._rec, self._session
+        self._rec, self._sampler, self._session = None, None, None
         rec.flush()
         rec.close()
-        if sampler is not None:
-            release_sampler(sampler)
+        if session is not None:
+            close_session(session)
 
     @property
     def recorder(self) -> SpanEnergyRecorder | None:

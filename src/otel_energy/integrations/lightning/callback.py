@@ -1,68 +1,31 @@
-"""PyTorch Lightning integration: the Trainer callback's spans, step histogram and logged keys.
+"""``LightningEnergyCallback``: spans for ``fit`` (``train``), its epochs and optimizer steps.
 
-``LightningEnergyCallback`` is a ``lightning.pytorch.Callback`` on the same engine as
-``otel_energy.hf.EnergyCallback`` (process sampler, ``SpanEnergyRecorder``, step histogram), with
-the same span names where the meaning is the same: ``train`` (the ``fit`` call), ``epoch``,
-``step`` (one optimizer step with all its accumulated batches) and ``evaluate`` (validation);
-``test`` and ``predict`` for ``Trainer.test``/``predict``. Every span carries
-``otel_energy.framework=lightning``. Importing this module imports Lightning (``import
-otel_energy`` never does); it never imports transformers.
-
-Hooks never raise and never block on hardware: the sampler thread measures, the training thread
-only notes times.
+Validation, test and predict spans come from ``evaluation.EvaluationHooks``. Hooks never raise and
+never block on hardware: the sampler thread measures, the training thread only notes times.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig, load_config
-from otel_energy.engine.runtime import acquire_sampler, build_sampler, release_sampler
+from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
-from otel_energy.integrations.hooks import LOG_KEYS, guarded, patch_init, unpatch_init
-from otel_energy.telemetry.ids import use_private_ids
-from otel_energy.telemetry.instruments import SCOPE, attach
+from otel_energy.integrations.hooks import LOG_KEYS, guarded
+from otel_energy.integrations.lightning.evaluation import FRAMEWORK, EvaluationHooks
+from otel_energy.integrations.lightning.ranks import check_rank, rank_environ
+from otel_energy.session import Session, close_session, open_session
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
-from otel_energy.telemetry.step_histogram import step_histogram
-from otel_energy.version import __version__
-
-__all__ = ["LOG_KEYS", "LightningEnergyCallback", "add_callback_on_init", "rank_environ"]
-
-_log = logging.getLogger(__name__)
-FRAMEWORK: dict[str, AttrValue] = {"otel_energy.framework": "lightning"}
-# Lightning stage -> span name; validation is what the transformers Trainer calls ``evaluate``.
-EVAL_SPANS = {"validate": "evaluate", "test": "test", "predict": "predict"}
 
 
-def rank_environ(trainer: Any, environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` with the trainer's rank as torchrun would set it.
-
-    Lightning's own DDP launcher sets ``LOCAL_RANK`` and ``WORLD_SIZE`` but not ``RANK`` (and in
-    the first process sets them only once it launches the others), so the trainer, after its
-    strategy set up, is the authority on who this process is.
-    """
-    env = dict(environ)
-    world = int(getattr(trainer, "world_size", 1) or 1)
-    if world > 1:
-        env.update(
-            RANK=str(trainer.global_rank),
-            LOCAL_RANK=str(trainer.local_rank),
-            WORLD_SIZE=str(world),
-            LOCAL_WORLD_SIZE=str(trainer.num_devices),
-        )
-    return env
-
-
-class LightningEnergyCallback(Callback):
+class LightningEnergyCallback(EvaluationHooks, Callback):
     """Spans for ``fit`` (``train``), each epoch, each optimizer step, validation, test, predict.
 
     Args:
@@ -89,6 +52,7 @@ class LightningEnergyCallback(Callback):
         self._meter_provider = meter_provider
         self._factory = sampler_factory  # None: from the config (a lambda would not pickle)
         self._sampler: Sampler | None = None
+        self._session: Session | None = None
         self._rec: SpanEnergyRecorder | None = None
         self._users = 0
         self._run: Interval | None = None
@@ -109,8 +73,8 @@ class LightningEnergyCallback(Callback):
         """Settings only: ``ddp_spawn`` pickles the trainer with its callbacks into each rank,
         which measures on its own; live spans and the sampler stay in this process."""
         state = dict(self.__dict__)
-        state.update(_sampler=None, _rec=None, _users=0, _run=None, _epoch=None, _step=None)
-        state.update(_eval=None, _eval_acquired=False, _last_log=None, last_run=None)
+        state.update(_sampler=None, _session=None, _rec=None, _users=0, _run=None, _epoch=None)
+        state.update(_step=None, _eval=None, _eval_acquired=False, _last_log=None, last_run=None)
         return state
 
     # ---- set-up and tear-down ----
@@ -118,50 +82,25 @@ class LightningEnergyCallback(Callback):
         if self._rec is None:
             env = rank_environ(trainer, os.environ)
             factory = self._factory or functools.partial(build_sampler, self.config)
-            sampler = acquire_sampler(lambda: factory(env))
-            self._sampler = sampler
-            if sampler.newest_sample_s == float("-inf"):
-                # Freshly started: wait once, at most 5 s, for discovery and a first sample, so
-                # that the run's first moments are measured, not missed.
-                sampler.wait_for_sample(float("-inf"), 5.0)
-            self._check_rank(sampler, trainer)
-            tracer = (self._tracer_provider or trace.get_tracer_provider()).get_tracer(
-                SCOPE, __version__
-            )
-            use_private_ids(tracer)
-            mp = self._meter_provider or metrics.get_meter_provider()
-            attach(mp, sampler)
-            self._rec = SpanEnergyRecorder(sampler, tracer, step_histogram(mp))
+            # Waits once, at most 5 s, for discovery and a first sample, so that the run's first
+            # moments are measured, not missed (at once if the instrumentor started it earlier).
+            self._session = open_session(lambda: factory(env))
+            self._sampler = self._session.sampler
+            check_rank(self._session.rank, trainer)
+            self._rec = self._session.recorder(self._tracer_provider, self._meter_provider)
         self._users += 1
         return self._rec
-
-    @staticmethod
-    def _check_rank(sampler: Sampler, trainer: Any) -> None:
-        world = int(getattr(trainer, "world_size", 1) or 1)
-        rank = sampler.rank
-        if world > 1 and (rank.world_size, rank.rank) != (world, trainer.global_rank):
-            # The sampler predates the trainer's launch (the instrumentor's, under Lightning's own
-            # DDP launcher): it keeps measuring what it discovered then.
-            _log.warning(
-                "otel-energy: this process's sampler measures it as rank %s of %s, but Lightning"
-                " made it rank %d of %d: devices may be counted twice or without rank attributes."
-                " Launch with torchrun, which sets RANK/LOCAL_RANK/WORLD_SIZE at start-up.",
-                rank.rank,
-                rank.world_size,
-                trainer.global_rank,
-                world,
-            )
 
     def _release(self) -> None:
         self._users -= 1
         if self._users > 0 or self._rec is None:
             return
-        rec, sampler = self._rec, self._sampler
-        self._rec, self._sampler = None, None
+        rec, session = self._rec, self._session
+        self._rec, self._sampler, self._session = None, None, None
         rec.flush()  # the run span has its energy before fit() returns
         rec.close()
-        if sampler is not None:
-            release_sampler(sampler)
+        if session is not None:
+            close_session(session)
 
     def _elapsed(self, iv: Interval) -> float:
         return (self._rec.now() if self._rec else iv.t0_s) - iv.t0_s
@@ -300,98 +239,8 @@ class LightningEnergyCallback(Callback):
         self._end_eval(None)
         self._close_run(None, trainer)
 
-    # ---- validation, test, predict ----
-    def _begin_eval(self, trainer: Any, stage: str) -> None:
-        if self._eval is not None:
-            return
-        in_fit = self._run is not None
-        rec = self._rec if in_fit and self._rec is not None else self._acquire(trainer)
-        self._eval_acquired = not in_fit
-        attrs: dict[str, AttrValue] = dict(FRAMEWORK)
-        if getattr(trainer, "sanity_checking", False):
-            attrs["otel_energy.eval.sanity_check"] = True
-        self._eval = rec.start("eval", EVAL_SPANS[stage], self._epoch or self._run, attrs)
-
-    def _end_eval(self, error: BaseException | None) -> None:
-        iv, self._eval = self._eval, None
-        if iv is None or self._rec is None:
-            return
-        attrs = {"otel_energy.eval.steps": iv.steps, "otel_energy.duration": self._elapsed(iv)}
-        self._rec.finish(iv, error, attrs)
-        if self._eval_acquired:
-            self._eval_acquired = False
-            self._release()
-
-    def _count_eval_batch(self) -> None:
-        if self._eval is not None:
-            self._eval.steps += 1
-
-    @guarded
-    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._begin_eval(trainer, "validate")
-
-    @guarded
-    def on_validation_batch_end(self, *args: Any, **kwargs: Any) -> None:
-        self._count_eval_batch()
-
-    @guarded
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._end_eval(None)
-
-    @guarded
-    def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._begin_eval(trainer, "test")
-
-    @guarded
-    def on_test_batch_end(self, *args: Any, **kwargs: Any) -> None:
-        self._count_eval_batch()
-
-    @guarded
-    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._end_eval(None)
-
-    @guarded
-    def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._begin_eval(trainer, "predict")
-
-    @guarded
-    def on_predict_batch_end(self, *args: Any, **kwargs: Any) -> None:
-        self._count_eval_batch()
-
-    @guarded
-    def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._end_eval(None)
-
 
 def _should_log(trainer: Any) -> bool:
     """Whether Lightning sends this step's logged values to the loggers (every n steps)."""
     connector = getattr(trainer, "_logger_connector", None)
     return bool(getattr(connector, "should_update_logs", True))
-
-
-# ---- zero-code: the instrumentor's hook ----
-def _ours(trainer: Any) -> list[LightningEnergyCallback]:
-    return [
-        cb for cb in getattr(trainer, "callbacks", ()) if isinstance(cb, LightningEnergyCallback)
-    ]
-
-
-def add_callback_on_init(
-    tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None
-) -> None:
-    """Make every new ``lightning.pytorch.Trainer`` carry one ``LightningEnergyCallback``.
-
-    A trainer that already has one (added by hand) does not get a second. Idempotent.
-    """
-
-    def add_ours(trainer: Any) -> None:
-        if not _ours(trainer):
-            cb = LightningEnergyCallback(tracer_provider, meter_provider)
-            trainer.callbacks.insert(0, cb)  # checkpoint callbacks stay last
-
-    patch_init(Trainer, add_ours, "LightningEnergyCallback")
-
-
-def remove_callback_on_init() -> None:
-    """Undo ``add_callback_on_init`` (trainers already built keep their callback)."""
-    unpatch_init(Trainer)
