@@ -62,8 +62,17 @@ def energy_callback(tp: TracerProvider, mp: MeterProvider, step_spans: str) -> E
     return EnergyCallback(tracer_provider=tp, meter_provider=mp, config=load_config(env))
 
 
-class Interleave(TrainerCallback):  # type: ignore[misc]
-    """Forwards every event to ``inner`` except step events in "off" blocks; times each step."""
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    """An event the inner callback does not handle."""
+
+
+class Interleave:
+    """Forwards every event to ``inner`` except step events in "off" blocks; times each step.
+
+    Not a ``TrainerCallback`` subclass: that class defines every event as a no-op, which shadowed
+    ``__getattr__``, so ``inner`` never saw ``on_train_begin`` and its step events did nothing
+    (the interleaved figures before this fix measured an idle callback).
+    """
 
     def __init__(self, inner: EnergyCallback | None, block: int) -> None:
         self.inner, self.block = inner, block
@@ -84,8 +93,8 @@ class Interleave(TrainerCallback):  # type: ignore[misc]
             self.inner.on_step_end(args, state, control, **kw)
 
     def __getattr__(self, name: str) -> Any:  # other events go straight to the inner callback
-        if name.startswith("on_") and self.inner is not None:
-            return getattr(self.inner, name)
+        if name.startswith("on_"):
+            return getattr(self.inner, name, _ignore)  # peers' adapters have step events only
         raise AttributeError(name)
 
     def block_pairs(self) -> list[tuple[float, float]]:
@@ -119,6 +128,7 @@ def interleaved(
     trainer.train()
     tp.shutdown()
     mp.shutdown()
+    assert probe.inner is not None and probe.inner.last_run is not None, "callback never ran"
     return probe.block_pairs()
 
 

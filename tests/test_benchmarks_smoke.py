@@ -36,6 +36,7 @@ def finite(x: object) -> bool:
     "script",
     [
         "bench_step_overhead.py",
+        "bench_inplace.py",
         "bench_startup.py",
         "bench_sampler.py",
         "bench_memory.py",
@@ -49,6 +50,12 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
         for mode in ("step_spans_all", "step_spans_off"):
             assert finite(result["interleaved"][mode]["added_us_per_step"])
         assert result["micro"]["callback_pair_us"] > 0
+    elif script == "bench_inplace.py":
+        ip = result["in_place"]
+        assert ip["steps"] == 40 and ip["ours_us"]["n"] == ip["bare_span_us"]["n"] > 0
+        assert finite(ip["ratio_ours_over_bare"]) and finite(ip["wrapper_us"])
+        assert all(finite(x) and x > 0 for x in result["wall"]["loop_ratios"])
+        assert result["tight_loop"]["ours_us"] > 0 and result["tight_loop"]["bare_span_us"] > 0
     elif script == "bench_sampler.py":
         assert {r["gpus"] for r in result["cpu"]} == {1, 8, 64}
         assert all(0 < r["cpu_share_of_one_core"] < 1 for r in result["cpu"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,13 @@ from transformers import TrainerCallback
 from otel_energy.config import load_config
 from otel_energy.hf import LOG_KEYS, EnergyCallback
 from otel_energy.testing.tiny import tiny_trainer
-from tests.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
+from tests.hf_helpers import (
+    GPU_W,
+    SAMPLE_CLOCK,
+    Telemetry,
+    fake_gpu_sampler_factory,
+    telemetry,
+)
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
 
@@ -160,6 +167,91 @@ def test_step_histogram_exemplars_point_at_step_spans(tmp_path: Path, tel: Telem
         assert ex.value == pytest.approx(step_ids[(ex.trace_id, ex.span_id)])
     names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert {"hw.energy", "hw.power", "otel_energy.co2e"} <= names
+
+
+class ThreadRecordingProvider:
+    """A real tracer provider whose tracers note the thread of every ``start_span``."""
+
+    def __init__(self, tp: Any) -> None:
+        self.tp = tp
+        self.starts: list[tuple[str, threading.Thread]] = []
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+        tracer = self.tp.get_tracer(*args, **kwargs)
+        real = tracer.start_span
+
+        def start_span(name: str, *a: Any, **kw: Any) -> Any:
+            self.starts.append((name, threading.current_thread()))
+            return real(name, *a, **kw)
+
+        tracer.start_span = start_span
+        return tracer
+
+
+class ClockMark(TrainerCallback):  # type: ignore[misc]
+    """Reads the sampler's clock in the events around a step. Ours is moved to the front of the
+    Trainer's callbacks, so each reading is taken just after ours ran in the same event. Notes
+    the recorder's clock-to-wall offset of ``ours`` at the run's start."""
+
+    def __init__(self, ours: EnergyCallback) -> None:
+        self.ours = ours
+        self.offset_ns: int | None = None
+        self.epoch_begin = 0.0
+        self.begin: list[float] = []
+        self.optimizer: list[float] = []
+        self.end: list[float] = []
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if self.ours.recorder is not None:
+            self.offset_ns = self.ours.recorder._offset_ns
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.epoch_begin = SAMPLE_CLOCK()
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.begin.append(SAMPLE_CLOCK())
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.optimizer.append(SAMPLE_CLOCK())
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        self.end.append(SAMPLE_CLOCK())
+
+
+def test_no_span_is_started_on_the_training_thread_during_a_step(
+    tmp_path: Path, tel: Telemetry
+) -> None:
+    """Step spans are created on the sampler thread, off the training loop's hot path."""
+    tp = ThreadRecordingProvider(tel.tracer_provider)
+    cb = callback(tel)
+    cb._tracer_provider = tp  # type: ignore[assignment]  # the real provider, wrapped
+    training = threading.current_thread()
+    tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=32).train()
+    step_threads = [t for name, t in tp.starts if name == "step"]
+    assert len(step_threads) == len(tel.finished("step")) == 4
+    assert training not in step_threads
+    on_training = sorted({name for name, t in tp.starts if t is training})
+    assert on_training == ["epoch", "train"]  # the rare parents only
+
+
+def test_step_span_times_are_the_steps_clock_readings(tmp_path: Path, tel: Telemetry) -> None:
+    """Made later on another thread, a step span still starts and ends when the step did: in
+    on_step_begin and on_step_end, bracketed by clock readings in the events around ours."""
+    cb = callback(tel)
+    mark = ClockMark(cb)
+    tiny_trainer(str(tmp_path), callbacks=[cb, mark], num_train_epochs=1, n_train=32).train()
+    assert mark.offset_ns is not None
+    steps = sorted(tel.finished("step"), key=lambda s: s.attributes["otel_energy.train.step"])
+    assert len(steps) == len(mark.begin) == len(mark.end) == 4
+    ns = 2e-9  # the span's integer nanoseconds, rounded from the clock's float seconds
+    for i, span in enumerate(steps):
+        t0 = (span.start_time - mark.offset_ns) / 1e9
+        t1 = (span.end_time - mark.offset_ns) / 1e9
+        previous = mark.end[i - 1] if i else mark.epoch_begin  # the event before this step
+        assert previous - ns <= t0 <= mark.begin[i] + ns
+        assert mark.optimizer[i] - ns <= t1 <= mark.end[i] + ns
+        # and the energy is that of exactly this interval: the fake GPU's constant power
+        assert span.attributes["otel_energy.energy"] == pytest.approx(GPU_W * (t1 - t0), abs=E_TOL)
 
 
 @pytest.mark.parametrize(("setting", "expected_steps"), [("off", []), ("3", [3, 6])])

@@ -1,9 +1,12 @@
 """Spans whose attributes carry the energy of exactly their interval.
 
-The training thread only notes times and starts spans (microseconds). A span's energy is known
-once the sampler has a sample after the span's end, so spans are completed later, on the sampler
-thread (a listener), with ``end_time`` set to when they really ended. ``flush`` completes the rest,
-waiting at most a couple of sample intervals, once per run.
+The training thread only notes times (and starts the rare parent spans: run, epoch, evaluation).
+A span's energy is known once the sampler has a sample after the span's end, so spans are
+completed later, on the sampler thread (a listener), with ``end_time`` set to when they really
+ended. Step spans are never the current context, so nothing needs them during the step: the
+training thread only appends the step's two clock readings (a ``StepMark``), and the sampler
+thread creates, fills and ends the span with its true start and end times. ``flush`` completes
+the rest, waiting at most a couple of sample intervals, once per run.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
@@ -23,12 +27,13 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_energy.carbon import Intensity, co2e_g
 from otel_energy.engine.sampler import Sampler, WindowEnergy
-from otel_energy.engine.utilization import LOW_UTILIZATION, busy_power_w, low_utilization
+from otel_energy.telemetry.span_attributes import HW_TYPES as HW_TYPES
+from otel_energy.telemetry.span_attributes import STEP_ENERGY_BUCKETS_J as STEP_ENERGY_BUCKETS_J
+from otel_energy.telemetry.span_attributes import AttrValue as AttrValue
+from otel_energy.telemetry.span_attributes import energy_attributes as energy_attributes
+from otel_energy.telemetry.span_attributes import utilization_verdict
 
 _log = logging.getLogger(__name__)
-
-AttrValue = str | bool | int | float
-HW_TYPES = ("gpu", "cpu", "memory")
 
 
 @dataclass(eq=False, slots=True)
@@ -59,59 +64,28 @@ class Interval:
         return (self.t1_s if self.t1_s is not None else self.t0_s) - self.t0_s
 
 
-def energy_attributes(
-    w: WindowEnergy, co2e_g: float, intensity: Intensity, pue: float
-) -> dict[str, AttrValue]:
-    """The ``otel_energy.*`` attributes of a span covering window ``w`` (see docs/spans.md)."""
-    attrs: dict[str, AttrValue] = {
-        "otel_energy.energy": w.energy_j,
-        "otel_energy.power": w.avg_power_w,
-        "otel_energy.co2e": co2e_g,
-        "otel_energy.carbon_intensity.value": intensity.g_per_kwh,
-        "otel_energy.carbon_intensity.source": intensity.source,
-        "otel_energy.carbon_intensity.kind": intensity.kind,
-        "otel_energy.pue": pue,
-        "otel_energy.estimated": w.estimated,
-        "otel_energy.interpolated": w.interpolated,
-        "otel_energy.energy_uncertainty": w.uncertainty_j,
-        "otel_energy.complete": w.complete,
-    }
-    if intensity.timestamp:
-        attrs["otel_energy.carbon_intensity.timestamp"] = intensity.timestamp
-    # Fault markers (docs/faults.md): only present when something went wrong.
-    if w.glitches:
-        attrs["otel_energy.glitches"] = w.glitches
-    if w.stalled:
-        attrs["otel_energy.stalled"] = True
-    if w.missing_devices:
-        attrs["otel_energy.missing_devices"] = ",".join(w.missing_devices)
-    if w.gpu_utilization is not None:
-        attrs["otel_energy.gpu.utilization"] = w.gpu_utilization
-    for hw_type in HW_TYPES:
-        if hw_type in w.by_type:
-            attrs[f"otel_energy.{hw_type}.energy"] = w.by_type[hw_type]
-    return attrs
+class StepMark:
+    """A finished step as the training thread leaves it: two clock readings and what the span
+    needs later. Slotted and built positionally: the whole of the step's cost on that thread.
 
+    Times ``t0_s``/``t1_s`` on the sampler's monotonic clock (s).
+    """
 
-STEP_ENERGY_BUCKETS_J = (
-    0.001,
-    0.003,
-    0.01,
-    0.03,
-    0.1,
-    0.3,
-    1.0,
-    3.0,
-    10.0,
-    30.0,
-    100.0,
-    300.0,
-    1000.0,
-    3000.0,
-    10000.0,
-    30000.0,
-    100000.0,
-)
+    __slots__ = ("context", "error", "extra", "number", "parent", "record_span", "t0_s", "t1_s")
+
+    def __init__(
+        self,
+        t0_s: float,
+        t1_s: float,
+        number: int,
+        parent: Interval | None,
+        context: Context | None,
+        record_span: bool,
+        error: BaseException | None,
+        extra: Mapping[str, AttrValue] | None,
+    ) -> None:
+        self.t0_s, self.t1_s, self.number, self.parent = t0_s, t1_s, number, parent
+        self.context, self.record_span, self.error, self.extra = context, record_span, error, extra
 
 
 class SpanEnergyRecorder:
@@ -148,7 +122,7 @@ class SpanEnergyRecorder:
         # fixed offset: a span's duration is then exactly the interval its energy covers, even
         # if the thread is switched out between two clock reads.
         self._offset_ns = time.time_ns() - round(self._clock() * 1e9)
-        self._pending: deque[Interval] = deque()
+        self._pending: deque[Interval | StepMark] = deque()
         self._resolving = threading.Lock()
         sampler.add_listener(self._resolve_ready)
 
@@ -204,6 +178,31 @@ class SpanEnergyRecorder:
             interval.end_attributes.update(attributes)
         self._pending.append(interval)  # deque.append is atomic: no lock on the hot path
 
+    def step_begin(self) -> float:
+        """A step starts now: its start time (s, sampler clock), to hand back to ``step_end``."""
+        return self._clock()
+
+    def step_end(
+        self,
+        t0_s: float,
+        number: int,
+        parent: Interval | None,
+        record_span: bool = True,
+        error: BaseException | None = None,
+        extra: Mapping[str, AttrValue] | None = None,
+    ) -> None:
+        """The step begun at ``t0_s`` ends now: queue it; its span (named ``step``, child of
+        ``parent``, attributes ``otel_energy.train.step`` = ``number`` plus ``extra``) is created
+        and ended on the sampler thread. ``record_span=False``: measured (the step histogram
+        still records it) without a span. No span is started here: no allocation beyond one
+        small record, no attribute validation, no context building."""
+        t1_s = self._clock()
+        if parent is not None:
+            ctx = parent.context
+        else:  # rare (no run span): the current context is this thread's, so capture it now
+            ctx = self._top_context() or otel_context.get_current()
+        self._pending.append(StepMark(t0_s, t1_s, number, parent, ctx, record_span, error, extra))
+
     def _top_context(self) -> Context | None:
         """An in-process current span wins over the job's context from the environment."""
         if self.root_context is None or trace.get_current_span().get_span_context().is_valid:
@@ -237,11 +236,29 @@ class SpanEnergyRecorder:
         )
         with self._resolving:
             while self._pending and (self._pending[0].t1_s or 0.0) <= newest_s:
-                interval = self._pending.popleft()
+                item = self._pending.popleft()
+                step = isinstance(item, StepMark)
                 try:
-                    self._complete(interval)
+                    self._complete(
+                        self._step_interval(item) if isinstance(item, StepMark) else item
+                    )
                 except Exception:  # never lose the rest of the queue to one bad interval
-                    _log.exception("otel-energy: completing a %s span failed", interval.kind)
+                    kind = "step" if step else getattr(item, "kind", "?")
+                    _log.exception("otel-energy: completing a %s span failed", kind)
+
+    def _step_interval(self, m: StepMark) -> Interval:
+        """The step's interval, with its span started at its true start time (sampler thread;
+        ``_complete`` ends it at its true end time)."""
+        attrs: dict[str, AttrValue] = {"otel_energy.train.step": m.number}
+        if m.extra:
+            attrs = {**m.extra, **attrs}
+        start_ns, end_ns = self._wall_ns(m.t0_s), self._wall_ns(m.t1_s)
+        span = None
+        if m.record_span and self.tracer is not None:
+            span = self.tracer.start_span("step", context=m.context, start_time=start_ns)
+        iv = Interval("step", span, m.t0_s, start_ns, m.parent, m.t1_s, end_ns, m.error, attrs)
+        iv.end_attributes = dict(attrs)
+        return iv
 
     def co2e_of(self, w: WindowEnergy) -> float:
         """CO2e (g) of a window: the sampler's interval-by-interval figure, or the energy at the
@@ -249,27 +266,6 @@ class SpanEnergyRecorder:
         if self.intensity_override is None:
             return w.co2e_g
         return co2e_g(w.energy_j, self.sampler.pue, self.intensity_override.g_per_kwh)
-
-    def _utilization_verdict(self, w: WindowEnergy) -> dict[str, AttrValue]:
-        """``otel_energy.gpu.low_utilization`` for a run, with one warning line when True."""
-        gpus = [s.info for s in self.sampler.sensors if s.info.hw_type == "gpu"]
-        low = low_utilization(w, gpus)
-        if low is None:
-            return {}
-        if low:
-            _log.warning(
-                "otel-energy: the GPUs were %.0f%% utilized on average (below %.0f%%) while"
-                " drawing %.0f W (idle-level would be below %.0f W) for %.0f s: %.0f J spent"
-                " mostly waiting. Look at the input pipeline, host-device syncs or the batch"
-                " size.",
-                100 * (w.gpu_utilization or 0.0),
-                100 * LOW_UTILIZATION,
-                w.by_type.get("gpu", 0.0) / w.duration_s,
-                busy_power_w(gpus),
-                w.duration_s,
-                w.by_type.get("gpu", 0.0),
-            )
-        return {"otel_energy.gpu.low_utilization": low}
 
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
@@ -281,7 +277,8 @@ class SpanEnergyRecorder:
         if iv.span is not None:
             attrs: dict[str, Any] = energy_attributes(w, co2e, intensity, pue)
             if iv.kind == "run":
-                attrs.update(self._utilization_verdict(w))
+                gpus = [s.info for s in self.sampler.sensors if s.info.hw_type == "gpu"]
+                attrs.update(utilization_verdict(w, gpus))
             attrs.update(iv.end_attributes)
             iv.span.set_attributes(attrs)
             if iv.error is not None:

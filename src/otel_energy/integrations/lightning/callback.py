@@ -57,7 +57,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         self._users = 0
         self._run: Interval | None = None
         self._epoch: Interval | None = None
-        self._step: Interval | None = None
+        self._step: float | None = None  # start (s, sampler clock) of the open step
         self._step_from = 0  # trainer.global_step when the open step began
         self._eval: Interval | None = None
         self._eval_acquired = False
@@ -146,15 +146,8 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         if rec is None or self._step is not None:
             return  # a step spans every batch it accumulates
         self._step_from = trainer.global_step
-        number = self._step_from + 1
-        every = self.config.step_span_every
-        self._step = rec.start(
-            "step",
-            "step",
-            self._epoch or self._run,
-            {**FRAMEWORK, "otel_energy.train.step": number},
-            record_span=every > 0 and number % every == 0,
-        )
+        # Hot path: only a clock reading; the span is made on the sampler thread (step_end).
+        self._step = rec.step_begin()
 
     @guarded
     def on_train_batch_end(
@@ -167,12 +160,18 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
             self._log_energy(pl_module)
 
     def _finish_step(self, error: BaseException | None = None) -> None:
-        assert self._rec is not None and self._step is not None
-        self._rec.finish(self._step, error)
-        self._step = None
+        self._end_step(error)
         for parent in (self._epoch, self._run):
             if parent is not None:
                 parent.steps += 1
+
+    def _end_step(self, error: BaseException | None) -> None:
+        """Queue the open step (its span is created and ended on the sampler thread)."""
+        assert self._rec is not None and self._step is not None
+        t0_s, self._step = self._step, None
+        number, every = self._step_from + 1, self.config.step_span_every
+        record = every > 0 and number % every == 0
+        self._rec.step_end(t0_s, number, self._epoch or self._run, record, error, FRAMEWORK)
 
     def _log_energy(self, pl_module: LightningModule) -> None:
         assert self._rec is not None and self._run is not None
@@ -196,8 +195,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
             if trainer is not None and trainer.global_step != self._step_from:
                 self._finish_step(error)
             else:  # an unfinished accumulation: measured, but not an optimizer step
-                self._rec.finish(self._step, error)
-                self._step = None
+                self._end_step(error)
         if self._epoch is not None:
             epoch, self._epoch = self._epoch, None
             attrs = {

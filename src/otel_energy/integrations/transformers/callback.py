@@ -79,7 +79,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         self._users = 0
         self._run: Interval | None = None
         self._epoch: Interval | None = None
-        self._step: Interval | None = None
+        self._step: tuple[float, int] | None = None  # (start s on the sampler clock, number)
         self._evals: list[Interval] = []
         # (outer interval, t_s, energy_j) at the previous on_log: a log's power covers the time
         # since the previous log of the same outer interval (the run, or a standalone evaluate).
@@ -174,27 +174,27 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         rec = self._rec
         if rec is None:
             return
-        number = state.global_step + 1
-        every = self.config.step_span_every
-        self._step = rec.start(
-            "step",
-            "step",
-            self._epoch or self._run,
-            {"otel_energy.train.step": number},
-            record_span=every > 0 and number % every == 0,
-        )
+        # Hot path: only a clock reading; the span is made on the sampler thread (step_end).
+        self._step = (rec.step_begin(), state.global_step + 1)
 
     @guarded
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._rec is None or self._step is None:
             return
-        self._rec.finish(self._step)
-        self._step = None
+        self._end_step(None)
         for parent in (self._epoch, self._run):
             if parent is not None:
                 parent.steps += 1
         if self.predictor is not None and self.predictor.due_at_step(state.global_step):
             self._predict(state.global_step, epoch_end=False)
+
+    def _end_step(self, error: BaseException | None) -> None:
+        """Queue the open step (its span is created and ended on the sampler thread)."""
+        assert self._rec is not None and self._step is not None
+        (t0_s, number), self._step = self._step, None
+        every = self.config.step_span_every
+        record = every > 0 and number % every == 0
+        self._rec.step_end(t0_s, number, self._epoch or self._run, record, error)
 
     @guarded
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -215,8 +215,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
     def _finish_open(self, kinds: tuple[str, ...], error: BaseException | None) -> None:
         assert self._rec is not None
         if "step" in kinds and self._step is not None:
-            self._rec.finish(self._step, error)
-            self._step = None
+            self._end_step(error)
         if "epoch" in kinds and self._epoch is not None:
             epoch, self._epoch = self._epoch, None
             self._rec.finish(

@@ -1,0 +1,92 @@
+"""The ``otel_energy.*`` energy attributes of a span (names and units: docs/spans.md)."""
+
+from __future__ import annotations
+
+import logging
+
+from otel_energy.carbon import Intensity
+from otel_energy.engine.sampler import WindowEnergy
+from otel_energy.engine.utilization import LOW_UTILIZATION, busy_power_w, low_utilization
+from otel_energy.sensors.base import DeviceInfo
+
+_log = logging.getLogger(__name__)
+
+AttrValue = str | bool | int | float
+HW_TYPES = ("gpu", "cpu", "memory")
+
+
+def energy_attributes(
+    w: WindowEnergy, co2e_g: float, intensity: Intensity, pue: float
+) -> dict[str, AttrValue]:
+    """The ``otel_energy.*`` attributes of a span covering window ``w`` (see docs/spans.md)."""
+    attrs: dict[str, AttrValue] = {
+        "otel_energy.energy": w.energy_j,
+        "otel_energy.power": w.avg_power_w,
+        "otel_energy.co2e": co2e_g,
+        "otel_energy.carbon_intensity.value": intensity.g_per_kwh,
+        "otel_energy.carbon_intensity.source": intensity.source,
+        "otel_energy.carbon_intensity.kind": intensity.kind,
+        "otel_energy.pue": pue,
+        "otel_energy.estimated": w.estimated,
+        "otel_energy.interpolated": w.interpolated,
+        "otel_energy.energy_uncertainty": w.uncertainty_j,
+        "otel_energy.complete": w.complete,
+    }
+    if intensity.timestamp:
+        attrs["otel_energy.carbon_intensity.timestamp"] = intensity.timestamp
+    # Fault markers (docs/faults.md): only present when something went wrong.
+    if w.glitches:
+        attrs["otel_energy.glitches"] = w.glitches
+    if w.stalled:
+        attrs["otel_energy.stalled"] = True
+    if w.missing_devices:
+        attrs["otel_energy.missing_devices"] = ",".join(w.missing_devices)
+    if w.gpu_utilization is not None:
+        attrs["otel_energy.gpu.utilization"] = w.gpu_utilization
+    for hw_type in HW_TYPES:
+        if hw_type in w.by_type:
+            attrs[f"otel_energy.{hw_type}.energy"] = w.by_type[hw_type]
+    return attrs
+
+
+def utilization_verdict(w: WindowEnergy, gpus: list[DeviceInfo]) -> dict[str, AttrValue]:
+    """``otel_energy.gpu.low_utilization`` for a run on ``gpus``, with one warning line when
+    True (none when there is nothing to judge)."""
+    low = low_utilization(w, gpus)
+    if low is None:
+        return {}
+    if low:
+        _log.warning(
+            "otel-energy: the GPUs were %.0f%% utilized on average (below %.0f%%) while"
+            " drawing %.0f W (idle-level would be below %.0f W) for %.0f s: %.0f J spent"
+            " mostly waiting. Look at the input pipeline, host-device syncs or the batch"
+            " size.",
+            100 * (w.gpu_utilization or 0.0),
+            100 * LOW_UTILIZATION,
+            w.by_type.get("gpu", 0.0) / w.duration_s,
+            busy_power_w(gpus),
+            w.duration_s,
+            w.by_type.get("gpu", 0.0),
+        )
+    return {"otel_energy.gpu.low_utilization": low}
+
+
+STEP_ENERGY_BUCKETS_J = (
+    0.001,
+    0.003,
+    0.01,
+    0.03,
+    0.1,
+    0.3,
+    1.0,
+    3.0,
+    10.0,
+    30.0,
+    100.0,
+    300.0,
+    1000.0,
+    3000.0,
+    10000.0,
+    30000.0,
+    100000.0,
+)
