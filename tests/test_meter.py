@@ -59,7 +59,9 @@ def test_epochs_batches_summary_and_spans(tel: Telemetry) -> None:
         "total_carbon_g",
     }
     assert bs["total_energy_j"] == pytest.approx(GPU_W * bs["total_duration_s"], abs=0.03)
-    assert bs["mean_duration_s"] == pytest.approx(0.03, abs=0.01)
+    # Each batch busy-waits 0.03 s: a lower bound whatever the machine's load (no upper one).
+    assert bs["mean_duration_s"] == pytest.approx(bs["total_duration_s"] / bs["count"])
+    assert bs["mean_duration_s"] >= 0.03
     assert bs["total_energy_j"] <= es["total_energy_j"] + 0.01
     assert es["total_carbon_g"] == pytest.approx(es["total_energy_j"] / 3.6e6 * 450.0)
     spans = tel.finished()
