@@ -17,6 +17,7 @@ from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.base import DeviceInfo, Reading
 from tests.conftest import FakeClock
 from tests.support.fake_carbon_apis import EM_TOKEN, WT_PASSWORD, WT_TOKEN, WT_USER, Api, carbon_api
+from tests.support.subprocesses import run_cli
 
 TABLE = Intensity(480.6, "table:owid-ember:world")
 
@@ -388,30 +389,17 @@ def test_refresher_keeps_the_forecast(tmp_path: Path, clock: FakeClock) -> None:
 
 
 def test_cli_when_recommends_the_dip(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     with carbon_api() as (url, _api):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_ENERGY_")}
-        env.update(
+        env = dict(
             OTEL_PYTHON_ENERGY_CARBON_PROVIDER="uk",
             OTEL_PYTHON_ENERGY_CARBON_API_URL=url,
             OTEL_PYTHON_ENERGY_CACHE_DIR=str(tmp_path),
         )
-        proc = subprocess.run(
-            [sys.executable, "-m", "otel_energy.cli", "when", "--hours", "2", "--within", "24"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-        table = subprocess.run(
-            [sys.executable, "-m", "otel_energy.cli", "when"],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        proc = run_cli("when", "--hours", "2", "--within", "24", env=env, timeout=60)
+        table = run_cli(
+            "when",
             env={k: v for k, v in env.items() if k != "OTEL_PYTHON_ENERGY_CARBON_PROVIDER"},
+            timeout=60,
         )
     assert proc.returncode == 0, proc.stderr
     # the 2 h dip is 5 h to 7 h ahead (from the current half hour): mean 80, vs 250 now
@@ -424,37 +412,15 @@ def test_cli_when_recommends_the_dip(tmp_path: Path) -> None:
 
 def test_otel_energy_run_uses_the_configured_live_provider(tmp_path: Path) -> None:
     import json
-    import os
-    import subprocess
-    import sys
 
     with carbon_api() as (url, api):
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_PYTHON_ENERGY_")}
-        env.update(
+        env = dict(
             OTEL_PYTHON_ENERGY_CARBON_PROVIDER="uk",
             OTEL_PYTHON_ENERGY_CARBON_API_URL=url,
             OTEL_PYTHON_ENERGY_CACHE_DIR=str(tmp_path),
         )
         report = tmp_path / "r.json"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "otel_energy.cli",
-                "run",
-                "--report",
-                str(report),
-                "--no-plot",
-                "--",
-                "sh",
-                "-c",
-                "sleep 1",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        proc = run_cli("run", "--report", report, "--no-plot", "--", "sh", "-c", "sleep 1", env=env)
     assert proc.returncode == 0, proc.stderr
     assert any(r["path"] == "/intensity" for r in api.requests)
     intensity = json.loads(report.read_text())["carbon_intensity"]

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.scripts.dist_worker import GPUS
-from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.subprocesses import capture, child_env
 
 
 def test_each_rank_measures_its_own_gpu_and_node_devices_once(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CUDA_"))}
-    env.update(OUT_DIR=str(tmp_path), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
+    env = child_env(OUT_DIR=str(tmp_path), OMP_NUM_THREADS="1")
+    proc = capture(
         [
             sys.executable,
             "-m",
@@ -28,10 +25,7 @@ def test_each_rank_measures_its_own_gpu_and_node_devices_once(tmp_path: Path) ->
             "--master_port=29517",
             str(SCRIPTS / "dist_worker.py"),
         ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+        env,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,32 +12,20 @@ import pytest
 from otel_energy.distributed.job import derived_ids
 from tests.support.backends import free_port
 from tests.support.otlp_receiver import otlp_receiver
-from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.subprocesses import INSTRUMENT, child_env, otlp_env
 
-INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 JOB = "job-two-nodes"
 
 
 def test_all_ranks_of_a_two_node_job_land_in_one_trace_under_one_root(tmp_path: Path) -> None:
     port = free_port()
     with otlp_receiver() as (endpoint, got):
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("OTEL_", "CUDA_", "SLURM_", "TORCHELASTIC_"))
-        }
-        env.update(
+        env = child_env(
+            ("OTEL_", "CUDA_", "SLURM_", "TORCHELASTIC_"),
+            **otlp_env(endpoint, "job-test", "300000"),
             OUT_DIR=str(tmp_path),
-            PYTHONPATH=str(ROOT),
             OMP_NUM_THREADS="1",
-            OTEL_SERVICE_NAME="job-test",
-            OTEL_TRACES_EXPORTER="otlp",
-            OTEL_METRICS_EXPORTER="otlp",
-            OTEL_LOGS_EXPORTER="none",
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-            OTEL_METRIC_EXPORT_INTERVAL="300000",
             OTEL_PYTHON_ENERGY_SOURCES="estimate",
             OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.05",
         )

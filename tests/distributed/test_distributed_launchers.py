@@ -6,7 +6,6 @@ Real processes, real discovery and metrics; fake NVML and a fake powercap tree b
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.powercap import server_tree
-from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.subprocesses import child_env
 
 GPUS = {
     "GPU-aaaaaaaa-0000-0000-0000-000000000000": 100.0,
@@ -30,14 +29,11 @@ def run_tasks(tmp_path: Path, tasks: list[dict[str, str]], gpus: dict[str, Any])
     """Start one process per task env (concurrently, like a launcher), return their results."""
     powercap = tmp_path / "powercap"
     server_tree(powercap)
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(LAUNCHER_PREFIXES) and k not in TORCHRUN_VARS
-    }
+    base = child_env(LAUNCHER_PREFIXES)
+    for name in TORCHRUN_VARS:
+        base.pop(name, None)
     base.update(
         OUT_DIR=str(tmp_path),
-        PYTHONPATH=str(ROOT),
         FAKE_GPUS=json.dumps(gpus),
         OTEL_PYTHON_ENERGY_SOURCES="nvml,rapl",
         OTEL_PYTHON_ENERGY_POWERCAP_ROOT=str(powercap),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.paths import REPO as ROOT
+from tests.support.subprocesses import CLI, capture, child_env
 
 OUTER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 OUTER_SPAN = "00f067aa0ba902b7"
@@ -18,24 +16,17 @@ def test_the_run_span_is_a_child_of_the_job_span_which_joins_the_given_trace(
     tmp_path: Path,
 ) -> None:
     with otlp_receiver() as (endpoint, got):
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("OTEL_", "CUDA_", "SLURM_", "TORCHELASTIC_", "TRACE"))
-        }
-        env.update(
-            PYTHONPATH=str(ROOT),
+        env = child_env(
+            ("OTEL_", "CUDA_", "SLURM_", "TORCHELASTIC_", "TRACE"),
             OMP_NUM_THREADS="1",
             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
             OTEL_METRICS_EXPORTER="none",
             OTEL_PYTHON_ENERGY_JOB_ID="job-run-1",
             TRACEPARENT=f"00-{OUTER_TRACE}-{OUTER_SPAN}-01",
         )
-        proc = subprocess.run(
+        proc = capture(
             [
-                sys.executable,
-                "-m",
-                "otel_energy.cli",
+                *CLI,
                 "run",
                 "--report",
                 str(tmp_path / "r.json"),
@@ -50,9 +41,7 @@ def test_the_run_span_is_a_child_of_the_job_span_which_joins_the_given_trace(
                 "--hidden",
                 "32",
             ],
-            capture_output=True,
-            text=True,
-            env=env,
+            env,
             timeout=240,
             cwd=tmp_path,
         )

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.paths import REPO as ROOT
+from tests.support.subprocesses import capture
 
 
 def run_quick(script: str, out: Path, *extra: str) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out), *extra],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
+    bench = [sys.executable, ROOT / "benchmarks" / script, "--quick", "--out", out, *extra]
+    proc = capture(bench, env=None, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [result] = out.glob("*.json")
     assert [p.name for p in out.glob("*.md")] == [result.with_suffix(".md").name]

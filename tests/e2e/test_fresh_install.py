@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support.otlp_receiver import otlp_grpc_receiver
 from tests.support.paths import REPO as ROOT
+from tests.support.subprocesses import capture, child_env
 
 README = (ROOT / "README.md").read_text()
 TRAIN = ROOT / "examples" / "train_tiny.py"
@@ -30,12 +30,8 @@ pytestmark = pytest.mark.slow
 
 
 def _pip(python: Path, *args: str) -> None:
-    proc = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *args]
+    proc = capture(pip, env=None, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
@@ -53,11 +49,7 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _clean_env(fresh: Path, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OTEL_", "CUDA_", "PYTHON", "VIRTUAL_ENV"))
-    }
+    env = child_env(("OTEL_", "CUDA_", "PYTHON", "VIRTUAL_ENV"), pythonpath=False)
     env["PATH"] = f"{fresh / 'bin'}{os.pathsep}{env.get('PATH', '')}"  # as after `activate`
     env.update(
         OMP_NUM_THREADS="1",
@@ -87,11 +79,9 @@ def test_readme_zero_code_line_measures_with_the_default_otlp_protocol(fresh_ven
         url = variables["OTEL_EXPORTER_OTLP_ENDPOINT"]
         assert re.fullmatch(r"http://collector:4317", url), url
         variables["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-        proc = subprocess.run(
+        proc = capture(
             [argv[0], argv[1], str(TRAIN), *TRAIN_ARGS],
-            env=_clean_env(fresh_venv, **variables),
-            capture_output=True,
-            text=True,
+            _clean_env(fresh_venv, **variables),
             timeout=600,
             cwd=fresh_venv.parent,
         )
@@ -111,7 +101,7 @@ def test_readme_zero_code_line_measures_with_the_default_otlp_protocol(fresh_ven
 def test_console_exporters_need_no_collector(fresh_venv: Path) -> None:
     """``--traces_exporter console --metrics_exporter console``: the logs exporter still defaults
     to OTLP/gRPC, which must be installed for auto-instrumentation to start at all."""
-    proc = subprocess.run(
+    proc = capture(
         [
             "opentelemetry-instrument",
             "--traces_exporter",
@@ -122,9 +112,7 @@ def test_console_exporters_need_no_collector(fresh_venv: Path) -> None:
             str(TRAIN),
             *TRAIN_ARGS,
         ],
-        env=_clean_env(fresh_venv),
-        capture_output=True,
-        text=True,
+        _clean_env(fresh_venv),
         timeout=600,
         cwd=fresh_venv.parent,
     )
@@ -140,7 +128,7 @@ def test_console_exporters_need_no_collector(fresh_venv: Path) -> None:
 def test_the_main_job_runs_from_the_readme_install(fresh_venv: Path, tmp_path: Path) -> None:
     """What ``scripts/demo.sh`` runs, from the README's install alone: no dev extras needed."""
     report = tmp_path / "report.json"
-    proc = subprocess.run(
+    proc = capture(
         [
             str(fresh_venv / "bin" / "otel-energy"),
             "run",
@@ -153,9 +141,7 @@ def test_the_main_job_runs_from_the_readme_install(fresh_venv: Path, tmp_path: P
             str(TRAIN),
             *TRAIN_ARGS,
         ],
-        env=_clean_env(fresh_venv),
-        capture_output=True,
-        text=True,
+        _clean_env(fresh_venv),
         timeout=600,
         cwd=tmp_path,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,8 +14,8 @@ import pytest
 from tests.support.backends import free_port, prom_query, prometheus, wait_until
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.subprocesses import INSTRUMENT, child_env
 
-INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 PROM_INTENSITY = "otel_energy_carbon_intensity_grams_per_kWh"
 
 
@@ -43,9 +42,8 @@ def check_dashboard_queries(prom: str) -> None:
 def test_prometheus_scrapes_hw_energy_power_and_co2e(tmp_path: Path) -> None:
     port = free_port()
     stop = tmp_path / "stop"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(
-        PYTHONPATH=str(ROOT),
+    env = child_env(
+        "OTEL_",
         OTEL_METRICS_EXPORTER="prometheus",
         OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
         OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
@@ -118,9 +116,8 @@ def doc_job_query() -> str:
 def test_the_documented_per_job_query_returns_the_jobs_energy(tmp_path: Path) -> None:
     ports = {"job-a/1": free_port(), "job-a/2": free_port(), "job-b/1": free_port()}
     stop = tmp_path / "stop"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SLURM_"))}
-    base.update(
-        PYTHONPATH=str(ROOT),
+    base = child_env(
+        ("OTEL_", "SLURM_"),
         OTEL_METRICS_EXPORTER="prometheus",
         OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
         OTEL_TRACES_EXPORTER="none",

@@ -27,7 +27,7 @@ from otel_energy.telemetry.spans import energy_attributes
 from tests.conftest import FakeClock
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import server_tree
-from tests.support.subprocesses import make_unreadable, run, without_read_override
+from tests.support.subprocesses import capture, make_unreadable, without_read_override
 
 if TYPE_CHECKING:
     from otel_energy.sensors.base import Unmeasured
@@ -329,7 +329,7 @@ def test_partly_readable_powercap_names_the_missing_zone(tmp_path: Path) -> None
         "w = s.window(0.0, s.newest_sample_s)\n"
         "print(json.dumps([[d.info.hw_id for d in s.snapshot().devices], w.missing_devices]))\n"
     )
-    proc = run([*without_read_override(), sys.executable, "-c", code], env=None, timeout=120)
+    proc = capture([*without_read_override(), sys.executable, "-c", code], env=None, timeout=120)
     assert proc.returncode == 0, proc.stderr
     devices, missing = json.loads(proc.stdout)
     assert sorted(devices) == ["intel-rapl:0:2", "intel-rapl:1", "intel-rapl:1:2"]

@@ -24,6 +24,7 @@ from otel_energy.cli.run import failed_path
 from tests.support.otlp_receiver import Received, otlp_receiver
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.subprocesses import capture, child_env, otlp_env
 
 BIN = Path(sys.executable).parent
 LONG_TRAINING = [str(ROOT / "examples" / "train_tiny.py"), "--epochs", "200", "--hidden", "32"]
@@ -31,24 +32,13 @@ STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
 
 def environment(endpoint: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CUDA_"))}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "OTEL_SERVICE_NAME": "otel-energy-test",
-            "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_METRICS_EXPORTER": "otlp",
-            "OTEL_LOGS_EXPORTER": "none",
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_BSP_SCHEDULE_DELAY": "100",  # step spans arrive while training runs
-            "OTEL_METRIC_EXPORT_INTERVAL": "600000",  # metrics arrive only when flushed
-            "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.02",
-            "OMP_NUM_THREADS": "1",
-            **extra,
-        }
+    return child_env(
+        **otlp_env(endpoint, "otel-energy-test", "600000"),  # metrics arrive only when flushed
+        OTEL_BSP_SCHEDULE_DELAY="100",  # step spans arrive while training runs
+        OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.02",
+        OMP_NUM_THREADS="1",
+        **extra,
     )
-    return env
 
 
 def wait_until(what: str, ready: Callable[[], bool], proc: subprocess.Popen[Any]) -> None:
@@ -134,7 +124,7 @@ def test_sigterm_under_otel_energy_run_keeps_the_run_and_exits_143(tmp_path: Pat
 # ---- issue 10 case 8: exit status of a signalled child ----
 def test_run_exits_128_plus_n_for_a_child_killed_by_signal_n(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    proc = subprocess.run(
+    proc = capture(
         [
             str(BIN / "otel-energy"),
             "run",
@@ -146,10 +136,8 @@ def test_run_exits_128_plus_n_for_a_child_killed_by_signal_n(tmp_path: Path) -> 
             "-c",
             "kill -TERM $$",
         ],
-        capture_output=True,
-        text=True,
+        child_env("OTEL_", pythonpath=False),
         timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
     )
     assert proc.returncode == 143, proc.stderr[-2000:]
     assert json.loads(failed_path(report).read_text())["exit_code"] == 143

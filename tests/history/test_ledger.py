@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sqlite3
-import struct
 import subprocess
 import sys
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,11 +23,12 @@ from otel_energy.distributed.job import job_id
 from otel_energy.hf import EnergyCallback
 from otel_energy.history.ledger import Ledger, RunRow, ledger_path, record
 from otel_energy.testing.tiny import tiny_trainer
+from tests.support.browser import chromium, png_pixels, screenshot
 from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.subprocesses import CLI, INSTRUMENT, capture, child_env
 
-INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 TRAIN = [str(ROOT / "examples" / "train_tiny.py"), "--epochs", "2", "--samples", "64"]
 
 
@@ -47,30 +45,18 @@ def ledger_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CUDA_"))}
-    env.update(
-        {
-            "PYTHONPATH": str(ROOT),
-            "OMP_NUM_THREADS": "1",
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_LOGS_EXPORTER": "none",
-            "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.02",
-            **extra,
-        }
+    return child_env(
+        OMP_NUM_THREADS="1",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.02",
+        **extra,
     )
-    return env
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "otel_energy.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=ROOT,
-    )
+    return capture([*CLI, *args], env, timeout=300, cwd=ROOT)
 
 
 # ---- where ----
@@ -161,7 +147,7 @@ def test_parallel_writers_lose_and_corrupt_nothing(tmp_path: Path) -> None:
             stdin=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env=child_env(drop=()),
         )
         for w in range(writers)
     ]
@@ -270,14 +256,8 @@ def test_otel_energy_run_writes_one_row_for_the_command(tmp_path: Path) -> None:
 
 def test_instrumented_training_writes_one_train_row(tmp_path: Path) -> None:
     ledger = tmp_path / "runs.sqlite"
-    proc = subprocess.run(
-        [str(INSTRUMENT), sys.executable, *TRAIN],
-        capture_output=True,
-        text=True,
-        env=clean_env(OTEL_PYTHON_ENERGY_LEDGER=str(ledger)),
-        timeout=300,
-        cwd=ROOT,
-    )
+    env = clean_env(OTEL_PYTHON_ENERGY_LEDGER=str(ledger))
+    proc = capture([INSTRUMENT, sys.executable, *TRAIN], env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [r] = Ledger(ledger).rows()  # the Trainer run's row; the process adds none at exit
     assert (r.kind, r.status) == ("train", "ok")
@@ -288,14 +268,8 @@ def test_instrumented_training_writes_one_train_row(tmp_path: Path) -> None:
 def test_instrumented_process_without_training_writes_a_row_at_exit(tmp_path: Path) -> None:
     ledger = tmp_path / "runs.sqlite"
     script = SCRIPTS / "plain_loop.py"
-    proc = subprocess.run(
-        [str(INSTRUMENT), sys.executable, str(script)],
-        capture_output=True,
-        text=True,
-        env=clean_env(OTEL_PYTHON_ENERGY_LEDGER=str(ledger)),
-        timeout=300,
-        cwd=ROOT,
-    )
+    env = clean_env(OTEL_PYTHON_ENERGY_LEDGER=str(ledger))
+    proc = capture([INSTRUMENT, sys.executable, str(script)], env, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     [r] = Ledger(ledger).rows()
     assert (r.kind, r.status, r.exit_code) == ("process", "exit", None)
@@ -329,29 +303,8 @@ def test_history_lists_and_compares(tmp_path: Path) -> None:
     assert off.returncode == 2 and "off" in off.stderr
 
 
-def png_pixels(png: bytes) -> tuple[int, int, bytes]:
-    """Width, height and the raw (filtered) scanlines of a PNG."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, size = 8, b"", (0, 0)
-    while pos < len(png):
-        (length,) = struct.unpack(">I", png[pos : pos + 4])
-        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            size = struct.unpack(">II", data[:8])
-        elif kind == b"IDAT":
-            idat += data
-        pos += 12 + length
-    return size[0], size[1], zlib.decompress(idat)
-
-
 def test_report_page_of_real_runs_in_a_browser(tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                "chromium is missing: scripts/test.sh installs it (apt-get install chromium)"
-            )
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    chromium()  # skips here, fails in CI, without a browser
     path = tmp_path / "runs.sqlite"
     env = clean_env(OTEL_PYTHON_ENERGY_LEDGER=str(path))
     busy = "import time\nt = time.monotonic()\nwhile time.monotonic() - t < {}: sum(range(9999))"
@@ -367,11 +320,7 @@ def test_report_page_of_real_runs_in_a_browser(tmp_path: Path) -> None:
     assert "run 1" in text and "run 2" in text and "cpu (estimated)" in text
     assert "cpu:cpu" not in text
     shot = tmp_path / "compare.png"
-    subprocess.run(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={shot}", "--window-size=1100,1500", page.as_uri()],
-        capture_output=True, timeout=120, check=False,
-    )  # fmt: skip
+    screenshot(page, shot, 1100, 1500)
     assert shot.exists(), "chromium wrote no screenshot"
     width, height, raw = png_pixels(shot.read_bytes())
     assert (width, height) == (1100, 1500)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import pickle
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -32,6 +30,7 @@ from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory,
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.subprocesses import capture, child_env
 from tests.support.subprocesses import run_instrumented as instrument
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
@@ -362,22 +361,13 @@ def test_hand_added_callback_is_not_added_twice_under_instrument() -> None:
 
 
 def test_ddp_two_ranks_each_measure_their_own_gpu_and_node_devices_once(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CUDA_"))}
-    env.update(
+    env = child_env(
         OUT_DIR=str(tmp_path),
-        PYTHONPATH=str(ROOT),
         OMP_NUM_THREADS="1",
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(free_port()),
     )
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / "lightning_ddp.py")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=tmp_path,
-    )
+    proc = capture([sys.executable, SCRIPTS / "lightning_ddp.py"], env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     from tests.scripts.lightning_ddp import GPUS
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import sys
 import urllib.parse
 import urllib.request
@@ -13,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.backends import get_json, mlflow_server, wait_until
-from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
-
-INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
+from tests.support.subprocesses import INSTRUMENT, capture, child_env
 
 
 def attr_value(v: dict[str, Any]) -> Any:
@@ -30,9 +26,8 @@ def span_attrs(span: dict[str, Any]) -> dict[str, Any]:
 
 def test_step_spans_in_mlflow_and_energy_as_mlflow_metrics(tmp_path: Path) -> None:
     with mlflow_server(tmp_path) as base:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLFLOW_"))}
-        env.update(
-            PYTHONPATH=str(ROOT),
+        env = child_env(
+            ("OTEL_", "MLFLOW_"),
             OTEL_TRACES_EXPORTER="otlp",
             OTEL_METRICS_EXPORTER="none",
             OTEL_LOGS_EXPORTER="none",
@@ -42,14 +37,7 @@ def test_step_spans_in_mlflow_and_energy_as_mlflow_metrics(tmp_path: Path) -> No
             MLFLOW_TRACKING_URI=base,
             OMP_NUM_THREADS="1",
         )
-        proc = subprocess.run(
-            [str(INSTRUMENT), sys.executable, str(SCRIPTS / "train_mlflow.py")],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-            cwd=tmp_path,
-        )
+        proc = capture([INSTRUMENT, sys.executable, SCRIPTS / "train_mlflow.py"], env, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         trace_id = proc.stdout.split("trace_id ", 1)[1].split()[0]
 

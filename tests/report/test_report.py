@@ -3,12 +3,7 @@ a browser shows it."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import struct
-import subprocess
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +11,7 @@ import pytest
 
 from otel_energy.report import Timeline, device_label, phases, write_atomic
 from otel_energy.report.chart import markers, nice_ticks, svg_chart, write_html
+from tests.support.browser import chromium, png_pixels, screenshot
 
 T0_NS = 1_000_000_000_000
 
@@ -154,49 +150,18 @@ def test_chart_marks_training_and_keeps_the_legend_off_the_data() -> None:
 
 def _png_size_and_colours(path: Path) -> tuple[int, int, int]:
     """Width, height and number of distinct byte values in the decoded image data."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    width, height = struct.unpack(">II", data[16:24])
-    chunks, i = b"", 8
-    while i < len(data):
-        (n,) = struct.unpack(">I", data[i : i + 4])
-        if data[i + 4 : i + 8] == b"IDAT":
-            chunks += data[i + 8 : i + 8 + n]
-        i += 12 + n
-    return width, height, len(set(zlib.decompress(chunks)))
+    width, height, pixels = png_pixels(path.read_bytes())
+    return width, height, len(set(pixels))
 
 
 def test_report_page_renders_in_a_real_browser(tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: scripts/test.sh installs it (apt-get)")
-        pytest.skip("chromium not installed (apt-get install chromium)")
+    chromium()  # skips here, fails in CI, without a browser
     tl = steady_timeline(60.0, 100.0)
     report = report_of(tl, [span("train", 10.0, 50.0), span("epoch", 10.0, 50.0)], 60.0)
     page = tmp_path / "report.html"
     write_html(report, page)
     shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--window-size=1100,700",
-            f"--screenshot={shot}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    screenshot(page, shot, 1100, 700)
     width, height, colours = _png_size_and_colours(shot)
     assert (width, height) == (1100, 700)
     assert colours > 20  # text, lines and legend drawn: not a blank page

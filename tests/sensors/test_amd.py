@@ -5,9 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import logging
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from tests.conftest import FakeClock
 from tests.fakes import amdsmi as fake_module
 from tests.fakes.amdsmi import FakeAmdGpu, FakeAmdSmi, accumulator
 from tests.support.hf_helpers import SAMPLE_CLOCK, Telemetry, telemetry
+from tests.support.subprocesses import capture, child_env
 
 UUIDS = [f"{i}eff74a1-0000-1000-80{i}0-a8f3c4e5d6b{i}" for i in range(4)]
 
@@ -130,7 +129,7 @@ def test_importing_otel_energy_never_imports_amdsmi() -> None:
         "import sys, otel_energy, otel_energy.sensors, otel_energy.hf;"
         "print('amdsmi' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    out = capture([sys.executable, "-c", code], env=None)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
@@ -248,10 +247,7 @@ def test_auto_discovery_without_rocm_writes_nothing_to_stdout() -> None:
         "from otel_energy.sensors import discover_sensors;"
         "discover_sensors(load_config({}), {})"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "ROCM_"))}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
-    )
+    out = capture([sys.executable, "-c", code], child_env(("OTEL_", "ROCM_"), pythonpath=False))
     assert out.returncode == 0, out.stderr
     assert out.stdout == ""
     assert "amdsmi unavailable" in out.stderr

@@ -11,7 +11,7 @@ from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.rapl import discover_rapl
 from tests.conftest import FakeClock
 from tests.fakes.powercap import make_zone, server_tree
-from tests.support.subprocesses import make_unreadable, run, without_read_override
+from tests.support.subprocesses import capture, make_unreadable, without_read_override
 
 
 def test_discovers_package_and_dram_never_nested_domains(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_unreadable_counters_name_the_file_and_fix(tmp_path: Path) -> None:
         "from otel_energy.sensors.rapl import discover_rapl\n"
         f"print(json.dumps([z.info.hw_id for z in discover_rapl({str(tmp_path)!r})]))\n"
     )
-    proc = run([*without_read_override(), sys.executable, "-c", code], env=None, timeout=60)
+    proc = capture([*without_read_override(), sys.executable, "-c", code], env=None, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
     log = [line for line in proc.stderr.splitlines() if "otel-energy" in line]

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
+
+from tests.support.loopback import QuietHandler, loopback_http
 
 EM_TOKEN = "em-secret-token-123"
 HANG_BOUND_S = 60.0  # a hanging request ends by itself after this (only bounds a test's hang)
@@ -220,7 +221,7 @@ def half_hour(t: datetime) -> datetime:
 def carbon_api() -> Iterator[tuple[str, Api]]:
     api = Api()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlparse(self.path)
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -234,16 +235,8 @@ def carbon_api() -> Iterator[tuple[str, Api]]:
             with suppress(BrokenPipeError):
                 self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", api
-    finally:
-        api.release.set()
-        server.shutdown()
-        server.server_close()
+    with loopback_http(Handler) as url:
+        try:
+            yield url, api
+        finally:
+            api.release.set()  # frees handlers stalled on purpose before the server stops

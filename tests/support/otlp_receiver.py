@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -16,6 +15,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tests.support.loopback import QuietHandler, loopback_http
 
 
 def value(v: AnyValue) -> Any:
@@ -105,7 +106,7 @@ class Received:
             return [s for s in self.spans if s["scope"] == "otel_energy"]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     received: Received
 
     def do_POST(self) -> None:
@@ -121,23 +122,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, *args: Any) -> None:
-        pass
-
 
 @contextmanager
 def otlp_receiver() -> Iterator[tuple[str, Received]]:
     """(endpoint URL, received data) for the duration of the block, on 127.0.0.1."""
     received = Received()
     handler = type("Handler", (_Handler,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_http(handler) as url:
+        yield url, received
 
 
 @contextmanager

@@ -59,7 +59,7 @@ def otlp_env(endpoint: str, service: str, metric_interval_ms: str) -> dict[str, 
     }
 
 
-def run(
+def capture(
     cmd: Sequence[str | Path],
     env: Mapping[str, str] | None,
     timeout: float = 300,
@@ -84,7 +84,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """``otel-energy ARGS`` in a child without our parent variables, plus ``env``."""
     full_env = child_env(ENERGY, pythonpath=False, **dict(env or {}))
-    return run([*prefix, *CLI, *args], full_env, timeout)
+    return capture([*prefix, *CLI, *args], full_env, timeout)
 
 
 def without_read_override() -> list[str]:
@@ -123,6 +123,6 @@ def run_instrumented(
         OMP_NUM_THREADS="1",
         **extra,
     )
-    proc = run([INSTRUMENT, sys.executable, script, *args], env, timeout=300, cwd=REPO)
+    proc = capture([INSTRUMENT, sys.executable, script, *args], env, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
