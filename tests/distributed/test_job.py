@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,15 +16,10 @@ from otel_energy.distributed.ranks import rank_info
 from otel_energy.hf import EnergyCallback
 from otel_energy.telemetry.ids import PrivateRandomIdGenerator
 from otel_energy.testing.tiny import tiny_trainer
-from tests.support.hf_helpers import Telemetry, fake_gpu_sampler_factory, telemetry
+from tests.support.hf_helpers import Telemetry, fake_gpu_sampler_factory
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 @pytest.mark.parametrize(

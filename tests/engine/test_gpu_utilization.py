@@ -4,7 +4,6 @@ emitted as semantic-convention metrics and as span attributes, with a low-utiliz
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from tests.support.hf_helpers import (
     Telemetry,
     constant_power_gpu,
     fake_gpu_sampler_factory,
-    telemetry,
 )
 
 UUID = "GPU-0a000000-aaaa-bbbb-cccc-000000000000"
@@ -147,11 +145,6 @@ def test_gpu_metrics_are_read_on_the_reader_thread_only(clock: FakeClock) -> Non
 
 
 # ---- spans through a real tiny Trainer -------------------------------------------------------
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 def train(tmp_path: Path, tel: Telemetry, gpu: FakeGpu) -> None:

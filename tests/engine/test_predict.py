@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,13 +27,7 @@ from tests.support.hf_helpers import (
     GPU_W,
     Telemetry,
     fake_gpu_sampler_factory,
-    telemetry,
 )
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 def test_projection_is_so_far_plus_remaining_steps_at_the_recent_rate() -> None:

@@ -1,7 +1,7 @@
 """Stops and signals inside the training process: a real tiny Trainer, real signals to ourselves.
 
 The cases that need a process to die (SIGTERM with the default disposition, Ctrl-C from a
-terminal) run in subprocesses in tests/test_signals_e2e.py.
+terminal) run in subprocesses in tests/engine/test_signals_e2e.py.
 """
 
 from __future__ import annotations
@@ -37,15 +37,9 @@ from tests.support.hf_helpers import (
     Telemetry,
     constant_power_gpu,
     fake_gpu_sampler_factory,
-    telemetry,
 )
 
 E_TOL = 0.005  # J, as in test_hf: 1 mJ counter resolution at 300 W
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 @pytest.fixture

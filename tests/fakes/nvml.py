@@ -1,6 +1,6 @@
 """A fake NVML module with the names, signatures, errors and units of the real ``pynvml``.
 
-``tests/test_nvml.py`` checks every ``nvml*`` function here against the real module, so the fake
+``tests/sensors/test_nvml.py`` checks every ``nvml*`` function here against the real module, so the fake
 cannot drift from the API that production code calls. Errors are the real ``pynvml`` classes.
 """
 

@@ -12,7 +12,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,12 @@ from otel_energy.hf import EnergyCallback
 from otel_energy.history.ledger import Ledger, RunRow, ledger_path, record
 from otel_energy.testing.tiny import tiny_trainer
 from tests.support.browser import chromium, png_pixels, screenshot
-from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
+from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
 from tests.support.subprocesses import CLI, INSTRUMENT, capture, child_env
 
 TRAIN = [str(ROOT / "examples" / "train_tiny.py"), "--epochs", "2", "--samples", "64"]
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 @pytest.fixture

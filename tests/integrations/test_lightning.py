@@ -8,7 +8,7 @@ import logging
 import pickle
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from otel_energy.integrations import lightning as pl_energy
 from otel_energy.integrations.lightning import LightningEnergyCallback, rank_environ
 from tests.scripts.train_lightning import TinyRegressor, loaders, quiet_trainer, tiny_module
 from tests.support.backends import free_port
-from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
+from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
@@ -34,11 +34,6 @@ from tests.support.subprocesses import capture, child_env
 from tests.support.subprocesses import run_instrumented as instrument
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 def callback(

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry.trace import StatusCode
 
 from otel_energy.meter import EnergyMeter
-from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
+from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
 
 
 def busy(seconds: float) -> None:

@@ -7,7 +7,6 @@ import importlib.util
 import logging
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from otel_energy.testing.tiny import tiny_trainer
 from tests.conftest import FakeClock
 from tests.fakes import amdsmi as fake_module
 from tests.fakes.amdsmi import FakeAmdGpu, FakeAmdSmi, accumulator
-from tests.support.hf_helpers import SAMPLE_CLOCK, Telemetry, telemetry
+from tests.support.hf_helpers import SAMPLE_CLOCK, Telemetry
 from tests.support.subprocesses import capture, child_env
 
 UUIDS = [f"{i}eff74a1-0000-1000-80{i}0-a8f3c4e5d6b{i}" for i in range(4)]
@@ -317,11 +316,6 @@ def test_amd_metrics_read_back(clock: FakeClock) -> None:
 
 
 # ---- a real tiny Trainer on a fake AMD GPU ----------------------------------------------------
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 def test_trainer_spans_measure_an_amd_gpu(tmp_path: Path, tel: Telemetry) -> None:

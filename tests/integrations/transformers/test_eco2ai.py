@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,7 @@ from tests.support.hf_helpers import (
     Telemetry,
     constant_power_gpu,
     fake_gpu_sampler_factory,
-    telemetry,
 )
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 def test_report_metrics_and_spans_agree(tmp_path: Path, tel: Telemetry) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,10 @@ from transformers import TrainerCallback
 from otel_energy.config import load_config
 from otel_energy.hf import LOG_KEYS, EnergyCallback
 from otel_energy.testing.tiny import tiny_trainer
-from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
+from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
 from tests.support.paths import DOCS
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 def callback(tel: Telemetry, env: dict[str, str] | None = None, **kw: Any) -> EnergyCallback:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +11,12 @@ from opentelemetry.trace import StatusCode
 
 from otel_energy.config import load_config
 from otel_energy.hf import EnergyCallback
-from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory, telemetry
+from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
 
 WORDS = [
     "the", "a", "model", "learns", "small", "data", "fast", "slow",
     "energy", "joule", "carbon", "grid", "step", "epoch", "run",
 ]  # fmt: skip
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    yield from telemetry()
 
 
 def tiny_tokenizer() -> Any:
