@@ -33,11 +33,13 @@ STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
 def environment(endpoint: str, **extra: str) -> dict[str, str]:
     return child_env(
-        **otlp_env(endpoint, "otel-energy-test", "600000"),  # metrics arrive only when flushed
-        OTEL_BSP_SCHEDULE_DELAY="100",  # step spans arrive while training runs
-        OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.02",
-        OMP_NUM_THREADS="1",
-        **extra,
+        **{
+            **otlp_env(endpoint, "otel-energy-test", "600000"),  # metrics only when flushed
+            "OTEL_BSP_SCHEDULE_DELAY": "100",  # step spans arrive while training runs
+            "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.02",
+            "OMP_NUM_THREADS": "1",
+            **extra,  # may override any of the above
+        }
     )
 
 

@@ -23,7 +23,7 @@ from otel_energy.hf import EnergyCallback
 from otel_energy.history.ledger import Ledger, RunRow, ledger_path, record
 from otel_energy.testing.tiny import tiny_trainer
 from tests.support.browser import chromium, png_pixels, screenshot
-from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
+from tests.support.hf_helpers import GPU_W, RaiseAt, Telemetry, fake_gpu_sampler_factory
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
 from tests.support.subprocesses import CLI, INSTRUMENT, capture, child_env
@@ -40,12 +40,14 @@ def ledger_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def clean_env(**extra: str) -> dict[str, str]:
     return child_env(
-        OMP_NUM_THREADS="1",
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.02",
-        **extra,
+        **{
+            "OMP_NUM_THREADS": "1",
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.02",
+            **extra,  # may override any of the above
+        }
     )
 
 
@@ -190,8 +192,6 @@ def test_trainer_run_writes_its_row(tmp_path: Path, tel: Telemetry, ledger_file:
 def test_failed_trainer_run_is_an_error_row(
     tmp_path: Path, tel: Telemetry, ledger_file: Path
 ) -> None:
-    from tests.test_hf import RaiseAt
-
     cb = EnergyCallback(
         tracer_provider=tel.tracer_provider,
         meter_provider=tel.meter_provider,

@@ -13,6 +13,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from transformers import TrainerCallback
 
 from otel_energy.config import load_config
 from otel_energy.engine.runtime import build_sampler
@@ -72,6 +73,17 @@ def fake_gpu_sampler_factory(
         return build_sampler(config, environ, nvml=nvml, clock=SAMPLE_CLOCK)
 
     return factory
+
+
+class RaiseAt(TrainerCallback):
+    """Raises at the start of training step ``step`` (1-based), as an out-of-memory error would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        if state.global_step + 1 == self.step:
+            raise RuntimeError("CUDA out of memory (simulated)")
 
 
 @dataclass

@@ -118,10 +118,12 @@ def run_instrumented(
     Samples every 0.02 s; ``extra`` variables override. Fails the test on a non-zero exit.
     """
     env = child_env(
-        **otlp_env(endpoint, "otel-energy-test", metric_interval_ms="300"),
-        OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.02",
-        OMP_NUM_THREADS="1",
-        **extra,
+        **{
+            **otlp_env(endpoint, "otel-energy-test", metric_interval_ms="300"),
+            "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.02",
+            "OMP_NUM_THREADS": "1",
+            **extra,  # may override any of the above
+        }
     )
     proc = capture([INSTRUMENT, sys.executable, script, *args], env, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 from otel_energy.config import load_config
 from otel_energy.hf import LOG_KEYS, EnergyCallback
 from otel_energy.testing.tiny import tiny_trainer
-from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
+from tests.support.hf_helpers import GPU_W, RaiseAt, Telemetry, fake_gpu_sampler_factory
 from tests.support.paths import DOCS
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
@@ -185,15 +185,6 @@ class StopAt(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         if state.global_step >= self.step:
             control.should_training_stop = True
-
-
-class RaiseAt(TrainerCallback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        if state.global_step + 1 == self.step:
-            raise RuntimeError("CUDA out of memory (simulated)")
 
 
 def assert_well_formed(tel: Telemetry) -> list[ReadableSpan]:
