@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "test: ${missing[*]} missing; their tests skip (sudo apt-get install ${missing[*]})" >&2
   fi
 fi
-# Headless Chromium screenshots the run comparison page (tests/test_ledger.py; required under CI).
+# Headless Chromium screenshots the run comparison page (tests/history/test_ledger.py; required under CI).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     echo "test: installing Chromium (apt)" >&2

@@ -1,4 +1,6 @@
-"""Shared fixtures: a settable clock, in-memory OTel providers, a clean process sampler."""
+"""Shared fixtures: a settable clock, in-memory OTel providers (``tel``), a clean process sampler.
+
+Subprocess, environment and fake-server helpers live in ``tests/support/``."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy import session
 from otel_energy.engine import runtime
+from tests.support.hf_helpers import Telemetry, telemetry
 
 if "faketime" in os.environ.get("LD_PRELOAD", ""):
     # libfaketime 0.9.10 (Debian 12) breaks time.sleep with FAKETIME_DONT_FAKE_MONOTONIC=1:
@@ -66,6 +69,12 @@ def meter_provider(metric_reader: InMemoryMetricReader) -> Iterator[MeterProvide
     provider = MeterProvider(metric_readers=[metric_reader])
     yield provider
     provider.shutdown()
+
+
+@pytest.fixture
+def tel() -> Iterator[Telemetry]:
+    """In-memory tracer and meter providers (spans and metric points), shut down after the test."""
+    yield from telemetry()
 
 
 @pytest.fixture(autouse=True)

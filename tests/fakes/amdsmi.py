@@ -1,7 +1,7 @@
 """A fake ``amdsmi`` module with the names, signatures, dict keys, errors and units of the real one.
 
 The real package cannot be imported here (it loads ``libamd_smi.so`` from ROCm at import), so
-``tests/test_amd.py`` checks this fake against the real package's Python *source*: every
+``tests/sensors/test_amd.py`` checks this fake against the real package's Python *source*: every
 ``amdsmi_*`` function's parameters, the dict keys production code reads, the exception classes and
 ``AmdSmiMemoryType``. Units as the real library: energy as an accumulator count x a resolution in
 microjoules, power in W, activity in percent, memory in bytes, ``"N/A"`` for 0xFFFF fields.

@@ -1,7 +1,8 @@
 """A fake NVML module with the names, signatures, errors and units of the real ``pynvml``.
 
-``tests/test_nvml.py`` checks every ``nvml*`` function here against the real module, so the fake
-cannot drift from the API that production code calls. Errors are the real ``pynvml`` classes.
+``tests/sensors/test_nvml.py`` checks every ``nvml*`` function here against the real module, so
+the fake cannot drift from the API that production code calls. Errors are the real ``pynvml``
+classes.
 """
 
 from __future__ import annotations

@@ -1,10 +1,6 @@
 """A user who also added EnergyCallback by hand: the instrumentor must not add a second one."""
 
-import sys
 import tempfile
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from otel_energy.hf import EnergyCallback
 from otel_energy.testing.tiny import tiny_trainer

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from otel_energy.config import load_config
 from otel_energy.engine.runtime import build_sampler
@@ -22,8 +19,8 @@ from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.lightning import LightningEnergyCallback
 from tests.conftest import points
 from tests.fakes.nvml import FakeNvml
-from tests.hf_helpers import SAMPLE_CLOCK, Telemetry, constant_power_gpu
 from tests.scripts.train_lightning import loaders, quiet_trainer, tiny_module
+from tests.support.hf_helpers import SAMPLE_CLOCK, Telemetry, constant_power_gpu
 
 GPUS = {
     "GPU-aaaaaaaa-0000-0000-0000-000000000000": 100.0,

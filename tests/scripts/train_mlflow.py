@@ -3,11 +3,7 @@
 Prints the trace id so the test can read the trace back from MLflow.
 """
 
-import sys
 import tempfile
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from opentelemetry import trace
 

@@ -1,9 +1,10 @@
 """The unmodified example training, run inside a span of the user's own (no otel-energy import)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from tests.support.paths import REPO  # the launching test puts the checkout on PYTHONPATH
+
+sys.path.insert(0, str(REPO / "examples"))
 
 from opentelemetry import trace
 from train_tiny import main

@@ -1,0 +1,266 @@
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.powercap import server_tree
+from tests.support.paths import REPO
+from tests.support.subprocesses import make_unreadable, without_read_override
+from tests.support.subprocesses import run_cli as cli
+
+
+def test_devices_on_a_fake_powercap_tree(tmp_path: Path) -> None:
+    server_tree(tmp_path, sockets=2)
+    proc = cli("devices", "--json", env={"OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    ids = sorted((d["hw.id"], d["otel_energy.method"]) for d in out["devices"])
+    assert ids == [
+        ("intel-rapl:0", "rapl"),
+        ("intel-rapl:0:2", "rapl"),
+        ("intel-rapl:1", "rapl"),
+        ("intel-rapl:1:2", "rapl"),
+    ]
+    assert any("NVML unavailable" in n and "install the NVIDIA driver" in n for n in out["notes"])
+
+
+def test_doctor_without_hardware_explains_the_fix(tmp_path: Path) -> None:
+    proc = cli("doctor", env={"OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path / "none")})
+    assert proc.returncode == 0, proc.stderr
+    assert "estimate:cpu" in proc.stdout and "estimate:memory" in proc.stdout
+    assert "note: no powercap tree at" in proc.stdout
+    assert "480.6 gCO2e/kWh, the world average" in proc.stdout
+
+
+def test_doctor_states_each_assumption_with_its_variable(tmp_path: Path) -> None:
+    env = {"OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path / "none")}
+    out = cli("doctor", env=env).stdout
+    n_cpus = len(os.sched_getaffinity(0))
+    assert f"busy fraction x {5 * n_cpus:g} W TDP" in out
+    assert f"5 W per logical CPU x {n_cpus} CPUs" in out
+    assert "0.375 W per GB in use" in out
+    assert "world average (no country set)" in out
+    for variable in (
+        "OTEL_PYTHON_ENERGY_CPU_TDP_W",
+        "OTEL_PYTHON_ENERGY_MEMORY_W_PER_GB",
+        "OTEL_PYTHON_ENERGY_COUNTRY",
+        "OTEL_PYTHON_ENERGY_PUE",
+        "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL",
+    ):
+        assert f"change it: {variable}=" in out or f", {variable}=" in out, variable
+    set_out = cli(
+        "doctor",
+        "--json",
+        env={**env, "OTEL_PYTHON_ENERGY_CPU_TDP_W": "65", "OTEL_PYTHON_ENERGY_COUNTRY": "FR"},
+    ).stdout
+    assumed = {a["what"]: a for a in json.loads(set_out)["assumptions"]}
+    assert assumed["CPU power (estimated)"]["value"].startswith("busy fraction x 65 W TDP (set by")
+    assert "France" in assumed["grid carbon intensity"]["value"]
+    assert assumed["grid carbon intensity"]["variable"] == "OTEL_PYTHON_ENERGY_COUNTRY"
+
+
+def test_devices_is_the_short_form_of_doctor(tmp_path: Path) -> None:
+    env = {"OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path / "none")}
+    devices, doctor = cli("devices", env=env).stdout, cli("doctor", env=env).stdout
+    assert "estimate:cpu" in devices and "estimate:cpu" in doctor
+    assert "assumptions" not in devices and "note:" not in devices
+    assert "assumptions" in doctor and "note:" in doctor
+
+
+def test_version_and_help() -> None:
+    from otel_energy import __version__
+
+    proc = cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"otel-energy {__version__}"
+    help_text = cli("--help").stdout
+    assert "``otel-energy`` command line" not in help_text
+    assert "energy, power and CO2e" in help_text
+    for command in ("doctor", "devices", "run", "demo", "when"):
+        assert command in help_text
+
+
+def test_demo_measures_the_fake_tree(tmp_path: Path) -> None:
+    server_tree(tmp_path)
+    proc = cli(
+        "demo",
+        "--seconds",
+        "0.5",
+        env={
+            "OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path),
+            "OTEL_PYTHON_ENERGY_SOURCES": "estimate",
+            "OTEL_PYTHON_ENERGY_CPU_TDP_W": "100",
+        },
+    )
+    assert proc.returncode == 0, proc.stderr
+    cpu = [line for line in proc.stdout.splitlines() if line.startswith("cpu (estimated)")]
+    assert len(cpu) == 1
+    energy_j = float(cpu[0].split()[-3])
+    # a busy loop on one of the CPUs for 0.5 s at 100 W TDP: well above zero, below TDP x time
+    assert 1.0 < energy_j <= 100 * 0.5 * 1.5
+
+
+def test_bad_environment_exits_2_naming_the_variable() -> None:
+    proc = cli("devices", env={"OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "-3"})
+    assert proc.returncode == 2
+    assert "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL='-3'" in proc.stderr
+    assert "a number of seconds from 0.001 to 60" in proc.stderr
+
+
+def test_bad_arguments_exit_non_zero() -> None:
+    proc = cli("frobnicate")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
+    proc = cli("demo", "--seconds", "-1")
+    assert proc.returncode == 2 and "--seconds" in proc.stderr
+
+
+def test_doctor_on_unreadable_counters_names_the_fix(tmp_path: Path) -> None:
+    server_tree(tmp_path)
+    make_unreadable(
+        [*tmp_path.glob("intel-rapl:*/energy_uj"), *tmp_path.glob("intel-rapl:*:*/energy_uj")]
+    )
+    # root reads anything: the prefix drops the capabilities that allow it
+    env = {"OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path)}
+    proc = cli("doctor", env=env, prefix=without_read_override())
+    assert proc.returncode == 0, proc.stderr
+    assert "estimate:cpu" in proc.stdout and "intel-rapl:0 " not in proc.stdout
+    [note] = [line for line in proc.stdout.splitlines() if "energy_uj" in line]
+    assert f"{tmp_path}/intel-rapl:0/energy_uj" in note and "chmod a+r" in note
+
+
+def test_run_a_training_script_writes_report_and_picture(tmp_path: Path) -> None:
+    report, plot = tmp_path / "r.json", tmp_path / "r.html"
+    proc = cli(
+        "run",
+        "--report",
+        str(report),
+        "--plot",
+        str(plot),
+        "--",
+        "python",
+        str(REPO / "examples" / "train_tiny.py"),
+        "--epochs",
+        "2",
+        "--samples",
+        "64",
+        "--hidden",
+        "32",
+        env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    assert data["exit_code"] == 0 and data["duration_s"] > 0
+    assert {d["hw.id"] for d in data["devices"]} == {"estimate:cpu", "estimate:memory"}
+    assert data["total"]["energy_j"] == sum(d["energy_j"] for d in data["devices"]) > 0
+    epochs = data["training"]["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1] and all(e["steps"] == 4 for e in epochs)
+    assert all(0 < e["energy_j"] < data["total"]["energy_j"] for e in epochs)
+    assert data["training"]["evaluations"] == 2
+    assert len(data["timeline"]["t_s"]) > 5
+    # every joule accounted for: the phases partition the run and add up to the total
+    phases = data["phases"]
+    assert [p["phase"] for p in phases] == [
+        "before_training",
+        "epoch",
+        "epoch",
+        "evaluation",
+        "training_other",
+        "after_training",
+    ]
+    assert sum(p["energy_j"] for p in phases) == pytest.approx(data["total"]["energy_j"], rel=1e-9)
+    assert sum(p["co2e_g"] for p in phases) == pytest.approx(data["total"]["co2e_g"], rel=1e-9)
+    assert all(p["energy_j"] >= 0 for p in phases)
+    assert phases[0]["energy_j"] > 0 and phases[-1]["end_s"] == data["duration_s"]
+    assert "whole machine" in data["scope"] and "estimated" in data["scope"]
+    page = plot.read_text()
+    assert "<svg" in page and "training starts" in page and "training ends" in page
+    assert "cpu (estimated)" in page and "cpu:cpu" not in page
+    assert "whole machine" in page
+    summary = proc.stderr
+    assert "where the energy went" in summary and "before training" in summary
+    assert "after training" in summary and "cpu:cpu" not in summary
+    assert re.search(r"^total: [0-9.]+ J, [0-9.]+ gCO2e", summary, re.M)
+    assert re.search(r"^scope: whole machine .*estimated", summary, re.M)
+    assert f"report:  {report}" in summary and f"picture: {plot}" in summary
+
+
+def test_run_any_command_and_pass_its_exit_code_through(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    report.write_text('{"previous": "a good run"}')
+    proc = cli("run", "--report", str(report), "--no-plot", "--", "sh", "-c", "sleep 0.3; exit 3")
+    assert proc.returncode == 3
+    # a failed run writes next to the report, never over the last good one
+    assert json.loads(report.read_text()) == {"previous": "a good run"}
+    data = json.loads((tmp_path / "r.failed.json").read_text())
+    assert data["exit_code"] == 3 and data["training"]["epochs"] == []
+    assert data["duration_s"] >= 0.3
+    assert [p["phase"] for p in data["phases"]] == ["command"]
+    assert data["phases"][0]["energy_j"] == pytest.approx(data["total"]["energy_j"])
+    assert f"report:  {tmp_path / 'r.failed.json'}" in proc.stderr
+    assert "(the last successful run's report)" in proc.stderr
+    # the command is shown as a shell would need it typed
+    assert "`sh -c 'sleep 0.3; exit 3'` exited 3" in proc.stderr
+
+
+def test_unwritable_report_is_one_line_and_keeps_the_exit_status(tmp_path: Path) -> None:
+    """A read-only directory (really refused by the kernel, also as root: capabilities dropped)."""
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    proc = cli(
+        "run",
+        "--report",
+        str(out / "r.json"),
+        "--plot",
+        str(out / "r.html"),
+        "--",
+        "true",
+        prefix=without_read_override(),
+    )
+    assert proc.returncode == 0, proc.stderr  # the command succeeded; so does run
+    assert "Traceback" not in proc.stderr
+    assert f"report:  not written, {out / 'r.json'}: Permission denied" in proc.stderr
+    assert f"picture: not written, {out / 'r.html'}: Permission denied" in proc.stderr
+    assert list(out.iterdir()) == []  # no empty or temporary file left behind
+
+
+def test_run_argument_errors() -> None:
+    proc = cli("run")
+    assert proc.returncode == 2 and "no command given" in proc.stderr
+    proc = cli("run", "--", "no-such-command-xyz")
+    assert proc.returncode == 127 and "command not found" in proc.stderr
+    proc = cli("run", "--report", "/no/such/dir/r.json", "--", "true")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = cli("run", "--", "true", env={"OTEL_PYTHON_ENERGY_PUE": "zero"})
+    assert proc.returncode == 2 and "OTEL_PYTHON_ENERGY_PUE='zero'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["devices", "--json"], ["doctor"], ["demo", "--seconds", "0.1"]]
+)
+def test_the_commands_discover_on_the_sampler_thread_never_the_main_one(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the sampler thread does hardware I/O (docs/architecture.md), discovery included: the
+    commands used to call nvmlInit on the main thread, where a hung driver hangs the command."""
+    from otel_energy import cli
+    from otel_energy.sensors import nvml as nvml_mod
+    from tests.fakes.nvml import FakeGpu, FakeNvml
+
+    threads: list[threading.Thread] = []
+
+    def load_nvml() -> FakeNvml:  # the lowest level of discovery: where nvmlInit would run
+        threads.append(threading.current_thread())
+        return FakeNvml([FakeGpu("GPU-a")])
+
+    monkeypatch.setattr(nvml_mod, "_load_nvml", load_nvml)
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_SOURCES", "nvml")
+    assert cli.main(command) == 0
+    out = capsys.readouterr().out
+    assert "nvml_counter" in out  # the fake GPU was found, and (demo) measured
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    assert {t.name for t in threads} == {"otel-energy-sampler"}

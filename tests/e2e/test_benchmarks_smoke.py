@@ -1,0 +1,88 @@
+"""CI runs each benchmark's quick mode so the scripts never rot. No timing is asserted here."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import REPO as ROOT
+from tests.support.subprocesses import capture
+
+
+def run_quick(script: str, out: Path, *extra: str) -> dict:
+    bench = [sys.executable, ROOT / "benchmarks" / script, "--quick", "--out", out, *extra]
+    proc = capture(bench, env=None, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [result] = out.glob("*.json")
+    assert [p.name for p in out.glob("*.md")] == [result.with_suffix(".md").name]
+    assert "Machine:" in result.with_suffix(".md").read_text()
+    return json.loads(result.read_text())
+
+
+def finite(x: object) -> bool:
+    return isinstance(x, float | int) and math.isfinite(x)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "bench_step_overhead.py",
+        "bench_inplace.py",
+        "bench_startup.py",
+        "bench_sampler.py",
+        "bench_memory.py",
+        "bench_accuracy.py",
+    ],
+)
+def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
+    result = run_quick(script, tmp_path)
+    assert result["machine"]["logical_cpus"] >= 1
+    if script == "bench_step_overhead.py":
+        for mode in ("step_spans_all", "step_spans_off"):
+            assert finite(result["interleaved"][mode]["added_us_per_step"])
+        assert result["micro"]["callback_pair_us"] > 0
+    elif script == "bench_inplace.py":
+        ip = result["in_place"]
+        assert ip["steps"] == 40 and ip["ours_us"]["n"] == ip["bare_span_us"]["n"] > 0
+        assert finite(ip["ratio_ours_over_bare"]) and finite(ip["wrapper_us"])
+        assert all(finite(x) and x > 0 for x in result["wall"]["loop_ratios"])
+        assert result["tight_loop"]["ours_us"] > 0 and result["tight_loop"]["bare_span_us"] > 0
+    elif script == "bench_sampler.py":
+        assert {r["gpus"] for r in result["cpu"]} == {1, 8, 64}
+        assert all(0 < r["cpu_share_of_one_core"] < 1 for r in result["cpu"])
+        assert all(v > 0 for v in result["history_bytes_6000_samples"].values())
+    elif script == "bench_accuracy.py":
+        for trace in result["traces"].values():
+            for reader in ("rapl", "nvml_counter", "nvml_power"):
+                assert finite(trace[reader]["total_error"])
+                assert trace[reader]["samples"] > 10
+        assert (tmp_path / "accuracy_quick.svg").read_text().startswith("<svg")
+    elif script == "bench_memory.py":
+        assert result["spans_exported"] >= result["steps"]
+        assert finite(result["rss_growth_mb_after_first_mark"])
+    else:
+        assert result["heavy_modules_imported_by_import_otel_energy"] == "[]"
+        assert finite(result["opentelemetry_instrument_added_ms"])
+        assert result["instrument_to_first_sample_ms"] > 0
+
+
+def test_gpu_validation_script_on_fake_nvml(tmp_path: Path) -> None:
+    """No GPU here: the script runs its NVML measurements against the checked fake."""
+    result = run_quick("gpu_validate.py", tmp_path, "--fake")
+    assert result["fake"] is True
+    assert 0 < result["nvml_call_latency"]["energy_counter_us"] < 1000
+    assert result["counter_update_period_s"] == pytest.approx(0.1, rel=0.2)  # the fake's 100 ms
+    assert abs(result["counter_vs_integrated_power"]["relative_difference"]) < 0.1
+    assert result["training"] == {"skipped": "no CUDA device"}
+
+
+def test_peers_quick(tmp_path: Path) -> None:
+    result = run_quick("bench_peers.py", tmp_path)
+    assert set(result["tools"]) == {"otel-energy", "codecarbon", "zeus"}
+    for tool, r in result["tools"].items():
+        assert "error" not in r, (tool, r)
+        assert finite(r["added_us_per_step"])

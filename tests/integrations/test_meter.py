@@ -1,0 +1,128 @@
+"""EnergyMeter (the energy-meter seed's API) for plain loops, on a constant-power fake GPU."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from opentelemetry.trace import StatusCode
+
+from otel_energy.meter import EnergyMeter
+from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
+
+
+def busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_epochs_batches_summary_and_spans(tel: Telemetry) -> None:
+    meter = EnergyMeter(
+        carbon_intensity_g_per_kwh=450.0,
+        tracer_provider=tel.tracer_provider,
+        meter_provider=tel.meter_provider,
+        sampler_factory=fake_gpu_sampler_factory(),
+    )
+    assert meter.device == "gpu" and meter._get_gpu_name() == "NVIDIA H100 80GB HBM3"
+    provisional = []
+    for _ in range(2):
+        with meter.epoch():
+            for _ in range(3):
+                with meter.batch():
+                    busy(0.03)
+                provisional.append(meter.last_batch())
+    for b in provisional:  # provisional values are already close: extrapolated at 300 W
+        assert b["energy_j"] == pytest.approx(GPU_W * b["duration_s"], rel=0.05)
+    summary = meter.summary()
+    final = meter.last_batch()
+    meter.close()
+    assert final["final"] is True
+    assert final["energy_j"] == pytest.approx(GPU_W * final["duration_s"], abs=0.005)
+    assert final["carbon_g"] == pytest.approx(final["energy_j"] / 3.6e6 * 450.0, rel=1e-9)
+    assert summary["device"] == "gpu" and summary["carbon_intensity_g_per_kwh"] == 450.0
+    assert summary["num_batches"] == 6 and summary["num_epochs"] == 2
+    bs, es = summary["batch_summary"], summary["epoch_summary"]
+    assert set(bs) == {
+        "count",
+        "mean_duration_s",
+        "mean_energy_j",
+        "mean_carbon_g",
+        "total_duration_s",
+        "total_energy_j",
+        "total_carbon_g",
+    }
+    assert bs["total_energy_j"] == pytest.approx(GPU_W * bs["total_duration_s"], abs=0.03)
+    # Each batch busy-waits 0.03 s: a lower bound whatever the machine's load (no upper one).
+    assert bs["mean_duration_s"] == pytest.approx(bs["total_duration_s"] / bs["count"])
+    assert bs["mean_duration_s"] >= 0.03
+    assert bs["total_energy_j"] <= es["total_energy_j"] + 0.01
+    assert es["total_carbon_g"] == pytest.approx(es["total_energy_j"] / 3.6e6 * 450.0)
+    spans = tel.finished()
+    epochs = {s.context.span_id for s in spans if s.name == "epoch"}
+    batches = [s for s in spans if s.name == "batch"]
+    assert len(epochs) == 2 and len(batches) == 6
+    assert all(b.parent is not None and b.parent.span_id in epochs for b in batches)
+    assert all(b.attributes["otel_energy.carbon_intensity.source"] == "override" for b in batches)
+
+
+def test_exception_in_a_batch_is_recorded_and_reraised(tel: Telemetry) -> None:
+    with EnergyMeter(
+        tracer_provider=tel.tracer_provider,
+        meter_provider=tel.meter_provider,
+        sampler_factory=fake_gpu_sampler_factory(),
+    ) as meter:
+        with pytest.raises(ValueError, match="bad batch"), meter.epoch(), meter.batch():
+            raise ValueError("bad batch")
+        meter.summary()
+    statuses = {s.name: s.status.status_code for s in tel.finished()}
+    assert statuses == {"batch": StatusCode.ERROR, "epoch": StatusCode.ERROR}
+
+
+def test_last_batch_before_any_batch_is_a_clear_error(tel: Telemetry) -> None:
+    with (
+        EnergyMeter(
+            tracer_provider=tel.tracer_provider,
+            meter_provider=tel.meter_provider,
+            sampler_factory=fake_gpu_sampler_factory(),
+        ) as meter,
+        pytest.raises(RuntimeError, match=r"meter\.batch"),
+    ):
+        meter.last_batch()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"sample_interval": 0}, ("sample_interval_s=0", "0.001 to 60")),  # was ZeroDivisionError
+        ({"sample_interval": -1}, ("sample_interval_s=-1", "0.001 to 60")),  # was accepted
+        ({"sample_interval": float("nan")}, ("sample_interval_s=nan", "0.001 to 60")),
+        ({"cpu_tdp_w": 0}, ("cpu_tdp_w=0", "1 to 5000")),
+        ({"carbon_intensity_g_per_kwh": -5.0}, ("carbon_intensity_g_per_kwh=-5.0", "0 to 5000")),
+    ],
+)
+def test_arguments_get_the_environment_s_validation(
+    tel: Telemetry, kwargs: dict[str, float], names: tuple[str, str]
+) -> None:
+    from otel_energy.config import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        EnergyMeter(
+            tracer_provider=tel.tracer_provider,
+            meter_provider=tel.meter_provider,
+            sampler_factory=fake_gpu_sampler_factory(),
+            **kwargs,
+        )
+    assert str(err.value).startswith("EnergyMeter: ")
+    assert all(n in str(err.value) for n in names)  # the argument and its valid range
+
+
+def test_a_valid_sample_interval_reaches_the_sampler(
+    tel: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_SOURCES", "estimate")  # a real sampler, no hardware
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL", "0.5")  # the argument wins
+    with EnergyMeter(
+        sample_interval=0.02, tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider
+    ) as meter:
+        assert meter._rec.sampler.interval_s == 0.02
