@@ -17,6 +17,7 @@ from otel_energy.config import EnergyConfig
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.sensors.base import Sensor
 from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry import attributes as A
 
 # How long a command waits for discovery and a first sample (s): generous, since someone is
 # waiting for the answer, yet bounded, so that a hung driver call cannot hang the command.
@@ -78,7 +79,7 @@ def discover(config: EnergyConfig) -> tuple[list[Sensor], list[str]]:
 
 
 def device_rows(sensors: Sequence[Sensor]) -> list[str]:
-    rows = [f"{'hw.type':8} {'hw.id':44} {'method':24} name"]
+    rows = [f"{A.HW_TYPE:8} {A.HW_ID:44} {'method':24} name"]
     rows += [
         f"{s.info.hw_type:8} {s.info.hw_id:44} {s.info.method:24} {s.info.name}" for s in sensors
     ]

@@ -17,6 +17,7 @@ from typing import Any
 from otel_energy.config import variables as ev
 from otel_energy.history.ledger import Ledger, RunRow, ledger_path
 from otel_energy.report.chart import svg_chart
+from otel_energy.telemetry import attributes as A
 
 OVERLAY_POINTS = 300
 
@@ -149,7 +150,7 @@ def overlay_chart(rows: list[RunRow]) -> str:
     for r in rows:
         key = f"{r.id:08d}"
         series[key] = _resample(*_total_power(r), grid)
-        devices.append({"hw.id": key, "hw.type": _label(r), "hw.name": r.command[:50]})
+        devices.append({A.HW_ID: key, A.HW_TYPE: _label(r), A.HW_NAME: r.command[:50]})
     chart = {
         "timeline": {"t_s": grid, "power_w": series},
         "devices": devices,
@@ -165,7 +166,7 @@ def run_chart(r: RunRow) -> str:
     devices = []
     for hw_id in r.timeline.get("power_w", {}):
         # names are display labels already (``report.device_label``): the type is in them
-        devices.append({"hw.id": hw_id, "hw.type": "", "hw.name": names.get(hw_id, hw_id)})
+        devices.append({A.HW_ID: hw_id, A.HW_TYPE: "", A.HW_NAME: names.get(hw_id, hw_id)})
     chart = {
         "timeline": {"t_s": r.timeline.get("t_s", []), "power_w": r.timeline.get("power_w", {})},
         "devices": devices,

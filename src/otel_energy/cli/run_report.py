@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from otel_energy.engine.sampler import Snapshot
 from otel_energy.report import Timeline, epochs_from_spans, phases, scope_line
+from otel_energy.telemetry import attributes as A
 
 if TYPE_CHECKING:
     from otel_energy.cli.run import RunOptions
@@ -85,9 +86,9 @@ def device_totals(first: Snapshot, last: Snapshot, duration_s: float) -> list[di
         energy = d.energy_j - b.energy_j
         devices.append(
             {
-                "hw.id": d.info.hw_id,
-                "hw.type": d.info.hw_type,
-                "hw.name": d.info.name,
+                A.HW_ID: d.info.hw_id,
+                A.HW_TYPE: d.info.hw_type,
+                A.HW_NAME: d.info.name,
                 "method": d.info.method,
                 "estimated": d.info.estimated,
                 "failed": d.failed,

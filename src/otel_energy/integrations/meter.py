@@ -24,6 +24,7 @@ from otel_energy.distributed.job import from_environment
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import WindowEnergy
 from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval
 
@@ -160,13 +161,13 @@ class EnergyMeter:
             error = exc
             raise
         finally:
-            attrs = {"otel_energy.train.steps": iv.steps} if iv.kind == "epoch" else None
+            attrs = {A.TRAIN_STEPS: iv.steps} if iv.kind == "epoch" else None
             self._rec.finish(iv, error, attrs)
 
     @contextmanager
     def epoch(self) -> Iterator[None]:
         """Measure an epoch (a span named ``epoch``, child of the current span)."""
-        iv = self._rec.start("epoch", "epoch", None, {"otel_energy.train.epoch": self._epoch_index})
+        iv = self._rec.start("epoch", "epoch", None, {A.TRAIN_EPOCH: self._epoch_index})
         self._epoch_index += 1
         self._epoch = iv
         try:
@@ -179,9 +180,7 @@ class EnergyMeter:
     def batch(self) -> Iterator[None]:
         """Measure one batch (a span named ``batch``, child of the open epoch)."""
         self._batch_index += 1
-        iv = self._rec.start(
-            "step", "batch", self._epoch, {"otel_energy.train.step": self._batch_index}
-        )
+        iv = self._rec.start("step", "batch", self._epoch, {A.TRAIN_STEP: self._batch_index})
         try:
             with self._measured(iv):
                 yield

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otel_energy.report.timeline import Timeline
+from otel_energy.telemetry import attributes as A
 
 
 def epochs_from_spans(spans: list[dict[str, Any]], start_ns: int) -> list[dict[str, Any]]:
@@ -23,15 +24,15 @@ def epochs_from_spans(spans: list[dict[str, Any]], start_ns: int) -> list[dict[s
         a = s.get("attributes", {})
         rows.append(
             {
-                "epoch": a.get("otel_energy.train.epoch"),
-                "rank": a.get("otel_energy.rank"),
-                "steps": a.get("otel_energy.train.steps"),
+                "epoch": a.get(A.TRAIN_EPOCH),
+                "rank": a.get(A.RANK),
+                "steps": a.get(A.TRAIN_STEPS),
                 "start_s": (s["start_ns"] - start_ns) / 1e9,
                 "duration_s": (s["end_ns"] - s["start_ns"]) / 1e9,
-                "energy_j": a.get("otel_energy.energy"),
-                "avg_power_w": a.get("otel_energy.power"),
-                "co2e_g": a.get("otel_energy.co2e"),
-                "estimated": a.get("otel_energy.estimated"),
+                "energy_j": a.get(A.ENERGY),
+                "avg_power_w": a.get(A.POWER),
+                "co2e_g": a.get(A.CO2E),
+                "estimated": a.get(A.ESTIMATED),
                 "status": s.get("status"),
             }
         )
@@ -44,8 +45,7 @@ def _lead_spans(spans: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
         (
             s
             for s in spans
-            if s.get("name") == name
-            and s.get("attributes", {}).get("otel_energy.rank") in (None, 0)
+            if s.get("name") == name and s.get("attributes", {}).get(A.RANK) in (None, 0)
         ),
         key=lambda s: s["start_ns"],
     )
@@ -70,7 +70,7 @@ def phases(
     t_start, t_end = cut.rel(runs[0]["start_ns"]), cut.rel(runs[-1]["end_ns"])
     out = [cut.row("before_training", "before training (imports, model build)", 0.0, t_start)]
     for e in _lead_spans(spans, "epoch"):
-        epoch = e.get("attributes", {}).get("otel_energy.train.epoch")
+        epoch = e.get("attributes", {}).get(A.TRAIN_EPOCH)
         out.append(cut.span_row(e, "epoch", f"training: epoch {epoch}", epoch=epoch))
     evals = [
         s for s in _lead_spans(spans, "evaluate") if t_start <= cut.rel(s["start_ns"]) <= t_end

@@ -5,10 +5,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from otel_energy.telemetry import attributes as A
+
 
 def device_label(d: dict[str, Any]) -> str:
     """``cpu (estimated)``, ``cpu package-0``, ``gpu NVIDIA H100 (0)``: the type once."""
-    name, hw_type = str(d["hw.name"]), str(d["hw.type"])
+    name, hw_type = str(d[A.HW_NAME]), str(d[A.HW_TYPE])
     return name if name.lower().startswith(hw_type) else f"{hw_type} {name}"
 
 

@@ -44,6 +44,7 @@ from otel_energy.sensors.base import (
 )
 from otel_energy.sensors.gpu_select import select_for_rank
 from otel_energy.sensors.gpu_select import select_rocm_visible as select_visible
+from otel_energy.telemetry import attributes as A
 
 __all__ = [
     "AMDSMI_UPDATE_PERIOD_S",
@@ -160,8 +161,8 @@ def _package_labels(
             unmeasured.append(Unmeasured(die.uuid, "gpu", reason))
         return None
     return (
-        ("otel_energy.gpu.measures", "package" if whole else "die"),
-        ("otel_energy.gpu.dies", str(len(package))),
+        (A.GPU_MEASURES, "package" if whole else "die"),
+        (A.GPU_DIES, str(len(package))),
     )
 
 

@@ -191,6 +191,10 @@ GPU_LOW_UTILIZATION: Final = "otel_energy.gpu.low_utilization"
 """The run's GPUs drew power while mostly idle (bool)."""
 
 
+EVENT_PREDICTION: Final[str] = "otel_energy.prediction"
+"""Span event on the ``train`` span each time the footprint projection is updated."""
+
+
 def device_type_energy(hw_type: str) -> str:
     """Span attribute of one device type's energy (J): ``otel_energy.gpu.energy`` for ``gpu``."""
     return f"otel_energy.{hw_type}.energy"

@@ -130,9 +130,9 @@ def _forecast(s: Snapshot, ident: Attrs, provider: IntensitySource) -> Iterable[
                 Observation(
                     point.g_per_kwh,
                     {
-                        "otel_energy.carbon_intensity.horizon_h": h,
-                        "otel_energy.carbon_intensity.source": s.intensity.source,
-                        "otel_energy.carbon_intensity.kind": point.kind,
+                        A.CARBON_INTENSITY_HORIZON_H: h,
+                        A.CARBON_INTENSITY_SOURCE: s.intensity.source,
+                        A.CARBON_INTENSITY_KIND: point.kind,
                         **ident,
                     },
                 )
@@ -205,7 +205,7 @@ INSTRUMENTS: tuple[InstrumentSpec, ...] = (
         _intensity,
     ),
     InstrumentSpec(
-        "otel_energy.carbon_intensity.forecast",
+        A.METRIC_CARBON_INTENSITY_FORECAST,
         "g/kWh",
         "gauge",
         "Forecast grid carbon intensity, gCO2e per kWh, some hours ahead (live providers only).",

@@ -8,6 +8,7 @@ from otel_energy.carbon import Intensity
 from otel_energy.engine.sampler import WindowEnergy
 from otel_energy.engine.utilization import LOW_UTILIZATION, busy_power_w, low_utilization
 from otel_energy.sensors.base import DeviceInfo
+from otel_energy.telemetry import attributes as A
 
 _log = logging.getLogger(__name__)
 
@@ -20,32 +21,32 @@ def energy_attributes(
 ) -> dict[str, AttrValue]:
     """The ``otel_energy.*`` attributes of a span covering window ``w`` (see docs/spans.md)."""
     attrs: dict[str, AttrValue] = {
-        "otel_energy.energy": w.energy_j,
-        "otel_energy.power": w.avg_power_w,
-        "otel_energy.co2e": co2e_g,
-        "otel_energy.carbon_intensity.value": intensity.g_per_kwh,
-        "otel_energy.carbon_intensity.source": intensity.source,
-        "otel_energy.carbon_intensity.kind": intensity.kind,
-        "otel_energy.pue": pue,
-        "otel_energy.estimated": w.estimated,
-        "otel_energy.interpolated": w.interpolated,
-        "otel_energy.energy_uncertainty": w.uncertainty_j,
-        "otel_energy.complete": w.complete,
+        A.ENERGY: w.energy_j,
+        A.POWER: w.avg_power_w,
+        A.CO2E: co2e_g,
+        A.CARBON_INTENSITY_VALUE: intensity.g_per_kwh,
+        A.CARBON_INTENSITY_SOURCE: intensity.source,
+        A.CARBON_INTENSITY_KIND: intensity.kind,
+        A.PUE: pue,
+        A.ESTIMATED: w.estimated,
+        A.INTERPOLATED: w.interpolated,
+        A.ENERGY_UNCERTAINTY: w.uncertainty_j,
+        A.COMPLETE: w.complete,
     }
     if intensity.timestamp:
-        attrs["otel_energy.carbon_intensity.timestamp"] = intensity.timestamp
+        attrs[A.CARBON_INTENSITY_TIMESTAMP] = intensity.timestamp
     # Fault markers (docs/faults.md): only present when something went wrong.
     if w.glitches:
-        attrs["otel_energy.glitches"] = w.glitches
+        attrs[A.GLITCHES] = w.glitches
     if w.stalled:
-        attrs["otel_energy.stalled"] = True
+        attrs[A.STALLED] = True
     if w.missing_devices:
-        attrs["otel_energy.missing_devices"] = ",".join(w.missing_devices)
+        attrs[A.MISSING_DEVICES] = ",".join(w.missing_devices)
     if w.gpu_utilization is not None:
-        attrs["otel_energy.gpu.utilization"] = w.gpu_utilization
+        attrs[A.GPU_UTILIZATION] = w.gpu_utilization
     for hw_type in HW_TYPES:
         if hw_type in w.by_type:
-            attrs[f"otel_energy.{hw_type}.energy"] = w.by_type[hw_type]
+            attrs[A.device_type_energy(hw_type)] = w.by_type[hw_type]
     return attrs
 
 
@@ -68,7 +69,7 @@ def utilization_verdict(w: WindowEnergy, gpus: list[DeviceInfo]) -> dict[str, At
             w.duration_s,
             w.by_type.get("gpu", 0.0),
         )
-    return {"otel_energy.gpu.low_utilization": low}
+    return {A.GPU_LOW_UTILIZATION: low}
 
 
 STEP_ENERGY_BUCKETS_J = (

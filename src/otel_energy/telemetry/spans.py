@@ -27,6 +27,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_energy.carbon import Intensity, co2e_g
 from otel_energy.engine.sampler import Sampler, WindowEnergy
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.span_attributes import HW_TYPES as HW_TYPES
 from otel_energy.telemetry.span_attributes import STEP_ENERGY_BUCKETS_J as STEP_ENERGY_BUCKETS_J
 from otel_energy.telemetry.span_attributes import AttrValue as AttrValue
@@ -249,7 +250,7 @@ class SpanEnergyRecorder:
     def _step_interval(self, m: StepMark) -> Interval:
         """The step's interval, with its span started at its true start time (sampler thread;
         ``_complete`` ends it at its true end time)."""
-        attrs: dict[str, AttrValue] = {"otel_energy.train.step": m.number}
+        attrs: dict[str, AttrValue] = {A.TRAIN_STEP: m.number}
         if m.extra:
             attrs = {**m.extra, **attrs}
         start_ns, end_ns = self._wall_ns(m.t0_s), self._wall_ns(m.t1_s)

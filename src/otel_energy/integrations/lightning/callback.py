@@ -22,6 +22,7 @@ from otel_energy.integrations.hooks import LOG_KEYS, guarded
 from otel_energy.integrations.lightning.evaluation import FRAMEWORK, EvaluationHooks
 from otel_energy.integrations.lightning.ranks import check_rank, rank_environ
 from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
 
 
@@ -113,20 +114,20 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         rec = self._acquire(trainer)
         attrs: dict[str, AttrValue] = {
             **FRAMEWORK,
-            "otel_energy.train.gradient_accumulation_steps": int(trainer.accumulate_grad_batches),
-            "otel_energy.train.model_type": type(pl_module).__name__,
+            A.TRAIN_GRADIENT_ACCUMULATION_STEPS: int(trainer.accumulate_grad_batches),
+            A.TRAIN_MODEL_TYPE: type(pl_module).__name__,
         }
         if trainer.max_steps and trainer.max_steps > 0:
-            attrs["otel_energy.train.max_steps"] = int(trainer.max_steps)
+            attrs[A.TRAIN_MAX_STEPS] = int(trainer.max_steps)
         if trainer.max_epochs is not None and trainer.max_epochs >= 0:
-            attrs["otel_energy.train.num_train_epochs"] = float(trainer.max_epochs)
+            attrs[A.TRAIN_NUM_TRAIN_EPOCHS] = float(trainer.max_epochs)
         self._run = rec.start("run", "train", None, attrs)
         self._last_log = (self._run.t0_s, 0.0)
 
     @guarded
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._run is not None:  # the loops' state (a resumed global step) is restored by now
-            self._run.end_attributes["otel_energy.train.start_step"] = int(trainer.global_step)
+            self._run.end_attributes[A.TRAIN_START_STEP] = int(trainer.global_step)
 
     @guarded
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -134,7 +135,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
             return
         attrs: dict[str, AttrValue] = {
             **FRAMEWORK,
-            "otel_energy.train.epoch": int(trainer.current_epoch),
+            A.TRAIN_EPOCH: int(trainer.current_epoch),
         }
         self._epoch = self._rec.start("epoch", "epoch", self._run, attrs)
 
@@ -199,8 +200,8 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         if self._epoch is not None:
             epoch, self._epoch = self._epoch, None
             attrs = {
-                "otel_energy.train.steps": epoch.steps,
-                "otel_energy.duration": self._elapsed(epoch),
+                A.TRAIN_STEPS: epoch.steps,
+                A.DURATION: self._elapsed(epoch),
             }
             self._rec.finish(epoch, error, attrs)
 
@@ -215,11 +216,11 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         self._finish_open(error, trainer)
         run, self._run = self._run, None
         attrs: dict[str, AttrValue] = {
-            "otel_energy.train.steps": run.steps,
-            "otel_energy.duration": self._elapsed(run),
+            A.TRAIN_STEPS: run.steps,
+            A.DURATION: self._elapsed(run),
         }
         if error is None:
-            attrs["otel_energy.train.global_step"] = int(trainer.global_step)
+            attrs[A.TRAIN_GLOBAL_STEP] = int(trainer.global_step)
         self._rec.finish(run, error, attrs)
         self.last_run = run
         self._release()

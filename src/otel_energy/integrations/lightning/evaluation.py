@@ -12,9 +12,10 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 
 from otel_energy.integrations.hooks import guarded
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
 
-FRAMEWORK: dict[str, AttrValue] = {"otel_energy.framework": "lightning"}
+FRAMEWORK: dict[str, AttrValue] = {A.FRAMEWORK: "lightning"}
 # Lightning stage -> span name; validation is what the transformers Trainer calls ``evaluate``.
 EVAL_SPANS = {"validate": "evaluate", "test": "test", "predict": "predict"}
 
@@ -47,14 +48,14 @@ class EvaluationHooks:
         self._eval_acquired = not in_fit
         attrs: dict[str, AttrValue] = dict(FRAMEWORK)
         if getattr(trainer, "sanity_checking", False):
-            attrs["otel_energy.eval.sanity_check"] = True
+            attrs[A.EVAL_SANITY_CHECK] = True
         self._eval = rec.start("eval", EVAL_SPANS[stage], self._epoch or self._run, attrs)
 
     def _end_eval(self, error: BaseException | None) -> None:
         iv, self._eval = self._eval, None
         if iv is None or self._rec is None:
             return
-        attrs = {"otel_energy.eval.steps": iv.steps, "otel_energy.duration": self._elapsed(iv)}
+        attrs = {A.EVAL_STEPS: iv.steps, A.DURATION: self._elapsed(iv)}
         self._rec.finish(iv, error, attrs)
         if self._eval_acquired:
             self._eval_acquired = False

@@ -43,6 +43,7 @@ from otel_energy.integrations.transformers.progress import RunProgress
 from otel_energy.integrations.transformers.run_records import finish_job, write_ledger
 from otel_energy.integrations.transformers.trainer_patch import patch_trainer
 from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
 __all__ = ["EnergyCallback"]
@@ -132,15 +133,15 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         rec = self._acquire()
         model = kwargs.get("model")
         attrs: dict[str, Any] = {
-            "otel_energy.train.max_steps": int(state.max_steps or 0),
-            "otel_energy.train.num_train_epochs": float(args.num_train_epochs),
-            "otel_energy.train.gradient_accumulation_steps": int(args.gradient_accumulation_steps),
-            "otel_energy.train.per_device_train_batch_size": int(args.per_device_train_batch_size),
-            "otel_energy.train.start_step": int(state.global_step),
+            A.TRAIN_MAX_STEPS: int(state.max_steps or 0),
+            A.TRAIN_NUM_TRAIN_EPOCHS: float(args.num_train_epochs),
+            A.TRAIN_GRADIENT_ACCUMULATION_STEPS: int(args.gradient_accumulation_steps),
+            A.TRAIN_PER_DEVICE_TRAIN_BATCH_SIZE: int(args.per_device_train_batch_size),
+            A.TRAIN_START_STEP: int(state.global_step),
         }
         model_type = getattr(getattr(model, "config", None), "model_type", None)
         if model_type:
-            attrs["otel_energy.train.model_type"] = str(model_type)
+            attrs[A.TRAIN_MODEL_TYPE] = str(model_type)
         attrs.update(self._run_attributes())
         self._run = rec.start("run", "train", None, attrs)
         self._last_log = (self._run, self._run.t0_s, 0.0)
@@ -163,9 +164,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         if self._rec is None or self._run is None:
             return
         epoch = math.floor((state.epoch or 0.0) + 1e-9)
-        self._epoch = self._rec.start(
-            "epoch", "epoch", self._run, {"otel_energy.train.epoch": epoch}
-        )
+        self._epoch = self._rec.start("epoch", "epoch", self._run, {A.TRAIN_EPOCH: epoch})
         if self.predictor is not None:
             self.predictor.epoch_begin(self._progress(state.global_step))
 
@@ -222,8 +221,8 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
                 epoch,
                 error,
                 {
-                    "otel_energy.train.steps": epoch.steps,
-                    "otel_energy.duration": self._elapsed(epoch),
+                    A.TRAIN_STEPS: epoch.steps,
+                    A.DURATION: self._elapsed(epoch),
                 },
             )
 
@@ -234,11 +233,11 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         self._finish_open(("step", "epoch"), error)
         run, self._run = self._run, None
         attrs: dict[str, Any] = {
-            "otel_energy.train.steps": run.steps,
-            "otel_energy.duration": self._elapsed(run),
+            A.TRAIN_STEPS: run.steps,
+            A.DURATION: self._elapsed(run),
         }
         if global_step is not None:
-            attrs["otel_energy.train.global_step"] = int(global_step)
+            attrs[A.TRAIN_GLOBAL_STEP] = int(global_step)
         if self.predictor is not None and self.predictor.latest is not None:
             attrs.update(self.predictor.latest.span_attributes())
         self._rec.finish(run, error, attrs)

@@ -18,6 +18,7 @@ from otel_energy.integrations.transformers.eco2ai import (
     CarbonReport,
 )
 from otel_energy.integrations.transformers.prometheus import serve_prometheus
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
@@ -67,9 +68,9 @@ class Eco2AICallback(EnergyCallback):
         return rec
 
     def _run_attributes(self) -> dict[str, Any]:
-        attrs: dict[str, Any] = {"otel_energy.train.project": self.carbon_config.project_name}
+        attrs: dict[str, Any] = {A.TRAIN_PROJECT: self.carbon_config.project_name}
         if self.carbon_config.region:
-            attrs["otel_energy.train.region"] = self.carbon_config.region
+            attrs[A.TRAIN_REGION] = self.carbon_config.region
         return attrs
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -80,7 +81,7 @@ class Eco2AICallback(EnergyCallback):
         if iv.kind == "epoch" and iv.result is not None:
             m = Measurement.of(iv.result, iv.co2e_g)
             row = {
-                "epoch": iv.attributes.get("otel_energy.train.epoch", len(self._epochs)),
+                "epoch": iv.attributes.get(A.TRAIN_EPOCH, len(self._epochs)),
                 "steps": iv.steps,
                 **m.totals(),
             }
@@ -96,7 +97,7 @@ class Eco2AICallback(EnergyCallback):
         elif iv.kind == "step" and self.carbon_config.log_level == "STEP" and iv.result:
             _log.info(
                 "otel-energy: step %s: %.3f J",
-                iv.attributes.get("otel_energy.train.step"),
+                iv.attributes.get(A.TRAIN_STEP),
                 iv.result.energy_j,
             )
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from otel_energy.engine.signals import interrupts_deferred
 from otel_energy.integrations.hooks import guarded
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
 _log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class EvaluationSpans:
                 self._rec.finish(
                     iv,
                     error,
-                    {"otel_energy.eval.steps": iv.steps, "otel_energy.duration": self._elapsed(iv)},
+                    {A.EVAL_STEPS: iv.steps, A.DURATION: self._elapsed(iv)},
                 )
             self._release()
         except BaseException:

@@ -10,6 +10,7 @@ from typing import Any
 
 from otel_energy.engine.predict import Predictor, Progress, Projection, remaining_intensity
 from otel_energy.integrations.hooks import LOG_KEYS, guarded
+from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
 
@@ -37,7 +38,7 @@ class RunProgress:
         provider = None if override is not None else rec.sampler.intensity_provider
         p = predictor.update(now, snap.pue, lambda s: remaining_intensity(provider, g_now, s))
         if p is not None and run.span is not None:
-            run.span.add_event("otel_energy.prediction", p.span_attributes())
+            run.span.add_event(A.EVENT_PREDICTION, p.span_attributes())
         return p
 
     def _progress(self, step: int) -> Progress:
