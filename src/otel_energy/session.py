@@ -29,10 +29,10 @@ from otel_energy.distributed.ranks import RankInfo
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.telemetry.ids import use_private_ids
-from otel_energy.telemetry.instruments import SCOPE, EnergyObserver, attach
+from otel_energy.telemetry.instruments import EnergyObserver, attach
+from otel_energy.telemetry.scope import get_tracer
 from otel_energy.telemetry.spans import AttrValue, SpanEnergyRecorder
 from otel_energy.telemetry.step_histogram import step_histogram
-from otel_energy.version import __version__
 
 __all__ = [
     "FIRST_SAMPLE_TIMEOUT_S",
@@ -106,7 +106,7 @@ class Session:
     def tracer(self, tracer_provider: TracerProvider | None = None) -> Tracer:
         """Our tracer on ``tracer_provider`` (the global one by default), with ids drawn from
         ``os.urandom``: ``transformers.set_seed`` reseeds ``random``, the SDK's default."""
-        tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(SCOPE, __version__)
+        tracer = get_tracer(tracer_provider or trace.get_tracer_provider())
         use_private_ids(tracer)
         return tracer
 

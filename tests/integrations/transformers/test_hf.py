@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 
 from otel_energy.config import load_config
 from otel_energy.hf import LOG_KEYS, EnergyCallback
+from otel_energy.telemetry.scope import SCHEMA_URL
 from otel_energy.testing.tiny import tiny_trainer
 from tests.support.hf_helpers import (
     GPU_W,
@@ -71,6 +72,8 @@ def test_span_tree_energy_and_logs(tmp_path: Path, tel: Telemetry) -> None:
     assert run.parent is None
     for s in spans:
         assert s.end_time is not None and s.status.status_code != StatusCode.ERROR
+        assert s.instrumentation_scope is not None
+        assert s.instrumentation_scope.schema_url == SCHEMA_URL  # the hw.* names' version
         if s.name == "epoch":
             assert parent_name(s, index) == "train"
         if s.name == "step":
