@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import os
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
+from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
 
@@ -34,23 +34,7 @@ MAX_HISTORY_SAMPLES = 100_000
 about 200 B plus 24 B per device (plus 16 B for GPU utilization), so the history
 stays under ~80 MB with 8 devices whatever the interval and horizon asked (2.8 h at the default
 0.1 s interval)."""
-CARBON_PROVIDERS = ("table", "electricitymaps", "watttime", "uk")
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
-
-
-@dataclass(frozen=True)
-class LiveCarbonConfig:
-    """A live carbon intensity provider's settings. Secrets stay out of ``repr``."""
-
-    provider: str
-    zone: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    token: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    api_url: str | None = None
-    cache_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,42 +96,6 @@ def _setting(
     return check_number(r.variable, raw, r.lo, r.hi, r.unit) if raw else default
 
 
-def _header_token(env: Mapping[str, str], name: str) -> str | None:
-    """A key sent as an HTTP header value: visible ASCII only. The error never shows the value
-    (it is a secret, and http.client's own error would print it)."""
-    value = env.get(name, "").strip() or None
-    if value is not None and not all("!" <= c <= "~" for c in value):
-        raise ConfigError(
-            f"{name} contains a space, control character (newline?) or non-ASCII character"
-            " (value not shown): expected the API token exactly as the provider issued it."
-        )
-    return value
-
-
-def _api_url(env: Mapping[str, str]) -> str | None:
-    name = ev.OTEL_PYTHON_ENERGY_CARBON_API_URL
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        parts = urllib.parse.urlsplit(raw)
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # ValueError for a port that is not a number in 0-65535
-    except ValueError:
-        ok = False
-    if ok and (parts.username is not None or parts.password is not None):
-        raise ConfigError(
-            f"{name} contains credentials (value not shown): expected an http:// or https://"
-            " URL without user:password@; keys go in their own variables."
-        )
-    if not ok:
-        raise ConfigError(
-            f"{name}={raw!r} is not valid: expected an http:// or https:// URL with a host,"
-            " such as https://proxy.example:8443."
-        )
-    return raw
-
-
 def _sources(env: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
     raw = env.get(ev.OTEL_PYTHON_ENERGY_SOURCES, "").strip().lower()
     if raw in ("", "auto"):
@@ -175,60 +123,6 @@ def _intensity(env: Mapping[str, str], checked: Mapping[str, Any]) -> tuple[str 
     if g is not None:
         return country, Intensity(g, "override")
     return country, table_intensity(country)
-
-
-def _live_carbon(env: Mapping[str, str], fixed: bool) -> LiveCarbonConfig | None:
-    """The live provider's settings; None for the table or when the intensity is ``fixed`` in
-    code (an override: no provider is asked)."""
-    name = ev.OTEL_PYTHON_ENERGY_CARBON_PROVIDER
-    raw = env.get(name, "").strip().lower() or "table"
-    if raw not in CARBON_PROVIDERS:
-        raise ConfigError(
-            f"{name}={raw!r} is not valid: expected one of {', '.join(CARBON_PROVIDERS)}."
-        )
-    if raw == "table" or fixed or env.get(ev.OTEL_PYTHON_ENERGY_CARBON_INTENSITY, "").strip():
-        return None
-    zone = env.get(ev.OTEL_PYTHON_ENERGY_ZONE, "").strip() or None
-    has_lat = bool(env.get(ev.OTEL_PYTHON_ENERGY_LATITUDE, "").strip())
-    has_lon = bool(env.get(ev.OTEL_PYTHON_ENERGY_LONGITUDE, "").strip())
-    lat = (
-        _number(env, ev.OTEL_PYTHON_ENERGY_LATITUDE, 0.0, -90.0, 90.0, "degrees")
-        if has_lat
-        else None
-    )
-    lon = (
-        _number(env, ev.OTEL_PYTHON_ENERGY_LONGITUDE, 0.0, -180.0, 180.0, "degrees")
-        if has_lon
-        else None
-    )
-    if raw != "uk" and zone is None and (lat is None or lon is None):
-        raise ConfigError(
-            f"{name}={raw!r} needs {ev.OTEL_PYTHON_ENERGY_ZONE} (e.g. DE,"
-            f" CAISO_NORTH) or both {ev.OTEL_PYTHON_ENERGY_LATITUDE} and"
-            f" {ev.OTEL_PYTHON_ENERGY_LONGITUDE}."
-        )
-    live = LiveCarbonConfig(
-        raw,
-        zone,
-        lat,
-        lon,
-        token=_header_token(env, ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN),
-        username=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME, "").strip() or None,
-        password=env.get(ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD, "") or None,
-        api_url=_api_url(env),
-        cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
-    )
-    if raw == "electricitymaps" and not live.token:
-        raise ConfigError(
-            f"{name}='electricitymaps' needs"
-            f" {ev.OTEL_PYTHON_ENERGY_ELECTRICITYMAPS_TOKEN} (your API token)."
-        )
-    if raw == "watttime" and not (live.username and live.password):
-        raise ConfigError(
-            f"{name}='watttime' needs {ev.OTEL_PYTHON_ENERGY_WATTTIME_USERNAME}"
-            f" and {ev.OTEL_PYTHON_ENERGY_WATTTIME_PASSWORD}."
-        )
-    return live
 
 
 def _step_spans(env: Mapping[str, str]) -> int:
@@ -298,7 +192,7 @@ def load_config(
         intensity=intensity,
         pue=_setting(env, checked, "pue", 1.0),
         step_span_every=_step_spans(env),
-        carbon=_live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
+        carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
     )
