@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,24 @@ def markers(report: dict[str, Any]) -> list[tuple[float, str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """The plot area in pixels and its scales: time (s) to x, power (W) to y."""
+
+    left: float
+    top: float
+    pw: float
+    ph: float
+    t_max: float
+    p_max: float
+
+    def x(self, t: float) -> float:
+        return self.left + self.pw * t / self.t_max
+
+    def y(self, p: float) -> float:
+        return self.top + self.ph * (1 - p / self.p_max)
+
+
 def svg_chart(report: dict[str, Any], width: int = 980, height: int = 380) -> str:
     """Power per device (W) over time (s) as SVG."""
     tl = report["timeline"]
@@ -57,58 +76,77 @@ def svg_chart(report: dict[str, Any], width: int = 980, height: int = 380) -> st
     names = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
     legend_w = 210
     left, right, top, bottom = 64, 16 + legend_w, 12 + 13 * LABEL_ROWS, 44
-    pw, ph = width - left - right, height - top - bottom
     x_ticks = nice_ticks(max(ts[-1] if ts else 0.0, report["duration_s"], 1e-9))
     # 5% headroom: a line at the maximum stays visible below the frame
     y_ticks = nice_ticks(1.05 * max([max(v) for v in series.values() if v] + [1e-9]))
-    t_max, p_max = x_ticks[-1], y_ticks[-1]
-
-    def x(t: float) -> float:
-        return left + pw * t / t_max
-
-    def y(p: float) -> float:
-        return top + ph * (1 - p / p_max)
-
+    f = _Frame(left, top, width - left - right, height - top - bottom, x_ticks[-1], y_ticks[-1])
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
         f' viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#999"/>',
+        f'<rect x="{left}" y="{top}" width="{f.pw}" height="{f.ph}" fill="#fafafa" stroke="#999"/>',
     ]
+    out += _axes(f, x_ticks, y_ticks, height)
+    marks = markers(report)
+    out += _marker_lines(f, marks)
+    out += _marker_labels(f, marks)
+    out += _series(f, ts, series, names)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _axes(f: _Frame, x_ticks: list[float], y_ticks: list[float], height: int) -> list[str]:
+    """Grid lines, tick labels and the two axis titles."""
+    out = []
     for p in y_ticks:
         out.append(
-            f'<line x1="{left}" y1="{y(p):.1f}" x2="{left + pw}" y2="{y(p):.1f}" stroke="#e4e4e4"/>'
+            f'<line x1="{f.left}" y1="{f.y(p):.1f}" x2="{f.left + f.pw}" y2="{f.y(p):.1f}"'
+            ' stroke="#e4e4e4"/>'
         )
         out.append(
-            f'<text x="{left - 6}" y="{y(p) + 4:.1f}" text-anchor="end">{_tick_text(p)}</text>'
+            f'<text x="{f.left - 6}" y="{f.y(p) + 4:.1f}" text-anchor="end">{_tick_text(p)}</text>'
         )
     for t in x_ticks:
         out.append(
-            f'<text x="{x(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{_tick_text(t)}</text>'
+            f'<text x="{f.x(t):.1f}" y="{f.top + f.ph + 16}" text-anchor="middle">'
+            f"{_tick_text(t)}</text>"
         )
-    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle">time (s)</text>')
     out.append(
-        f'<text x="14" y="{top + ph / 2}" transform="rotate(-90 14 {top + ph / 2})"'
+        f'<text x="{f.left + f.pw / 2}" y="{height - 6}" text-anchor="middle">time (s)</text>'
+    )
+    out.append(
+        f'<text x="14" y="{f.top + f.ph / 2}" transform="rotate(-90 14 {f.top + f.ph / 2})"'
         ' text-anchor="middle">power (W)</text>'
     )
-    marks = markers(report)
+    return out
+
+
+def _marker_lines(f: _Frame, marks: list[tuple[float, str, str]]) -> list[str]:
+    """The training run as a band behind the data, and a vertical line per marker."""
+    out = []
     spans = {kind: t for t, _, kind in marks if kind in ("start", "end")}
-    if "start" in spans and "end" in spans:  # the training run as a band behind the data
-        x0, x1 = x(spans["start"]), x(spans["end"])
+    if "start" in spans and "end" in spans:
+        x0, x1 = f.x(spans["start"]), f.x(spans["end"])
         out.append(
-            f'<rect x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" height="{ph}"'
+            f'<rect x="{x0:.1f}" y="{f.top}" width="{max(x1 - x0, 1):.1f}" height="{f.ph}"'
             ' fill="#2ca02c" fill-opacity="0.07"/>'
         )
     for t, _label, kind in marks:
-        mx = x(min(max(t, 0.0), t_max))
+        mx = f.x(min(max(t, 0.0), f.t_max))
         dash = ' stroke-dasharray="4 3"' if kind == "epoch" else ""
         out.append(
-            f'<line x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{top + ph}"'
+            f'<line x1="{mx:.1f}" y1="{f.top}" x2="{mx:.1f}" y2="{f.top + f.ph}"'
             f' stroke="{MARK_COLOR[kind]}" stroke-width="1.2"{dash}/>'
         )
-    # Labels above the plot, in rows; training start and end first, then epochs where they fit.
+    return out
+
+
+def _marker_labels(f: _Frame, marks: list[tuple[float, str, str]]) -> list[str]:
+    """Labels above the plot, in rows; training start and end first, then epochs where they
+    fit (a label with no room is left out: its line stays)."""
+    out = []
     taken: list[list[tuple[float, float]]] = [[] for _ in range(LABEL_ROWS)]
     for t, label, kind in sorted(marks, key=lambda m: m[2] == "epoch"):
-        mx = x(min(max(t, 0.0), t_max))
+        mx = f.x(min(max(t, 0.0), f.t_max))
         width_px = 6.2 * len(label)
         left_px = mx - width_px - 3 if kind == "end" else mx + 3
         row = next(
@@ -119,24 +157,31 @@ def svg_chart(report: dict[str, Any], width: int = 980, height: int = 380) -> st
             ),
             None,
         )
-        if row is None:  # no room above the plot: the line stays, the label would overlap
+        if row is None:
             continue
         taken[row].append((left_px, left_px + width_px))
         out.append(
-            f'<text x="{left_px:.1f}" y="{top - 5 - 13 * row}" font-size="11"'
+            f'<text x="{left_px:.1f}" y="{f.top - 5 - 13 * row}" font-size="11"'
             f' fill="{MARK_COLOR[kind]}">{html.escape(label)}</text>'
         )
+    return out
+
+
+def _series(
+    f: _Frame, ts: list[float], series: dict[str, list[float]], names: dict[str, str]
+) -> list[str]:
+    """One polyline per device and its legend entry beside the plot."""
+    out = []
     for i, (key, values) in enumerate(sorted(series.items())):
         color = COLORS[i % len(COLORS)]
-        pts = " ".join(f"{x(t):.1f},{y(p):.1f}" for t, p in zip(ts, values, strict=False))
+        pts = " ".join(f"{f.x(t):.1f},{f.y(p):.1f}" for t, p in zip(ts, values, strict=False))
         out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{pts}"/>')
-        lx, ly = left + pw + 16, top + 8 + 18 * i
+        lx, ly = f.left + f.pw + 16, f.top + 8 + 18 * i
         out.append(
             f'<rect x="{lx}" y="{ly}" width="12" height="12" fill="{color}"/>'
             f'<text x="{lx + 18}" y="{ly + 10}">{html.escape(names.get(key, key))}</text>'
         )
-    out.append("</svg>")
-    return "\n".join(out)
+    return out
 
 
 def write_html(report: dict[str, Any], path: Path) -> None:
