@@ -39,21 +39,33 @@ def discover_sensors(
             sampler names them on spans as ``otel_energy.missing_devices``.
         amdsmi: AMD SMI module override (tests inject a fake).
     """
-    sensors: list[Sensor] = []
-    if "nvml" in config.sources:
-        sensors.extend(
-            discover_nvml(
-                environ, nvml, explicit=config.sources_explicit, rank=rank, unmeasured=unmeasured
-            )
-        )
-    if "amd" in config.sources:
-        sensors.extend(
-            discover_amd(
-                environ, amdsmi, explicit=config.sources_explicit, rank=rank, unmeasured=unmeasured
-            )
-        )
+    sensors = _gpus(config, environ, nvml, rank, unmeasured, amdsmi)
     if rank is not None and not rank.measures_node:
         return sensors
+    return sensors + _node(config, unmeasured)
+
+
+def _gpus(
+    config: EnergyConfig,
+    environ: Mapping[str, str],
+    nvml: Any | None,
+    rank: RankInfo | None,
+    unmeasured: list[Unmeasured] | None,
+    amdsmi: Any | None,
+) -> list[Sensor]:
+    """This rank's GPUs, NVIDIA then AMD."""
+    sensors: list[Sensor] = []
+    explicit = config.sources_explicit
+    if "nvml" in config.sources:
+        sensors.extend(discover_nvml(environ, nvml, explicit, rank=rank, unmeasured=unmeasured))
+    if "amd" in config.sources:
+        sensors.extend(discover_amd(environ, amdsmi, explicit, rank=rank, unmeasured=unmeasured))
+    return sensors
+
+
+def _node(config: EnergyConfig, unmeasured: list[Unmeasured] | None) -> list[Sensor]:
+    """The node-wide devices: RAPL zones, and estimates for what RAPL does not cover."""
+    sensors: list[Sensor] = []
     covered: set[str] = set()
     if "rapl" in config.sources:
         zones = discover_rapl(config.powercap_root, unmeasured)

@@ -26,10 +26,13 @@ from typing import Any
 from otel_energy.distributed.ranks import RankInfo
 from otel_energy.sensors.amd_smi import (
     POWER_KEYS,
+    Die,
+    enumerate_dies,
     known,
     library_found,
     load_amdsmi,
     number,
+    reports_power,
     socket_power_w,
 )
 from otel_energy.sensors.base import (
@@ -113,46 +116,12 @@ class AmdGpu:
         """Handles need no release; ``amdsmi_shut_down`` would end every user's session."""
 
 
-@dataclass(frozen=True)
-class _Die:
-    index: int
-    handle: Any
-    uuid: str
-    name: str
-    serial: str
-    """Board serial shared by the dies of one package ("" when unknown)."""
-    error: str | None = None
-
-
-def _enumerate(smi: Any) -> list[_Die]:
-    """Every die amdsmi lists; a failing one keeps its place (ordinals) with its error."""
-    dies = []
-    for i, handle in enumerate(smi.amdsmi_get_processor_handles()):
-        try:
-            asic = smi.amdsmi_get_gpu_asic_info(handle)
-            try:
-                serial = known(smi.amdsmi_get_gpu_board_info(handle).get("product_serial"))
-            except smi.AmdSmiException:
-                serial = ""  # no FRU data (some cloud parts): dies cannot be grouped
-            die = _Die(
-                i,
-                handle,
-                str(smi.amdsmi_get_gpu_device_uuid(handle)),
-                known(asic.get("market_name")) or "AMD GPU",
-                serial,
-            )
-        except smi.AmdSmiException as exc:
-            die = _Die(i, None, f"amdsmi:{i}", "", "", error=str(exc))
-        dies.append(die)
-    return dies
-
-
 def _package_labels(
-    smi: Any, die: _Die, package: list[_Die], reports: bool, unmeasured: list[Unmeasured] | None
+    smi: Any, die: Die, package: list[Die], reports: bool, unmeasured: list[Unmeasured] | None
 ) -> tuple[tuple[str, str], ...] | None:
     """Labels of a die of a multi-die package; None for a silent die whose package's power
     another die reports (it is then named unmeasured)."""
-    reporting = [d for d in package if any(_reports_power(smi, d.handle))]
+    reporting = [d for d in package if any(reports_power(smi, d.handle))]
     whole = len(reporting) == 1
     if not reports and whole:
         reason = f"the package's power is reported on die {reporting[0].uuid}"
@@ -164,20 +133,6 @@ def _package_labels(
         (A.GPU_MEASURES, "package" if whole else "die"),
         (A.GPU_DIES, str(len(package))),
     )
-
-
-def _reports_power(smi: Any, handle: Any) -> tuple[bool, bool]:
-    """(energy counter works, power reading works) for one die; raises when the die fails."""
-    try:
-        smi.amdsmi_get_energy_count(handle)
-        counter = True
-    except smi.AmdSmiLibraryException:
-        counter = False
-    try:
-        power = socket_power_w(smi.amdsmi_get_power_info(handle)) is not None
-    except smi.AmdSmiLibraryException:
-        power = False
-    return counter, power
 
 
 def discover_amd(
@@ -198,6 +153,22 @@ def discover_amd(
             silent dies whose package's power another die reports).
     """
     level = logging.ERROR if explicit else logging.INFO
+    smi = _open(environ, smi, explicit, level)
+    if smi is None:
+        return []
+    try:
+        dies = enumerate_dies(smi)
+        driver = _driver_version(smi, dies)
+    except smi.AmdSmiException as exc:
+        _log.log(level, "otel-energy: no AMD GPU measured, amdsmi failed to list GPUs (%s).", exc)
+        return []
+    visible = select_visible(dies, environ)
+    chosen = select_for_rank(visible, rank, any(v in environ for v in VISIBLE_VARIABLES))
+    return _sensors(smi, dies, chosen, driver, unmeasured)
+
+
+def _open(environ: Mapping[str, str], smi: Any | None, explicit: bool, level: int) -> Any | None:
+    """The initialised ``amdsmi`` module, or None after one log line with the fix."""
     try:
         smi = smi or load_amdsmi(environ, explicit)
         smi.amdsmi_init()
@@ -208,32 +179,27 @@ def discover_amd(
             " pip install 'otel-energy[amd]' (amdsmi matching the installed ROCm).",
             exc,
         )
-        return []
-    try:
-        dies = _enumerate(smi)
-        driver = (
-            known(smi.amdsmi_get_gpu_driver_info(dies[0].handle).get("driver_version"))
-            if (dies and dies[0].handle is not None)
-            else ""
-        )
-    except smi.AmdSmiException as exc:
-        _log.log(level, "otel-energy: no AMD GPU measured, amdsmi failed to list GPUs (%s).", exc)
-        return []
-    visible = select_visible(dies, environ)
-    chosen = select_for_rank(visible, rank, any(v in environ for v in VISIBLE_VARIABLES))
-    return _sensors(smi, dies, chosen, driver, unmeasured)
+        return None
+    return smi
+
+
+def _driver_version(smi: Any, dies: list[Die]) -> str:
+    first = dies[0].handle if dies else None
+    if first is None:
+        return ""
+    return known(smi.amdsmi_get_gpu_driver_info(first).get("driver_version"))
 
 
 def _sensors(
     smi: Any,
-    dies: list[_Die],
-    chosen: list[_Die],
+    dies: list[Die],
+    chosen: list[Die],
     driver: str,
     unmeasured: list[Unmeasured] | None,
 ) -> list[AmdGpu]:
     """The sensors of the chosen dies, grouped by package (board serial) among all ``dies``;
     failing dies are reported and skipped."""
-    packages: dict[str, list[_Die]] = {}
+    packages: dict[str, list[Die]] = {}
     for die in dies:
         if die.serial and die.error is None:
             packages.setdefault(die.serial, []).append(die)
@@ -252,7 +218,7 @@ def _sensors(
     return sensors
 
 
-def _lost(die: _Die, error: str, unmeasured: list[Unmeasured] | None) -> None:
+def _lost(die: Die, error: str, unmeasured: list[Unmeasured] | None) -> None:
     _log.warning(
         "otel-energy: AMD GPU %d (%s) cannot be measured (%s); measuring the other devices"
         " without it. Fix: check it with 'amd-smi list' and 'amd-smi metric -p'.",
@@ -266,13 +232,13 @@ def _lost(die: _Die, error: str, unmeasured: list[Unmeasured] | None) -> None:
 
 def _sensor(
     smi: Any,
-    die: _Die,
-    package: list[_Die],
+    die: Die,
+    package: list[Die],
     driver: str,
     unmeasured: list[Unmeasured] | None,
 ) -> AmdGpu | None:
     """One die's sensor, None for a silent die of a package another die reports for."""
-    counter, power = _reports_power(smi, die.handle)
+    counter, power = reports_power(smi, die.handle)
     extra: tuple[tuple[str, str], ...] = ()
     parent = None
     if len(package) > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +58,53 @@ def known(value: Any) -> str:
     """A text field, "" when amdsmi does not know it."""
     text = str(value).strip() if value is not None else ""
     return "" if text in ("", "N/A") else text
+
+
+def reports_power(smi: Any, handle: Any) -> tuple[bool, bool]:
+    """(energy counter works, power reading works) for one die; raises when the die fails."""
+    try:
+        smi.amdsmi_get_energy_count(handle)
+        counter = True
+    except smi.AmdSmiLibraryException:
+        counter = False
+    try:
+        power = socket_power_w(smi.amdsmi_get_power_info(handle)) is not None
+    except smi.AmdSmiLibraryException:
+        power = False
+    return counter, power
+
+
+@dataclass(frozen=True)
+class Die:
+    """One GPU die as amdsmi lists it (MI250: two per package)."""
+
+    index: int
+    handle: Any
+    uuid: str
+    name: str
+    serial: str
+    """Board serial shared by the dies of one package ("" when unknown)."""
+    error: str | None = None
+
+
+def enumerate_dies(smi: Any) -> list[Die]:
+    """Every die amdsmi lists; a failing one keeps its place (ordinals) with its error."""
+    dies = []
+    for i, handle in enumerate(smi.amdsmi_get_processor_handles()):
+        try:
+            asic = smi.amdsmi_get_gpu_asic_info(handle)
+            try:
+                serial = known(smi.amdsmi_get_gpu_board_info(handle).get("product_serial"))
+            except smi.AmdSmiException:
+                serial = ""  # no FRU data (some cloud parts): dies cannot be grouped
+            die = Die(
+                i,
+                handle,
+                str(smi.amdsmi_get_gpu_device_uuid(handle)),
+                known(asic.get("market_name")) or "AMD GPU",
+                serial,
+            )
+        except smi.AmdSmiException as exc:
+            die = Die(i, None, f"amdsmi:{i}", "", "", error=str(exc))
+        dies.append(die)
+    return dies
