@@ -17,26 +17,6 @@ PACKAGE = REPO / "src" / "otel_energy"
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 40  # from the ``def`` line to the last line of the body, docstring included
 
-# The offenders when the packages were made (issue #13); others are shrinking them in parallel.
-# The lead makes these tests strict at merge: then this list must be empty.
-MODULE_OFFENDERS = (
-    "carbon/providers.py (366), cli/__init__.py (437), cli/run.py (346), config/__init__.py (320),"
-    " engine/sampler.py (679), integrations/lightning.py (397),"
-    " integrations/transformers/callback.py (730), report/__init__.py (309), sensors/amd.py (354),"
-    " sensors/nvml.py (310)"
-)
-FUNCTION_OFFENDERS = (
-    "cli/__init__.py:assumptions (63), build_parser (55), cmd_when (42);"
-    " cli/run.py:build_report (65), run_command (64);"
-    " config/__init__.py:_live_carbon (50), load_config (44); engine/runtime.py:build_sampler (42);"
-    " engine/sampler.py:Sampler.__init__ (52), Sampler.sample_once (47), Sampler._window (45);"
-    " integrations/meter.py:EnergyMeter.__init__ (49); report/__init__.py:phases (77),"
-    " format_summary (53); report/chart.py:svg_chart (88); sensors/__init__.py:discover_sensors"
-    " (51); sensors/amd.py:discover_amd (58), _sensor (48); sensors/nvml.py:discover_nvml (57);"
-    " sensors/rapl.py:discover_rapl (42)"
-)
-
-
 def modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
@@ -64,9 +44,6 @@ def test_the_package_has_modules_to_check() -> None:
     assert {"engine/sampler.py", "cli/__init__.py", "_compat.py"} <= names
 
 
-@pytest.mark.xfail(
-    strict=False, reason=f"modules over {MAX_MODULE_LINES} lines: {MODULE_OFFENDERS}"
-)
 def test_no_module_over_300_lines() -> None:
     too_long = [
         f"{p.relative_to(PACKAGE).as_posix()} ({n})"
@@ -76,9 +53,6 @@ def test_no_module_over_300_lines() -> None:
     assert too_long == [], "modules over 300 lines: " + ", ".join(too_long)
 
 
-@pytest.mark.xfail(
-    strict=False, reason=f"functions over {MAX_FUNCTION_LINES} lines: {FUNCTION_OFFENDERS}"
-)
 def test_no_function_over_40_lines() -> None:
     too_long = [
         f"{p.relative_to(PACKAGE).as_posix()}:{f}" for p in modules() for f in long_functions(p)

@@ -154,6 +154,22 @@ def _predict_after(env: Mapping[str, str]) -> int:
     )
 
 
+DEFAULTS: dict[str, float | None] = {
+    "sample_interval_s": 0.1,
+    "history_s": 600.0,
+    "cpu_tdp_w": None,  # None: the estimate's own guess from the CPU count
+    "memory_w_per_gb": 0.375,
+    "pue": 1.0,
+}
+"""Default of each numeric setting in ``NUMBERS`` when neither an override nor its variable
+gives one."""
+
+
+def _numbers(env: Mapping[str, str], checked: Mapping[str, Any]) -> dict[str, Any]:
+    """The numeric settings, each from its override, else its variable, else its default."""
+    return {name: _setting(env, checked, name, default) for name, default in DEFAULTS.items()}
+
+
 def load_config(
     environ: Mapping[str, str] | None = None,
     *,
@@ -180,17 +196,13 @@ def load_config(
     sources, explicit = _sources(env)
     country, intensity = _intensity(env, checked)
     return EnergyConfig(
-        sample_interval_s=_setting(env, checked, "sample_interval_s", 0.1),
-        history_s=_setting(env, checked, "history_s", 600.0),
+        **_numbers(env, checked),
         sources=sources,
         sources_explicit=explicit,
         powercap_root=env.get(ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT, "").strip()
         or DEFAULT_POWERCAP_ROOT,
-        cpu_tdp_w=_setting(env, checked, "cpu_tdp_w", None),
-        memory_w_per_gb=_setting(env, checked, "memory_w_per_gb", 0.375),
         country=country,
         intensity=intensity,
-        pue=_setting(env, checked, "pue", 1.0),
         step_span_every=_step_spans(env),
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
