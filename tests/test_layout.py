@@ -17,6 +17,7 @@ PACKAGE = REPO / "src" / "otel_energy"
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 40  # from the ``def`` line to the last line of the body, docstring included
 
+
 def modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
@@ -94,3 +95,89 @@ def test_the_energy_entry_point_loads_the_instrumentor() -> None:
 
     [energy] = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "energy"]
     assert energy.load() is EnergyInstrumentor
+
+
+# The one-way data flow (docs/architecture.md): a module imports only from its own layer or the
+# layers below it. Layer of a module: the longest matching prefix below.
+LAYERS: dict[str, int] = {
+    "otel_energy.version": 0,
+    "otel_energy.telemetry.attributes": 0,  # the vocabulary: names only
+    "otel_energy.telemetry.scope": 0,
+    "otel_energy.carbon": 1,
+    "otel_energy.config": 2,
+    "otel_energy.distributed.ranks": 3,  # who this process is
+    "otel_energy.sensors": 3,
+    "otel_energy.engine": 4,
+    "otel_energy.telemetry": 5,
+    "otel_energy.distributed": 5,
+    "otel_energy.history": 5,
+    "otel_energy.report": 5,
+    "otel_energy.session": 6,
+    "otel_energy.integrations": 7,
+    "otel_energy.cli": 7,
+    "otel_energy.testing": 7,
+    "otel_energy.hf": 7,
+    "otel_energy.meter": 7,
+    "otel_energy.instrumentor": 7,
+    "otel_energy._compat": 7,
+    "otel_energy": 7,
+}
+# The one upward import, deferred to call time: the old process-sampler functions
+# (acquire_sampler/release_sampler/current_sampler) are kept and delegate to the session.
+UPWARD_ALLOWED = {("otel_energy.engine.runtime", "otel_energy.session")}
+
+
+def layer(module: str) -> int:
+    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len)
+    return LAYERS[best]
+
+
+def _is_module(dotted: str) -> bool:
+    base = PACKAGE.parent.joinpath(*dotted.split("."))
+    return base.with_suffix(".py").exists() or (base / "__init__.py").exists()
+
+
+def imports_of(path: Path) -> tuple[str, set[str]]:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    name = ".".join(rel.parts).removesuffix(".__init__")
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "otel_energy" or node.module.startswith("otel_energy."):
+                # ``from otel_energy.telemetry import attributes``: the submodule is the target
+                found.update(
+                    f"{node.module}.{a.name}"
+                    if _is_module(f"{node.module}.{a.name}")
+                    else node.module
+                    for a in node.names
+                )
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("otel_energy"))
+    return name, found
+
+
+def test_layer_lookup_takes_the_longest_prefix() -> None:
+    assert layer("otel_energy.telemetry.attributes") == 0
+    assert layer("otel_energy.telemetry.spans") == 5
+    assert layer("otel_energy.distributed.ranks") == 3
+    assert layer("otel_energy.distributed.job") == 5
+
+
+def test_data_flows_one_way() -> None:
+    upward = []
+    for path in modules():
+        name, imported = imports_of(path)
+        for target in imported:
+            if layer(target) > layer(name) and (name, target) not in UPWARD_ALLOWED:
+                upward.append(f"{name} -> {target}")
+    assert sorted(upward) == []
+
+
+def test_architecture_doc_maps_every_module() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text()
+    missing = [
+        p.relative_to(PACKAGE).as_posix()
+        for p in modules()
+        if f"`{p.relative_to(PACKAGE).as_posix()}`" not in text
+    ]
+    assert missing == []

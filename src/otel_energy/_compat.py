@@ -26,7 +26,7 @@ MOVED: dict[str, str] = {
     "runtime": "otel_energy.engine.runtime",
     "signals": "otel_energy.engine.signals",
     "utilization": "otel_energy.engine.utilization",
-    "predict": "otel_energy.engine.predict",
+    "predict": "otel_energy.telemetry.predict",
     "carbon_providers": "otel_energy.carbon.providers",
     "carbon_live": "otel_energy.carbon.live",
     "carbon_forecast": "otel_energy.carbon.forecast",

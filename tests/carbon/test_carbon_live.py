@@ -771,8 +771,8 @@ def test_forecast_gauge_and_projection_read_the_sources_clock(clock: FakeClock) 
     replay): the forecast gauge and the run's projection read the forecast at the source's
     "now", not at the machine's. Before the single clock both used ``datetime.now()`` and saw
     no forecast at all."""
-    from otel_energy.engine.predict import remaining_intensity
     from otel_energy.telemetry.instruments import INSTRUMENTS
+    from otel_energy.telemetry.predict import remaining_intensity
 
     now_s = (datetime.now(timezone.utc) - timedelta(days=400)).timestamp()
     hourly = [(h * 3600.0, 100.0 + 10 * h) for h in range(-1, 30)]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Protocol
 
-from otel_energy.carbon import IntensitySource, StaticIntensity, WallClock
+from otel_energy.carbon import Intensity, IntensitySource, StaticIntensity, WallClock
 from otel_energy.carbon.live import LiveIntensity
 from otel_energy.carbon.providers import (
     ApiClient,
@@ -14,9 +15,20 @@ from otel_energy.carbon.providers import (
     UKCarbonIntensity,
     WattTime,
 )
-from otel_energy.config import EnergyConfig, LiveCarbonConfig
+from otel_energy.carbon.settings import LiveCarbonConfig
 
 DEFAULT_CACHE_DIR = "~/.cache/otel-energy"
+
+
+class CarbonSettings(Protocol):
+    """What the factory reads of a configuration (``otel_energy.config.EnergyConfig`` has it):
+    typed structurally, so that carbon does not depend on config (config depends on carbon)."""
+
+    @property
+    def intensity(self) -> Intensity: ...
+
+    @property
+    def carbon(self) -> LiveCarbonConfig | None: ...
 
 
 def client_for(live: LiveCarbonConfig, clock: WallClock = time.time) -> ApiClient:
@@ -43,7 +55,7 @@ def client_for(live: LiveCarbonConfig, clock: WallClock = time.time) -> ApiClien
     return UKCarbonIntensity(base_url=live.api_url or UKCarbonIntensity.default_url, clock=clock)
 
 
-def provider_for(config: EnergyConfig, clock: WallClock = time.time) -> IntensitySource:
+def provider_for(config: CarbonSettings, clock: WallClock = time.time) -> IntensitySource:
     """The table/override, or a live source (not yet started) with the table as its fallback.
 
     ``clock``: wall seconds since the epoch, shared by the source, its API client and its cache.

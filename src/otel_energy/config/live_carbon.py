@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
+from otel_energy.carbon.settings import LiveCarbonConfig
 from otel_energy.config import variables as ev
 from otel_energy.config.rules import ConfigError, check_number
 
+__all__ = ["CARBON_PROVIDERS", "LiveCarbonConfig", "live_carbon"]
+
 CARBON_PROVIDERS = ("table", "electricitymaps", "watttime", "uk")
-
-
-@dataclass(frozen=True)
-class LiveCarbonConfig:
-    """A live carbon intensity provider's settings. Secrets stay out of ``repr``."""
-
-    provider: str
-    zone: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    token: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    api_url: str | None = None
-    cache_dir: str | None = None
 
 
 def _header_token(env: Mapping[str, str], name: str) -> str | None:

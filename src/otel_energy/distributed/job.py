@@ -37,7 +37,9 @@ from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from otel_energy.config.variables import OTEL_PYTHON_ENERGY_JOB_ID
+from otel_energy.distributed.ranks import JOB_ID_VARIABLES as JOB_ID_VARIABLES
+from otel_energy.distributed.ranks import NOT_AN_ID as NOT_AN_ID
+from otel_energy.distributed.ranks import job_id as job_id
 from otel_energy.telemetry import attributes as A
 
 if TYPE_CHECKING:
@@ -46,15 +48,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 #: Where a job id is read from, in this order (the first set, non-empty one wins).
-JOB_ID_VARIABLES = (
-    OTEL_PYTHON_ENERGY_JOB_ID,
-    "SLURM_JOB_ID",  # with ".SLURM_STEP_ID" appended when set: each srun step is its own job
-    "TORCHELASTIC_RUN_ID",  # torchrun --rdzv-id; its default "none" is ignored
-    "PBS_JOBID",
-    "LSB_JOBID",
-    "PMIX_NAMESPACE",  # Open MPI 5 / PMIx: unique per mpirun
-)
-NOT_AN_ID = frozenset({"", "none"})
 GATHER_TIMEOUT_S = 30.0
 """How long (s) rank 0's background thread waits for the other ranks' run totals."""
 STORE_PREFIX = "otel_energy/job/"
@@ -78,20 +71,6 @@ class _Once:
 
 
 _roots = _Once()
-
-
-def job_id(environ: Mapping[str, str]) -> str | None:
-    """This process's job id (module docstring), or None when no launcher gives a unique one."""
-    for name in JOB_ID_VARIABLES:
-        value = environ.get(name, "").strip()
-        if value.lower() in NOT_AN_ID:
-            continue
-        if name == "SLURM_JOB_ID":
-            step = environ.get("SLURM_STEP_ID", "").strip()
-            if step.isdigit():
-                return f"{value}.{step}"
-        return value
-    return None
 
 
 def derived_ids(job: str) -> tuple[int, int]:

@@ -17,8 +17,33 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from otel_energy.distributed.job import job_id
+from otel_energy.config.variables import OTEL_PYTHON_ENERGY_JOB_ID
 from otel_energy.telemetry import attributes as A
+
+JOB_ID_VARIABLES = (
+    OTEL_PYTHON_ENERGY_JOB_ID,
+    "SLURM_JOB_ID",  # with ".SLURM_STEP_ID" appended when set: each srun step is its own job
+    "TORCHELASTIC_RUN_ID",  # torchrun --rdzv-id; its default "none" is ignored
+    "PBS_JOBID",
+    "LSB_JOBID",
+    "PMIX_NAMESPACE",  # Open MPI 5 / PMIx: unique per mpirun
+)
+NOT_AN_ID = frozenset({"", "none"})
+
+
+def job_id(environ: Mapping[str, str]) -> str | None:
+    """This process's job id (module docstring), or None when no launcher gives a unique one."""
+    for name in JOB_ID_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value.lower() in NOT_AN_ID:
+            continue
+        if name == "SLURM_JOB_ID":
+            step = environ.get("SLURM_STEP_ID", "").strip()
+            if step.isdigit():
+                return f"{value}.{step}"
+        return value
+    return None
+
 
 JOB_ID_ATTRIBUTE = A.JOB_ID
 
@@ -28,7 +53,7 @@ class RankInfo:
     """Rank identity read from the launcher's environment (all None outside a distributed run).
 
     ``launcher`` names the launcher the ranks were read from (``torchrun``, ``openmpi``, ``pmi``,
-    ``slurm``); ``job_id`` is the job's id (see :func:`otel_energy.job.job_id`), None when unknown.
+    ``slurm``); ``job_id`` is the job's id (see :func:`job_id`), None when unknown.
     """
 
     host: str

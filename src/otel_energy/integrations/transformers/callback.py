@@ -21,11 +21,6 @@ from transformers import TrainerCallback
 
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.distributed.job import JobContext, job_context
-from otel_energy.engine.predict import (
-    Predictor,
-    Progress,
-    attach_gauges,
-)
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.engine.signals import (
@@ -44,6 +39,11 @@ from otel_energy.integrations.transformers.run_records import finish_job, write_
 from otel_energy.integrations.transformers.trainer_patch import patch_trainer
 from otel_energy.session import Session, close_session, open_session
 from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.predict import (
+    Predictor,
+    Progress,
+    attach_gauges,
+)
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
 __all__ = ["EnergyCallback"]

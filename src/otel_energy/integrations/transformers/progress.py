@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_energy.engine.predict import Predictor, Progress, Projection, remaining_intensity
 from otel_energy.integrations.hooks import LOG_KEYS, guarded
 from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.predict import Predictor, Progress, Projection, remaining_intensity
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
 

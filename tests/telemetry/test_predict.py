@@ -15,11 +15,11 @@ from transformers import TrainerCallback
 from otel_energy.carbon import Intensity, StaticIntensity, co2e_g
 from otel_energy.carbon.providers import IntensityPoint
 from otel_energy.config import ConfigError, load_config
-from otel_energy.engine.predict import Predictor, Progress, project, remaining_intensity
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.hf import EnergyCallback
 from otel_energy.sensors import discover_sensors
+from otel_energy.telemetry.predict import Predictor, Progress, project, remaining_intensity
 from otel_energy.testing.tiny import tiny_trainer
 from tests.conftest import points
 from tests.fakes.nvml import FakeGpu, FakeNvml
