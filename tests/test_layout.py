@@ -175,9 +175,10 @@ def test_data_flows_one_way() -> None:
 
 def test_architecture_doc_maps_every_module() -> None:
     text = (REPO / "docs" / "architecture.md").read_text()
-    missing = [
-        p.relative_to(PACKAGE).as_posix()
-        for p in modules()
-        if f"`{p.relative_to(PACKAGE).as_posix()}`" not in text
-    ]
-    assert missing == []
+    def mapped(rel: str) -> bool:
+        # a package's __init__ is mapped by its folder's row (``engine/``)
+        folder = rel.removesuffix("__init__.py")
+        return f"`{rel}`" in text or (folder != rel and f"`{folder}`" in text)
+
+    rels = [p.relative_to(PACKAGE).as_posix() for p in modules()]
+    assert [rel for rel in rels if not mapped(rel)] == []
