@@ -12,7 +12,7 @@ die is labelled as measuring the package and the silent one is named unmeasured,
 package is counted once and nobody takes a die's figure for the package's or vice versa.
 
 Everything here was verified against the real package's Python source (names, signatures, dict
-keys: tests/test_amd.py) and run on a fake only: see docs/amd.md.
+keys: tests/sensors/test_amd.py) and run on a fake only: see docs/amd.md.
 """
 
 from __future__ import annotations
