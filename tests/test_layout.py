@@ -175,6 +175,7 @@ def test_data_flows_one_way() -> None:
 
 def test_architecture_doc_maps_every_module() -> None:
     text = (REPO / "docs" / "architecture.md").read_text()
+
     def mapped(rel: str) -> bool:
         # a package's __init__ is mapped by its folder's row (``engine/``)
         folder = rel.removesuffix("__init__.py")

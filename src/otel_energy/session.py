@@ -177,6 +177,16 @@ def close_session(closing: Session) -> None:
     closing.sampler.stop()
 
 
+def end_recording(rec: SpanEnergyRecorder, opened: Session | None) -> None:
+    """The end of an entry point's recording: complete the recorder's pending spans (they have
+    their energy before the caller returns), stop it listening, then drop the entry point's
+    session user."""
+    rec.flush()
+    rec.close()
+    if opened is not None:
+        close_session(opened)
+
+
 def current_session() -> Session | None:
     """The process's session if one is open in this process (never a forked parent's)."""
     found = _current

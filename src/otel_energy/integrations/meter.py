@@ -23,7 +23,7 @@ from otel_energy.config import ConfigError, EnergyConfig, check_number, load_con
 from otel_energy.distributed.job import from_environment
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import WindowEnergy
-from otel_energy.session import Session, close_session, open_session
+from otel_energy.session import Session, end_recording, open_session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval
@@ -233,9 +233,7 @@ class EnergyMeter:
         if session is None:
             return
         atexit.unregister(self.close)
-        self._rec.flush()
-        self._rec.close()
-        close_session(session)
+        end_recording(self._rec, session)
 
     def __enter__(self) -> EnergyMeter:
         return self

@@ -21,7 +21,7 @@ from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.hooks import LOG_KEYS, guarded
 from otel_energy.integrations.lightning.evaluation import FRAMEWORK, EvaluationHooks
 from otel_energy.integrations.lightning.ranks import check_rank, rank_environ
-from otel_energy.session import Session, close_session, open_session
+from otel_energy.session import Session, end_recording, open_session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
 
@@ -98,10 +98,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
             return
         rec, session = self._rec, self._session
         self._rec, self._sampler, self._session = None, None, None
-        rec.flush()  # the run span has its energy before fit() returns
-        rec.close()
-        if session is not None:
-            close_session(session)
+        end_recording(rec, session)  # the run span has its energy before training returns
 
     def _elapsed(self, iv: Interval) -> float:
         return (self._rec.now() if self._rec else iv.t0_s) - iv.t0_s

@@ -37,7 +37,7 @@ from otel_energy.integrations.transformers.evaluation import EvaluationSpans
 from otel_energy.integrations.transformers.progress import RunProgress
 from otel_energy.integrations.transformers.run_records import finish_job, write_ledger
 from otel_energy.integrations.transformers.trainer_patch import patch_trainer
-from otel_energy.session import Session, close_session, open_session
+from otel_energy.session import Session, end_recording, open_session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.predict import (
     Predictor,
@@ -118,10 +118,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
             return
         rec, session = self._rec, self._session
         self._rec, self._sampler, self._session = None, None, None
-        rec.flush()
-        rec.close()
-        if session is not None:
-            close_session(session)
+        end_recording(rec, session)  # the run span has its energy before training returns
 
     @property
     def recorder(self) -> SpanEnergyRecorder | None:
