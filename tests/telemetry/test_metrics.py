@@ -174,7 +174,11 @@ def test_meter_scope_carries_the_semconv_schema_url(
 
 def _names() -> dict[str, str]:
     """Every emitted name: the attribute module's constants and the instrument table's names."""
-    names = {v: k for k, v in vars(A).items() if k.isupper() and isinstance(v, str)}
+    names = {
+        v: k
+        for k, v in vars(A).items()
+        if k.isupper() and isinstance(v, str) and not k.startswith("EVENT_")  # events: own registry
+    }
     names.update({spec.name: "INSTRUMENTS" for spec in INSTRUMENTS})
     return names
 

@@ -192,9 +192,10 @@ class Ledger:
         conn = self._connect()
         try:
             for key in keys:
+                found = []
                 if key.isdigit():
                     found = conn.execute("SELECT * FROM runs WHERE id = ?", (int(key),)).fetchall()
-                else:
+                if not found:  # a run_id prefix can be all digits too (hex: 2% of 8-char ones)
                     found = conn.execute(
                         "SELECT * FROM runs WHERE run_id LIKE ? LIMIT 2", (key + "%",)
                     ).fetchall()
