@@ -52,7 +52,6 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._factory = sampler_factory  # None: from the config (a lambda would not pickle)
-        self._sampler: Sampler | None = None
         self._session: Session | None = None
         self._rec: SpanEnergyRecorder | None = None
         self._users = 0
@@ -74,7 +73,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         """Settings only: ``ddp_spawn`` pickles the trainer with its callbacks into each rank,
         which measures on its own; live spans and the sampler stay in this process."""
         state = dict(self.__dict__)
-        state.update(_sampler=None, _session=None, _rec=None, _users=0, _run=None, _epoch=None)
+        state.update(_session=None, _rec=None, _users=0, _run=None, _epoch=None)
         state.update(_step=None, _eval=None, _eval_acquired=False, _last_log=None, last_run=None)
         return state
 
@@ -86,7 +85,6 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
             # Waits once, at most 5 s, for discovery and a first sample, so that the run's first
             # moments are measured, not missed (at once if the instrumentor started it earlier).
             self._session = open_session(lambda: factory(env))
-            self._sampler = self._session.sampler
             check_rank(self._session.rank, trainer)
             self._rec = self._session.recorder(self._tracer_provider, self._meter_provider)
         self._users += 1
@@ -97,7 +95,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         if self._users > 0 or self._rec is None:
             return
         rec, session = self._rec, self._session
-        self._rec, self._sampler, self._session = None, None, None
+        self._rec, self._session = None, None
         end_recording(rec, session)  # the run span has its energy before training returns
 
     def _elapsed(self, iv: Interval) -> float:

@@ -74,7 +74,6 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         self._sampler_factory = sampler_factory or (lambda: build_sampler(self.config))
         # A hand-added callback needs the wrappers too (failures, evaluate/predict spans).
         patch_trainer(self)
-        self._sampler: Sampler | None = None
         self._session: Session | None = None
         self._rec: SpanEnergyRecorder | None = None
         self._users = 0
@@ -100,7 +99,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
             # Waits once, at most 5 s, for discovery and a first sample, so that the run's first
             # moments are measured, not missed (at once if the instrumentor started it earlier).
             session = open_session(self._sampler_factory)
-            self._session, self._sampler = session, session.sampler
+            self._session = session
             mp = self._meter_provider or metrics.get_meter_provider()
             tp = self._tracer_provider or trace.get_tracer_provider()
             self._providers = (tp, mp)
@@ -117,7 +116,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         if self._users > 0 or self._rec is None:
             return
         rec, session = self._rec, self._session
-        self._rec, self._sampler, self._session = None, None, None
+        self._rec, self._session = None, None
         end_recording(rec, session)  # the run span has its energy before training returns
 
     @property

@@ -102,7 +102,7 @@ class Eco2AICallback(EnergyCallback):
             )
 
     def _close_run(self, error: BaseException | None, global_step: int | None) -> None:
-        sampler = self._sampler
+        sampler = self._rec.sampler if self._rec is not None else None
         super()._close_run(error, global_step)
         run = self.last_run
         if run is None or run.result is None or sampler is None:
