@@ -7,13 +7,17 @@ tick, whose listener completes them all on this thread, and prints the cost per 
 top of a cProfile of the tick.
 
 Usage:
-    python benchmarks/bench_completion.py [--steps N] [--profile]
+    python benchmarks/bench_completion.py [--steps N] [--runs R] [--profile]
+
+Writes ``benchmarks/results/completion.{json,md}`` (``--out`` elsewhere).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
+import platform
 import pstats
 import sys
 import time
@@ -40,17 +44,41 @@ class _Drop(SpanExporter):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--runs", type=int, default=3, help="independent ticks, each of --steps")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
+    per_step = [_one_run(args.steps, args.profile) for _ in range(args.runs)]
+    lines = [
+        "# Sampler-thread completion cost per step span",
+        "",
+        f"Machine: {platform.processor() or platform.machine()},"
+        f" Python {platform.python_version()};"
+        f" {time.strftime('%Y-%m-%dT%H:%M:%S%z')}. {args.runs} runs of {args.steps} queued steps,"
+        " each completed in one sampler tick on this thread.",
+        "",
+        "Per step (us): " + ", ".join(f"{v:.1f}" for v in per_step),
+    ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "completion.md").write_text("\n".join(lines) + "\n")
+    (args.out / "completion.json").write_text(
+        json.dumps({"steps": args.steps, "per_step_us": per_step}, indent=2) + "\n"
+    )
+    print("\n".join(lines))
+    return 0
+
+
+def _one_run(steps: int, profile: bool) -> float:
+    """Queue ``steps`` steps, complete them in one tick; us per step."""
     tp = TracerProvider()
     tp.add_span_processor(BatchSpanProcessor(_Drop()))
     sampler = build_sampler(load_config({}))
     sampler.sample_once()  # discovery and a first sample, on this thread (no sampler thread)
     rec = SpanEnergyRecorder(sampler, tp.get_tracer("bench"), step_histogram(MeterProvider()))
     epoch = rec.start("epoch", "epoch", rec.start("run", "train", None, {}), {})
-    for i in range(args.steps):
+    for i in range(steps):
         rec.step_end(rec.step_begin(), i + 1, epoch)
-    prof = cProfile.Profile() if args.profile else None
+    prof = cProfile.Profile() if profile else None
     t = time.perf_counter()
     if prof:
         prof.enable()
@@ -59,9 +87,9 @@ def main() -> int:
     if prof:
         prof.disable()
         pstats.Stats(prof).sort_stats("cumulative").print_stats(20)
-    print(f"completion on the sampler thread: {dt / args.steps * 1e6:.1f} us per step")
     tp.shutdown()
-    return 0
+    sampler.stop()
+    return dt / steps * 1e6
 
 
 if __name__ == "__main__":
