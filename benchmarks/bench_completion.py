@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import platform
 import pstats
 import sys
@@ -46,8 +47,11 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--runs", type=int, default=3, help="independent ticks, each of --steps")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="200 steps, one run: for CI, noise")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.runs = 200, 1
     per_step = [_one_run(args.steps, args.profile) for _ in range(args.runs)]
     lines = [
         "# Sampler-thread completion cost per step span",
@@ -62,7 +66,15 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "completion.md").write_text("\n".join(lines) + "\n")
     (args.out / "completion.json").write_text(
-        json.dumps({"steps": args.steps, "per_step_us": per_step}, indent=2) + "\n"
+        json.dumps(
+            {
+                "machine": {"processor": platform.processor(), "logical_cpus": os.cpu_count()},
+                "steps": args.steps,
+                "per_step_us": per_step,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     print("\n".join(lines))
     return 0

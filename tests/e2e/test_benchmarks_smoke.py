@@ -32,6 +32,7 @@ def finite(x: object) -> bool:
     [
         "bench_step_overhead.py",
         "bench_inplace.py",
+        "bench_completion.py",
         "bench_startup.py",
         "bench_sampler.py",
         "bench_memory.py",
@@ -51,6 +52,9 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
         assert finite(ip["ratio_ours_over_bare"]) and finite(ip["wrapper_us"])
         assert all(finite(x) and x > 0 for x in result["wall"]["loop_ratios"])
         assert result["tight_loop"]["ours_us"] > 0 and result["tight_loop"]["bare_span_us"] > 0
+    elif script == "bench_completion.py":
+        assert result["steps"] == 200 and len(result["per_step_us"]) == 1
+        assert all(finite(x) and x > 0 for x in result["per_step_us"])
     elif script == "bench_sampler.py":
         assert {r["gpus"] for r in result["cpu"]} == {1, 8, 64}
         assert all(0 < r["cpu_share_of_one_core"] < 1 for r in result["cpu"])
