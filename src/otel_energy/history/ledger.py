@@ -31,6 +31,10 @@ BUSY_TIMEOUT_S = 60.0
 """How long a writer waits for another's transaction (each takes milliseconds; 60 s only bounds a
 stuck writer)."""
 
+MIN_DIGIT_PREFIX = 8
+"""Digits a ``run_id`` prefix needs to be tried when it is also a possible ``id`` (the length
+of a UUID's first group)."""
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -181,7 +185,9 @@ class Ledger:
         return [RunRow.from_db(r) for r in reversed(found)]
 
     def find(self, keys: Sequence[str]) -> list[RunRow]:
-        """Runs by ``id`` or by a ``run_id`` prefix, in the order asked.
+        """Runs by ``id`` or by a ``run_id`` prefix, in the order asked. A key of digits is an
+        ``id``; when no run has that id and it has at least ``MIN_DIGIT_PREFIX`` digits, it is
+        tried as a ``run_id`` prefix.
 
         Raises:
             KeyError: a key matches no run, or a prefix matches several.
@@ -195,7 +201,10 @@ class Ledger:
                 found = []
                 if key.isdigit():
                     found = conn.execute("SELECT * FROM runs WHERE id = ?", (int(key),)).fetchall()
-                if not found:  # a run_id prefix can be all digits too (hex: 2% of 8-char ones)
+                # A run_id prefix can be all digits too (a UUID's first 8 hex digits: 2% of
+                # runs); a shorter key of digits is an id only, so "99" never names a run by
+                # the first characters of its UUID.
+                if not found and not (key.isdigit() and len(key) < MIN_DIGIT_PREFIX):
                     found = conn.execute(
                         "SELECT * FROM runs WHERE run_id LIKE ? LIMIT 2", (key + "%",)
                     ).fetchall()
