@@ -13,6 +13,7 @@ from otel_energy.config import variables as ev
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
+from otel_energy.config.unknown import warn_unknown_variables
 
 __all__ = [
     "CARBON_PROVIDERS",
@@ -178,6 +179,9 @@ def load_config(
 ) -> EnergyConfig:
     """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable, then keyword overrides.
 
+    An ``OTEL_PYTHON_ENERGY_*`` name that is none of ours (a typo) is logged once per process as a
+    WARNING naming the closest known variable; it is not an error.
+
     Args:
         environ: the environment to read; ``os.environ`` when None.
         labels: the name each override has for the caller, used in error messages
@@ -193,6 +197,7 @@ def load_config(
     """
     checked = check_overrides(overrides, labels or {})
     env = os.environ if environ is None else environ
+    warn_unknown_variables(env)
     sources, explicit = _sources(env)
     country, intensity = _intensity(env, checked)
     return EnergyConfig(
