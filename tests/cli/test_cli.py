@@ -299,3 +299,23 @@ def test_a_bad_measurement_setting_does_not_block_the_ledger_commands(tmp_path: 
     proc = cli("devices", env=env)
     assert proc.returncode == 2
     assert "OTEL_PYTHON_ENERGY_COUNTRY='France' is not valid" in proc.stderr
+
+
+def test_a_misspelt_variable_is_warned_about_once_under_run(tmp_path: Path) -> None:
+    """The command of ``otel-energy run`` reads the same environment: it stays silent."""
+    proc = cli(
+        "run",
+        "--no-plot",
+        "--report",
+        tmp_path / "r.json",
+        "--",
+        "python",
+        "-c",
+        "print('ran')",
+        env={"OTEL_PYTHON_ENERGY_CONTRY": "FR"},
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ran", proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "CONTRY" in line] == [
+        "otel-energy: unknown variable OTEL_PYTHON_ENERGY_CONTRY is ignored; did you mean"
+        " OTEL_PYTHON_ENERGY_COUNTRY?"
+    ]

@@ -43,7 +43,13 @@ def unknown_message(name: str, closest: str | None) -> str:
 
 def warn_unknown_variables(environ: Mapping[str, str]) -> None:
     """Log a WARNING for each unknown ``OTEL_PYTHON_ENERGY_*`` name, once per name per process
-    (every path that reads the configuration calls this; one line each is enough)."""
+    (every path that reads the configuration calls this; one line each is enough).
+
+    Silent in a command of ``otel-energy run``: the parent has already warned about the same
+    environment.
+    """
+    if environ.get(ev.OTEL_PYTHON_ENERGY_LEDGER_RUN_ID):
+        return
     for name, closest in unknown_variables(environ):
         with _lock:
             if name in _warned:
