@@ -217,7 +217,7 @@ def test_no_known_variable_is_reported_unknown() -> None:
     from otel_energy.config.unknown import KNOWN, unknown_variables
 
     names = {v for k, v in vars(ev).items() if k.startswith("OTEL_PYTHON_ENERGY_")}
-    assert KNOWN == names and len(names) >= 20
+    assert names == KNOWN and len(names) >= 20
     assert unknown_variables(dict.fromkeys(names, "x")) == []
     assert unknown_variables({"OTEL_PYTHON_ENERGY_STEP_SPAN": "off", "OTHER_COUNTRY": "FR"}) == [
         ("OTEL_PYTHON_ENERGY_STEP_SPAN", "OTEL_PYTHON_ENERGY_STEP_SPANS")
