@@ -222,6 +222,19 @@ def _energy(
     return by_type, total, max(total - low, high - total, 0.0)
 
 
+def device_energy(hist: History, n_devices: int, t0_s: float, t1_s: float) -> tuple[float, ...]:
+    """Energy (J) of each device column over [t0_s, t1_s], clamped and interpolated exactly as
+    ``window`` does: the values add up to its ``energy_j``."""
+    if not hist.t:
+        return (0.0,) * n_devices
+    (a0, b0, f0), (a1, b1, f1) = hist.bracket(t0_s), hist.bracket(t1_s)
+    ea0, eb0, ea1, eb1 = hist.e[a0], hist.e[b0], hist.e[a1], hist.e[b1]
+    return tuple(
+        (ea1[d] + f1 * (eb1[d] - ea1[d])) - (ea0[d] + f0 * (eb0[d] - ea0[d]))
+        for d in range(n_devices)
+    )
+
+
 @dataclass(frozen=True)
 class Tail:
     """A device's state at the newest sample, for extrapolation past it.
