@@ -179,11 +179,9 @@ def load_config(
 ) -> EnergyConfig:
     """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable, then keyword overrides.
 
-    An ``OTEL_PYTHON_ENERGY_*`` name that is none of ours (a typo) is logged once per process as a
-    WARNING naming the closest known variable; it is not an error.
-
     Args:
-        environ: the environment to read; ``os.environ`` when None.
+        environ: the environment to read; ``os.environ`` when None. A name none of ours (a typo)
+            is no error: a WARNING, once per process, names the closest known variable.
         labels: the name each override has for the caller, used in error messages
             (``{"pue": "CarbonConfig.pue"}``); the override's own name by default.
         overrides: values given in code for the names in ``OVERRIDES`` (``sample_interval_s=0.5``,

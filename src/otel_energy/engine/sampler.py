@@ -29,7 +29,7 @@ from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, 
 from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, Tail, WindowEnergy
 from otel_energy.engine.snapshot import DeviceState, Latest, Snapshot
 from otel_energy.engine.snapshot import build as build_snapshot
-from otel_energy.sensors.base import DeviceInfo, Sensor, Unmeasured
+from otel_energy.sensors.base import Sensor, Unmeasured
 
 __all__ = [
     "POWER_WINDOW_S",
@@ -263,14 +263,6 @@ class Sampler:
     def history_size(self) -> int:
         return len(self._hist.t)
 
-    def device_energy(self, t0_s: float, t1_s: float) -> list[tuple[DeviceInfo, float]]:
-        """Each measured device and its energy (J) over [t0_s, t1_s] (sampler clock, s): the
-        same window, clamped to the history, as ``window`` (the energies add up to its total)."""
-        with self._cond:
-            infos = [s.info for s in self._devices.sensors]
-            energies = history.device_energy(self._hist, len(infos), t0_s, t1_s)
-        return list(zip(infos, energies, strict=True))
-
     def window(self, t0_s: float, t1_s: float, extrapolate: bool = False) -> WindowEnergy:
         """Energy, CO2e and allocation uncertainty over [t0_s, t1_s] (sampler clock, s).
 
@@ -288,8 +280,9 @@ class Sampler:
             return w
         snap = self.snapshot()
         tails = (
-            Tail(d.info.hw_type, d.power_w, snap.t_s if d.read_t_s is None else d.read_t_s)
+            Tail(d.info.hw_type, d.power_w, since, d.info.hw_id)
             for d in snap.devices
+            for since in [snap.t_s if d.read_t_s is None else d.read_t_s]
         )
         g_per_kwh = snap.intensity.g_per_kwh
         return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))

@@ -131,14 +131,15 @@ class Eco2AICallback(EnergyCallback):
     def _build_report(self, run: Interval, sampler: Sampler) -> CarbonReport:
         w = run.result
         assert w is not None
-        intensity = sampler.snapshot().intensity
+        snap = sampler.snapshot()
         total = CarbonMetrics.of(Measurement.of(w, run.co2e_g), time.time())
         # Each device over the run's own window (not its counter since the sampler started), so
         # the devices add up to the total; the run's CO2e is shared in proportion to energy.
         share = run.co2e_g / w.energy_j if w.energy_j > 0 else 0.0
         devices = [
-            {**info.attributes(), "energy_j": energy_j, "co2e_g": energy_j * share}
-            for info, energy_j in sampler.device_energy(w.t0_s, w.t1_s)
+            {**d.info.attributes(), "energy_j": e, "co2e_g": e * share}
+            for d in snap.devices
+            for e in [w.by_device.get(d.info.hw_id, 0.0)]
         ]
         # No tracer provider (the API's no-op one): the span's ids are all zeros; say none.
         context = run.span.get_span_context() if run.span is not None else None
@@ -146,9 +147,9 @@ class Eco2AICallback(EnergyCallback):
         return CarbonReport(
             self.carbon_config.project_name,
             total,
-            intensity.g_per_kwh,
-            intensity.source,
-            sampler.pue,
+            snap.intensity.g_per_kwh,
+            snap.intensity.source,
+            snap.pue,
             devices,
             list(self._epochs),
             run.steps,
