@@ -3,6 +3,8 @@
 #   setup.sh main   the main job (scripts/demo.sh): the package with its `hf` extra, a CPU torch
 #   setup.sh test   the test suite (scripts/test.sh): that plus the `dev` extra (backends, peers,
 #                   linters)
+# torch is the CPU build, from PyTorch's CPU index (OTEL_ENERGY_TORCH_INDEX overrides its URL)
+# when it answers, else from pip's default index (one line says so).
 # Idempotent and quick when nothing changed (a stamp of pyproject.toml and this file per job;
 # the test install is a superset of the main one, so it satisfies `main` too).
 set -euo pipefail
