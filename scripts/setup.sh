@@ -24,7 +24,7 @@ stamp() { cat ".venv/.otel-energy-setup-$1" 2>/dev/null || true; }
 if [ "$(stamp "$job")" = "$want" ] || { [ "$job" = main ] && [ "$(stamp test)" = "$want" ]; }; then
   exit 0
 fi
-echo "setup: installing .[$extras] into .venv (first run takes a minute or two)" >&2
+echo "setup: installing .[$extras] into .venv (first run: minutes)" >&2
 .venv/bin/python -m pip install -q --upgrade pip
 # A CPU torch first (accelerate, in the `hf` extra, needs torch): from PyPI, Linux x86_64 gets
 # the CUDA build plus ~17 NVIDIA packages (several GB). PyTorch's own CPU index serves the CPU
