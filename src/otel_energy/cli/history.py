@@ -66,7 +66,7 @@ def _select(ledger: Ledger, keys: list[str]) -> list[RunRow] | None:
         return ledger.find(keys)
     except KeyError as exc:
         print(
-            f"otel-energy: no single run matches {exc.args[0]!r} in {ledger.path}"
+            f"otel-energy: no single run matches {exc.args[0]!r} in {printable(str(ledger.path))}"
             " (see otel-energy history)",
             file=sys.stderr,
         )
