@@ -32,7 +32,7 @@ def test_json_and_html_replace_a_planted_link(tmp_path: Path) -> None:
     for name, write in (("r.json", write_json), ("r.html", write_html)):
         link = tmp_path / name
         link.symlink_to(victim)
-        write(_report(), link)  # type: ignore[operator]
+        write(_report(), link)
         assert not link.is_symlink() and stat.S_IMODE(os.stat(link).st_mode) == 0o600
     assert victim.read_bytes() == b"precious"
     assert "s3cr3t" not in (tmp_path / "r.html").read_text()  # the page redacts its title
