@@ -35,6 +35,7 @@ S = "s3cr3t-VALUE"
         (["trainer.wandb_api_key=" + S], ["trainer.wandb_api_key=" + REDACTED]),  # Hydra
         (["-H", "Authorization: Bearer " + S], ["-H", "Authorization: " + REDACTED]),
         (["https://alice:" + S + "@hub.example/x"], [f"https://alice:{REDACTED}@hub.example/x"]),
+        (["https://u:p@" + S + "@h/"], [f"https://u:{REDACTED}@h/"]),  # an "@" in it
         (["git+https://" + S + "@github.com/o/r"], [f"git+https://{REDACTED}@github.com/o/r"]),
         (["--url=https://u:" + S + "@h/p"], [f"--url=https://u:{REDACTED}@h/p"]),
         (["https://h/p?api_key=" + S + "&n=1"], [f"https://h/p?api_key={REDACTED}&n=1"]),

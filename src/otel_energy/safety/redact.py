@@ -39,7 +39,8 @@ _WORD = re.compile(
 _SPLIT = re.compile(r"[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])")
 _ASSIGN = re.compile(r"^(-{0,2}[+~]?[A-Za-z_][A-Za-z0-9_.\-]*)=(.*)$", re.S)
 _HEADER = re.compile(r"^([A-Za-z][A-Za-z0-9\-]*)\s*:\s*(\S.*)$", re.S)
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^/@\s:]*)(:[^/@\s]*)?@")
+# the password runs to the last "@" before the path: "u:p@ss@host" is a password with an "@"
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^/@\s:]*)(:[^/\s]*)?@")
 _QUERY = re.compile(r"([?&;])([^=&;#\s]+)=([^&;#\s]*)")
 _SHORT_OPTION = re.compile(r"^-[A-Za-z]$")
 _LONG_OPTION = re.compile(r"^(?:--|-(?=[A-Za-z]{2}))[A-Za-z]")  # --name, and Go/Java's -name
