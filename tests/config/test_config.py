@@ -222,3 +222,12 @@ def test_no_known_variable_is_reported_unknown() -> None:
     assert unknown_variables({"OTEL_PYTHON_ENERGY_STEP_SPAN": "off", "OTHER_COUNTRY": "FR"}) == [
         ("OTEL_PYTHON_ENERGY_STEP_SPAN", "OTEL_PYTHON_ENERGY_STEP_SPANS")
     ]
+
+
+def test_command_args_are_recorded_only_when_asked() -> None:
+    name = ev.OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS
+    assert load_config({}).record_command_args is False
+    assert load_config({name: "TRUE"}).record_command_args is True
+    assert load_config({name: "false"}).record_command_args is False
+    with pytest.raises(ConfigError, match=f"{name}='yes' is not valid: expected 'true' or"):
+        load_config({name: "yes"})

@@ -217,3 +217,28 @@ def test_without_a_tracer_provider_the_report_has_no_trace_id(tmp_path: Path) ->
     assert sum(d["energy_j"] for d in report["devices"]) == pytest.approx(
         report["total"]["energy_j"], rel=1e-9
     )
+
+
+def test_the_carbon_report_replaces_a_link_planted_at_its_path(
+    tmp_path: Path, tel: Telemetry
+) -> None:
+    """``carbon_report.json`` in a shared folder: a planted link is replaced, never written
+    through (issue 19 item 3), and the report is private (0600)."""
+    import os
+    import stat
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    report_path = tmp_path / "carbon_report.json"
+    report_path.symlink_to(victim)
+    cb = Eco2AICallback(
+        CarbonConfig(measurement_interval=0.01, report_path=str(report_path)),
+        tracer_provider=tel.tracer_provider,
+        meter_provider=tel.meter_provider,
+        sampler_factory=fake_gpu_sampler_factory(FakeGpu("GPU-x")),
+    )
+    tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=16).train()
+    assert victim.read_text() == "precious"
+    assert not report_path.is_symlink()
+    assert json.loads(report_path.read_text()) == cb.generate_report().to_dict()
+    assert stat.S_IMODE(os.stat(report_path).st_mode) == 0o600
