@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from otel_energy.carbon import (
     Intensity,
-    IntensityProvider,
+    IntensitySource,
     StaticIntensity,
     co2e_g,
     table_intensity,
@@ -78,7 +78,7 @@ class Sampler:
         interval_s: float = 0.1,
         history_len: int = 6000,
         clock: Clock = time.monotonic,
-        intensity: IntensityProvider | None = None,
+        intensity: IntensitySource | None = None,
         pue: float = 1.0,
         max_failures: int = 3,
         rank: RankInfo | None = None,
@@ -238,7 +238,7 @@ class Sampler:
             self._listeners.remove(listener)
 
     @property
-    def intensity_provider(self) -> IntensityProvider:
+    def intensity_provider(self) -> IntensitySource:
         """Where the carbon intensity of each interval comes from."""
         return self._intensity
 
