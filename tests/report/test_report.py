@@ -258,13 +258,19 @@ def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
     assert target.read_text() == "new"
 
 
-@pytest.mark.parametrize("suffix", [".svg", ".html", ".htm"])
+@pytest.mark.parametrize("suffix", [".svg", ".html", ".htm", ".png"])
 def test_the_picture_format_follows_the_suffix(tmp_path: Path, suffix: str) -> None:
     """Issue 19.17: ``--plot out.svg`` wrote an HTML page into the .svg."""
+    if suffix == ".png":
+        pytest.importorskip("matplotlib")  # without it: the HTML page beside it, said so
     report = report_of(recorded(5.0), [span("train", 1.0, 4.0)])
     plot = tmp_path / f"out{suffix}"
     lines = write_outputs(report, RunOptions(["python"], tmp_path / "r.json", plot))
     assert f"picture: {plot}" in lines
+    if suffix == ".png":
+        width, height, _ = png_pixels(plot.read_bytes())
+        assert (width, height) == (1210, 440)  # 11 x 4 in at 110 dpi
+        return
     text = plot.read_text()
     if suffix == ".svg":
         root = ET.fromstring(text)  # a well-formed SVG document, not a page

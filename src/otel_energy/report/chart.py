@@ -15,12 +15,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MARK_COLOR = {"start": "#2ca02c", "end": "#d62728", "epoch": "#555555"}
 BAND_COLOR = {"training": "#2ca02c", "evaluation": "#ff7f0e"}
 LABEL_ROWS = 3  # rows of marker labels above the plot
 LABEL_PX = 11  # marker label font size
+DPI = 110  # of the PNG
 FONT = "Liberation Sans, Arial, Helvetica, sans-serif"  # metric-compatible faces: widths below
 
 # Advance widths of Helvetica/Arial (and Liberation Sans, metric-compatible) in 1/1000 em, for
@@ -328,7 +330,7 @@ def write_png(plot: Plot, path: Path) -> bool:
         import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return False
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, ax = plt.subplots(figsize=(11, 4), dpi=DPI)
     for b in plot.bands:
         alpha = 0.07 if b.kind == "training" else 0.22
         ax.axvspan(b.t0_s, b.t1_s, color=BAND_COLOR[b.kind], alpha=alpha, lw=0)
@@ -336,26 +338,39 @@ def write_png(plot: Plot, path: Path) -> bool:
         ax.step(line.t_s, line.values, where="pre", label=line.label)
     for m in plot.marks:
         ax.axvline(m.t_s, color=MARK_COLOR[m.kind], linestyle="--" if m.kind == "epoch" else "-")
-        ax.annotate(
-            m.label,
-            (m.t_s, 1.0),
-            xycoords=("data", "axes fraction"),
-            fontsize=8,
-            color=MARK_COLOR[m.kind],
-            va="bottom",
-            ha="right" if m.kind == "end" else "left",
-        )
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("power (W)")
     ax.set_xlim(0, plot.t_end_s)
     ax.set_ylim(0, plot.y_max_w)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("power (W)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    fig.tight_layout()
+    # room above the axes for the label rows, then the same placement as the SVG's
+    fig.tight_layout(rect=(0, 0, 1, 1 - (16 + 13 * LABEL_ROWS) / (4 * DPI)))
+    _png_labels(ax, plot)
     tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=DPI)
         tmp.replace(path)
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
     return True
+
+
+def _png_labels(ax: Any, plot: Plot) -> None:
+    """The markers' labels above matplotlib axes ``ax``, placed as in the SVG (``label_boxes``
+    on the axes' pixel extent)."""
+    box = ax.get_window_extent()
+    f = _Frame(box.x0, 0.0, box.width, 1.0, max(plot.t_end_s, 1e-9), 1.0)
+    for m, row, x0, _x1 in label_boxes(f, plot.marks):
+        after = x0 > f.x(m.t_s)
+        ax.annotate(
+            m.label,
+            (m.t_s, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(3 if after else -3, 5 + 13 * row),
+            textcoords="offset pixels",
+            fontsize=LABEL_PX * 72 / DPI,  # the SVG's pixel size at this resolution
+            color=MARK_COLOR[m.kind],
+            ha="left" if after else "right",
+            va="bottom",
+        )
