@@ -18,7 +18,6 @@ from otel_energy.cli.run_outputs import write_outputs
 from otel_energy.engine.sampler import Sampler
 from otel_energy.history.ledger import RunRow
 from otel_energy.history.rows import row_from_report
-from otel_energy.report import write_atomic
 from otel_energy.report.chart import _Frame, label_boxes, nice_ticks, svg, ticks_within
 from otel_energy.report.model import RunReport, build_report, device_label
 from otel_energy.report.pages import comparison_page, report_plot, short_commands, write_html
@@ -247,15 +246,7 @@ def test_device_labels_name_the_type_once() -> None:
     assert device_label("gpu", "NVIDIA H100 (0)") == "gpu NVIDIA H100 (0)"
 
 
-def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
-    target = tmp_path / "r.json"
-    target.write_text("old")
-    with pytest.raises(TypeError):
-        write_atomic(target, 42)  # type: ignore[arg-type]  # fails inside the write
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
-    write_atomic(target, "new")
-    assert target.read_text() == "new"
+# Writing the files (atomic, private, links): tests/safety/test_files.py and test_report_files.py
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".html", ".htm", ".png"])

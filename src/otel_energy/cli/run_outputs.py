@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otel_energy.report import write_atomic, write_json
+from otel_energy.report import write_json
 from otel_energy.report.chart import svg_file, write_png
 from otel_energy.report.model import RunReport
 from otel_energy.report.pages import report_plot, write_html
+from otel_energy.safety.files import write_private
 
 if TYPE_CHECKING:
     from otel_energy.cli.run import RunOptions
@@ -46,7 +47,7 @@ def _picture(report: RunReport, plot: Path) -> str:
     """Write the picture in the format of ``plot``'s suffix; the line saying where."""
     suffix = plot.suffix.lower()
     if suffix == ".svg":
-        return _write("picture:", plot, lambda p: write_atomic(p, svg_file(report_plot(report))))
+        return _write("picture:", plot, lambda p: write_private(p, svg_file(report_plot(report))))
     if suffix != ".png":
         return _write("picture:", plot, lambda p: write_html(report, p))
     try:

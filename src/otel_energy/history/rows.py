@@ -18,12 +18,13 @@ from otel_energy.distributed.job import job_id
 from otel_energy.history.ledger import RunRow, new_run_id
 from otel_energy.report.model import RunReport, build_report, device_label
 from otel_energy.report.series import LEDGER_POINTS, RunSeries, thinned
+from otel_energy.safety.redact import redact_args
 
 
 def command_line(argv: list[str] | None = None) -> str:
-    """This process's command line as one shell-quoted string."""
+    """This process's command line as one shell-quoted string, credentials redacted."""
     args = argv if argv is not None else list(getattr(sys, "orig_argv", sys.argv))
-    return shlex.join(args)
+    return shlex.join(redact_args(args))
 
 
 def utc_iso(t: datetime | None = None) -> str:
@@ -59,7 +60,7 @@ def row_from_report(
     code = report.exit_code
     return RunRow(
         kind=kind,
-        command=shlex.join(report.command),
+        command=shlex.join(redact_args(report.command)),
         started_at=report.started_at,
         duration_s=report.duration_s,
         energy_j=report.total.energy_j,
@@ -112,5 +113,5 @@ def process_row(series: RunSeries, started_at: str) -> RunRow:
     """The row of an instrumented process at exit: its series from the start to now."""
     series.close()
     argv = list(getattr(sys, "orig_argv", sys.argv))
-    report = build_report(series, command=argv, exit_code=None, started_at=started_at)
+    report = build_report(series, command=redact_args(argv), exit_code=None, started_at=started_at)
     return row_from_report(report, series, new_run_id(), "process")

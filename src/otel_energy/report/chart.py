@@ -11,11 +11,14 @@ same ``t_end_s`` and ``y_max_w`` share their axes.
 from __future__ import annotations
 
 import html
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from otel_energy.safety.files import write_private
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MARK_COLOR = {"start": "#2ca02c", "end": "#d62728", "epoch": "#555555"}
@@ -346,13 +349,12 @@ def write_png(plot: Plot, path: Path) -> bool:
     # room above the axes for the label rows, then the same placement as the SVG's
     fig.tight_layout(rect=(0, 0, 1, 1 - (16 + 13 * LABEL_ROWS) / (4 * DPI)))
     _png_labels(ax, plot)
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    png = io.BytesIO()  # drawn in memory: the file is written only by write_private
     try:
-        fig.savefig(tmp, dpi=DPI)
-        tmp.replace(path)
+        fig.savefig(png, format="png", dpi=DPI)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    write_private(path, png.getvalue())
     return True
 
 

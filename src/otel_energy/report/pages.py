@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy.history.ledger import RunRow
-from otel_energy.report import write_atomic
 from otel_energy.report.chart import Band, Line, Mark, Plot, svg, text_width_px
 from otel_energy.report.model import RunReport
 from otel_energy.report.summary import format_summary
+from otel_energy.safety.files import write_private
+from otel_energy.safety.redact import redact_args
 
 OVERLAY_POINTS = 300
 LEGEND_PX = 12
@@ -45,7 +46,7 @@ def report_plot(report: RunReport) -> Plot:
 
 def run_page(report: RunReport) -> str:
     """A self-contained page: headline, chart and the summary table."""
-    title = html.escape("otel-energy: " + shlex.join(report.command))
+    title = html.escape("otel-energy: " + shlex.join(redact_args(report.command)))
     t = report.total
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -63,7 +64,7 @@ average {t.avg_power_w:.1f} W.</p>
 
 
 def write_html(report: RunReport, path: Path) -> None:
-    write_atomic(path, run_page(report))
+    write_private(path, run_page(report))
 
 
 # ---- the comparison page ----

@@ -6,22 +6,26 @@ import shlex
 
 from otel_energy.report.model import RunReport
 from otel_energy.report.phases import Epoch, Phase
+from otel_energy.safety.redact import redact_args
+from otel_energy.safety.terminal import printable
 
 
 def format_summary(report: RunReport) -> str:
-    """The text printed at the end of ``otel-energy run``."""
+    """The text printed at the end of ``otel-energy run`` (the command redacted, and control
+    characters escaped: it came from outside)."""
     t = report.total
+    command = printable(shlex.join(redact_args(report.command)))
     lines = [
-        f"otel-energy: `{shlex.join(report.command)}` exited {report.exit_code}"
-        f" after {report.duration_s:.1f} s",
+        f"otel-energy: `{command}` exited {report.exit_code} after {report.duration_s:.1f} s",
         f"total: {t.energy_j:.1f} J, {t.co2e_g:.4f} gCO2e, average {t.avg_power_w:.1f} W",
         f"scope: {report.scope}",
         "",
         f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
     ]
     for d in report.devices:
+        label = printable(d.label)
         lines.append(
-            f"{d.label[:32]:32} {d.method:24} {d.energy_j:11.2f}"
+            f"{label[:32]:32} {d.method:24} {d.energy_j:11.2f}"
             f" {d.avg_power_w:8.2f} {d.co2e_g:10.4f}"
         )
     lines.append(f"{'total':32} {'':24} {t.energy_j:11.2f} {t.avg_power_w:8.2f} {t.co2e_g:10.4f}")
