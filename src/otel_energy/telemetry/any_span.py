@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
@@ -37,8 +36,8 @@ from otel_energy.config.any_span import SpanSelection
 from otel_energy.engine.sampler import Sampler
 from otel_energy.engine.span_shares import Share, SpanShares
 from otel_energy.telemetry import attributes as A
-from otel_energy.telemetry.scope import get_meter
 from otel_energy.telemetry.span_attributes import HW_TYPES
+from otel_energy.telemetry.step_histogram import span_histogram
 
 _log = logging.getLogger(__name__)
 
@@ -245,23 +244,6 @@ def _with_attributes(span: ReadableSpan, extra: Mapping[str, Any]) -> ReadableSp
         end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
-
-
-_histograms: weakref.WeakKeyDictionary[MeterProvider, Histogram] = weakref.WeakKeyDictionary()
-
-
-def span_histogram(provider: MeterProvider) -> Histogram:
-    """``otel_energy.span.energy`` (J) on ``provider``, created once per provider."""
-    hist = _histograms.get(provider)
-    if hist is None:
-        hist = get_meter(provider).create_histogram(
-            A.METRIC_SPAN_ENERGY,
-            unit="J",
-            description="Energy of each annotated span (OTEL_PYTHON_ENERGY_SPANS); exemplars"
-            " link to the spans.",
-        )
-        _histograms[provider] = hist
-    return hist
 
 
 def install(
