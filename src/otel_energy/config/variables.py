@@ -140,6 +140,15 @@ Default ``$XDG_DATA_HOME/otel-energy/runs.sqlite`` (``~/.local/share/otel-energy
 ``otel-energy history`` and ``otel-energy report`` read it.
 """
 
+OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS = "OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS"
+"""Whether the ``job`` span of ``otel-energy run`` carries the command's arguments.
+
+Default ``false``: the span names the command (``process.command``, ``otel_energy.command``:
+its ``argv[0]``) and no argument, as the semantic conventions make ``process.command_args``
+opt-in (arguments carry secrets). ``true``: ``process.command_args`` and the whole line in
+``otel_energy.command``, with credential values redacted (docs/security.md says which).
+"""
+
 OTEL_PYTHON_ENERGY_LEDGER_RUN_ID = "OTEL_PYTHON_ENERGY_LEDGER_RUN_ID"
 """Set by ``otel-energy run`` in its command's environment: the ledger row of that run.
 

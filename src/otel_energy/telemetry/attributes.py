@@ -18,6 +18,7 @@ from typing import Final
 
 from opentelemetry.semconv._incubating.attributes import host_attributes as _host
 from opentelemetry.semconv._incubating.attributes import hw_attributes as _hw
+from opentelemetry.semconv._incubating.attributes import process_attributes as _process
 from opentelemetry.semconv._incubating.metrics import hw_metrics as _hwm
 
 # --- Semantic-convention attributes (hardware and host) -------------------------------------
@@ -219,6 +220,12 @@ SPAN_SCOPE: Final = "otel_energy.span.scope"
 # --- otel-energy run (job span) ----------------------------------------------------------------
 
 COMMAND: Final = "otel_energy.command"
-"""The command ``otel-energy run`` ran (truncated to 1000 characters)."""
+"""The command ``otel-energy run`` ran: its name (``argv[0]``); the whole line, redacted and
+truncated to 1000 characters, only with ``OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS=true``."""
+PROCESS_COMMAND: Final[str] = _process.PROCESS_COMMAND
+"""Semantic conventions' ``process.command`` on the job span: the command's ``argv[0]``."""
+PROCESS_COMMAND_ARGS: Final[str] = _process.PROCESS_COMMAND_ARGS
+"""Semantic conventions' ``process.command_args`` (opt-in there, for the secrets it may hold):
+the command's arguments, redacted, only with ``OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS=true``."""
 COMMAND_EXIT_CODE: Final = "otel_energy.command.exit_code"
 """Its exit status (int)."""
