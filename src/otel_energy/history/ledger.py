@@ -88,7 +88,7 @@ class RunRow:
     instrumented process that trained nothing). ``status``: ``ok``, ``error`` or ``exit``
     (a process ended; its exit status is unknown at exit). ``timeline``: decimated power per
     device, ``{"t_s": [...], "power_w": {hw_id: [...]}, "names": {hw_id: "gpu NAME"}}`` (labels
-    from ``report.device_label``).
+    from ``report.model.device_label``).
     """
 
     kind: str
