@@ -31,8 +31,9 @@ from otel_energy.config import variables as ev
 from otel_energy.distributed.runjob import JobSpan
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Snapshot
-from otel_energy.history.ledger import new_run_id, record
 from otel_energy.history.rows import row_from_report
+from otel_energy.history.schema import new_run_id
+from otel_energy.history.writer import record
 from otel_energy.report import Timeline, format_summary
 from otel_energy.session import close_session, open_session
 from otel_energy.telemetry.localexport import read_span_records

@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_energy.distributed.job import job_id
 from otel_energy.engine.sampler import Sampler, Snapshot
-from otel_energy.history.ledger import RunRow
+from otel_energy.history.schema import RunRow
 from otel_energy.report import Timeline, device_label
 from otel_energy.telemetry import attributes as A
 
