@@ -10,10 +10,12 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -313,15 +315,49 @@ def test_read_commands_create_no_directory_and_no_database(tmp_path: Path) -> No
     assert empty.stat().st_size == 0  # no schema written into it either
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode bits say")
-def test_an_unreadable_ledger_is_one_line(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite"
-    Ledger(path).append(row())
-    path.chmod(0)
+@contextmanager
+def foreign_ledger() -> Iterator[tuple[Path, list[str]]]:
+    """A ledger with one run in a directory the reader cannot write, and the command prefix of
+    that reader: the user ``nobody`` when the tests run as root (root ignores mode bits), else
+    this user with the directory made read-only."""
+    base = Path(tempfile.mkdtemp(prefix="otel-energy-ro-"))  # not tmp_path: others can enter
+    path = base / "runs.sqlite"
+    Ledger(path).append(row(command="theirs"))
+    path.chmod(0o644)
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv to read as another user")
+        base.chmod(0o755)
+        prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    else:
+        base.chmod(0o555)
+        prefix = []
     try:
-        out = cli("history", ledger=path)
+        yield path, prefix
     finally:
-        path.chmod(0o600)
+        base.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def cli_as(prefix: list[str], *args: str, ledger: Path) -> subprocess.CompletedProcess[str]:
+    env = child_env(OTEL_PYTHON_ENERGY_LEDGER=str(ledger), OTEL_SDK_DISABLED="true", HOME="/tmp")
+    return capture([*prefix, *CLI, *args], env, timeout=120, cwd=ROOT)
+
+
+def test_a_ledger_in_a_read_only_directory_is_read(tmp_path: Path) -> None:
+    """Before: "attempt to write a readonly database" (a WAL ledger needs its -shm index file)."""
+    with foreign_ledger() as (path, prefix):
+        out = cli_as(prefix, "history", "--json", ledger=path)
+        assert out.returncode == 0, out.stderr
+        assert [r["command"] for r in json.loads(out.stdout)["runs"]] == ["theirs"]
+
+
+def test_an_unreadable_ledger_is_one_line(tmp_path: Path) -> None:
+    with foreign_ledger() as (path, prefix):
+        path.chmod(0o600 if prefix else 0)
+        out = cli_as(prefix, "history", ledger=path)
+        path.chmod(0o644)
     assert out.returncode == 1
     [line] = out.stderr.strip().splitlines()
     assert str(path) in line and "cannot read the run ledger" in line
@@ -363,3 +399,29 @@ def test_the_side_file_is_never_written_through_a_link(
     assert target.read_text() == "precious\n"
     [line] = caplog.messages
     assert "could not be queued either" in line and str(path) in line
+    # A link planted beside a good ledger neither is followed nor stops its writes.
+    good = tmp_path / "good.sqlite"
+    PendingRows(good).path.symlink_to(target)
+    assert record(row(command="kept"), {"OTEL_PYTHON_ENERGY_LEDGER": str(good)}) == 1
+    assert [r.command for r in Ledger(good).rows()] == ["kept"]
+    assert target.read_text() == "precious\n"
+
+
+def test_a_newer_ledger_that_needs_a_column_we_lack_keeps_our_row_queued(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from otel_energy.history.schema import TABLE
+
+    path = tmp_path / "runs.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        TABLE.replace("timeline TEXT NOT NULL", "timeline TEXT NOT NULL, gpu_hours REAL NOT NULL")
+    )
+    conn.commit()
+    conn.close()
+    with caplog.at_level(logging.WARNING, logger="otel_energy"):
+        assert record(row(command="ours"), {"OTEL_PYTHON_ENERGY_LEDGER": str(path)}) is None
+    [line] = caplog.messages
+    assert "made by a newer otel-energy" in line and "upgrade otel-energy" in line
+    assert [q.command for q in PendingRows(path).read()] == ["ours"]
+    assert db_rows(path) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shlex
 import sqlite3
 import threading
 import time
@@ -62,11 +63,17 @@ def describe(path: Path, exc: BaseException, action: str) -> LedgerError:
             f" try again when it ends",
             busy=True,
         )
+    if isinstance(exc, sqlite3.IntegrityError):  # a newer schema's column we do not fill
+        return LedgerError(
+            f"otel-energy: the run ledger {path} was made by a newer otel-energy and takes no"
+            f" rows from this one ({exc}); upgrade otel-energy, or set {var} to another file"
+        )
     code = _code(exc)
     if any(code.startswith(c) for c in DAMAGED) or isinstance(exc, (ValueError, TypeError)):
+        move = f"mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.broken')}"
         return LedgerError(
             f"otel-energy: the run ledger {path} is damaged or not a ledger ({exc}); move it"
-            f" aside (mv {path} {path}.broken) and the next run starts a new one, or set {var}"
+            f" aside ({move}) and the next run starts a new one, or set {var}"
             " to another file"
         )
     return LedgerError(

@@ -1,19 +1,18 @@
-"""The run ledger: one SQLite row per measured run, in a per-user data directory.
+"""The run ledger: one SQLite row per measured run, in a per-user data directory, on one host.
 
 ``otel-energy run`` (the parent, which knows the exit status and the whole node's energy) and
 instrumented runs (a Trainer run at its end, or the process at exit when it trained nothing)
-append rows; ``otel-energy history`` and ``otel-energy report`` read them.
+append rows through ``history/writer.py``; ``otel-energy history`` and ``otel-energy report``
+read them.
 
-Several ranks and several runs on one host write at once: the database is in WAL mode (readers
-never block the writer), each write is one short ``BEGIN IMMEDIATE`` transaction that also creates
-the schema if need be, and a writer waits its turn a bounded time (setting WAL mode is retried:
-SQLite answers it with "locked" at once, outside the busy timeout). A row that still cannot be
-written (the ledger locked, damaged or unwritable) is queued in the side file ``<ledger>.pending``
-(``history/pending.py``) and merged by the next successful write or read. Runs hand their rows
-to a background writer (``history/writer.py``) so that no ledger I/O runs on a training thread.
+Several ranks and runs on one host write at once: the database is in WAL mode (readers never
+block the writer), each write is one short ``BEGIN IMMEDIATE`` transaction that also creates the
+table if need be and merges the rows queued in ``<ledger>.pending`` (``history/pending.py``), and
+a writer waits its turn a bounded time. Setting WAL mode is retried: SQLite answers it with
+"locked" at once, outside the busy timeout, when writers start together on a new file.
 
-Readers open the file read-only: they never create a directory or a database, and a damaged,
-newer or unopenable ledger is one ``LedgerError`` line naming the file and the fix.
+Readers open the file read-only: they never create a directory, a database or a table, and a
+damaged, foreign or unopenable ledger is one ``LedgerError`` line naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from otel_energy.config import variables as ev
-from otel_energy.history.errors import describe, log_once, retry_busy
+from otel_energy.history.errors import describe, retry_busy
 from otel_energy.history.pending import PendingRows
 from otel_energy.history.schema import INDEX, INSERT, TABLE, RunRow
 
@@ -99,7 +98,7 @@ class Ledger:
             raise
         return conn
 
-    def _insert(self, rows: Sequence[RunRow], wait_s: float) -> None:
+    def insert(self, rows: Sequence[RunRow], wait_s: float) -> None:
         """Insert ``rows`` and the queued rows in one transaction (schema created if need be).
 
         Raises:
@@ -142,45 +141,11 @@ class Ledger:
             LedgerError: the file cannot be written within ``wait_s`` (``save`` queues instead).
         """
         try:
-            self._insert([row], wait_s)
+            self.insert([row], wait_s)
         except (sqlite3.Error, OSError, ValueError) as exc:
             raise describe(self.path, exc, "write") from exc
         assert row.id is not None
         return row.id
-
-    def save(self, rows: Sequence[RunRow], wait_s: float = WRITE_WAIT_S) -> bool:
-        """Write ``rows``, or queue them in ``<ledger>.pending`` for the next writer; never
-        raises. True when written; a failure is logged once per file and kind of problem."""
-        try:
-            self._insert(rows, wait_s)
-            return True
-        except Exception as exc:
-            problem = describe(self.path, exc, "write")
-        try:
-            PendingRows(self.path).add(rows)
-        except Exception as exc:  # nowhere to keep them: say so, the run goes on
-            log_once(
-                self.path,
-                "lost",
-                f"{problem}; {len(rows)} run(s) could not be queued either ({exc}) and are not"
-                " recorded",
-            )
-            return False
-        queued = f"queued in {PendingRows(self.path).path} and added by the next write or read"
-        if problem.busy:
-            message = (
-                f"otel-energy: the run ledger {self.path} stayed locked by another process for"
-                f" {wait_s:.1f} s; {len(rows)} run(s) {queued}"
-            )
-        else:
-            message = f"{problem}; the run is {queued}"
-        log_once(
-            self.path,
-            "busy" if problem.busy else str(problem),
-            message,
-            logging.WARNING if problem.busy else logging.ERROR,
-        )
-        return False
 
     # ---- reading ----
     def _settle(self) -> None:
@@ -192,7 +157,7 @@ class Ledger:
             flush(WRITE_WAIT_S + 1.0)
         if self.path.is_file() and PendingRows(self.path).exists():
             try:
-                self._insert([], MERGE_WAIT_S)
+                self.insert([], MERGE_WAIT_S)
             except Exception as exc:  # read what is there; the note names the queued rows
                 _log.debug("otel-energy: queued runs not merged into %s: %s", self.path, exc)
 
@@ -209,21 +174,41 @@ class Ledger:
         if not self.path.exists():
             yield None
             return
-        uri = "file:" + quote(str(self.path.absolute())) + "?mode=ro"
         try:
-            conn = sqlite3.connect(uri, uri=True, timeout=READ_WAIT_S, isolation_level=None)
+            conn, has_table = self._open_read_only()
         except sqlite3.Error as exc:
             raise describe(self.path, exc, "read") from exc
-        conn.row_factory = sqlite3.Row
         try:
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
-                yield conn
-            else:  # an empty file, or a database being created
-                yield None
+            yield conn if has_table else None  # no table: an empty file, or one being created
         except (sqlite3.Error, ValueError, TypeError) as exc:
             raise describe(self.path, exc, "read") from exc
         finally:
             conn.close()
+
+    def _open_read_only(self, immutable: bool = False) -> tuple[sqlite3.Connection, bool]:
+        """A ``mode=ro`` connection and whether the runs table exists. A WAL ledger in a
+        directory this user cannot write (another user's, a read-only mount) cannot get its
+        ``-shm`` index: it is then read as ``immutable`` (no locks: nobody can be writing it
+        from here, and rows still in another's ``-wal`` file are not seen)."""
+        uri = "file:" + quote(str(self.path.absolute())) + "?mode=ro"
+        conn = sqlite3.connect(
+            uri + ("&immutable=1" if immutable else ""),
+            uri=True,
+            timeout=READ_WAIT_S,
+            isolation_level=None,
+        )
+        conn.row_factory = sqlite3.Row
+        try:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+        except sqlite3.Error as exc:
+            conn.close()
+            code = str(getattr(exc, "sqlite_errorname", ""))
+            if immutable or not code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+                raise
+            if not os.access(self.path, os.R_OK) or os.access(self.path.parent, os.W_OK):
+                raise
+            return self._open_read_only(immutable=True)
+        return conn, found is not None
 
     def rows(self, limit: int | None = None) -> list[RunRow]:
         """The newest ``limit`` runs (all when None), oldest first.

@@ -3,7 +3,7 @@
 A run whose row cannot be written in time (another process holds the ledger's lock, or the file
 is damaged or unwritable) is appended here instead of dropped; the next successful write (or a
 read of an existing ledger) moves the rows into the database in its own transaction and empties
-the file. Rows carry their ``run_id``, and the ledger inserts with ``OR IGNORE``, so a crash
+the file. Rows carry their ``run_id``, and the ledger skips a ``run_id`` it has, so a crash
 between that commit and the emptying cannot duplicate a run.
 
 The file is created 0600 and never through a symbolic link (``O_NOFOLLOW``), only a regular file
@@ -109,6 +109,10 @@ class PendingRows:
         try:
             fd = self._open(os.O_RDWR)
         except FileNotFoundError:
+            yield []
+            return
+        except OSError as exc:  # a link or a foreign file: never read, never blocks the ledger
+            _log.warning("otel-energy: not merging queued runs %s: %s", self.path, exc)
             yield []
             return
         try:

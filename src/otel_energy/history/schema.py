@@ -1,8 +1,8 @@
 """What a ledger row is: the ``RunRow`` dataclass, its columns and the SQL that stores it.
 
 A row read from a ledger written by a newer version keeps only the columns this version knows
-(forward compatible); rows are keyed by ``run_id``, inserted ``OR IGNORE``, so merging a queued row
-twice stores it once.
+(forward compatible); rows are keyed by ``run_id`` (``ON CONFLICT (run_id) DO NOTHING``), so
+merging a queued row twice stores it once.
 """
 
 from __future__ import annotations
@@ -110,6 +110,8 @@ class RunRow:
 FIELDS = frozenset(f.name for f in fields(RunRow))
 COLUMNS = tuple(f.name for f in fields(RunRow) if f.name != "id")
 INSERT = (
-    f"INSERT OR IGNORE INTO runs ({', '.join(COLUMNS)})"
-    f" VALUES ({', '.join(':' + c for c in COLUMNS)})"
+    f"INSERT INTO runs ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+    " ON CONFLICT (run_id) DO NOTHING"
 )
+"""A run already stored (a queued row merged twice) is skipped; any other constraint (a newer
+schema's column we do not fill) still fails: ``OR IGNORE`` would drop such a row silently."""

@@ -20,10 +20,10 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from otel_energy.history.errors import log_once
+from otel_energy.history.errors import describe, log_once
 from otel_energy.history.ledger import WRITE_WAIT_S, Ledger, ledger_path, register_local_writer
 from otel_energy.history.pending import PendingRows
 from otel_energy.history.schema import RunRow
@@ -32,6 +32,42 @@ _log = logging.getLogger(__name__)
 
 EXIT_FLUSH_S = 2.0
 """How long interpreter exit waits for rows still being written before queuing them."""
+
+
+def save(ledger: Ledger, rows: Sequence[RunRow], wait_s: float = WRITE_WAIT_S) -> bool:
+    """Write ``rows`` to ``ledger`` (waiting at most ``wait_s`` for a lock), or queue them in
+    ``<ledger>.pending`` for the next writer; never raises. True when written; a failure is
+    logged once per file and kind of problem (a run must not fill its log with it)."""
+    try:
+        ledger.insert(rows, wait_s)
+        return True
+    except Exception as exc:
+        problem = describe(ledger.path, exc, "write")
+    try:
+        PendingRows(ledger.path).add(rows)
+    except Exception as exc:  # nowhere to keep them: say so, the run goes on
+        log_once(
+            ledger.path,
+            "lost",
+            f"{problem}; {len(rows)} run(s) could not be queued either ({exc}) and are not"
+            " recorded",
+        )
+        return False
+    queued = f"queued in {PendingRows(ledger.path).path} and added by the next write or read"
+    if problem.busy:
+        message = (
+            f"otel-energy: the run ledger {ledger.path} stayed locked by another process for"
+            f" {wait_s:.1f} s; {len(rows)} run(s) {queued}"
+        )
+    else:
+        message = f"{problem}; the run is {queued}"
+    log_once(
+        ledger.path,
+        "busy" if problem.busy else str(problem),
+        message,
+        logging.WARNING if problem.busy else logging.ERROR,
+    )
+    return False
 
 
 class LedgerWriter:
@@ -69,7 +105,7 @@ class LedgerWriter:
                 self._busy = list(self._queue)
                 self._queue.clear()
             try:
-                self.ledger.save(self._busy, self.wait_s)  # writes or queues; never raises
+                save(self.ledger, self._busy, self.wait_s)  # writes or queues; never raises
             except Exception:
                 _log.exception("otel-energy: writing the run ledger failed")
             with self._cond:
@@ -180,7 +216,7 @@ def record(row: RunRow, environ: Mapping[str, str] | None = None) -> int | None:
     if path is None:
         return None
     try:
-        return row.id if Ledger(path).save([row]) else None
+        return row.id if save(Ledger(path), [row]) else None
     except Exception:
         _log.exception("otel-energy: writing the run ledger failed")
     return None
