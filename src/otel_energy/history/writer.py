@@ -113,6 +113,7 @@ class LedgerWriter:
                 self._cond.notify_all()
 
     def idle(self) -> bool:
+        """True when every row handed over is written or queued (nothing in the thread's hands)."""
         with self._cond:
             return not self._queue and not self._busy
 
