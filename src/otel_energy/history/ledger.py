@@ -31,6 +31,7 @@ from otel_energy.config import variables as ev
 from otel_energy.history.errors import describe, retry_busy
 from otel_energy.history.pending import PendingRows
 from otel_energy.history.schema import INDEX, INSERT, TABLE, RunRow
+from otel_energy.safety.files import private_dir, private_file
 
 _log = logging.getLogger(__name__)
 
@@ -87,7 +88,10 @@ class Ledger:
     def _connect(self, wait_s: float) -> sqlite3.Connection:
         """A connection for writing, in WAL mode (created with its directory if need be)."""
         deadline = time.monotonic() + wait_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds command lines: a new directory is 0700 and the database 0600, created before
+        # SQLite opens it (SQLite gives its -wal and -shm files the database's mode).
+        private_dir(self.path.parent)
+        private_file(self.path)
         conn = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from otel_energy.history.schema import RunRow
+from otel_energy.safety.files import private_dir
 
 _log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class PendingRows:
             OSError: the file cannot be written (a link, not ours, no space, no permission).
         """
         data = b"".join(json.dumps(r.to_db(), separators=(",", ":")).encode() + b"\n" for r in rows)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.path.parent)
         while True:
             fd = self._open(os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             try:
