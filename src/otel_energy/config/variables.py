@@ -155,3 +155,22 @@ OTEL_PYTHON_ENERGY_LEDGER_RUN_ID = "OTEL_PYTHON_ENERGY_LEDGER_RUN_ID"
 A process that sees it writes no ledger row of its own (the parent writes one for the whole
 command, with its exit status and the whole node's energy). Not meant to be set by hand.
 """
+
+
+OTEL_PYTHON_ENERGY_SPANS = "OTEL_PYTHON_ENERGY_SPANS"
+"""Other instrumentations' spans to put energy on (zero-code): a comma list of span kinds
+(``server``, ``client``, ``internal``, ``producer``, ``consumer``) and instrumentation scope names
+(``opentelemetry.instrumentation.fastapi``). Default: off.
+
+Overlapping spans share the energy of each moment (by active time, or by
+``gen_ai.usage.output_tokens`` when every overlapping span has it); a selected span reaches the
+exporter at most ``OTEL_PYTHON_ENERGY_SPANS_MAX_DELAY`` plus two sample intervals after it ends.
+docs/any-span.md.
+"""
+
+OTEL_PYTHON_ENERGY_SPANS_MAX_DELAY = "OTEL_PYTHON_ENERGY_SPANS_MAX_DELAY"
+"""How long (s) an annotated span may be held waiting for running spans that overlap it (their
+``gen_ai.usage.output_tokens`` is known only when they end). Default ``5``; valid ``0``-``3600``.
+
+A span that overlaps one running for longer shares those stretches by active time instead.
+"""

@@ -201,6 +201,22 @@ def device_type_energy(hw_type: str) -> str:
     return f"otel_energy.{hw_type}.energy"
 
 
+# --- Other instrumentations' spans (OTEL_PYTHON_ENERGY_SPANS, docs/any-span.md) --------------
+
+SPAN_ENERGY_SHARE: Final = "otel_energy.share"
+"""Fraction of the node's energy over the span's lifetime given to the span, 1 (0..1)."""
+SPAN_ENERGY_SPLIT: Final = "otel_energy.split"
+"""How overlapping spans shared energy: ``active_time`` or ``output_tokens`` (no unit)."""
+ENERGY_PER_OUTPUT_TOKEN: Final = "otel_energy.energy_per_output_token"
+"""The span's energy over its ``gen_ai.usage.output_tokens``, J."""
+METRIC_SPAN_ENERGY: Final = "otel_energy.span.energy"
+"""Histogram of the energy of each annotated span, J (exemplars: the spans)."""
+SPAN_KIND: Final = "otel_energy.span.kind"
+"""Kind of the annotated span (``server``, ``client``...) on ``otel_energy.span.energy``."""
+SPAN_SCOPE: Final = "otel_energy.span.scope"
+"""Instrumentation scope name of the annotated span, on ``otel_energy.span.energy``."""
+
+
 # --- otel-energy run (job span) ----------------------------------------------------------------
 
 COMMAND: Final = "otel_energy.command"
