@@ -39,22 +39,31 @@ class Snapshot:
 
     t_s: float
     devices: tuple[DeviceState, ...]
+    """The component devices (``hw.energy``): these add up."""
     intensity: Intensity
     pue: float
+    host: tuple[DeviceState, ...] = ()
+    """The whole-node meter's series (``hw.host.energy``): never added to ``devices``, which
+    they contain."""
+    samples: int = 0
+    """Samples the sampler has taken since it started (the rate check counts them)."""
 
 
-def build(latest: Latest, devices: Devices, hist: History, pue: float) -> Snapshot:
+def build(
+    latest: Latest, devices: Devices, hist: History, pue: float, samples: int = 0
+) -> Snapshot:
     """The Snapshot of the newest tick ``latest`` (call under the sampler's lock)."""
     t, energies, co2, failed, intensity = latest
     rates = hist.rates_w(t) if hist.t else [0.0] * len(devices.sensors)
-    states = []
+    states: list[DeviceState] = []
+    host: list[DeviceState] = []
     for i, s in enumerate(devices.sensors):
         # A counter-only device's power is its energy rate over the last second.
         own = devices.tracks[i].power_w
         power = 0.0 if failed[i] else own if own is not None else rates[i]
-        states.append(
+        (host if s.info.whole_host else states).append(
             DeviceState(
                 s.info, energies[i], power, co2[i], failed[i], devices.gpu[i], devices.read_t[i]
             )
         )
-    return Snapshot(t, tuple(states), intensity, pue)
+    return Snapshot(t, tuple(states), intensity, pue, tuple(host), samples)
