@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from otel_energy.engine.sampler import Snapshot
-from otel_energy.report import Timeline, epochs_from_spans, phases, scope_line
+from otel_energy.report import Timeline, epochs_from_spans, phases, scope_line, trust
 from otel_energy.telemetry import attributes as A
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def build_report(
             "co2e_g": sum(d["co2e_g"] for d in devices),
             "avg_power_w": total_j / duration_s if duration_s > 0 else 0.0,
             "estimated": any(d["estimated"] for d in devices),
+            **trust.totals(first, last),
         },
         "devices": devices,
         "carbon_intensity": {
@@ -61,6 +62,7 @@ def build_report(
         "training": _training(spans, start_ns),
         "phases": phases(spans, start_ns, duration_s, timeline),
         "timeline": _timeline(timeline),
+        "checks": trust.verdict(first, last, duration_s, spans),
     }
     report["scope"] = scope_line(report)
     return report

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_energy.report import device_label, format_summary, scope_line, write_atomic
+from otel_energy.report import device_label, format_summary, scope_line, trust, write_atomic
 from otel_energy.telemetry import attributes as A
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -191,12 +191,13 @@ def write_html(report: dict[str, Any], path: Path) -> None:
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px}}
-.scope{{color:#555}}</style>
+.scope{{color:#555}}.pass{{color:#1a7f37}}.fail{{color:#c62828}}</style>
 </head><body>
 <h1>{title}</h1>
-<p><b>{t["energy_j"]:.1f} J, {t["co2e_g"]:.4f} gCO2e</b> in {report["duration_s"]:.1f} s,
-average {t["avg_power_w"]:.1f} W.</p>
+<p><b>{t["energy_j"]:.1f} J &plusmn; {t.get("energy_uncertainty_j") or 0.0:.1f} J,
+{t["co2e_g"]:.4f} gCO2e</b> in {report["duration_s"]:.1f} s, average {t["avg_power_w"]:.1f} W.</p>
 <p class="scope">{html.escape(report.get("scope") or scope_line(report))}</p>
+{trust.html_block(report)}
 {svg_chart(report)}
 <pre>{html.escape(format_summary(report))}</pre>
 </body></html>

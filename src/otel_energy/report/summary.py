@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from otel_energy.report import trust
 from otel_energy.telemetry import attributes as A
 
 
@@ -35,7 +36,8 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = [
         f"otel-energy: `{shlex.join(report['command'])}` exited {report['exit_code']}"
         f" after {report['duration_s']:.1f} s",
-        f"total: {t['energy_j']:.1f} J, {t['co2e_g']:.4f} gCO2e, average {t['avg_power_w']:.1f} W",
+        f"total: {t['energy_j']:.1f} J +/- {t.get('energy_uncertainty_j') or 0.0:.1f} J,"
+        f" {t['co2e_g']:.4f} gCO2e, average {t['avg_power_w']:.1f} W",
         f"scope: {report.get('scope') or scope_line(report)}",
         "",
         f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
@@ -54,6 +56,7 @@ def format_summary(report: dict[str, Any]) -> str:
         f"carbon intensity {ci['g_per_kwh']:.1f} gCO2e/kWh {ci.get('kind', 'average')}"
         f" [{ci['source']}], PUE {report['pue']:g}"
     )
+    lines += trust.lines(report)
     lines += _phase_lines(report.get("phases") or [], t["energy_j"] or 1.0)
     lines += _epoch_lines(report["training"]["epochs"])
     return "\n".join(lines)
