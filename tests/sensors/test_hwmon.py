@@ -15,22 +15,11 @@ from otel_energy.sensors.hwmon import discover_hwmon
 from otel_energy.sensors.rapl import discover_rapl
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.instruments import attach
-from tests.conftest import FakeClock
+from otel_energy.telemetry.spans import SpanEnergyRecorder
+from tests.conftest import FakeClock, points
 from tests.fakes.hwmon import component_chip, power_meter, psu
 from tests.fakes.powercap import server_tree
-
-
-def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, object], float]]]:
-    """Metric name -> (attributes, value) of every point."""
-    out: dict[str, list[tuple[dict[str, object], float]]] = {}
-    data = reader.get_metrics_data()
-    assert data is not None
-    for rm in data.resource_metrics:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                for p in m.data.data_points:
-                    out.setdefault(m.name, []).append((dict(p.attributes or {}), p.value))  # type: ignore[union-attr]
-    return out
+from tests.support.hf_helpers import Telemetry
 
 
 def test_the_power_meter_wins_over_supplies_and_component_chips_are_ignored(
@@ -118,3 +107,35 @@ def test_node_energy_from_a_tree_written_in_place_is_within_1_percent_of_what_wa
     assert w.band_j == pytest.approx(100.0, rel=1e-6)
     assert w.host_band_j == pytest.approx(0.05 * w.host_energy_j, rel=1e-6)
     provider.shutdown()
+
+
+def test_a_span_carries_node_energy_coverage_and_its_band(tmp_path: Path, clock: FakeClock) -> None:
+    """A span over 3 s at 300 W (meter) with a 60 W CPU package: its attributes say both, the
+    share explained, the rest, and a band from RAPL's 10% (the span is on sample boundaries)."""
+    meter = power_meter(tmp_path / "hwmon", watts=300.0)
+    zones = server_tree(tmp_path / "powercap")
+    sensors = [*discover_rapl(tmp_path / "powercap"), *discover_hwmon(tmp_path / "hwmon")]
+    sampler = Sampler(sensors, interval_s=0.1, clock=clock)
+    tel = Telemetry()
+    recorder = SpanEnergyRecorder(sampler, tel.tracer_provider.get_tracer("t"))
+    sampler.sample_once()
+    interval = recorder.start("train", "train")
+    for _ in range(30):
+        meter.set_w(300.0)
+        zones["package-0"].add_j(6.0)
+        clock.advance(0.1)
+        sampler.sample_once()
+    recorder.finish(interval)
+    clock.advance(0.1)
+    sampler.sample_once()  # past the span's end: the listener completes it
+    recorder.flush(5.0)
+    (span,) = tel.finished("train")
+    a = dict(span.attributes or {})
+    assert a[A.ENERGY] == pytest.approx(180.0, rel=1e-6)
+    assert a[A.HOST_ENERGY] == pytest.approx(900.0, rel=1e-6)
+    assert a[A.HOST_COVERAGE] == pytest.approx(0.2, rel=1e-6)
+    assert a[A.HOST_UNMEASURED_ENERGY] == pytest.approx(720.0, rel=1e-6)
+    assert a[A.ENERGY_UNCERTAINTY] == pytest.approx(18.0, rel=1e-6)
+    recorder.close()
+    tel.tracer_provider.shutdown()
+    tel.meter_provider.shutdown()

@@ -39,14 +39,13 @@ def build_report(
     """The JSON report: per-device energy from the node measurement, phases and epochs from the
     spans. ``start_ns`` is the wall-clock time (ns) of the timeline's zero."""
     devices = device_totals(first, last, duration_s)
-    total_j = sum(d["energy_j"] for d in devices)
     report: dict[str, Any] = {
         "command": options.command,
         "exit_code": exit_code,
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": duration_s,
         "total": {
-            "energy_j": total_j,
+            "energy_j": (total_j := sum(d["energy_j"] for d in devices)),
             "co2e_g": sum(d["co2e_g"] for d in devices),
             "avg_power_w": total_j / duration_s if duration_s > 0 else 0.0,
             "estimated": any(d["estimated"] for d in devices),
@@ -62,8 +61,8 @@ def build_report(
         "training": _training(spans, start_ns),
         "phases": phases(spans, start_ns, duration_s, timeline),
         "timeline": _timeline(timeline),
-        "checks": trust.verdict(first, last, duration_s, spans),
     }
+    report["checks"] = trust.verdict(first, last, duration_s, spans)  # issue 22's verdict
     report["scope"] = scope_line(report)
     return report
 

@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from otel_energy.engine.sums import energy_sums, method_band
+from otel_energy.engine.sums import energy_sums
 from otel_energy.sensors.base import HOST, DeviceInfo
 
 SNAP_S = 1e-9
@@ -192,17 +192,15 @@ def window(
 ) -> WindowEnergy:
     """Energy, CO2e, faults and utilization over [t0_s, t1_s], clamped to the history.
 
-    Args:
-        hist: the samples; ``devices[d]`` is the device of column ``d`` of ``hist.e``.
-        resolution_s: the coarsest sensor period (s): shorter than two of them is interpolated.
-        missing: ids of devices found but not measured.
+    ``devices[d]`` is the device of column ``d`` of ``hist.e``; a window shorter than two
+    ``resolution_s`` (the coarsest sensor period, s) is interpolated; ``missing``: ids found but
+    not measured.
     """
     if not hist.t or not devices:
         return empty_window(t0_s, t1_s, missing)
     a0, b0, f0 = hist.bracket(t0_s)
     a1, b1, f1 = hist.bracket(t1_s)
     parts = energy_sums(hist.e, devices, (a0, b0, f0), (a1, b1, f1))
-    by_type, total, error = parts.by_type, parts.total_j, parts.error_j
     c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
     c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
     q0, q1 = hist.q[a0], hist.q[b1]
@@ -211,10 +209,10 @@ def window(
     return WindowEnergy(
         t0_s,
         t1_s,
-        total,
-        by_type,
+        parts.total_j,
+        parts.by_type,
         c1 - c0,
-        error,
+        parts.error_j,
         (t1_s - t0_s) < 2 * resolution_s,
         any(info.estimated for info in devices) or q1[2] > q0[2],
         hist.t[0] <= t0_s and t1_s <= hist.t[-1],
@@ -222,9 +220,7 @@ def window(
         q1[1] > q0[1],
         missing,
         (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
-        method_band(parts.by_method) + error,
-        parts.host_j,
-        method_band(parts.host_by_method) + parts.host_error_j,
+        *parts.bands(),
     )
 
 

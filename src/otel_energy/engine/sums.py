@@ -37,6 +37,15 @@ class Parts:
     host_by_method: dict[str, float] = field(default_factory=dict)
     host_error_j: float = 0.0
 
+    def bands(self) -> tuple[float, float | None, float]:
+        """(components' band J, node J, node band J): each method band plus its allocation
+        bound, added linearly (the bound is a hard bound, not a random error)."""
+        return (
+            method_band(self.by_method) + self.error_j,
+            self.host_j,
+            method_band(self.host_by_method) + self.host_error_j,
+        )
+
 
 def energy_sums(
     e: Sequence[tuple[float, ...]],

@@ -58,7 +58,7 @@ def training_s(spans: list[dict[str, Any]]) -> float | None:
     runs = [s for s in spans if s.get("name") == "train" and "start_ns" in s and "end_ns" in s]
     if not runs:
         return None
-    return (max(s["end_ns"] for s in runs) - min(s["start_ns"] for s in runs)) / 1e9
+    return float(max(s["end_ns"] for s in runs) - min(s["start_ns"] for s in runs)) / 1e9
 
 
 def verdict(
