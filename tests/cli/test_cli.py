@@ -238,6 +238,24 @@ def test_run_with_a_node_meter_reports_node_energy_coverage_and_checks(tmp_path:
     assert "whole node (node meter): " in proc.stderr and "J unmeasured" in proc.stderr
 
 
+def test_doctor_lists_the_checks_and_finds_the_node_meter(tmp_path: Path) -> None:
+    power_meter(tmp_path, watts=120.0)
+    env = {
+        "OTEL_PYTHON_ENERGY_HWMON_ROOT": str(tmp_path),
+        "OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path / "none"),
+    }
+    out = cli("doctor", env=env).stdout
+    assert "[pass] node_coverage: node meter: power_meter" in out
+    assert "[FAIL] estimated_share: estimated (a model, not a meter): cpu, memory" in out
+    data = json.loads(cli("doctor", "--json", env=env).stdout)
+    assert [c["name"] for c in data["checks"]] == [
+        "sample_rate",
+        "node_coverage",
+        "clock_source",
+        "estimated_share",
+    ]
+
+
 def test_run_any_command_and_pass_its_exit_code_through(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     report.write_text('{"previous": "a good run"}')

@@ -6,8 +6,12 @@ Pure: the caller gives the counts and energies; only ``clock_source`` reads a fi
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from otel_energy.sensors.base import DeviceInfo
 
 MIN_RATE_HZ = 1.0
 """MLPerf Power: at least one power sample per second."""
@@ -75,10 +79,15 @@ def checks(f: RunFacts) -> list[Check]:
 
 def _rate(f: RunFacts) -> Check:
     rate = f.samples / f.duration_s if f.duration_s > 0 else 0.0
-    fresh = min(rate, 1.0 / f.slowest_refresh_s) if f.slowest_refresh_s > 0 else rate
-    ok = fresh >= MIN_RATE_HZ
-    reason = f"{rate:.1f} samples/s; the slowest series refreshes every {f.slowest_refresh_s:g} s"
-    return Check("sample_rate", ok, f"{reason} (fresh values at {fresh:.2f} Hz, need >= 1 Hz)")
+    # a series refreshes no faster than the sampler reads it, nor than its own sensor updates
+    slowest = max(f.slowest_refresh_s, 1.0 / rate if rate > 0 else math.inf)
+    fresh = 1.0 / slowest
+    return Check(
+        "sample_rate",
+        fresh >= MIN_RATE_HZ,
+        f"{f.samples} samples in {f.duration_s:.1f} s ({rate:.1f}/s); the slowest series gives"
+        f" a fresh value every {slowest:g} s ({fresh:.2f} Hz, need >= 1 Hz)",
+    )
 
 
 def _samples(f: RunFacts) -> Check:
@@ -128,3 +137,40 @@ def _estimated(f: RunFacts) -> Check:
         f"{100 * share:.0f}% of the energy is estimated (a model, not a meter),"
         f" need <= {100 * MAX_ESTIMATED_SHARE:.0f}%",
     )
+
+
+def setup_checks(
+    infos: Sequence[DeviceInfo], interval_s: float, clocksource: str | None
+) -> list[Check]:
+    """The checks that can be judged before a run (``otel-energy doctor``) from the devices found
+    and the sampling interval; the samples over the training part are judged after a run."""
+    components = [i for i in infos if not i.whole_host]
+    node = [i for i in infos if i.whole_host]
+    slowest = max([interval_s, *(i.update_period_s for i in infos)])
+    fresh = 1.0 / slowest
+    estimated = sorted({i.hw_type for i in components if i.estimated})
+    return [
+        Check(
+            "sample_rate",
+            fresh >= MIN_RATE_HZ,
+            f"sampling every {interval_s:g} s; the slowest series gives a fresh value every"
+            f" {slowest:g} s ({fresh:.2f} Hz, need >= 1 Hz)",
+        ),
+        Check(
+            "node_coverage",
+            bool(node),
+            f"node meter: {', '.join(i.name for i in node)}"
+            if node
+            else "no whole-node meter found (hwmon power meter or PSU inputs, Redfish"
+            " OTEL_PYTHON_ENERGY_REDFISH_URL, ipmitool): supply losses, fans, disks, network"
+            " will be missed",
+        ),
+        _clock(RunFacts(0, 0.0, None, 0.0, 0.0, 0.0, None, clocksource)),
+        Check(
+            "estimated_share",
+            not estimated,
+            f"estimated (a model, not a meter): {', '.join(estimated)}"
+            if estimated
+            else "every component has a meter",
+        ),
+    ]
