@@ -208,12 +208,13 @@ def test_run_with_a_node_meter_reports_node_energy_coverage_and_checks(tmp_path:
     """A hwmon power meter at 200 W and RAPL: the node's joules, what RAPL explains, the band."""
     power_meter(tmp_path / "hwmon", watts=200.0)
     server_tree(tmp_path / "powercap")
-    report = tmp_path / "r.json"
+    report, plot = tmp_path / "r.json", tmp_path / "r.html"
     proc = cli(
         "run",
         "--report",
         str(report),
-        "--no-plot",
+        "--plot",
+        str(plot),
         "--",
         "sh",
         "-c",
@@ -236,6 +237,11 @@ def test_run_with_a_node_meter_reports_node_energy_coverage_and_checks(tmp_path:
     assert verdict["node_coverage"]["passed"] and verdict["estimated_share"]["passed"]
     assert not verdict["samples_in_training"]["passed"]  # 1.5 s at 10 Hz: about 15 samples
     assert "whole node (node meter): " in proc.stderr and "J unmeasured" in proc.stderr
+    assert [d["hw.id"] for d in data["host_devices"]] == ["hwmon:hwmon1:power1_average"]
+    assert data["timeline"]["power_w"]["hwmon:hwmon1:power1_average"][-1] == pytest.approx(200.0)
+    page = plot.read_text()  # the node meter drawn beside the components, coverage and checks
+    assert ">whole node (meter)<" in page and "Whole node (node meter): <b>" in page
+    assert '<li class="fail"><b>FAIL</b> samples_in_training' in page
 
 
 def test_doctor_lists_the_checks_and_finds_the_node_meter(tmp_path: Path) -> None:

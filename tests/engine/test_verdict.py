@@ -67,3 +67,20 @@ def test_setup_checks_judge_the_devices_found(tmp_path: Path) -> None:
     source = tmp_path / "current_clocksource"
     source.write_text("kvm-clock\n")
     assert clock_source(source) == "kvm-clock" and clock_source(tmp_path / "none") is None
+
+
+def test_every_method_a_sensor_reports_has_a_documented_uncertainty() -> None:
+    """A method missing from the table would get the 50% fallback band silently."""
+    import otel_energy.sensors.amd as amd
+    import otel_energy.sensors.base as base
+    import otel_energy.sensors.mig as mig
+
+    methods = {
+        v
+        for m in (base, mig, amd)
+        for k, v in vars(m).items()
+        if k.startswith("METHOD_") and isinstance(v, str)
+    }
+    assert methods <= set(base.METHOD_UNCERTAINTY)
+    doc = (Path(__file__).parents[2] / "docs" / "accuracy.md").read_text()
+    assert all(f"`{m}`" in doc for m in methods)

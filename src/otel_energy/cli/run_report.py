@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 def powers(snap: Snapshot) -> dict[str, float]:
-    return {d.info.hw_id: d.power_w for d in snap.devices}
+    """Power (W) per series: the components and the node meter (drawn, never summed)."""
+    return {d.info.hw_id: d.power_w for d in (*snap.devices, *snap.host)}
 
 
 def add_point(timeline: Timeline, snap: Snapshot, first: Snapshot, origin: float) -> None:
@@ -49,7 +50,6 @@ def build_report(
             "co2e_g": sum(d["co2e_g"] for d in devices),
             "avg_power_w": total_j / duration_s if duration_s > 0 else 0.0,
             "estimated": any(d["estimated"] for d in devices),
-            **trust.totals(first, last),
         },
         "devices": devices,
         "carbon_intensity": {
@@ -62,7 +62,7 @@ def build_report(
         "phases": phases(spans, start_ns, duration_s, timeline),
         "timeline": _timeline(timeline),
     }
-    report["checks"] = trust.verdict(first, last, duration_s, spans)  # issue 22's verdict
+    trust.add(report, first, last, spans)  # node energy, coverage, the band, the checks
     report["scope"] = scope_line(report)
     return report
 

@@ -74,6 +74,7 @@ def svg_chart(report: dict[str, Any], width: int = 980, height: int = 380) -> st
     ts: list[float] = tl["t_s"]
     series: dict[str, list[float]] = tl["power_w"]
     names = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
+    names |= {d[A.HW_ID]: "whole node (meter)" for d in report.get("host_devices") or []}
     legend_w = 210
     left, right, top, bottom = 64, 16 + legend_w, 12 + 13 * LABEL_ROWS, 44
     x_ticks = nice_ticks(max(ts[-1] if ts else 0.0, report["duration_s"], 1e-9))
@@ -216,6 +217,7 @@ def write_png(report: dict[str, Any], path: Path) -> bool:
         return False
     tl = report["timeline"]
     names = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
+    names |= {d[A.HW_ID]: "whole node (meter)" for d in report.get("host_devices") or []}
     fig, ax = plt.subplots(figsize=(11, 4))
     for key, values in sorted(tl["power_w"].items()):
         ax.plot(tl["t_s"][: len(values)], values, label=names.get(key, key))

@@ -1,9 +1,10 @@
 """How far a report's figures can be trusted: the node meter and the coverage, the uncertainty
 band of the total, and the run's checks (docs/accuracy.md).
 
-Kept apart from the report's assembly so that the typed report can take it whole: ``totals`` adds
-``host_energy_j``, ``coverage`` and ``energy_uncertainty_j`` to the JSON's ``total``, ``verdict``
-gives its ``checks``, ``lines`` the summary's lines.
+Kept apart from the report's assembly so that the typed report can take it whole: ``add`` puts
+``host_energy_j``, ``coverage`` and ``energy_uncertainty_j`` in the JSON's ``total``, the node
+meter's series in ``host_devices`` and the ``checks``; ``lines`` gives the summary's lines and
+``html_block`` the page's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,16 @@ from typing import Any
 from otel_energy.engine.snapshot import DeviceState, Snapshot
 from otel_energy.engine.sums import method_band
 from otel_energy.engine.verdict import RunFacts, checks, clock_source
+
+
+def add(
+    report: dict[str, Any], first: Snapshot, last: Snapshot, spans: list[dict[str, Any]]
+) -> None:
+    """Add to ``report`` (its ``total`` and ``duration_s`` already set): the ``total`` keys of
+    ``totals``, ``host_devices`` and ``checks``."""
+    report["total"].update(totals(first, last))
+    report["host_devices"] = host_devices(last)
+    report["checks"] = verdict(first, last, report["duration_s"], spans)
 
 
 def _before(first: Snapshot) -> dict[str, DeviceState]:
@@ -51,6 +62,13 @@ def totals(first: Snapshot, last: Snapshot) -> dict[str, Any]:
         "host_energy_uncertainty_j": band_j(host) if host else None,
         "coverage": energy / host_j if host_j else None,
     }
+
+
+def host_devices(last: Snapshot) -> list[dict[str, Any]]:
+    """The node meter's series (``hw.id``, ``hw.name``, method), listed apart from ``devices``."""
+    return [
+        {"hw.id": d.info.hw_id, "hw.name": d.info.name, "method": d.info.method} for d in last.host
+    ]
 
 
 def training_s(spans: list[dict[str, Any]]) -> float | None:

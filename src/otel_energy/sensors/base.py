@@ -27,6 +27,7 @@ totals overlap the components)."""
 METHOD_UNCERTAINTY: dict[str, float] = {
     METHOD_NVML_COUNTER: 0.10,
     METHOD_NVML_POWER: 0.20,
+    "nvml_mig_share": 0.10,  # sensors.mig's METHOD_NVML_MIG_SHARE: the parent GPU's counter
     METHOD_AMDSMI_COUNTER: 0.10,
     METHOD_AMDSMI_POWER: 0.20,
     METHOD_RAPL: 0.10,
