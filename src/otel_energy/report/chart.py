@@ -195,7 +195,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
 .scope{{color:#555}}.pass{{color:#1a7f37}}.fail{{color:#c62828}}</style>
 </head><body>
 <h1>{title}</h1>
-<p><b>{t["energy_j"]:.1f} J &plusmn; {t.get("energy_uncertainty_j") or 0.0:.1f} J,
+<p><b>{t["energy_j"]:.1f} J{trust.band_text(t, "&plusmn;")},
 {t["co2e_g"]:.4f} gCO2e</b> in {report["duration_s"]:.1f} s, average {t["avg_power_w"]:.1f} W.</p>
 <p class="scope">{html.escape(report.get("scope") or scope_line(report))}</p>
 {trust.html_block(report)}

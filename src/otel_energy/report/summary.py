@@ -36,8 +36,8 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = [
         f"otel-energy: `{shlex.join(report['command'])}` exited {report['exit_code']}"
         f" after {report['duration_s']:.1f} s",
-        f"total: {t['energy_j']:.1f} J +/- {t.get('energy_uncertainty_j') or 0.0:.1f} J,"
-        f" {t['co2e_g']:.4f} gCO2e, average {t['avg_power_w']:.1f} W",
+        f"total: {t['energy_j']:.1f} J{trust.band_text(t)}, {t['co2e_g']:.4f} gCO2e,"
+        f" average {t['avg_power_w']:.1f} W",
         f"scope: {report.get('scope') or scope_line(report)}",
         "",
         f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",

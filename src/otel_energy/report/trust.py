@@ -99,6 +99,12 @@ def verdict(
     return [c.as_dict() for c in checks(facts)]
 
 
+def band_text(total: dict[str, Any], sign: str = "+/-") -> str:
+    """`` +/- y J`` for a report's total; empty for a report from before the band existed."""
+    band = total.get("energy_uncertainty_j")
+    return "" if band is None else f" {sign} {band:.1f} J"
+
+
 def lines(report: dict[str, Any]) -> list[str]:
     """The summary's node-meter line (when there is one) and its checks."""
     t = report["total"]
