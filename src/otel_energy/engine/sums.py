@@ -11,7 +11,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from otel_energy.sensors.base import DeviceInfo
+from otel_energy.sensors.base import (
+    HOST,
+    METHOD_UNCERTAINTY,
+    UNKNOWN_METHOD_UNCERTAINTY,
+    DeviceInfo,
+)
 
 
 def method_band(by_method: dict[str, float]) -> float:
@@ -59,26 +64,28 @@ def energy_sums(
     (a0, b0, f0), (a1, b1, f1) = start, end
     ea0, eb0, ea1, eb1 = e[a0], e[b0], e[a1], e[b1]
     out = Parts()
-    low = high = host_low = host_high = 0.0
+    comp = [0.0, 0.0, 0.0]  # J, least J, most J of the components
+    node = [0.0, 0.0, 0.0]  # the same for the node meter
     for d, info in enumerate(devices):
         v = (ea1[d] + f1 * (eb1[d] - ea1[d])) - (ea0[d] + f0 * (eb0[d] - ea0[d]))
         # Monotone counters: the least the window can hold is from the later bracketing sample
         # of t0 to the earlier one of t1, the most from the earlier of t0 to the later of t1.
         lo = max(0.0, ea1[d] - (eb0[d] if f0 else ea0[d]))
         hi = (eb1[d] if f1 else ea1[d]) - ea0[d]
-        err = info.uncertainty * abs(v)
-        if info.whole_host:
-            out.host_j = (out.host_j or 0.0) + v
-            out.host_by_method[info.method] = out.host_by_method.get(info.method, 0.0) + err
-            host_low += lo
-            host_high += hi
-            continue
-        out.by_type[info.hw_type] = out.by_type.get(info.hw_type, 0.0) + v
-        out.by_method[info.method] = out.by_method.get(info.method, 0.0) + err
-        out.total_j += v
-        low += lo
-        high += hi
-    out.error_j = max(out.total_j - low, high - out.total_j, 0.0)
-    if out.host_j is not None:
-        out.host_error_j = max(out.host_j - host_low, host_high - out.host_j, 0.0)
+        # DeviceInfo.uncertainty, inlined: this runs for every step span on the sampler thread
+        rel = info.accuracy
+        if rel is None:
+            rel = METHOD_UNCERTAINTY.get(info.method, UNKNOWN_METHOD_UNCERTAINTY)
+        if info.hw_type == HOST:
+            sums, by_method, out.host_j = node, out.host_by_method, (out.host_j or 0.0) + v
+        else:
+            sums, by_method = comp, out.by_method
+            out.by_type[info.hw_type] = out.by_type.get(info.hw_type, 0.0) + v
+        by_method[info.method] = by_method.get(info.method, 0.0) + rel * abs(v)
+        sums[0] += v
+        sums[1] += lo
+        sums[2] += hi
+    out.total_j = comp[0]
+    out.error_j = max(comp[0] - comp[1], comp[2] - comp[0], 0.0)
+    out.host_error_j = max(node[0] - node[1], node[2] - node[0], 0.0)
     return out
