@@ -25,7 +25,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
-from otel_energy.carbon import Intensity, IntensityProvider
+from otel_energy.carbon import Intensity, IntensitySource
 from otel_energy.config import ConfigError, load_config
 from otel_energy.config.node_power import gpu_sync
 from otel_energy.distributed.ranks import RankInfo
@@ -88,7 +88,7 @@ class Session:
         return self.sampler.pue
 
     @property
-    def intensity_provider(self) -> IntensityProvider:
+    def intensity_provider(self) -> IntensitySource:
         """Where the grid carbon intensity (gCO2e/kWh) comes from."""
         return self.sampler.intensity_provider
 
