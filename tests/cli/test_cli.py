@@ -238,7 +238,8 @@ def test_run_with_a_node_meter_reports_node_energy_coverage_and_checks(tmp_path:
     assert not verdict["samples_in_training"]["passed"]  # 1.5 s at 10 Hz: about 15 samples
     assert "whole node (node meter): " in proc.stderr and "J unmeasured" in proc.stderr
     assert [d["hw.id"] for d in data["host_devices"]] == ["hwmon:hwmon1:power1_average"]
-    assert data["timeline"]["power_w"]["hwmon:hwmon1:power1_average"][-1] == pytest.approx(200.0)
+    assert data["timeline"]["host_power_w"][-1] == pytest.approx(200.0)
+    assert "hwmon:hwmon1:power1_average" not in data["timeline"]["power_w"]
     page = plot.read_text()  # the node meter drawn beside the components, coverage and checks
     assert ">whole node (meter)<" in page and "Whole node (node meter): <b>" in page
     assert '<li class="fail"><b>FAIL</b> samples_in_training' in page
