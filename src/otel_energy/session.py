@@ -14,6 +14,8 @@ session, and one it opens has its own sampler.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +26,8 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
 from otel_energy.carbon import Intensity, IntensitySource
-from otel_energy.config import load_config
+from otel_energy.config import ConfigError, load_config
+from otel_energy.config.node_power import gpu_sync
 from otel_energy.distributed.ranks import RankInfo
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
@@ -33,6 +36,8 @@ from otel_energy.telemetry.instruments import EnergyObserver, attach
 from otel_energy.telemetry.scope import get_tracer
 from otel_energy.telemetry.spans import AttrValue, SpanEnergyRecorder
 from otel_energy.telemetry.step_histogram import step_histogram
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "FIRST_SAMPLE_TIMEOUT_S",
@@ -137,7 +142,18 @@ class Session:
             identity=self.identity,
             intensity=intensity,
             root_context=root_context,
+            gpu_sync=_gpu_sync(),
         )
+
+
+def _gpu_sync() -> bool:
+    """``OTEL_PYTHON_ENERGY_GPU_SYNC`` (already checked when the session's config was loaded;
+    a value set since is logged, never raised into the caller)."""
+    try:
+        return gpu_sync(os.environ)
+    except ConfigError as exc:
+        _log.error("otel-energy: %s GPU sync stays off.", exc)
+        return False
 
 
 def open_session(

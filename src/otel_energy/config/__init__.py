@@ -11,6 +11,7 @@ from typing import Any
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
+from otel_energy.config.node_power import NodePowerConfig, gpu_sync, node_power
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
 from otel_energy.config.unknown import warn_unknown_variables
@@ -25,11 +26,12 @@ __all__ = [
     "ConfigError",
     "EnergyConfig",
     "LiveCarbonConfig",
+    "NodePowerConfig",
     "check_number",
     "load_config",
 ]
 
-SOURCES = ("nvml", "amd", "rapl", "estimate")
+SOURCES = ("nvml", "amd", "rapl", "estimate", "hwmon", "redfish", "ipmi")
 MAX_HISTORY_SAMPLES = 100_000
 """The history keeps at most this many samples (twice that just before a trim). A sample costs
 about 200 B plus 24 B per device (plus 16 B for GPU utilization), so the history
@@ -62,6 +64,10 @@ class EnergyConfig:
     cuda_visible_devices: str | None = None
     """The ``CUDA_VISIBLE_DEVICES`` the sampler measures (from the ``gpu_ids`` override); None:
     the environment's."""
+    node: NodePowerConfig = field(default_factory=NodePowerConfig)
+    """Whole-node meters: hwmon root, Redfish URL and credentials, BMC read interval."""
+    gpu_sync: bool = False
+    """``torch.cuda.synchronize()`` at epoch and evaluation boundaries."""
     record_command_args: bool = False
     """The job span of ``otel-energy run`` carries the command's arguments (redacted)."""
 
@@ -219,5 +225,7 @@ def load_config(
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
+        node=node_power(env),
+        gpu_sync=gpu_sync(env),
         record_command_args=_record_command_args(env),
     )

@@ -28,6 +28,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from otel_energy.carbon import Intensity, co2e_g
 from otel_energy.engine.sampler import Sampler, WindowEnergy
 from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.gpu_sync import sync_at
 from otel_energy.telemetry.span_attributes import HW_TYPES as HW_TYPES
 from otel_energy.telemetry.span_attributes import STEP_ENERGY_BUCKETS_J as STEP_ENERGY_BUCKETS_J
 from otel_energy.telemetry.span_attributes import AttrValue as AttrValue
@@ -99,7 +100,8 @@ class SpanEnergyRecorder:
         identity: attributes put on every non-step span (host, rank).
         intensity: a fixed intensity overriding the sampler's (``EnergyMeter``'s own setting).
         root_context: parent of top-level spans when no span is current in this process (the
-            job's context: ``TRACEPARENT`` or the derived job root, see ``distributed.job``).
+            job's: ``TRACEPARENT`` or the derived job root, see ``distributed.job``); ``gpu_sync``:
+            sync the GPU at run, epoch and evaluation boundaries (``telemetry.gpu_sync``).
     """
 
     def __init__(
@@ -110,8 +112,9 @@ class SpanEnergyRecorder:
         identity: Mapping[str, AttrValue] | None = None,
         intensity: Intensity | None = None,
         root_context: Context | None = None,
+        gpu_sync: bool = False,
     ) -> None:
-        self.sampler = sampler
+        self.sampler, self.gpu_sync = sampler, gpu_sync
         self.root_context = root_context
         self.tracer = tracer
         self.step_histogram = step_histogram
@@ -146,6 +149,7 @@ class SpanEnergyRecorder:
         set at completion, on the sampler thread, to keep attribute validation off the training
         thread.
         """
+        sync_at(kind, self.gpu_sync)
         t0 = self._clock()
         start_ns = self._wall_ns(t0)
         attrs = attributes or {}
@@ -172,6 +176,7 @@ class SpanEnergyRecorder:
         """End an interval now; its energy is filled in once the sampler has passed this time."""
         if interval.t1_s is not None:
             return  # already finished (defensive: error paths may finish twice)
+        sync_at(interval.kind, self.gpu_sync)
         interval.t1_s = self._clock()
         interval.end_ns = self._wall_ns(interval.t1_s)
         interval.error = error
@@ -220,7 +225,7 @@ class SpanEnergyRecorder:
     def now(self) -> float:
         return self._clock()
 
-    # ---- completion ----
+    # ---- completion (flush, and the sampler thread) ----
     def flush(self, timeout_s: float | None = None) -> None:
         """Complete every pending interval, waiting for one sample after the last of them."""
         if self._pending:
