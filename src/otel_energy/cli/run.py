@@ -91,6 +91,7 @@ class _NodeMeasurement:
 
     def __init__(self, config: EnergyConfig) -> None:
         self.session = open_session(lambda: build_sampler(config), wait_s=FIRST_SAMPLE_WAIT_S)
+        self.flush_timeout_s = config.flush_timeout_s  # the job span's export waits at most this
         self.sampler = self.session.sampler
         self.first = self.sampler.snapshot()
         self.origin = self.first.t_s  # the timeline's zero, on the sampler's clock (s)
@@ -162,6 +163,7 @@ def _measure(options: RunOptions, node: _NodeMeasurement, run_id: str) -> _Measu
             sum(d.co2e_g - b.co2e_g for d, b in paired(node.first, last)),
             any(d.info.estimated for d in last.devices),
             exit_code,
+            node.flush_timeout_s,
         )
         return _Measured(exit_code, last, list(read_span_records(run_file)))
 
