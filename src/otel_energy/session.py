@@ -200,7 +200,8 @@ def end_recording(
     rec.flush_timeout_s = timeout
     rec.flush()
     rec.close()
-    sent = flush_providers(rec.providers, max(0.0, timeout - (time.monotonic() - start)))
+    left = max(0.0, timeout - (time.monotonic() - start))
+    sent = flush_providers(rec.providers, left, quiet=timeout <= 0, limit_s=timeout)
     bound_exit(rec.providers, timeout)
     if opened is not None:
         close_session(opened)

@@ -83,12 +83,19 @@ def _spans_waiting(providers: Iterable[Any]) -> int:
     return span_handoff().pending + sum(queued_in_sdk(p) for p in providers)
 
 
-def flush_providers(providers: tuple[Any, ...], timeout_s: float) -> bool:
+def flush_providers(
+    providers: tuple[Any, ...],
+    timeout_s: float,
+    *,
+    quiet: bool = False,
+    limit_s: float | None = None,
+) -> bool:
     """Wait for the export thread, then force-flush ``providers`` (tracer: the queued spans;
     meter: collect and export its push readers now), at most ``timeout_s`` (s) in all.
 
-    False, with one warning line, when they did not finish: what is still queued stays queued
-    (the exit tries again, bounded)."""
+    False, with one warning line (none when ``quiet``: a flush timeout of 0 asks never to wait),
+    when they did not finish: what is still queued stays queued (the exit tries again, bounded).
+    ``limit_s``: the whole flush timeout (s) this wait is the rest of, for that line."""
     deadline = time.monotonic() + timeout_s
 
     def flush() -> bool:
@@ -98,11 +105,13 @@ def flush_providers(providers: tuple[Any, ...], timeout_s: float) -> bool:
 
     if run_bounded(flush, timeout_s, "otel-energy-flush"):
         return True
+    if quiet:
+        return False  # asked never to wait: the flush goes on in the background, quietly
     _log.warning(
         "otel-energy: the run's telemetry did not reach the exporters' destination within %.1f s"
         " (%s); %d spans still queued stay queued, training goes on. Check the collector"
         " (OTEL_EXPORTER_OTLP_ENDPOINT).",
-        timeout_s,
+        timeout_s if limit_s is None else limit_s,
         ev.OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT,
         _spans_waiting(providers),
     )
