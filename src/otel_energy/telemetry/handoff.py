@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
-__all__ = ["MAX_QUEUED_SPANS", "SpanHandoff", "span_handoff"]
+__all__ = ["MAX_QUEUED_SPANS", "THREAD_NAME", "SpanHandoff", "queued_in_sdk", "span_handoff"]
 
 _log = logging.getLogger(__name__)
 
