@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from otel_energy.hf import CarbonConfig, Eco2AICallback
+from otel_energy.history import writer as ledger_writer
 from otel_energy.history.ledger import Ledger, ledger_path
 from otel_energy.testing.tiny import tiny_trainer
 from tests.support.hf_helpers import Telemetry, constant_power_gpu, fake_gpu_sampler_factory
@@ -46,6 +47,8 @@ def _ours() -> set[str]:
 
 
 def _rows() -> int:
+    """Rows in the test ledger, once the background writer has written what it was handed."""
+    assert ledger_writer.flush(60.0)
     path = ledger_path()
     assert path is not None
     return len(Ledger(path).rows()) if path.exists() else 0

@@ -1,7 +1,7 @@
 """What a finished training run leaves behind: its part of the job root span and its ledger row.
 
 Both run after the run's spans are closed, on the thread that ends the run; neither raises into
-training (the callback's guards catch what they might).
+training (the callback's guards catch what they might) nor does file I/O there.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Any
 
 from otel_energy.distributed.job import JobContext, RunPart, default_store
 from otel_energy.distributed.job import finish_job as finish_job_root
-from otel_energy.history.ledger import record
-from otel_energy.history.rows import TimelineRecorder, row_from_totals
+from otel_energy.history.rows import row_from_totals
+from otel_energy.history.writer import record_async
+from otel_energy.report.series import RunSeries
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
 
@@ -42,13 +43,14 @@ def finish_job(
 
 
 def write_ledger(
-    timeline: TimelineRecorder | None,
+    timeline: RunSeries | None,
     run: Interval,
     error: BaseException | None,
     started_at: str,
     rec: SpanEnergyRecorder | None,
 ) -> None:
-    """Append this training run to the run ledger (after training: one local write).
+    """Hand this training run's row to the ledger's background writer (no I/O here: a locked
+    ledger cannot hold up the end of ``train()``).
 
     Args:
         timeline: the run's power timeline, None when the ledger is off.
@@ -59,13 +61,12 @@ def write_ledger(
     """
     if timeline is None:
         return
-    curves = timeline.stop()
+    timeline.close()
     if run.result is None and rec is not None:
         rec.flush()  # still shared (an evaluation holds it): complete the run now
     w = run.result
     if w is None:
         return
-    sampler = timeline.sampler
     row = row_from_totals(
         "train",
         started_at,
@@ -74,9 +75,7 @@ def write_ledger(
         run.co2e_g,
         w.by_type,
         w.estimated,
-        sampler.snapshot(),
-        sampler,
+        timeline,
         "ok" if error is None else "error",
-        curves,
     )
-    record(row)
+    record_async(row)
