@@ -28,6 +28,7 @@ __all__ = [
     "LiveCarbonConfig",
     "NodePowerConfig",
     "check_number",
+    "flush_timeout_s",
     "load_config",
 ]
 
@@ -38,6 +39,21 @@ about 200 B plus 24 B per device (plus 16 B for GPU utilization), so the history
 stays under ~80 MB with 8 devices whatever the interval and horizon asked (2.8 h at the default
 0.1 s interval)."""
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
+DEFAULT_FLUSH_TIMEOUT_S = 3.0
+"""``OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT``'s default (s): long enough for a collector on the LAN,
+short enough that a collector that is down costs seconds, not the exporters' retries."""
+
+
+def flush_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """``OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT`` (s), checked; its default when unset.
+
+    Raises:
+        ConfigError: not a number of seconds from 0 to 600.
+    """
+    env = os.environ if environ is None else environ
+    name = ev.OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT
+    raw = env.get(name, "").strip()
+    return check_number(name, raw, 0.0, 600.0, "seconds") if raw else DEFAULT_FLUSH_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,8 @@ class EnergyConfig:
     """The live intensity provider, None for the table or an override."""
     predict_after_steps: int = 0
     """0: project the run's footprint at each epoch end; N: also every N steps; -1: never."""
+    flush_timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S
+    """The most a recording's end, and the exit, wait for our telemetry to leave (s)."""
     cuda_visible_devices: str | None = None
     """The ``CUDA_VISIBLE_DEVICES`` the sampler measures (from the ``gpu_ids`` override); None:
     the environment's."""
@@ -224,6 +242,7 @@ def load_config(
         step_span_every=_step_spans(env),
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
+        flush_timeout_s=flush_timeout_s(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
         node=node_power(env),
         gpu_sync=gpu_sync(env),

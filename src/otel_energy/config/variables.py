@@ -65,6 +65,18 @@ Run, epoch, evaluation and prediction spans always exist; the per-step energy hi
 every step whatever this says.
 """
 
+OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT = "OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT"
+"""The most time (s) our telemetry may hold the program up to leave: at the end of training and at
+interpreter exit.
+
+Default ``3``; valid ``0``-``600``.
+
+At the end of each recording (``train()``, ``fit()``, an ``EnergyMeter``), the spans are handed to
+the exporters and the tracer and meter providers are flushed, waiting at most this long, so that
+the run span and the gauges leave with the run (not 60 s later, or at shutdown). At exit, the
+providers' shutdown is bounded by it too; past it, one line says how many spans were dropped.
+"""
+
 OTEL_PYTHON_ENERGY_RUN_FILE = "OTEL_PYTHON_ENERGY_RUN_FILE"
 """Path of the JSON-lines file the ``otel_energy_file`` span exporter appends to.
 

@@ -17,7 +17,7 @@ from otel_energy.integrations.transformers.eco2ai import (
     CarbonMetrics,
     CarbonReport,
 )
-from otel_energy.integrations.transformers.prometheus import serve_prometheus
+from otel_energy.integrations.transformers.prometheus import PrometheusEndpoint, serve_prometheus
 from otel_energy.safety.files import write_private
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
@@ -59,14 +59,20 @@ class Eco2AICallback(EnergyCallback):
                 "otel-energy: CarbonConfig.auto_detect_location is not supported (no location"
                 " lookup is made); set OTEL_PYTHON_ENERGY_ZONE or _LATITUDE/_LONGITUDE."
             )
-        self._prometheus_served = False
+        self._prometheus: PrometheusEndpoint | None = None
 
     def _acquire(self) -> SpanEnergyRecorder:
         rec = super()._acquire()
-        if self.carbon_config.export_prometheus and not self._prometheus_served:
-            self._prometheus_served = True
-            serve_prometheus(self.carbon_config.prometheus_port, rec.sampler)
+        if self.carbon_config.export_prometheus and self._users == 1:
+            # The endpoint lives as long as the recording: a second train() serves again.
+            self._prometheus = serve_prometheus(self.carbon_config.prometheus_port, rec.sampler)
         return rec
+
+    def _release(self) -> None:
+        super()._release()
+        if self._users <= 0 and self._prometheus is not None:
+            endpoint, self._prometheus = self._prometheus, None
+            endpoint.close()
 
     def _run_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {A.TRAIN_PROJECT: self.carbon_config.project_name}
