@@ -10,6 +10,7 @@ from typing import Any
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
+from otel_energy.config.attribution import attribution_mode, idle_power
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
@@ -60,6 +61,12 @@ class EnergyConfig:
     cuda_visible_devices: str | None = None
     """The ``CUDA_VISIBLE_DEVICES`` the sampler measures (from the ``gpu_ids`` override); None:
     the environment's."""
+    attribution: str = "auto"
+    """Which processes are the job: ``auto``, ``process``, ``cgroup`` or ``off``."""
+    idle_power_w: tuple[tuple[str, float], ...] | None = None
+    """Configured idle power (W) per device type; None: learned or none."""
+    cache_dir: str | None = None
+    """``OTEL_PYTHON_ENERGY_CACHE_DIR`` (None: the default), where learned idle powers are kept."""
 
     @property
     def history_samples_asked(self) -> int:
@@ -207,4 +214,7 @@ def load_config(
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
+        attribution=attribution_mode(env),
+        idle_power_w=None if (idle := idle_power(env)) is None else tuple(sorted(idle.items())),
+        cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
     )

@@ -27,6 +27,7 @@ from otel_energy.engine import history
 from otel_energy.engine.devices import Devices
 from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, discover
 from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, Tail, WindowEnergy
+from otel_energy.engine.job_energy import JobEnergy
 from otel_energy.engine.snapshot import DeviceState, Latest, Snapshot
 from otel_energy.engine.snapshot import build as build_snapshot
 from otel_energy.sensors.base import Sensor, Unmeasured
@@ -68,6 +69,8 @@ class Sampler:
         read_timeout_s: how long a tick waits for a driver family's reads before going on
             without it (that family is then stalled, logged once); default two intervals, at
             least 0.2 s. RAPL and psutil are read on the sampler thread (engine.readers).
+        job: the job's share of each device (``engine.job_energy``); None: every device is
+            charged whole to this process (attribution off).
     """
 
     def __init__(
@@ -83,8 +86,10 @@ class Sampler:
         rank: RankInfo | None = None,
         unmeasured: list[Unmeasured] | None = None,
         read_timeout_s: float | None = None,
+        job: JobEnergy | None = None,
     ) -> None:
         self.rank = rank or rank_info({})
+        self.job = job or JobEnergy(None)
         self._source = sensors
         self._sensors: list[Sensor] | None = None if callable(sensors) else list(sensors)
         self.interval_s = interval_s
@@ -138,6 +143,7 @@ class Sampler:
         self._thread = None
         self._devices.close()
         self._intensity.stop()
+        self.job.close()
         for sensor in self._sensors or ():
             try:
                 sensor.close()
@@ -191,6 +197,7 @@ class Sampler:
                 self._sensors, self.interval_s, self._max_failures, self._read_timeout_s
             )
             self._co2 = [0.0] * len(self._sensors)
+            self.job.start([s.info for s in self._sensors])
             # A sampler dropped without stop() (tests, a one-off window) ends its reader threads.
             weakref.finalize(self, self._devices.close)
         return self._sensors
@@ -205,9 +212,11 @@ class Sampler:
         # intensity valid in the middle of that interval (half of it before now on the wall
         # clock), so a change of intensity inside a span is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
-        g_per_kwh = self._intensity.at(now_s - (t - previous) / 2).g_per_kwh
-        for i, delta in self._devices.read(t):
-            self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
+        mid = self._intensity.at(now_s - (t - previous) / 2)
+        added = self._devices.read(t)
+        for i, delta in added:
+            self._co2[i] += co2e_g(delta, self.pue, mid.g_per_kwh)
+        self.job.tick(t, added, self._devices.gpu, (mid.g_per_kwh, mid.kind), self.pue)
         self._publish(t, intensity)
 
     def _publish(self, t: float, intensity: Intensity) -> None:
@@ -215,7 +224,15 @@ class Sampler:
         devices = self._devices
         energies = devices.energies_j()
         with self._cond:
-            self._hist.append(t, energies, sum(self._co2), devices.faults(), devices.util)
+            job = self.job.totals()
+            self._hist.append(
+                t,
+                energies,
+                sum(self._co2),
+                devices.faults(),
+                devices.util,
+                (job.attributed_j, job.dynamic_j, job.attributed_co2e_g),
+            )
             # Raw state only: the Snapshot objects are built when someone asks (metric
             # collection, once a minute by default), not ten times a second.
             failed = tuple(devices.health.failed)
@@ -254,7 +271,9 @@ class Sampler:
         snap = self._snapshot
         if snap is None:
             with self._cond:
-                snap = build_snapshot(self._latest, self._devices, self._hist, self.pue)
+                snap = build_snapshot(
+                    self._latest, self._devices, self._hist, self.pue, self.job
+                )
                 if self._latest[0] == snap.t_s:
                     self._snapshot = snap
         return snap

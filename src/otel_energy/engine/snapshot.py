@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from otel_energy.carbon import Intensity
 from otel_energy.engine.devices import Devices
+from otel_energy.engine.attribution import WHOLE_DEVICE, AttributionTotals
 from otel_energy.engine.history import History
+from otel_energy.engine.job_energy import JobEnergy, JobView
 from otel_energy.sensors.base import DeviceInfo, GpuStats
 
 Latest = tuple[float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity]
@@ -31,6 +33,14 @@ class DeviceState:
     read_t_s: float | None = None
     """Sampler-clock time (s) of the device's last good read: older than the snapshot's ``t_s``
     while its family is stalled or its reads fail (None: never read)."""
+    attributed_j: float = 0.0
+    """The job's cumulative attributed energy of this device (attributional view, J)."""
+    dynamic_j: float = 0.0
+    """The job's cumulative dynamic energy of this device (consequential view, J)."""
+    idle_j: float = 0.0
+    """The whole device's cumulative idle baseline energy (J)."""
+    attribution: str = WHOLE_DEVICE
+    """How the job's share of this device was found (``engine.attribution``'s methods)."""
 
 
 @dataclass(frozen=True)
@@ -41,9 +51,15 @@ class Snapshot:
     devices: tuple[DeviceState, ...]
     intensity: Intensity
     pue: float
+    job: JobView | None = None
+    """How the job's figures were found (None: before the first tick)."""
+    job_totals: AttributionTotals | None = None
+    """The job's totals over all devices since the sampler started."""
 
 
-def build(latest: Latest, devices: Devices, hist: History, pue: float) -> Snapshot:
+def build(
+    latest: Latest, devices: Devices, hist: History, pue: float, job: JobEnergy | None = None
+) -> Snapshot:
     """The Snapshot of the newest tick ``latest`` (call under the sampler's lock)."""
     t, energies, co2, failed, intensity = latest
     rates = hist.rates_w(t) if hist.t else [0.0] * len(devices.sensors)
@@ -52,9 +68,23 @@ def build(latest: Latest, devices: Devices, hist: History, pue: float) -> Snapsh
         # A counter-only device's power is its energy rate over the last second.
         own = devices.tracks[i].power_w
         power = 0.0 if failed[i] else own if own is not None else rates[i]
+        shares = job.attribution.devices if job is not None else ()
+        share = shares[i] if i < len(shares) else None
         states.append(
             DeviceState(
-                s.info, energies[i], power, co2[i], failed[i], devices.gpu[i], devices.read_t[i]
+                s.info,
+                energies[i],
+                power,
+                co2[i],
+                failed[i],
+                devices.gpu[i],
+                devices.read_t[i],
+                share.attributed_j if share else energies[i],
+                share.dynamic_j if share else energies[i],
+                share.idle_j if share else 0.0,
+                share.method if share else WHOLE_DEVICE,
             )
         )
-    return Snapshot(t, tuple(states), intensity, pue)
+    if job is None:
+        return Snapshot(t, tuple(states), intensity, pue)
+    return Snapshot(t, tuple(states), intensity, pue, job.view(), job.totals())
