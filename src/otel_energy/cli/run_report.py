@@ -50,8 +50,10 @@ def build_report(
             "co2e_g": sum(d["co2e_g"] for d in devices),
             "avg_power_w": total_j / duration_s if duration_s > 0 else 0.0,
             "estimated": any(d["estimated"] for d in devices),
+            **attribution_totals(devices),
         },
         "devices": devices,
+        "job": job_block(first, last),
         "carbon_intensity": {
             "g_per_kwh": last.intensity.g_per_kwh,
             "source": last.intensity.source,
@@ -95,9 +97,53 @@ def device_totals(first: Snapshot, last: Snapshot, duration_s: float) -> list[di
                 "energy_j": energy,
                 "avg_power_w": energy / duration_s if duration_s > 0 else 0.0,
                 "co2e_g": d.co2e_g - b.co2e_g,
+                "attributed_energy_j": d.attributed_j - getattr(b, "attributed_j", 0.0),
+                "dynamic_energy_j": d.dynamic_j - getattr(b, "dynamic_j", 0.0),
+                "idle_energy_j": d.idle_j - getattr(b, "idle_j", 0.0),
+                "attribution": d.attribution,
             }
         )
     return devices
+
+
+def attribution_totals(devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """The job's figures over all devices; ``attribution`` names every method used."""
+    return {
+        key: sum(d[key] for d in devices)
+        for key in ("attributed_energy_j", "dynamic_energy_j", "idle_energy_j")
+    } | {"attribution": "+".join(sorted({d["attribution"] for d in devices})) or "none"}
+
+
+def job_block(first: Snapshot, last: Snapshot) -> dict[str, Any]:
+    """Whose figures these are: the job's scope, the baseline, the other processes' share and
+    the CO2e of both views (docs/attribution.md)."""
+    view = last.job
+    totals, before = last.job_totals, first.job_totals
+    block: dict[str, Any] = {"scope": "off" if view is None else view.scope}
+    if view is not None:
+        job_cpu = view.job_cpu_s - (first.job.job_cpu_s if first.job else 0.0)
+        node_busy = view.node_busy_s - (first.job.node_busy_s if first.job else 0.0)
+        block |= {
+            "processes": view.scope_reason,
+            "baseline": view.baseline,
+            "job_cpu_s": job_cpu,
+            "node_busy_cpu_s": node_busy,
+            "others_busy": view.others_busy,
+            "others_share": max(0.0, 1.0 - job_cpu / node_busy) if node_busy > 0 else 0.0,
+        }
+    if totals is not None:
+        block |= {
+            "attributed_co2e_g": totals.attributed_co2e_g
+            - (before.attributed_co2e_g if before else 0.0),
+            "dynamic_co2e_g": totals.dynamic_co2e_g - (before.dynamic_co2e_g if before else 0.0),
+            "views": {
+                "attributional": "the job's share of dynamic energy plus its share of the idle"
+                " energy of the hardware it held; CO2e at the average intensity",
+                "consequential": "the job's share of dynamic energy only; CO2e at the"
+                f" {last.job.consequential_kind if last.job else 'average'} intensity",
+            },
+        }
+    return block
 
 
 def paired(first: Snapshot, last: Snapshot) -> list[tuple[Any, Any]]:

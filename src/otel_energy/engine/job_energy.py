@@ -36,6 +36,7 @@ class JobView:
         job_cpu_s: the job's CPU seconds since the sampler started.
         node_busy_s: the node's busy CPU seconds over the same time.
         others_busy: other processes used a material share of the node (or a GPU).
+        consequential_kind: the intensity kind of the consequential view's CO2e.
     """
 
     scope: str
@@ -44,6 +45,7 @@ class JobView:
     job_cpu_s: float
     node_busy_s: float
     others_busy: bool
+    consequential_kind: str = "average"
 
     @property
     def others_share(self) -> float:
@@ -163,7 +165,15 @@ class JobEnergy:
             node = last.node_busy_s - first.node_busy_s
         others = node > 0 and 1.0 - job / node > OTHERS_MATERIAL
         if self.cpu is None:
-            return JobView("off", "not attributed", self.baseline.describe(), job, node, False)
+            return JobView(
+                "off",
+                "not attributed",
+                self.baseline.describe(),
+                job,
+                node,
+                False,
+                self.consequential_kind,
+            )
         return JobView(
             self.cpu.scope.method,
             self.cpu.scope.reason,
@@ -171,6 +181,7 @@ class JobEnergy:
             job,
             node,
             others or self.attribution.others_busy,
+            self.consequential_kind,
         )
 
     def totals(self) -> AttributionTotals:
