@@ -238,5 +238,5 @@ def test_bad_idle_power_names_the_variable_and_the_valid_form(raw: str) -> None:
 def test_attribution_mode_is_validated() -> None:
     assert load_config({}).attribution == "auto"
     assert load_config({"OTEL_PYTHON_ENERGY_ATTRIBUTION": "OFF"}).attribution == "off"
-    with pytest.raises(ConfigError, match="OTEL_PYTHON_ENERGY_ATTRIBUTION.*auto, process"):
+    with pytest.raises(ConfigError, match=r"OTEL_PYTHON_ENERGY_ATTRIBUTION.*auto, process"):
         load_config({"OTEL_PYTHON_ENERGY_ATTRIBUTION": "pods"})

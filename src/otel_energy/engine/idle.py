@@ -46,8 +46,9 @@ class Baseline:
         kinds = sorted(set(self.sources))
         if kinds == [SOURCE_NONE] or not kinds:
             return (
-                "no idle baseline (set OTEL_PYTHON_ENERGY_IDLE_POWER_W, e.g. cpu=10,memory=2,gpu=60,"
-                " or let a run on an idle machine learn it): all energy counts as dynamic"
+                "no idle baseline (set OTEL_PYTHON_ENERGY_IDLE_POWER_W, e.g."
+                " cpu=10,memory=2,gpu=60, or let a run on an idle machine learn it): all energy"
+                " counts as dynamic"
             )
         return "idle baseline " + ", ".join(kinds)
 
@@ -139,4 +140,6 @@ def save(cache_dir: Path | None, infos: Sequence[DeviceInfo], learner: IdleLearn
             json.dump(merged, f, indent=1, sort_keys=True)
         os.replace(tmp, cache_dir / FILE_NAME)
     except OSError as exc:
-        _log.warning("otel-energy: could not keep the learned idle powers in %s (%s).", cache_dir, exc)
+        _log.warning(
+            "otel-energy: could not keep the learned idle powers in %s (%s).", cache_dir, exc
+        )

@@ -10,9 +10,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from otel_energy.carbon import table_intensity
 from otel_energy.carbon.factory import provider_for

@@ -271,9 +271,7 @@ class Sampler:
         snap = self._snapshot
         if snap is None:
             with self._cond:
-                snap = build_snapshot(
-                    self._latest, self._devices, self._hist, self.pue, self.job
-                )
+                snap = build_snapshot(self._latest, self._devices, self._hist, self.pue, self.job)
                 if self._latest[0] == snap.t_s:
                     self._snapshot = snap
         return snap

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from otel_energy.carbon import Intensity
-from otel_energy.engine.devices import Devices
 from otel_energy.engine.attribution import WHOLE_DEVICE, AttributionTotals
+from otel_energy.engine.devices import Devices
 from otel_energy.engine.history import History
 from otel_energy.engine.job_energy import JobEnergy, JobView
 from otel_energy.sensors.base import DeviceInfo, GpuStats

@@ -12,6 +12,7 @@ be written is one log line with the fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -56,10 +57,19 @@ CREATE TABLE IF NOT EXISTS runs (
     estimated INTEGER NOT NULL,
     status TEXT NOT NULL,
     exit_code INTEGER,
-    timeline TEXT NOT NULL
+    timeline TEXT NOT NULL,
+    attributed_energy_j REAL,
+    dynamic_energy_j REAL,
+    attribution TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
 """
+ADDED_COLUMNS = {
+    "attributed_energy_j": "REAL",
+    "dynamic_energy_j": "REAL",
+    "attribution": "TEXT",
+}
+"""Columns added after the first schema (whose joules): a ledger from before gets them on open."""
 
 
 def ledger_path(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -108,6 +118,14 @@ class RunRow:
     pid: int = field(default_factory=os.getpid)
     run_id: str = field(default_factory=new_run_id)
     timeline: dict[str, Any] = field(default_factory=dict)
+    attributed_energy_j: float | None = None
+    """The job's attributed energy (J, attributional view; docs/attribution.md); None: a row
+    from before attribution, or a writer that has none."""
+    dynamic_energy_j: float | None = None
+    """The job's dynamic energy (J, consequential view)."""
+    attribution: dict[str, Any] = field(default_factory=dict)
+    """How: ``method``, ``scope``, ``others_busy`` (other processes used the node: ``energy_j``
+    is the node's, not the job's), ``others_share``, ``idle_energy_j``, ``baseline``."""
     id: int | None = None
 
     @classmethod
@@ -116,6 +134,7 @@ class RunRow:
         d["energy_by_type"] = json.loads(d["energy_by_type"])
         d["timeline"] = json.loads(d["timeline"])
         d["estimated"] = bool(d["estimated"])
+        d["attribution"] = json.loads(d.get("attribution") or "{}")
         return cls(**d)
 
     def to_dict(self, timeline: bool = False) -> dict[str, Any]:
@@ -141,6 +160,11 @@ class Ledger:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(SCHEMA)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+        for name, sql_type in ADDED_COLUMNS.items():
+            if name not in have:  # a ledger written before the column existed
+                with contextlib.suppress(sqlite3.OperationalError):  # another writer added it
+                    conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {sql_type}")
         return conn
 
     def append(self, row: RunRow) -> int:
@@ -154,6 +178,7 @@ class Ledger:
         d["energy_by_type"] = json.dumps(d["energy_by_type"])
         d["timeline"] = json.dumps(d["timeline"], separators=(",", ":"))
         d["estimated"] = int(d["estimated"])
+        d["attribution"] = json.dumps(d["attribution"])
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")

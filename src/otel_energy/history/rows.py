@@ -101,7 +101,50 @@ def row_from_report(report: Mapping[str, Any], run_id: str) -> RunRow:
         job_id=job_id(os.environ),
         run_id=run_id,
         timeline=timeline,
+        **report_attribution(report),
     )
+
+
+def report_attribution(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The ledger's attribution fields from a run report (docs/attribution.md)."""
+    t, job = report["total"], report.get("job") or {}
+    if "attributed_energy_j" not in t:
+        return {}
+    return {
+        "attributed_energy_j": float(t["attributed_energy_j"]),
+        "dynamic_energy_j": float(t["dynamic_energy_j"]),
+        "attribution": {
+            "method": t["attribution"],
+            "scope": job.get("scope", "off"),
+            "others_busy": bool(job.get("others_busy", False)),
+            "others_share": float(job.get("others_share", 0.0)),
+            "idle_energy_j": float(t["idle_energy_j"]),
+            "baseline": job.get("baseline", ""),
+        },
+    }
+
+
+def snapshot_attribution(first: Snapshot | None, snap: Snapshot) -> dict[str, Any]:
+    """The ledger's attribution fields from two snapshots of this process's sampler."""
+    if snap.job is None or snap.job_totals is None:
+        return {}
+    t0 = first.job_totals if first is not None else None
+    j0 = first.job if first is not None else None
+    job_cpu = snap.job.job_cpu_s - (j0.job_cpu_s if j0 else 0.0)
+    busy = snap.job.node_busy_s - (j0.node_busy_s if j0 else 0.0)
+    methods = sorted({d.attribution for d in snap.devices})
+    return {
+        "attributed_energy_j": snap.job_totals.attributed_j - (t0.attributed_j if t0 else 0.0),
+        "dynamic_energy_j": snap.job_totals.dynamic_j - (t0.dynamic_j if t0 else 0.0),
+        "attribution": {
+            "method": "+".join(methods) or "none",
+            "scope": snap.job.scope,
+            "others_busy": snap.job.others_busy,
+            "others_share": max(0.0, 1.0 - job_cpu / busy) if busy > 0 else 0.0,
+            "idle_energy_j": snap.job_totals.idle_j - (t0.idle_j if t0 else 0.0),
+            "baseline": snap.job.baseline,
+        },
+    }
 
 
 def row_from_totals(
@@ -116,8 +159,18 @@ def row_from_totals(
     sampler: Sampler,
     status: str,
     timeline: dict[str, Any],
+    job_j: tuple[float | None, float | None] | None = None,
 ) -> RunRow:
-    """The row of an instrumented process or Trainer run, measured by this process's sampler."""
+    """The row of an instrumented process or Trainer run, measured by this process's sampler.
+
+    Args:
+        job_j: the job's (attributed, dynamic) energy (J) over the run's window; None: the
+            sampler's totals since it started (a whole process).
+    """
+    attribution = snapshot_attribution(None, snap)
+    if job_j is not None and attribution and job_j[0] is not None:
+        attribution["attributed_energy_j"] = job_j[0]
+        attribution["dynamic_energy_j"] = job_j[1]
     return RunRow(
         kind=kind,
         command=command_line(),
@@ -133,6 +186,7 @@ def row_from_totals(
         job_id=job_id(os.environ),
         rank=sampler.rank.rank,
         timeline=timeline,
+        **attribution,
     )
 
 

@@ -26,7 +26,37 @@ def scope_line(report: dict[str, Any]) -> str:
         how = "partly estimated: " + ", ".join(device_label(d) for d in estimated)
     else:
         how = "measured by hardware counters"
-    return f"whole machine (every process on it, not only this command), {how}"
+    job = report.get("job") or {}
+    if job.get("others_busy"):
+        whose = "whole machine (other processes used it too: this command's share is 'job J')"
+    else:
+        whose = "whole machine (every process on it, not only this command)"
+    return f"{whose}, {how}"
+
+
+def whose_lines(report: dict[str, Any]) -> list[str]:
+    """The headline: whose energy the figures are (docs/attribution.md).
+
+    When other processes used a material share of the node, the job's figure leads and the
+    node's follows; on a node the job had to itself one line says that both agree.
+    """
+    t, job = report["total"], report.get("job") or {}
+    if "attributed_energy_j" not in t or job.get("scope", "off") == "off":
+        return ["this command's share of the node is not attributed: the figures are the node's"]
+    attributed, node = t["attributed_energy_j"], t["energy_j"]
+    if job.get("others_busy"):
+        return [
+            f"this command: {attributed:.1f} J attributed ({job.get('attributed_co2e_g', 0.0):.4f}"
+            f" gCO2e), {t['dynamic_energy_j']:.1f} J dynamic; the node: {node:.1f} J, of which"
+            f" other processes used {100 * job.get('others_share', 0.0):.0f}% of the busy CPU"
+            " time (or shared a GPU)",
+            f"  attributed = its share of dynamic energy + of the idle of the hardware it held;"
+            f" {job.get('baseline', '')}",
+        ]
+    return [
+        f"this command had the node to itself: its {attributed:.1f} J and the node's"
+        f" {node:.1f} J agree ({job.get('baseline', '')})"
+    ]
 
 
 def format_summary(report: dict[str, Any]) -> str:
@@ -35,19 +65,23 @@ def format_summary(report: dict[str, Any]) -> str:
     lines = [
         f"otel-energy: `{shlex.join(report['command'])}` exited {report['exit_code']}"
         f" after {report['duration_s']:.1f} s",
+        *whose_lines(report),
         f"total: {t['energy_j']:.1f} J, {t['co2e_g']:.4f} gCO2e, average {t['avg_power_w']:.1f} W",
         f"scope: {report.get('scope') or scope_line(report)}",
         "",
-        f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
+        f"{'device':32} {'method':24} {'energy J':>11} {'job J':>10} {'avg W':>8} {'CO2e g':>10}",
     ]
     for d in report["devices"]:
         label = device_label(d)
         lines.append(
             f"{label[:32]:32} {d['method']:24} {d['energy_j']:11.2f}"
+            f" {d.get('attributed_energy_j', d['energy_j']):10.2f}"
             f" {d['avg_power_w']:8.2f} {d['co2e_g']:10.4f}"
         )
     lines.append(
-        f"{'total':32} {'':24} {t['energy_j']:11.2f} {t['avg_power_w']:8.2f} {t['co2e_g']:10.4f}"
+        f"{'total':32} {'':24} {t['energy_j']:11.2f}"
+        f" {t.get('attributed_energy_j', t['energy_j']):10.2f}"
+        f" {t['avg_power_w']:8.2f} {t['co2e_g']:10.4f}"
     )
     ci = report["carbon_intensity"]
     lines.append(

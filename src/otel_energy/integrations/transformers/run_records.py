@@ -78,5 +78,6 @@ def write_ledger(
         sampler,
         "ok" if error is None else "error",
         curves,
+        job_j=(w.attributed_j, w.dynamic_j),
     )
     record(row)
