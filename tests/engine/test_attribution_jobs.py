@@ -72,7 +72,7 @@ def wait_for(paths: list[Path], procs: list[subprocess.Popen[bytes]]) -> None:
         for proc in procs:
             if proc.poll() is not None:
                 raise AssertionError(
-                    f"a job ended early: {proc.stderr.read() if proc.stderr else ''}"
+                    f"a job ended early: {proc.stderr.read().decode() if proc.stderr else ''}"
                 )
         time.sleep(0.01)
 

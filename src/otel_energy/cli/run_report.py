@@ -14,8 +14,17 @@ if TYPE_CHECKING:
     from otel_energy.cli.run import RunOptions
 
 
+JOB_SERIES = "job:attributed_j"
+"""Timeline key of the job's cumulative attributed energy (J), moved out of ``power_w`` into
+``timeline.job_attributed_j`` in the report (the picture draws its rate beside the node's)."""
+
+
 def powers(snap: Snapshot) -> dict[str, float]:
-    return {d.info.hw_id: d.power_w for d in snap.devices}
+    """Power per device (W) and the job's cumulative attributed energy (J, ``JOB_SERIES``)."""
+    out = {d.info.hw_id: d.power_w for d in snap.devices}
+    if snap.job_totals is not None:
+        out[JOB_SERIES] = snap.job_totals.attributed_j
+    return out
 
 
 def add_point(timeline: Timeline, snap: Snapshot, first: Snapshot, origin: float) -> None:
@@ -78,7 +87,13 @@ def _training(spans: list[dict[str, Any]], start_ns: int) -> dict[str, Any]:
 
 
 def _timeline(timeline: Timeline) -> dict[str, Any]:
-    return {"t_s": timeline.t_s, "power_w": timeline.power_w, "energy_j": timeline.energy_j}
+    """Power per device, the node's energy and the job's attributed energy (both since 0, J)."""
+    power = dict(timeline.power_w)
+    job = power.pop(JOB_SERIES, [])
+    out: dict[str, Any] = {"t_s": timeline.t_s, "power_w": power, "energy_j": timeline.energy_j}
+    if job:
+        out["job_attributed_j"] = [j - job[0] for j in job]  # since the command started
+    return out
 
 
 def device_totals(first: Snapshot, last: Snapshot, duration_s: float) -> list[dict[str, Any]]:

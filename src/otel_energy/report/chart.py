@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy.report import device_label, format_summary, scope_line, write_atomic
+from otel_energy.report.summary import whose_lines
 from otel_energy.telemetry import attributes as A
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -72,8 +73,10 @@ def svg_chart(report: dict[str, Any], width: int = 980, height: int = 380) -> st
     """Power per device (W) over time (s) as SVG."""
     tl = report["timeline"]
     ts: list[float] = tl["t_s"]
-    series: dict[str, list[float]] = tl["power_w"]
+    series: dict[str, list[float]] = dict(tl["power_w"])
     names = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
+    series.update(whose_power(tl))
+    names.update(WHOSE_NAMES)
     legend_w = 210
     left, right, top, bottom = 64, 16 + legend_w, 12 + 13 * LABEL_ROWS, 44
     x_ticks = nice_ticks(max(ts[-1] if ts else 0.0, report["duration_s"], 1e-9))
@@ -167,6 +170,29 @@ def _marker_labels(f: _Frame, marks: list[tuple[float, str, str]]) -> list[str]:
     return out
 
 
+WHOSE_NAMES = {"~node": "node (all devices)", "~job": "this command (attributed)"}
+"""Legend of the node's total power and the job's attributed power (sorted after devices)."""
+
+
+def whose_power(tl: dict[str, Any]) -> dict[str, list[float]]:
+    """The node's total power and the job's attributed power (W) at the timeline's points.
+
+    The job's is the rate of its cumulative attributed energy between points (docs/attribution.md);
+    none when the report has no job series.
+    """
+    job = tl.get("job_attributed_j") or []
+    ts: list[float] = tl["t_s"]
+    if len(job) < 2 or len(job) != len(ts):
+        return {}
+    node = [sum(v[i] for v in tl["power_w"].values() if i < len(v)) for i in range(len(ts))]
+    rate = [0.0] + [
+        (job[i] - job[i - 1]) / (ts[i] - ts[i - 1]) if ts[i] > ts[i - 1] else 0.0
+        for i in range(1, len(ts))
+    ]
+    rate[0] = rate[1]
+    return {"~node": node, "~job": rate}
+
+
 def _series(
     f: _Frame, ts: list[float], series: dict[str, list[float]], names: dict[str, str]
 ) -> list[str]:
@@ -196,6 +222,7 @@ def write_html(report: dict[str, Any], path: Path) -> None:
 <h1>{title}</h1>
 <p><b>{t["energy_j"]:.1f} J, {t["co2e_g"]:.4f} gCO2e</b> in {report["duration_s"]:.1f} s,
 average {t["avg_power_w"]:.1f} W.</p>
+<p class="whose">{html.escape("; ".join(line.strip() for line in whose_lines(report)))}</p>
 <p class="scope">{html.escape(report.get("scope") or scope_line(report))}</p>
 {svg_chart(report)}
 <pre>{html.escape(format_summary(report))}</pre>
@@ -216,8 +243,8 @@ def write_png(report: dict[str, Any], path: Path) -> bool:
     tl = report["timeline"]
     names = {d[A.HW_ID]: device_label(d) for d in report["devices"]}
     fig, ax = plt.subplots(figsize=(11, 4))
-    for key, values in sorted(tl["power_w"].items()):
-        ax.plot(tl["t_s"][: len(values)], values, label=names.get(key, key))
+    for key, values in sorted({**tl["power_w"], **whose_power(tl)}.items()):
+        ax.plot(tl["t_s"][: len(values)], values, label={**names, **WHOSE_NAMES}.get(key, key))
     for t, label, kind in markers(report):
         ax.axvline(t, color=MARK_COLOR[kind], linestyle="--" if kind == "epoch" else "-", lw=0.9)
         ax.annotate(
