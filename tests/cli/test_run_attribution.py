@@ -120,3 +120,19 @@ def test_the_picture_draws_the_node_and_the_job(run: tuple) -> None:  # type: ig
     screenshot(tmp / "r.html", shot, 1100, 700)
     width, height, _ = png_pixels(shot.read_bytes())
     assert (width, height) == (1100, 700)
+
+
+def test_doctor_explains_the_method_and_the_baseline(tmp_path: Path) -> None:
+    env = {
+        "OTEL_PYTHON_ENERGY_IDLE_POWER_W": "cpu=7.5",
+        "OTEL_PYTHON_ENERGY_SOURCES": "estimate",
+        "OTEL_PYTHON_ENERGY_CACHE_DIR": str(tmp_path),
+    }
+    proc = run_cli("doctor", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "whose energy" in proc.stdout and "share of the node's busy CPU time" in proc.stdout
+    assert "estimate:cpu 7.5 W (configured)" in proc.stdout
+    assert f"{tmp_path}/idle-power.json" in proc.stdout
+    bad = run_cli("doctor", env={"OTEL_PYTHON_ENERGY_IDLE_POWER_W": "gpu=lots"})
+    assert bad.returncode != 0
+    assert "OTEL_PYTHON_ENERGY_IDLE_POWER_W" in bad.stderr and "cpu=10,memory=2,gpu=60" in bad.stderr

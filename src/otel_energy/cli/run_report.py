@@ -48,19 +48,12 @@ def build_report(
     """The JSON report: per-device energy from the node measurement, phases and epochs from the
     spans. ``start_ns`` is the wall-clock time (ns) of the timeline's zero."""
     devices = device_totals(first, last, duration_s)
-    total_j = sum(d["energy_j"] for d in devices)
     report: dict[str, Any] = {
         "command": options.command,
         "exit_code": exit_code,
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": duration_s,
-        "total": {
-            "energy_j": total_j,
-            "co2e_g": sum(d["co2e_g"] for d in devices),
-            "avg_power_w": total_j / duration_s if duration_s > 0 else 0.0,
-            "estimated": any(d["estimated"] for d in devices),
-            **attribution_totals(devices),
-        },
+        "total": _total(devices, duration_s),
         "devices": devices,
         "job": job_block(first, last),
         "carbon_intensity": {
@@ -75,6 +68,18 @@ def build_report(
     }
     report["scope"] = scope_line(report)
     return report
+
+
+def _total(devices: list[dict[str, Any]], duration_s: float) -> dict[str, Any]:
+    """The node's totals over the devices, and the job's (``attribution_totals``)."""
+    total_j = sum(d["energy_j"] for d in devices)
+    return {
+        "energy_j": total_j,
+        "co2e_g": sum(d["co2e_g"] for d in devices),
+        "avg_power_w": total_j / duration_s if duration_s > 0 else 0.0,
+        "estimated": any(d["estimated"] for d in devices),
+        **attribution_totals(devices),
+    }
 
 
 def _training(spans: list[dict[str, Any]], start_ns: int) -> dict[str, Any]:

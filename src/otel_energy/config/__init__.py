@@ -214,7 +214,15 @@ def load_config(
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
-        attribution=attribution_mode(env),
-        idle_power_w=None if (idle := idle_power(env)) is None else tuple(sorted(idle.items())),
-        cache_dir=env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
+        **_attribution(env),
     )
+
+
+def _attribution(env: Mapping[str, str]) -> dict[str, Any]:
+    """The attribution settings (``config.attribution``) and the cache directory."""
+    idle = idle_power(env)
+    return {
+        "attribution": attribution_mode(env),
+        "idle_power_w": None if idle is None else tuple(sorted(idle.items())),
+        "cache_dir": env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
+    }

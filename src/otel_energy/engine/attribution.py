@@ -112,6 +112,11 @@ class AttributionTotals:
     attributed_co2e_g: float
     dynamic_co2e_g: float
 
+    @property
+    def row(self) -> tuple[float, float, float]:
+        """(attributed J, dynamic J, attributed CO2e g): the history's column for windows."""
+        return (self.attributed_j, self.dynamic_j, self.attributed_co2e_g)
+
 
 class Attribution:
     """The job's running totals per device, updated once per sampler tick.

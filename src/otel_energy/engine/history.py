@@ -194,10 +194,7 @@ def window(
     c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
     c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
     q0, q1 = hist.q[a0], hist.q[b1]
-    u0 = lerp((hist.busy[a0], hist.seen[a0]), (hist.busy[b0], hist.seen[b0]), f0)
-    u1 = lerp((hist.busy[a1], hist.seen[a1]), (hist.busy[b1], hist.seen[b1]), f1)
-    j0 = [x + f0 * (y - x) for x, y in zip(hist.job[a0], hist.job[b0], strict=True)]
-    j1 = [x + f1 * (y - x) for x, y in zip(hist.job[a1], hist.job[b1], strict=True)]
+    util, *job = _integrals(hist, (a0, b0, f0), (a1, b1, f1))
     return WindowEnergy(
         t0_s,
         t1_s,
@@ -211,11 +208,23 @@ def window(
         q1[0] - q0[0],
         q1[1] > q0[1],
         missing,
-        (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
-        j1[0] - j0[0],
-        j1[1] - j0[1],
-        j1[2] - j0[2],
+        util,
+        *job,
     )
+
+
+def _integrals(
+    hist: History, start: tuple[int, int, float], end: tuple[int, int, float]
+) -> tuple[float | None, float, float, float]:
+    """(GPU utilization, the job's attributed J, dynamic J, attributed CO2e g) between two
+    brackets of ``hist``: the cumulative integrals interpolated at each end."""
+    (a0, b0, f0), (a1, b1, f1) = start, end
+    u0 = lerp((hist.busy[a0], hist.seen[a0]), (hist.busy[b0], hist.seen[b0]), f0)
+    u1 = lerp((hist.busy[a1], hist.seen[a1]), (hist.busy[b1], hist.seen[b1]), f1)
+    j0 = [x + f0 * (y - x) for x, y in zip(hist.job[a0], hist.job[b0], strict=True)]
+    j1 = [x + f1 * (y - x) for x, y in zip(hist.job[a1], hist.job[b1], strict=True)]
+    util = (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None
+    return util, j1[0] - j0[0], j1[1] - j0[1], j1[2] - j0[2]
 
 
 def _energy(

@@ -26,9 +26,9 @@ from otel_energy.distributed.ranks import RankInfo, rank_info
 from otel_energy.engine import history
 from otel_energy.engine.devices import Devices
 from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, discover
-from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, Tail, WindowEnergy
+from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, WindowEnergy
 from otel_energy.engine.job_energy import JobEnergy
-from otel_energy.engine.snapshot import DeviceState, Latest, Snapshot
+from otel_energy.engine.snapshot import DeviceState, Latest, Snapshot, extrapolate_from
 from otel_energy.engine.snapshot import build as build_snapshot
 from otel_energy.sensors.base import Sensor, Unmeasured
 
@@ -69,8 +69,7 @@ class Sampler:
         read_timeout_s: how long a tick waits for a driver family's reads before going on
             without it (that family is then stalled, logged once); default two intervals, at
             least 0.2 s. RAPL and psutil are read on the sampler thread (engine.readers).
-        job: the job's share of each device (``engine.job_energy``); None: every device is
-            charged whole to this process (attribution off).
+        job: the job's share of each device (``engine.job_energy``); None: attribution off.
     """
 
     def __init__(
@@ -213,8 +212,7 @@ class Sampler:
         # clock), so a change of intensity inside a span is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
         mid = self._intensity.at(now_s - (t - previous) / 2)
-        added = self._devices.read(t)
-        for i, delta in added:
+        for i, delta in (added := self._devices.read(t)):
             self._co2[i] += co2e_g(delta, self.pue, mid.g_per_kwh)
         self.job.tick(t, added, self._devices.gpu, (mid.g_per_kwh, mid.kind), self.pue)
         self._publish(t, intensity)
@@ -224,15 +222,8 @@ class Sampler:
         devices = self._devices
         energies = devices.energies_j()
         with self._cond:
-            job = self.job.totals()
-            self._hist.append(
-                t,
-                energies,
-                sum(self._co2),
-                devices.faults(),
-                devices.util,
-                (job.attributed_j, job.dynamic_j, job.attributed_co2e_g),
-            )
+            job = self.job.totals().row
+            self._hist.append(t, energies, sum(self._co2), devices.faults(), devices.util, job)
             # Raw state only: the Snapshot objects are built when someone asks (metric
             # collection, once a minute by default), not ten times a second.
             failed = tuple(devices.health.failed)
@@ -295,13 +286,7 @@ class Sampler:
             w = history.window(self._hist, infos, t0_s, t1_s, res, missing)
         if not extrapolate or w.complete:
             return w
-        snap = self.snapshot()
-        tails = (
-            Tail(d.info.hw_type, d.power_w, snap.t_s if d.read_t_s is None else d.read_t_s)
-            for d in snap.devices
-        )
-        g_per_kwh = snap.intensity.g_per_kwh
-        return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))
+        return extrapolate_from(w, self.snapshot())
 
 
 def _forget_in_child(ref: weakref.ref[Sampler]) -> None:

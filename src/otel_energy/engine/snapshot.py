@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from otel_energy.carbon import Intensity
+from otel_energy.carbon import Intensity, co2e_g
+from otel_energy.engine import history
 from otel_energy.engine.attribution import WHOLE_DEVICE, AttributionTotals
 from otel_energy.engine.devices import Devices
-from otel_energy.engine.history import History
+from otel_energy.engine.history import History, Tail, WindowEnergy
 from otel_energy.engine.job_energy import JobEnergy, JobView
 from otel_energy.sensors.base import DeviceInfo, GpuStats
 
@@ -88,3 +89,13 @@ def build(
     if job is None:
         return Snapshot(t, tuple(states), intensity, pue)
     return Snapshot(t, tuple(states), intensity, pue, job.view(), job.totals())
+
+
+def extrapolate_from(w: WindowEnergy, snap: Snapshot) -> WindowEnergy:
+    """``w`` extended past the newest sample at each device's power in ``snap`` (provisional)."""
+    tails = (
+        Tail(d.info.hw_type, d.power_w, snap.t_s if d.read_t_s is None else d.read_t_s)
+        for d in snap.devices
+    )
+    g_per_kwh = snap.intensity.g_per_kwh
+    return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))

@@ -124,10 +124,28 @@ def report_attribution(report: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def snapshot_attribution(first: Snapshot | None, snap: Snapshot) -> dict[str, Any]:
-    """The ledger's attribution fields from two snapshots of this process's sampler."""
+def snapshot_attribution(
+    first: Snapshot | None,
+    snap: Snapshot,
+    job_j: tuple[float | None, float | None] | None = None,
+) -> dict[str, Any]:
+    """The ledger's attribution fields from two snapshots of this process's sampler.
+
+    Args:
+        job_j: the job's (attributed, dynamic) J over the row's own window, where the row is
+            not the sampler's whole life (a Trainer run); None: from the snapshots.
+    """
     if snap.job is None or snap.job_totals is None:
         return {}
+    out = _attribution_fields(first, snap)
+    if job_j is not None and job_j[0] is not None:
+        out["attributed_energy_j"], out["dynamic_energy_j"] = job_j
+    return out
+
+
+def _attribution_fields(first: Snapshot | None, snap: Snapshot) -> dict[str, Any]:
+    """The fields between ``first`` (None: the sampler's start) and ``snap``."""
+    assert snap.job is not None and snap.job_totals is not None
     t0 = first.job_totals if first is not None else None
     j0 = first.job if first is not None else None
     job_cpu = snap.job.job_cpu_s - (j0.job_cpu_s if j0 else 0.0)
@@ -167,10 +185,6 @@ def row_from_totals(
         job_j: the job's (attributed, dynamic) energy (J) over the run's window; None: the
             sampler's totals since it started (a whole process).
     """
-    attribution = snapshot_attribution(None, snap)
-    if job_j is not None and attribution and job_j[0] is not None:
-        attribution["attributed_energy_j"] = job_j[0]
-        attribution["dynamic_energy_j"] = job_j[1]
     return RunRow(
         kind=kind,
         command=command_line(),
@@ -186,7 +200,7 @@ def row_from_totals(
         job_id=job_id(os.environ),
         rank=sampler.rank.rank,
         timeline=timeline,
-        **attribution,
+        **snapshot_attribution(None, snap, job_j),
     )
 
 
