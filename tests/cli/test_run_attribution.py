@@ -135,4 +135,6 @@ def test_doctor_explains_the_method_and_the_baseline(tmp_path: Path) -> None:
     assert f"{tmp_path}/idle-power.json" in proc.stdout
     bad = run_cli("doctor", env={"OTEL_PYTHON_ENERGY_IDLE_POWER_W": "gpu=lots"})
     assert bad.returncode != 0
-    assert "OTEL_PYTHON_ENERGY_IDLE_POWER_W" in bad.stderr and "cpu=10,memory=2,gpu=60" in bad.stderr
+    assert (
+        "OTEL_PYTHON_ENERGY_IDLE_POWER_W" in bad.stderr and "cpu=10,memory=2,gpu=60" in bad.stderr
+    )

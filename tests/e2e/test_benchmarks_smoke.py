@@ -37,6 +37,7 @@ def finite(x: object) -> bool:
         "bench_sampler.py",
         "bench_memory.py",
         "bench_accuracy.py",
+        "bench_attribution.py",
     ],
 )
 def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
@@ -65,6 +66,9 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
                 assert finite(trace[reader]["total_error"])
                 assert trace[reader]["samples"] > 10
         assert (tmp_path / "accuracy_quick.svg").read_text().startswith("<svg")
+    elif script == "bench_attribution.py":
+        assert result["proc_reader"]["processes"] == 64
+        assert all(finite(v) and v > 0 for v in result["us_per_tick"].values() if v != 0)
     elif script == "bench_memory.py":
         assert result["spans_exported"] >= result["steps"]
         assert finite(result["rss_growth_mb_after_first_mark"])

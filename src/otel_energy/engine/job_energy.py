@@ -141,6 +141,7 @@ class JobEnergy:
                 self.cpu.proc_root,
                 exc,
             )
+            self.cpu.close()
             self.cpu = None
             return None, None
         busy: float | None = None
@@ -188,5 +189,7 @@ class JobEnergy:
         return self.attribution.totals()
 
     def close(self) -> None:
-        """Keep what this run learned about idle power for the next run."""
+        """Keep what this run learned about idle power for the next run; close /proc files."""
         idle_mod.save(self._cache_dir, self.attribution.infos, self._learner)
+        if self.cpu is not None:
+            self.cpu.close()

@@ -68,10 +68,18 @@ class JobScope:
     reason: str = ""
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+
+
 def node_busy_s(proc_root: Path, tick_s: float) -> float:
     """Busy CPU seconds of the whole node from ``/proc/stat`` (all but idle and iowait)."""
     with open(proc_root / "stat", "rb") as f:
-        fields = f.readline().split()
+        return node_busy_s_from(f.read(), tick_s)
+
+
+def node_busy_s_from(raw: bytes, tick_s: float) -> float:
+    """``node_busy_s`` of the text of ``/proc/stat`` (its first line is read)."""
+    fields = raw[: raw.index(b"\n")].split()
     # cpu user nice system idle iowait irq softirq steal guest guest_nice: guest time is already
     # inside user/nice, so it is not added again.
     values = [int(v) for v in fields[1:9]]
@@ -150,46 +158,93 @@ class CpuTimes:
         self.rescan_s = rescan_s
         self._clock = clock or time.monotonic
         self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
-        self._pids: list[int] = [scope.root_pid]
-        self._pid_set = frozenset(self._pids)
+        self._fds: dict[int, int] = {}
+        """The job's processes and their open ``stat`` files."""
+        self._stat_fd: int | None = None
+        self._pid_set = frozenset([scope.root_pid])
         self._scanned_at = -float("inf")
 
     def read(self) -> CpuSample:
         """The job's and the node's CPU seconds now. Raises OSError when ``/proc`` is unreadable."""
-        node = node_busy_s(self.proc_root, self._tick_s)
+        if self._stat_fd is None:
+            self._stat_fd = os.open(self.proc_root / "stat", os.O_RDONLY | os.O_CLOEXEC)
+        node = node_busy_s_from(os.pread(self._stat_fd, 4096, 0), self._tick_s)
         now = self._clock()
         rescan = now - self._scanned_at >= self.rescan_s
         if rescan:
             self._scanned_at = now
         if self.scope.method == METHOD_CGROUP and self.scope.cgroup_dir is not None:
             if rescan:
-                self._pids = _cgroup_pids(self.scope.cgroup_dir) or [self.scope.root_pid]
-                self._pid_set = frozenset(self._pids)
-            return CpuSample(_cgroup_usage_s(self.scope.cgroup_dir), node, len(self._pids))
+                self._pid_set = frozenset(
+                    _cgroup_pids(self.scope.cgroup_dir) or [self.scope.root_pid]
+                )
+            return CpuSample(_cgroup_usage_s(self.scope.cgroup_dir), node, len(self._pid_set))
         if rescan:
-            self._pids = self._tree()
+            self._follow(self._tree())
         total = 0
-        alive: list[int] = []
-        for pid in self._pids:
-            try:
-                with open(f"{self.proc_root}/{pid}/stat", "rb") as f:
-                    fields = _stat_fields(f.read())
-            except OSError:
-                continue  # exited and reaped: its time is in its parent's cutime now
+        gone = []
+        for pid, fd in self._fds.items():
+            try:  # an open /proc file read again from offset 0 gives the current values
+                raw = os.pread(fd, 1024, 0)
+                fields = raw[raw.rindex(b")") + 2 :].split(maxsplit=15)
+            except (OSError, ValueError):
+                gone.append(pid)  # exited and reaped (ESRCH): its time is in its parent's now
+                continue
             # utime stime cutime cstime are fields 14-17 of stat (11-14 after the name).
             total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-            alive.append(pid)
-        if len(alive) != len(self._pids) or rescan:
-            self._pids = alive or [self.scope.root_pid]
-            self._pid_set = frozenset(self._pids)
-        return CpuSample(total * self._tick_s, node, len(alive))
+        if gone:
+            self._follow([pid for pid in self._fds if pid not in gone])
+        return CpuSample(total * self._tick_s, node, len(self._fds))
 
     @property
     def pids(self) -> frozenset[int]:
         """The job's processes at the latest read (GPU process lists are matched against it)."""
         return self._pid_set
 
+    def close(self) -> None:
+        """Close the files held open between reads (idempotent)."""
+        self._follow([])
+        self._scanned_at = -float("inf")  # a later read lists the tree again
+        if self._stat_fd is not None:
+            os.close(self._stat_fd)
+            self._stat_fd = None
+
+    def _follow(self, pids: list[int]) -> None:
+        """Hold the ``stat`` files of exactly ``pids`` open (one open per process, not per read)."""
+        for pid in [p for p in self._fds if p not in pids]:
+            os.close(self._fds.pop(pid))
+        for pid in pids:
+            if pid not in self._fds:
+                try:
+                    self._fds[pid] = os.open(f"{self.proc_root}/{pid}/stat", _OPEN_FLAGS)
+                except OSError:
+                    continue  # already gone
+        self._pid_set = frozenset(self._fds) or frozenset([self.scope.root_pid])
+
     def _tree(self) -> list[int]:
+        """The root and its descendants: from the known processes' ``children`` files (the
+        kernel's list of a thread's children; CONFIG_PROC_CHILDREN), else one listing of
+        ``/proc``. The children files are read for the main thread of each process: a child
+        forked by another thread is found through the listing only, and its time is counted
+        in its parent's ``cutime`` once reaped."""
+        out: list[int] = []
+        todo = [self.scope.root_pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"{self.proc_root}/{pid}/task/{pid}/children", "rb") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except FileNotFoundError:
+                if pid == self.scope.root_pid:
+                    return self._listed_tree()  # no children files on this kernel (or tree)
+                continue  # exited
+            except (OSError, ValueError):
+                continue
+            out.append(pid)
+            todo.extend(kids)
+        return out
+
+    def _listed_tree(self) -> list[int]:
         """The root and its descendants, from one listing of ``/proc`` (parent of each pid)."""
         children: dict[int, list[int]] = {}
         for entry in os.scandir(self.proc_root):
