@@ -14,7 +14,7 @@ from otel_energy.engine import idle
 from otel_energy.engine.job_energy import JobEnergy
 from otel_energy.engine.runtime import job_energy
 from otel_energy.engine.sampler import Sampler
-from otel_energy.sensors.base import GpuStats
+from otel_energy.sensors.base import DeviceInfo, GpuStats
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.processes import METHOD_PROCESS_TREE, CpuTimes, JobScope
 from otel_energy.sensors.rapl import discover_rapl
@@ -240,3 +240,33 @@ def test_attribution_mode_is_validated() -> None:
     assert load_config({"OTEL_PYTHON_ENERGY_ATTRIBUTION": "OFF"}).attribution == "off"
     with pytest.raises(ConfigError, match=r"OTEL_PYTHON_ENERGY_ATTRIBUTION.*auto, process"):
         load_config({"OTEL_PYTHON_ENERGY_ATTRIBUTION": "pods"})
+
+
+def test_mig_slices_are_the_jobs_and_labelled_as_an_attribution() -> None:
+    mig = DeviceInfo("MIG-1", "gpu", "mig", "nvml_mig_share", estimated=True)
+    gpu = DeviceInfo("GPU-1", "gpu", "gpu", "nvml_counter")
+    attribution = at.Attribution([mig, gpu], [None, None])
+    shared = GpuStats(0.5, processes=(1, 2), sm_by_pid=((1, 10.0), (2, 30.0)))
+    attribution.fold(0.0, [(0, 0.0), (1, 0.0)], [None, shared], frozenset({1}), (100.0, 100.0))
+    attribution.fold(1.0, [(0, 50.0), (1, 80.0)], [None, shared], frozenset({1}), (100.0, 100.0))
+    assert [d.method for d in attribution.devices] == [at.SLICE_SHARE, at.SM_SHARE]
+    assert [d.attributed_j for d in attribution.devices] == [50.0, pytest.approx(20.0)]
+
+
+def test_consequential_co2e_at_the_marginal_intensity_attributional_at_the_average(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    node = Node(tmp_path, clock)
+    node.proc.set(JOB, 1, 0.0)
+    job = JobEnergy(tree(node, JOB), {"cpu": 10.0}, average_g_per_kwh=100.0)
+    info = DeviceInfo("intel-rapl:0", "cpu", "package-0", "rapl")
+    job.start([info])
+    job.tick(clock.t, [(0, 0.0)], [None], (500.0, "marginal"), 1.0)
+    node.advance(1.0, {JOB: 1.0})  # the job is the only busy process
+    job.tick(clock.t, [(0, 36_000.0)], [None], (500.0, "marginal"), 1.0)
+    totals = job.totals()
+    assert totals.attributed_j == pytest.approx(36_000.0)
+    assert totals.dynamic_j == pytest.approx(36_000.0 - 10.0)
+    assert totals.attributed_co2e_g == pytest.approx(36_000.0 / 3.6e6 * 100.0)  # average
+    assert totals.dynamic_co2e_g == pytest.approx(35_990.0 / 3.6e6 * 500.0)  # marginal
+    assert job.view().consequential_kind == "marginal"

@@ -169,8 +169,6 @@ ATTRIBUTION_VIEW: Final = "otel_energy.attribution.view"
 ATTRIBUTION_METHOD: Final = "otel_energy.attribution.method"
 """How the job's share of a device was found: ``exclusive``, ``cpu_time_share``, ``sm_share``,
 ``equal_split``, ``slice_share``, ``whole_device`` (no unit)."""
-ATTRIBUTION_SCOPE: Final = "otel_energy.attribution.scope"
-"""Which processes are the job: ``process_tree``, ``cgroup`` or ``off`` (no unit)."""
 
 # --- Training structure (spans) -----------------------------------------------------------------
 
