@@ -37,6 +37,7 @@ def finite(x: object) -> bool:
         "bench_sampler.py",
         "bench_memory.py",
         "bench_accuracy.py",
+        "bench_any_span.py",
         "bench_attribution.py",
     ],
 )
@@ -66,9 +67,14 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
                 assert finite(trace[reader]["total_error"])
                 assert trace[reader]["samples"] > 10
         assert (tmp_path / "accuracy_quick.svg").read_text().startswith("<svg")
+    elif script == "bench_any_span.py":
+        assert len(result["ratios"]) == result["pairs"] == 4
+        assert all(finite(x) and x > 0 for x in result["ratios"])
+        assert finite(result["added_us_per_request_median"])
+        assert result["tight_loop_us_per_span"]["off"] > 0
     elif script == "bench_attribution.py":
         assert result["proc_reader"]["processes"] == 64
-        assert all(finite(v) and v > 0 for v in result["us_per_tick"].values() if v != 0)
+        assert all(finite(v) for v in result["us_per_tick"].values())
     elif script == "bench_memory.py":
         assert result["spans_exported"] >= result["steps"]
         assert finite(result["rss_growth_mb_after_first_mark"])

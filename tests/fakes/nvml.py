@@ -44,15 +44,15 @@ class FakeGpu:
     memory_used_b: int = 20 * 2**30
     memory_total_b: int = 80 * 2**30
     calls: int = 0
-    processes: tuple[int, ...] | Callable[[], tuple[int, ...]] = ()
-    """Pids of the running compute processes (``nvmlDeviceGetComputeRunningProcesses``)."""
+    processes: tuple[int, ...] | Callable[[], tuple[int, ...]] | None = None
+    """Pids of the running compute processes (``nvmlDeviceGetComputeRunningProcesses``); None:
+    the per-process calls are NOT_SUPPORTED (as on vGPUs), so a test that does not set them
+    gets whole devices and teaches the idle baseline nothing."""
     sm_pct: dict[int, int] | Callable[[], dict[int, int]] = field(default_factory=dict)
     """Each pid's SM utilization (percent) in every driver sample; ``{}``: the driver has no
     samples (NOT_FOUND), as for processes too short-lived to be sampled."""
     sample_period_us: int = 100_000
     """One per-process sample per pid per period, timestamped on the wall clock (µs)."""
-    per_process_supported: bool = True
-    """False: the per-process calls raise NOT_SUPPORTED (vGPU)."""
     clock_us: Callable[[], int] = field(default=lambda: time.time_ns() // 1000)
 
     def check(self) -> None:
@@ -200,7 +200,7 @@ class FakeNvml:
     def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[ProcessInfo]:
         gpu = handle.gpu
         gpu.check()
-        if not gpu.per_process_supported:
+        if gpu.processes is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         pids = gpu.processes() if callable(gpu.processes) else gpu.processes
         return [ProcessInfo(pid, 1 << 30) for pid in pids]
@@ -212,7 +212,7 @@ class FakeNvml:
         second (the driver's buffer); NOT_FOUND when there are none, as the real driver says."""
         gpu = handle.gpu
         gpu.check()
-        if not gpu.per_process_supported:
+        if gpu.processes is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         pcts = gpu.sm_pct() if callable(gpu.sm_pct) else gpu.sm_pct
         now = gpu.clock_us() // gpu.sample_period_us * gpu.sample_period_us

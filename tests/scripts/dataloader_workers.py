@@ -22,7 +22,7 @@ class Slow(Dataset):
 
 
 def report(worker_id: int) -> None:
-    from otel_energy import runtime
+    from otel_energy.engine import runtime
 
     (OUT / f"worker-{worker_id}.json").write_text(
         json.dumps(
@@ -40,7 +40,7 @@ def report(worker_id: int) -> None:
 
 
 if __name__ == "__main__":
-    from otel_energy import runtime
+    from otel_energy.engine import runtime
 
     print(json.dumps({"main_pid": os.getpid(), "sampler": runtime.current_sampler() is not None}))
     loader = DataLoader(

@@ -91,8 +91,9 @@ def job_energy(
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    """``$XDG_CACHE_HOME/otel-energy``, else ``~/.cache/otel-energy``."""
-    base = environ.get("XDG_CACHE_HOME", "").strip()
+    """``$XDG_CACHE_HOME/otel-energy``, else ``~/.cache/otel-energy``. The variable is looked
+    up in ``environ`` (a sampler's environment), else in this process's environment."""
+    base = (environ.get("XDG_CACHE_HOME") or os.environ.get("XDG_CACHE_HOME", "")).strip()
     return (Path(base) if base else Path.home() / ".cache") / "otel-energy"
 
 

@@ -1,7 +1,8 @@
 """What the sampler publishes: the latest state of every device, built when someone asks.
 
-The sampler keeps raw tuples per tick (``Latest``); ``build`` turns them into a ``Snapshot``
-for metric collection, which is rare next to ticks.
+The sampler keeps the raw state of the newest tick (``Tick``, captured in one piece on the
+sampler thread); ``build`` turns it into a ``Snapshot`` for metric collection, which is rare next
+to ticks.
 """
 
 from __future__ import annotations
@@ -16,8 +17,75 @@ from otel_energy.engine.history import History, Tail, WindowEnergy
 from otel_energy.engine.job_energy import JobEnergy, JobView
 from otel_energy.sensors.base import DeviceInfo, GpuStats
 
-Latest = tuple[float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity]
-"""The newest tick: (t in s, energy per device in J, CO2e per device in g, failed, intensity)."""
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The newest tick's raw state, captured on the sampler thread and published under its lock
+    in one assignment, so that a snapshot never mixes one tick's energy with the next one's power.
+
+    Per-device tuples are in the order of ``infos``.
+    """
+
+    t_s: float
+    """Sampler-clock time of the tick (s)."""
+    infos: tuple[DeviceInfo, ...]
+    energy_j: tuple[float, ...]
+    """Cumulative energy per device (J)."""
+    co2e_g: tuple[float, ...]
+    """Cumulative CO2e per device (g)."""
+    failed: tuple[bool, ...]
+    power_w: tuple[float | None, ...]
+    """The device's own power reading (W); None: a counter-only device (its energy rate is used)."""
+    gpu: tuple[GpuStats | None, ...]
+    read_t_s: tuple[float | None, ...]
+    intensity: Intensity
+    attributed_j: tuple[float, ...] = ()
+    """The job's cumulative attributed energy per device (J; engine.attribution); empty: the
+    device's own energy (no job accounting)."""
+    dynamic_j: tuple[float, ...] = ()
+    """The job's cumulative dynamic energy per device (J)."""
+    idle_j: tuple[float, ...] = ()
+    """Each whole device's cumulative idle baseline energy (J)."""
+    attribution: tuple[str, ...] = ()
+    """How the job's share of each device was found."""
+    job: JobView | None = None
+    """How the job's figures were found."""
+    job_totals: AttributionTotals | None = None
+    """The job's totals over all devices."""
+
+
+def empty_tick(intensity: Intensity) -> Tick:
+    """The state before the first tick: no devices."""
+    return Tick(0.0, (), (), (), (), (), (), (), intensity)
+
+
+def capture(
+    t: float,
+    devices: Devices,
+    co2e_g: tuple[float, ...],
+    intensity: Intensity,
+    job: JobEnergy | None = None,
+) -> Tick:
+    """The tick at ``t`` (s) from the devices' state and the job's (call on the sampler thread)."""
+    shares = job.attribution.devices if job is not None else []
+    whole = len(shares) != len(devices.sensors)  # before the job's first start: none
+    return Tick(
+        t,
+        tuple(s.info for s in devices.sensors),
+        devices.energies_j(),
+        co2e_g,
+        tuple(devices.health.failed),
+        tuple(tr.power_w for tr in devices.tracks),
+        tuple(devices.gpu),
+        tuple(devices.read_t),
+        intensity,
+        () if whole else tuple(d.attributed_j for d in shares),
+        () if whole else tuple(d.dynamic_j for d in shares),
+        () if whole else tuple(d.idle_j for d in shares),
+        () if whole else tuple(d.method for d in shares),
+        None if job is None or whole else job.view(),
+        None if job is None or whole else job.totals(),
+    )
 
 
 @dataclass(frozen=True)
@@ -58,37 +126,31 @@ class Snapshot:
     """The job's totals over all devices since the sampler started."""
 
 
-def build(
-    latest: Latest, devices: Devices, hist: History, pue: float, job: JobEnergy | None = None
-) -> Snapshot:
-    """The Snapshot of the newest tick ``latest`` (call under the sampler's lock)."""
-    t, energies, co2, failed, intensity = latest
-    rates = hist.rates_w(t) if hist.t else [0.0] * len(devices.sensors)
+def build(tick: Tick, hist: History, pue: float) -> Snapshot:
+    """The Snapshot of ``tick`` (call under the sampler's lock: ``hist`` is at the same tick)."""
+    rates = hist.rates_w(tick.t_s) if hist.t else [0.0] * len(tick.infos)
     states = []
-    for i, s in enumerate(devices.sensors):
+    for i, info in enumerate(tick.infos):
         # A counter-only device's power is its energy rate over the last second.
-        own = devices.tracks[i].power_w
-        power = 0.0 if failed[i] else own if own is not None else rates[i]
-        shares = job.attribution.devices if job is not None else ()
-        share = shares[i] if i < len(shares) else None
+        own = tick.power_w[i]
+        power = 0.0 if tick.failed[i] else own if own is not None else rates[i]
+        job = bool(tick.attribution)
         states.append(
             DeviceState(
-                s.info,
-                energies[i],
+                info,
+                tick.energy_j[i],
                 power,
-                co2[i],
-                failed[i],
-                devices.gpu[i],
-                devices.read_t[i],
-                share.attributed_j if share else energies[i],
-                share.dynamic_j if share else energies[i],
-                share.idle_j if share else 0.0,
-                share.method if share else WHOLE_DEVICE,
+                tick.co2e_g[i],
+                tick.failed[i],
+                tick.gpu[i],
+                tick.read_t_s[i],
+                tick.attributed_j[i] if job else tick.energy_j[i],
+                tick.dynamic_j[i] if job else tick.energy_j[i],
+                tick.idle_j[i] if job else 0.0,
+                tick.attribution[i] if job else WHOLE_DEVICE,
             )
         )
-    if job is None:
-        return Snapshot(t, tuple(states), intensity, pue)
-    return Snapshot(t, tuple(states), intensity, pue, job.view(), job.totals())
+    return Snapshot(tick.t_s, tuple(states), tick.intensity, pue, tick.job, tick.job_totals)
 
 
 def extrapolate_from(w: WindowEnergy, snap: Snapshot) -> WindowEnergy:

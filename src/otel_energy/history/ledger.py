@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy.config import variables as ev
+from otel_energy.safety.files import private_dir, private_file
 
 _log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class RunRow:
     instrumented process that trained nothing). ``status``: ``ok``, ``error`` or ``exit``
     (a process ended; its exit status is unknown at exit). ``timeline``: decimated power per
     device, ``{"t_s": [...], "power_w": {hw_id: [...]}, "names": {hw_id: "gpu NAME"}}`` (labels
-    from ``report.device_label``).
+    from ``report.model.device_label``).
     """
 
     kind: str
@@ -154,7 +155,10 @@ class Ledger:
         self.path = path
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds command lines: a new directory is 0700 and the database 0600, created before
+        # SQLite opens it (SQLite gives its -wal and -shm files the database's mode).
+        private_dir(self.path.parent)
+        private_file(self.path)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

@@ -19,15 +19,20 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import wrapt
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from otel_energy.config import ConfigError, load_config
+from otel_energy.config.any_span import span_selection
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
+from otel_energy.engine.signals import install_termination_guard
 from otel_energy.history.ledger import Ledger, ledger_path, record, under_parent_run
-from otel_energy.history.rows import TimelineRecorder, process_row, utc_iso
+from otel_energy.history.rows import process_row, utc_iso
 from otel_energy.integrations.package import _instruments
+from otel_energy.report.series import RunSeries
 from otel_energy.session import Session, close_session, open_session
+from otel_energy.telemetry.any_span import EnergySpanProcessor, install, uninstall
 from otel_energy.telemetry.instruments import EnergyObserver
 
 _log = logging.getLogger(__name__)
@@ -77,9 +82,11 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _observer: EnergyObserver | None = None
     _patch_trainer = False
     _trainer_patched = False
-    _timeline: TimelineRecorder | None = None
+    _timeline: RunSeries | None = None
     _ledger_since = ""
     _ledger_pid = 0
+    _annotator: EnergySpanProcessor | None = None
+    _annotated: Any = None  # the tracer provider the annotator sits in
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -100,6 +107,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 self._sampler = self._session.sampler
                 self._observer = self._session.attach(kwargs.get("meter_provider"))
                 self._start_ledger(self._sampler)
+                self._annotate_spans(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
             self._patch_trainer = True
             tp, mp = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
             wrapt.register_post_import_hook(
@@ -118,7 +126,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrote one (or ``otel-energy run``, its parent, writes the row)."""
         if under_parent_run() or ledger_path() is None:
             return
-        self._timeline = TimelineRecorder(sampler)
+        self._timeline = RunSeries(sampler)
         self._ledger_since = utc_iso()
         self._ledger_pid = os.getpid()
         atexit.register(self._ledger_at_exit)
@@ -131,11 +139,30 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 return  # uninstrumented, turned off, or a forked child (its parent writes)
             host = socket.gethostname()
             if Ledger(path).count_for_process(host, os.getpid(), self._ledger_since):
-                timeline.stop()  # a Trainer run already wrote this process's row
+                timeline.close()  # a Trainer run already wrote this process's row
                 return
             record(process_row(timeline, self._ledger_since))
         except Exception:  # at exit: log, never raise
             _log.exception("otel-energy: writing the process's ledger row failed")
+
+    def _annotate_spans(self, tracer_provider: Any, meter_provider: Any) -> None:
+        """Energy on other instrumentations' spans when ``OTEL_PYTHON_ENERGY_SPANS`` asks."""
+        try:
+            selection = span_selection(os.environ)
+        except ConfigError as exc:
+            _log.error("otel-energy: other spans get no energy: %s", exc)
+            return
+        if selection is None or self._sampler is None:
+            return
+        tp = tracer_provider or trace.get_tracer_provider()
+        mp = meter_provider or metrics.get_meter_provider()
+        self._annotator = install(tp, self._sampler, selection, mp)
+        if self._annotator is None:
+            return
+        self._annotated = tp
+        guard = install_termination_guard()  # SIGTERM: hand on the held spans, then die
+        if guard is not None:
+            guard.register(lambda _signum: None, tp, mp)
 
     def _on_trainer_import(self, tracer_provider: Any, meter_provider: Any) -> None:
         if not self._patch_trainer:  # uninstrumented before transformers was imported
@@ -178,11 +205,14 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 from otel_energy.integrations.lightning import remove_callback_on_init as rm_pl
 
                 rm_pl()
+            if self._annotator is not None:
+                uninstall(self._annotated, self._annotator)
+                self._annotator = self._annotated = None
             if self._observer is not None:
                 self._observer.sampler = None
             if self._timeline is not None:
                 atexit.unregister(self._ledger_at_exit)
-                self._timeline.stop()
+                self._timeline.close()
                 self._timeline = None
             if self._session is not None:
                 close_session(self._session)

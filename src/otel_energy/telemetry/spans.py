@@ -271,8 +271,9 @@ class SpanEnergyRecorder:
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
         w = self.sampler.window(iv.t0_s, iv.t1_s)
-        snap = self.sampler.snapshot()
-        intensity, pue = self.intensity_override or snap.intensity, snap.pue
+        # The newest tick's intensity (a reference, not a snapshot built for every step).
+        intensity = self.intensity_override or self.sampler.latest_tick().intensity
+        pue = self.sampler.pue
         co2e = self.co2e_of(w)
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:

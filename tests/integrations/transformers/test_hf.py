@@ -325,7 +325,7 @@ def test_training_that_raises_leaves_error_spans(tmp_path: Path, tel: Telemetry)
         StatusCode.UNSET,
         StatusCode.ERROR,
     ]
-    from otel_energy import runtime
+    from otel_energy.engine import runtime
 
     assert runtime.current_sampler() is None  # the sampler was released
 

@@ -31,12 +31,13 @@ from otel_energy.engine.signals import (
     uninstall_termination_guard,
 )
 from otel_energy.history.ledger import ledger_path, under_parent_run
-from otel_energy.history.rows import TimelineRecorder, utc_iso
+from otel_energy.history.rows import utc_iso
 from otel_energy.integrations.hooks import guarded
 from otel_energy.integrations.transformers.evaluation import EvaluationSpans
 from otel_energy.integrations.transformers.progress import RunProgress
 from otel_energy.integrations.transformers.run_records import finish_job, write_ledger
 from otel_energy.integrations.transformers.trainer_patch import patch_trainer
+from otel_energy.report.series import RunSeries
 from otel_energy.session import Session, end_recording, open_session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.predict import (
@@ -90,7 +91,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         self.last_run: Interval | None = None
         self._job: tuple[JobContext, Any] | None = None  # (job context, tracer) of the run
         self.predictor: Predictor | None = None
-        self._timeline: TimelineRecorder | None = None
+        self._timeline: RunSeries | None = None
         self._started_at = ""
 
     # ---- set-up and tear-down ----
@@ -150,7 +151,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
             self.predictor = Predictor(int(state.max_steps), start, self.config.predict_after_steps)
         self._started_at = utc_iso()
         if self._timeline is None and not under_parent_run() and ledger_path() is not None:
-            self._timeline = TimelineRecorder(rec.sampler)
+            self._timeline = RunSeries(rec.sampler)
 
     def _run_attributes(self) -> dict[str, Any]:
         return {}

@@ -11,7 +11,8 @@ from typing import Any
 from otel_energy.distributed.job import JobContext, RunPart, default_store
 from otel_energy.distributed.job import finish_job as finish_job_root
 from otel_energy.history.ledger import record
-from otel_energy.history.rows import TimelineRecorder, row_from_totals
+from otel_energy.history.rows import row_from_totals
+from otel_energy.report.series import RunSeries
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
 
@@ -42,7 +43,7 @@ def finish_job(
 
 
 def write_ledger(
-    timeline: TimelineRecorder | None,
+    timeline: RunSeries | None,
     run: Interval,
     error: BaseException | None,
     started_at: str,
@@ -59,13 +60,12 @@ def write_ledger(
     """
     if timeline is None:
         return
-    curves = timeline.stop()
+    timeline.close()
     if run.result is None and rec is not None:
         rec.flush()  # still shared (an evaluation holds it): complete the run now
     w = run.result
     if w is None:
         return
-    sampler = timeline.sampler
     row = row_from_totals(
         "train",
         started_at,
@@ -74,10 +74,8 @@ def write_ledger(
         run.co2e_g,
         w.by_type,
         w.estimated,
-        sampler.snapshot(),
-        sampler,
+        timeline,
         "ok" if error is None else "error",
-        curves,
-        job_j=(w.attributed_j, w.dynamic_j),
+        (w.attributed_j, w.dynamic_j),
     )
     record(row)
