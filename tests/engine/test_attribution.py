@@ -46,9 +46,39 @@ def test_split_conserves_energy_and_never_goes_below_zero(
 
 
 def test_cpu_share_keeps_the_last_share_over_a_fully_idle_interval() -> None:
-    assert at.cpu_share(0.25, 1.0, 0.9) == 0.25
-    assert at.cpu_share(2.0, 1.0, 0.9) == 1.0  # tick rounding cannot give more than the node
-    assert at.cpu_share(0.0, 0.0, 0.4) == 0.4
+    assert at.cpu_share(0.25, 1.0, 0.9) == (0.25, 0.0)
+    assert at.cpu_share(0.0, 0.0, 0.4) == (0.4, 0.0)
+    # More than the node in one interval (a child found late): capped, the rest carried.
+    assert at.cpu_share(2.0, 1.0, 0.9) == (1.0, 1.0)
+    assert at.cpu_share(0.1, 1.0, 1.0, backlog_s=1.0) == (1.0, pytest.approx(0.1))
+
+
+def test_a_child_found_at_the_next_listing_still_gets_its_energy(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The tree is listed once a second: a worker born between listings brings all its CPU time
+    at once. The share is capped at 1 per interval, the rest charged in the next ones."""
+    node = Node(tmp_path, clock)
+    node.proc.set(JOB, 1, 0.0)
+    node.proc.set(OTHER, 1, 0.0)
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, JOB, None, "t"), node.proc.root, 1.0, clock)
+    sampler = sampler_on(node, tmp_path, JobEnergy(times))
+    sampler.sample_once()
+    first = sampler.snapshot().devices[0]
+    worker_cpu = 0.0
+    for i in range(60):
+        use = {JOB: 0.01, OTHER: 0.05}
+        if i >= 3:  # the worker (born at tick 3) burns 0.09 s a tick; listed at the next second
+            if JOB + 7 not in node.proc.processes:
+                node.proc.set(JOB + 7, JOB, 0.0)
+            use[JOB + 7] = 0.09
+            worker_cpu += 0.09
+        node.advance(0.1, use)
+        sampler.sample_once()
+    last = sampler.snapshot().devices[0]
+    attributed = last.attributed_j - first.attributed_j
+    expected = node.per_cpu_w * (0.01 * 60 + worker_cpu)
+    assert attributed == pytest.approx(expected, rel=0.02)
 
 
 def test_gpu_share_per_method() -> None:

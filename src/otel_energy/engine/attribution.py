@@ -43,15 +43,22 @@ SM_CARRY_S = 2.0
 processes every 1/6 s to 1 s, so most ticks see none; after it the split is equal."""
 
 
-def cpu_share(job_delta_s: float, node_delta_s: float, previous: float) -> float:
-    """The job's share of the node's busy CPU time over one interval, 0..1.
+def cpu_share(
+    job_delta_s: float, node_delta_s: float, previous: float, backlog_s: float = 0.0
+) -> tuple[float, float]:
+    """(the job's share of the node's busy CPU time over one interval 0..1, the backlog in s).
 
     An interval in which the node was not busy at all keeps ``previous`` (its energy is idle
-    power, which the share of the preceding busy time explains best).
+    power, which the share of the preceding busy time explains best). CPU time the job shows
+    beyond the node's in one interval (a child found at the tree's next listing brings all the
+    time it used since it started) is carried as ``backlog_s`` into the next intervals instead
+    of being lost to the cap at 1.
     """
+    due = job_delta_s + backlog_s
     if node_delta_s <= 0.0:
-        return previous
-    return min(1.0, max(0.0, job_delta_s / node_delta_s))
+        return previous, due
+    share = min(1.0, max(0.0, due / node_delta_s))
+    return share, max(0.0, due - share * node_delta_s)
 
 
 def gpu_share(

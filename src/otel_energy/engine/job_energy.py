@@ -88,6 +88,8 @@ class JobEnergy:
         self._first: CpuSample | None = None
         self._last: CpuSample | None = None
         self._last_t: float | None = None
+        self._backlog_s = 0.0
+        """The job's CPU seconds not yet charged (engine.attribution.cpu_share)."""
 
     def start(self, infos: Sequence[DeviceInfo]) -> None:
         """(Re)start the totals for these devices (after discovery, on the sampler thread)."""
@@ -150,7 +152,9 @@ class JobEnergy:
             node_delta = sample.node_busy_s - last.node_busy_s
             job_delta = max(0.0, sample.job_cpu_s - last.job_cpu_s)
             attribution = self.attribution
-            attribution.cpu_share = cpu_share(job_delta, node_delta, attribution.cpu_share)
+            attribution.cpu_share, self._backlog_s = cpu_share(
+                job_delta, node_delta, attribution.cpu_share, self._backlog_s
+            )
             busy = node_delta / ((t - self._last_t) * self._n_cpus)
         if self._first is None:
             self._first = sample
