@@ -20,7 +20,9 @@ import pytest
 from otel_energy.config import load_config
 from otel_energy.distributed.job import job_id
 from otel_energy.hf import EnergyCallback
-from otel_energy.history.ledger import Ledger, RunRow, ledger_path, record
+from otel_energy.history.ledger import Ledger, ledger_path
+from otel_energy.history.schema import RunRow
+from otel_energy.history.writer import record
 from otel_energy.telemetry import attributes as A
 from otel_energy.testing.tiny import tiny_trainer
 from tests.support.browser import chromium, png_pixels, screenshot
@@ -137,7 +139,8 @@ def test_an_unwritable_ledger_is_one_log_line_never_an_exception(
 # ---- concurrent writers ----
 WRITER = """
 import sys
-from otel_energy.history.ledger import Ledger, RunRow
+from otel_energy.history.ledger import Ledger
+from otel_energy.history.schema import RunRow
 from pathlib import Path
 ledger, writer, n = Ledger(Path(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
 sys.stdin.readline()  # all writers start together

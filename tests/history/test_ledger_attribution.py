@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from otel_energy.history.ledger import ADDED_COLUMNS, SCHEMA, Ledger, RunRow
+from otel_energy.history.ledger import Ledger
+from otel_energy.history.schema import ADDED_COLUMNS, INDEX, TABLE, RunRow
 
 
 def row(**kw: object) -> RunRow:
@@ -23,12 +24,13 @@ def row(**kw: object) -> RunRow:
 
 def test_a_ledger_from_before_attribution_gains_the_columns(tmp_path: Path) -> None:
     path = tmp_path / "runs.sqlite"
-    old = SCHEMA
+    old = TABLE
     for name, sql_type in ADDED_COLUMNS.items():
         old = old.replace(f",\n    {name} {sql_type}", "")
     assert "attributed_energy_j" not in old
     conn = sqlite3.connect(path)
-    conn.executescript(old)
+    conn.execute(old)
+    conn.execute(INDEX)
     conn.execute(
         "INSERT INTO runs (run_id, kind, command, host, pid, started_at, duration_s, energy_j,"
         " energy_by_type, co2e_g, estimated, status, timeline) VALUES"

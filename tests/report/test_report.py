@@ -16,8 +16,8 @@ import pytest
 from otel_energy.cli.run import RunOptions
 from otel_energy.cli.run_outputs import write_outputs
 from otel_energy.engine.sampler import Sampler
-from otel_energy.history.ledger import RunRow
 from otel_energy.history.rows import row_from_report
+from otel_energy.history.schema import RunRow
 from otel_energy.report.chart import _Frame, label_boxes, nice_ticks, svg, ticks_within
 from otel_energy.report.model import RunReport, build_report, device_label
 from otel_energy.report.pages import comparison_page, report_plot, short_commands, write_html

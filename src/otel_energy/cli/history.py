@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy.config import variables as ev
-from otel_energy.history.ledger import Ledger, RunRow, ledger_path
+from otel_energy.history.errors import LedgerError
+from otel_energy.history.ledger import Ledger, ledger_path
+from otel_energy.history.schema import RunRow
 from otel_energy.report.pages import comparison_page
 from otel_energy.safety.files import write_private
 from otel_energy.safety.redact import redact_command_line
@@ -122,6 +124,19 @@ def format_history(rows: list[RunRow], compare: bool) -> str:
     return "\n".join(lines)
 
 
+def _note_queued(ledger: Ledger) -> None:
+    """Say when runs wait in the side file (the ledger was locked or unwritable when they
+    ended, and this read could not merge them)."""
+    n = ledger.pending_count()
+    if n:
+        print(
+            f"otel-energy: {n} more run(s) wait in {printable(str(ledger.path))}.pending (the"
+            " ledger was busy or"
+            " unwritable when they ended); the next run's write adds them",
+            file=sys.stderr,
+        )
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     ledger = _ledger()
     if ledger is None:
@@ -129,9 +144,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("otel-energy history: --limit must be >= 1", file=sys.stderr)
         return 2
-    rows = _select(ledger, args.runs) if args.runs else ledger.rows(args.limit)
+    try:
+        rows = _select(ledger, args.runs) if args.runs else ledger.rows(args.limit)
+    except LedgerError as exc:
+        print(printable(str(exc)), file=sys.stderr)
+        return 1
     if rows is None:
         return 1
+    _note_queued(ledger)
     rows = _redacted(rows)
     if args.json:
         print(json.dumps({"ledger": str(ledger.path), "runs": [r.to_dict() for r in rows]}))
@@ -152,7 +172,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     ledger = _ledger()
     if ledger is None:
         return 2
-    rows = _select(ledger, args.runs)
+    try:
+        rows = _select(ledger, args.runs)
+    except LedgerError as exc:
+        print(printable(str(exc)), file=sys.stderr)
+        return 1
     if rows is None:
         return 1
     shown = printable(str(args.output))

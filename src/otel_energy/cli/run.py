@@ -29,8 +29,9 @@ from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.runjob import JobSpan
 from otel_energy.engine.runtime import build_sampler
-from otel_energy.history.ledger import new_run_id, record
 from otel_energy.history.rows import row_from_report
+from otel_energy.history.schema import new_run_id
+from otel_energy.history.writer import record
 from otel_energy.report.model import RunReport, build_report
 from otel_energy.report.series import RunSeries
 from otel_energy.report.summary import format_summary

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from otel_energy.distributed.job import job_id
-from otel_energy.history.ledger import RunRow, new_run_id
+from otel_energy.history.schema import RunRow, new_run_id
 from otel_energy.report.model import RunReport, build_report, device_label, job_block
 from otel_energy.report.series import LEDGER_POINTS, RunSeries, thinned
 from otel_energy.safety.redact import redact_args

@@ -27,7 +27,9 @@ from otel_energy.config.any_span import span_selection
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.engine.signals import install_termination_guard
-from otel_energy.history.ledger import Ledger, ledger_path, record, under_parent_run
+from otel_energy.history import writer as ledger_writer
+from otel_energy.history.errors import LedgerError
+from otel_energy.history.ledger import Ledger, ledger_path, under_parent_run
 from otel_energy.history.rows import process_row, utc_iso
 from otel_energy.integrations.package import _instruments
 from otel_energy.report.series import RunSeries
@@ -138,10 +140,16 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if timeline is None or path is None or os.getpid() != self._ledger_pid:
                 return  # uninstrumented, turned off, or a forked child (its parent writes)
             host = socket.gethostname()
-            if Ledger(path).count_for_process(host, os.getpid(), self._ledger_since):
+            try:
+                done = ledger_writer.submitted() or Ledger(path).count_for_process(
+                    host, os.getpid(), self._ledger_since
+                )
+            except LedgerError:
+                done = 0  # unreadable: record() below queues the row and says why, once
+            if done:
                 timeline.close()  # a Trainer run already wrote this process's row
                 return
-            record(process_row(timeline, self._ledger_since))
+            ledger_writer.record(process_row(timeline, self._ledger_since))
         except Exception:  # at exit: log, never raise
             _log.exception("otel-energy: writing the process's ledger row failed")
 

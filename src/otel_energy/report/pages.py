@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from otel_energy.history.ledger import RunRow
+from otel_energy.history.schema import RunRow
 from otel_energy.report.chart import Band, Line, Mark, Plot, svg, text_width_px
 from otel_energy.report.model import RunReport, Timeline
 from otel_energy.report.summary import format_summary, whose_lines

@@ -1,7 +1,7 @@
 """What a finished training run leaves behind: its part of the job root span and its ledger row.
 
 Both run after the run's spans are closed, on the thread that ends the run; neither raises into
-training (the callback's guards catch what they might).
+training (the callback's guards catch what they might) nor does file I/O there.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 from otel_energy.distributed.job import JobContext, RunPart, default_store
 from otel_energy.distributed.job import finish_job as finish_job_root
-from otel_energy.history.ledger import record
 from otel_energy.history.rows import row_from_totals
+from otel_energy.history.writer import record_async
 from otel_energy.report.series import RunSeries
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 
@@ -49,7 +49,8 @@ def write_ledger(
     started_at: str,
     rec: SpanEnergyRecorder | None,
 ) -> None:
-    """Append this training run to the run ledger (after training: one local write).
+    """Hand this training run's row to the ledger's background writer (no I/O here: a locked
+    ledger cannot hold up the end of ``train()``).
 
     Args:
         timeline: the run's power timeline, None when the ledger is off.
@@ -78,4 +79,4 @@ def write_ledger(
         "ok" if error is None else "error",
         (w.attributed_j, w.dynamic_j),
     )
-    record(row)
+    record_async(row)
