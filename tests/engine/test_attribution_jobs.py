@@ -167,7 +167,9 @@ def test_jobs_plus_the_remainder_are_the_node_and_hw_energy_is_the_node(
         node_cpu = by_type(job, "energy_j", "cpu") + by_type(job, "energy_j", "memory")
         # hw.energy is the node's, as without attribution: what the writer put in the counters.
         expected = (PKG_J_PER_CPU_S + DRAM_J_PER_CPU_S) * writer.busy_between(job["t0"], job["t1"])
-        assert node_cpu == pytest.approx(expected, rel=0.01)
+        # The writer thread here lags the counters by one of its wake-ups (10 ms, more when this
+        # machine is loaded) at each end of the window: 3% bounds that, not the measurement.
+        assert node_cpu == pytest.approx(expected, rel=0.03), "hw.energy vs the writer"
         hw = {a["hw.id"]: v for a, v in job["hw_energy"]}
         for hw_id, d in job["devices"].items():
             assert hw[hw_id] == pytest.approx(d["cumulative"][0])
@@ -186,4 +188,4 @@ def test_jobs_plus_the_remainder_are_the_node_and_hw_energy_is_the_node(
     )
     remainder = per_cpu_s * (node_busy - sum(j["cpu_s"] for j in jobs))
     assert remainder >= 0.0
-    assert ours + remainder == pytest.approx(node, rel=0.01)
+    assert ours + remainder == pytest.approx(node, rel=0.01), (ours, remainder, node)
