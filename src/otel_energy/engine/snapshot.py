@@ -156,8 +156,9 @@ def build(tick: Tick, hist: History, pue: float) -> Snapshot:
 def extrapolate_from(w: WindowEnergy, snap: Snapshot) -> WindowEnergy:
     """``w`` extended past the newest sample at each device's power in ``snap`` (provisional)."""
     tails = (
-        Tail(d.info.hw_type, d.power_w, snap.t_s if d.read_t_s is None else d.read_t_s)
+        Tail(d.info.hw_type, d.power_w, since, d.info.hw_id)
         for d in snap.devices
+        for since in [snap.t_s if d.read_t_s is None else d.read_t_s]
     )
     g_per_kwh = snap.intensity.g_per_kwh
     return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))

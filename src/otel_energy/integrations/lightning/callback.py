@@ -15,10 +15,10 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from otel_energy.config import EnergyConfig, load_config
+from otel_energy.config import EnergyConfig
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
-from otel_energy.integrations.hooks import LOG_KEYS, guarded, job_log_values
+from otel_energy.integrations.hooks import LOG_KEYS, callback_config, guarded, job_log_values
 from otel_energy.integrations.lightning.evaluation import FRAMEWORK, EvaluationHooks
 from otel_energy.integrations.lightning.ranks import check_rank, rank_environ
 from otel_energy.session import Session, end_recording, open_session
@@ -47,7 +47,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         sampler_factory: Callable[[Mapping[str, str]], Sampler] | None = None,
         log_metrics: bool = True,
     ) -> None:
-        self.config = config or load_config()
+        self.config = callback_config(type(self).__name__, config)
         self.log_metrics = log_metrics
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider

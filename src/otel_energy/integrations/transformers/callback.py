@@ -19,7 +19,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from transformers import TrainerCallback
 
-from otel_energy.config import EnergyConfig, load_config
+from otel_energy.config import EnergyConfig
 from otel_energy.distributed.job import JobContext, job_context
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
@@ -32,7 +32,7 @@ from otel_energy.engine.signals import (
 )
 from otel_energy.history.ledger import ledger_path, under_parent_run
 from otel_energy.history.rows import utc_iso
-from otel_energy.integrations.hooks import guarded
+from otel_energy.integrations.hooks import callback_config, guarded
 from otel_energy.integrations.transformers.evaluation import EvaluationSpans
 from otel_energy.integrations.transformers.progress import RunProgress
 from otel_energy.integrations.transformers.run_records import finish_job, write_ledger
@@ -69,7 +69,7 @@ class EnergyCallback(RunProgress, EvaluationSpans, TrainerCallback):
         config: EnergyConfig | None = None,
         sampler_factory: Callable[[], Sampler] | None = None,
     ) -> None:
-        self.config = config or load_config()
+        self.config = callback_config(type(self).__name__, config)
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._sampler_factory = sampler_factory or (lambda: build_sampler(self.config))
