@@ -37,6 +37,7 @@ if "faketime" in os.environ.get("LD_PRELOAD", ""):
 _DATA_HOME = tempfile.mkdtemp(prefix="otel-energy-test-data-")
 atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)  # runs last (registered first)
 os.environ["XDG_DATA_HOME"] = _DATA_HOME
+os.environ["XDG_CACHE_HOME"] = os.path.join(_DATA_HOME, "cache")  # learned idle powers
 os.environ["OTEL_PYTHON_ENERGY_LEDGER"] = os.path.join(_DATA_HOME, "otel-energy", "runs.sqlite")
 os.environ.pop("OTEL_PYTHON_ENERGY_LEDGER_RUN_ID", None)
 

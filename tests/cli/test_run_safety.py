@@ -95,6 +95,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             ("OTEL_", "CUDA_", "SLURM_", "TORCHELASTIC_", "TRACE"),
             OMP_NUM_THREADS="1",
             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",  # the receiver speaks OTLP/HTTP
             OTEL_METRICS_EXPORTER="none",
             OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.02",
             OTEL_PYTHON_ENERGY_LEDGER=str(ledger),
@@ -198,6 +199,7 @@ def test_arguments_opted_in_reach_the_span_redacted(tmp_path: Path) -> None:
         env = child_env(
             ("OTEL_", "CUDA_", "SLURM_", "TORCHELASTIC_", "TRACE"),
             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",  # the receiver speaks OTLP/HTTP
             OTEL_METRICS_EXPORTER="none",
             OTEL_PYTHON_ENERGY_LEDGER="off",
             OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS="true",

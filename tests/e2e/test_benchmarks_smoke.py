@@ -39,6 +39,7 @@ def finite(x: object) -> bool:
         "bench_accuracy.py",
         "bench_ledger_lock.py",
         "bench_any_span.py",
+        "bench_attribution.py",
     ],
 )
 def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
@@ -72,6 +73,9 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
         assert all(finite(x) and x > 0 for x in result["ratios"])
         assert finite(result["added_us_per_request_median"])
         assert result["tight_loop_us_per_span"]["off"] > 0
+    elif script == "bench_attribution.py":
+        assert result["proc_reader"]["processes"] == 64
+        assert all(finite(v) for v in result["us_per_tick"].values())
     elif script == "bench_memory.py":
         assert result["spans_exported"] >= result["steps"]
         assert finite(result["rss_growth_mb_after_first_mark"])

@@ -44,6 +44,16 @@ class FakeGpu:
     memory_used_b: int = 20 * 2**30
     memory_total_b: int = 80 * 2**30
     calls: int = 0
+    processes: tuple[int, ...] | Callable[[], tuple[int, ...]] | None = None
+    """Pids of the running compute processes (``nvmlDeviceGetComputeRunningProcesses``); None:
+    the per-process calls are NOT_SUPPORTED (as on vGPUs), so a test that does not set them
+    gets whole devices and teaches the idle baseline nothing."""
+    sm_pct: dict[int, int] | Callable[[], dict[int, int]] = field(default_factory=dict)
+    """Each pid's SM utilization (percent) in every driver sample; ``{}``: the driver has no
+    samples (NOT_FOUND), as for processes too short-lived to be sampled."""
+    sample_period_us: int = 100_000
+    """One per-process sample per pid per period, timestamped on the wall clock (µs)."""
+    clock_us: Callable[[], int] = field(default=lambda: time.time_ns() // 1000)
 
     def check(self) -> None:
         if self.lost:
@@ -74,6 +84,28 @@ class Memory:
     total: int
     free: int
     used: int
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """``c_nvmlProcessInfo_v3_t``: pid, memory (bytes), MIG instance ids."""
+
+    pid: int
+    usedGpuMemory: int
+    gpuInstanceId: int = 0xFFFFFFFF
+    computeInstanceId: int = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class ProcessUtilizationSample:
+    """``c_nvmlProcessUtilizationSample_t``: one driver sample of one process (percent)."""
+
+    pid: int
+    timeStamp: int
+    smUtil: int
+    memUtil: int
+    encUtil: int
+    decUtil: int
 
 
 @dataclass(frozen=True)
@@ -164,6 +196,36 @@ class FakeNvml:
         gpu.check()
         free = gpu.memory_total_b - gpu.memory_used_b
         return Memory(gpu.memory_total_b, free, gpu.memory_used_b)
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[ProcessInfo]:
+        gpu = handle.gpu
+        gpu.check()
+        if gpu.processes is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        pids = gpu.processes() if callable(gpu.processes) else gpu.processes
+        return [ProcessInfo(pid, 1 << 30) for pid in pids]
+
+    def nvmlDeviceGetProcessUtilization(
+        self, handle: _Handle, timeStamp: int
+    ) -> list[ProcessUtilizationSample]:
+        """The samples newer than ``timeStamp`` (µs), one per pid per period over the last
+        second (the driver's buffer); NOT_FOUND when there are none, as the real driver says."""
+        gpu = handle.gpu
+        gpu.check()
+        if gpu.processes is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        pcts = gpu.sm_pct() if callable(gpu.sm_pct) else gpu.sm_pct
+        now = gpu.clock_us() // gpu.sample_period_us * gpu.sample_period_us
+        oldest = max(timeStamp + 1, now - 1_000_000)
+        stamps = range(now, oldest - 1, -gpu.sample_period_us)
+        samples = [
+            ProcessUtilizationSample(pid, t, pct, 0, 0, 0)
+            for t in stamps
+            for pid, pct in pcts.items()
+        ]
+        if not samples:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return samples
 
     def nvmlDeviceGetMigMode(self, device: _Handle) -> list[int]:
         device.gpu.check()

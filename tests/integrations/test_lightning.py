@@ -23,6 +23,7 @@ from otel_energy.engine.runtime import acquire_sampler, release_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.instrumentor import EnergyInstrumentor
 from otel_energy.integrations import lightning as pl_energy
+from otel_energy.integrations.hooks import JOB_LOG_KEYS
 from otel_energy.integrations.lightning import LightningEnergyCallback, rank_environ
 from tests.scripts.train_lightning import TinyRegressor, loaders, quiet_trainer, tiny_module
 from tests.support.backends import free_port
@@ -161,11 +162,14 @@ def test_energy_keys_follow_log_every_n_steps(tel: Telemetry, tmp_path: Path) ->
     # pl_module.log costs about a millisecond a call: log only on the steps Lightning writes out
     module = CountingLogs()
     fit(callback(tel), module=module, logger=CSVLogger(str(tmp_path)), log_every_n_steps=4)
-    assert module.ours == [s for s in (4, 8, 12, 16) for _ in pl_energy.LOG_KEYS]
+    keys = (*pl_energy.LOG_KEYS, *JOB_LOG_KEYS)  # the node's, then the run's share
+    assert module.ours == [s for s in (4, 8, 12, 16) for _ in keys]
     [path] = tmp_path.glob("lightning_logs/version_*/metrics.csv")
     rows = [r for r in csv.DictReader(path.open()) if r.get("otel_energy/energy_j")]
     assert [int(r["step"]) for r in rows] == [3, 7, 11, 15]  # Lightning's 0-based step index
     assert all(r["train_loss"] for r in rows)  # in the same rows as the user's own values
+    for r in rows:  # alone with its fake GPU: the run's share is the whole device
+        assert 0 < float(r["otel_energy/attributed_energy_j"]) <= float(r["otel_energy/energy_j"])
 
 
 def test_gradient_accumulation_step_spans_cover_optimizer_steps(tel: Telemetry) -> None:

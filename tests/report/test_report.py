@@ -145,9 +145,11 @@ def test_the_typed_report_writes_the_documented_json_keys(tmp_path: Path) -> Non
     assert list(data) == [
         "command", "exit_code", "started_at", "duration_s", "total", "devices",
         "carbon_intensity", "pue", "training", "phases", "timeline", "scope", "host_devices",
-        "checks",
+        "checks", "job",
     ]  # fmt: skip
     assert set(data["devices"][0]) >= {"hw.id", "hw.type", "hw.name", "energy_j", "avg_power_w"}
+    whose = {"attributed_energy_j", "dynamic_energy_j", "idle_energy_j", "attribution"}
+    assert set(data["total"]) >= whose and all(set(d) >= whose for d in data["devices"])
     assert data["total"]["energy_j"] == pytest.approx(1020.0)
     assert data["total"]["measured_share"] == pytest.approx(1000.0 / 1020.0)
     assert "epoch" not in data["phases"][0] and data["phases"][1]["epoch"] == 0

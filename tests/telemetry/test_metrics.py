@@ -61,8 +61,17 @@ def test_metric_names_units_attributes_and_values(
             "hw.gpu.memory.usage": "By",
             "hw.gpu.memory.limit": "By",
             "hw.gpu.memory.utilization": "1",
+            "otel_energy.attributed.energy": "J",
         }
         energy = {a[A.HW_ID]: (a, v) for a, v in got["hw.energy"]}
+        # Without attribution (this sampler has no job) each device is the job's, whole.
+        job = {
+            (a[A.HW_ID], a[A.ATTRIBUTION_VIEW]): (a, v) for a, v in got[A.METRIC_ATTRIBUTED_ENERGY]
+        }
+        assert set(job) == {(h, v) for h in energy for v in ("attributional", "consequential")}
+        for (hw_id, _view), (attrs, value) in job.items():
+            assert value == pytest.approx(energy[hw_id][1])
+            assert attrs[A.ATTRIBUTION_METHOD] == "whole_device" and attrs[A.HW_TYPE]
         assert set(energy) == {"GPU-1111", "intel-rapl:0", "intel-rapl:0:2"}
         gpu_attrs, gpu_j = energy["GPU-1111"]
         assert gpu_j == pytest.approx(250.0)  # 250 W for 1 s

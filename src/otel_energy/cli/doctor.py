@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from otel_energy.carbon import load_table
 from otel_energy.cli.devices import device_rows, discover
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
+from otel_energy.engine import idle
+from otel_energy.engine.runtime import default_cache_dir
 from otel_energy.engine.verdict import clock_source, setup_checks
 from otel_energy.sensors.base import Sensor
 from otel_energy.sensors.estimate import DEFAULT_TDP_W_PER_CPU, default_cpu_tdp_w
+from otel_energy.sensors.processes import METHOD_PROCESS_TREE, JobScope, choose_scope
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,61 @@ def assumptions(config: EnergyConfig, sensors: Sequence[Sensor]) -> list[Assumpt
         Assumption(
             "what is measured",
             "the whole machine: every process's CPU, memory and GPU use, not only yours"
-            " (counters and estimates are machine-wide); each GPU as a whole device",
+            " (counters and estimates are machine-wide); each GPU as a whole device. These node"
+            " figures (hw.energy, total.energy_j) are reported as they are.",
             ev.OTEL_PYTHON_ENERGY_SOURCES,
             f"{ev.OTEL_PYTHON_ENERGY_SOURCES}=nvml,amd,rapl,estimate (a subset) to choose sources",
         )
     )
+    out += _attribution_assumptions(config, sensors)
     return [*out, _intensity_assumption(config), *_run_assumptions(config)]
+
+
+def _attribution_assumptions(config: EnergyConfig, sensors: Sequence[Sensor]) -> list[Assumption]:
+    """Whose share of the node is reported beside it, and the idle baseline (attribution.md)."""
+    whose = _whose(config)
+    cache = (
+        Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir(os.environ)
+    )
+    configured = dict(config.idle_power_w) if config.idle_power_w is not None else None
+    base = idle.baseline([s.info for s in sensors], configured, idle.load(cache))
+    values = [
+        f"{s.info.hw_id} {w:g} W ({src})"
+        for s, w, src in zip(sensors, base.idle_w, base.sources, strict=True)
+        if w is not None
+    ]
+    baseline = "; ".join(values) if values else base.describe()
+    return [
+        Assumption(
+            "whose energy (attributed beside the node's)",
+            whose,
+            ev.OTEL_PYTHON_ENERGY_ATTRIBUTION,
+            f"{ev.OTEL_PYTHON_ENERGY_ATTRIBUTION}=auto|process|cgroup|off",
+        ),
+        Assumption(
+            "idle baseline (dynamic = measured - idle x time)",
+            f"{baseline} (learned values kept in {cache / idle.FILE_NAME})",
+            ev.OTEL_PYTHON_ENERGY_IDLE_POWER_W,
+            f"{ev.OTEL_PYTHON_ENERGY_IDLE_POWER_W}=cpu=10,memory=2,gpu=60 (W per device)",
+        ),
+    ]
+
+
+def _whose(config: EnergyConfig) -> str:
+    """Which processes are the job here and how each device's share is found, in words."""
+    if config.attribution == "off":
+        return "not attributed: each device is charged whole to the measured process"
+    scope = (
+        JobScope(METHOD_PROCESS_TREE, os.getpid(), None, "this process and its descendants")
+        if config.attribution == "process"
+        else choose_scope(os.environ)
+    )
+    return (
+        f"the job is {scope.reason} ({scope.method}); CPU and DRAM energy by its share of the"
+        " node's busy CPU time (/proc/stat), a GPU only the job uses whole, a shared GPU by"
+        " the job's share of the SM-utilization samples (equal split without samples), a MIG"
+        " instance by its slice share"
+    )
 
 
 def _cpu_assumption(config: EnergyConfig) -> Assumption:

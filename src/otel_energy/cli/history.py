@@ -74,11 +74,24 @@ def _pct(value: float, base: float) -> str:
     return f"{(value / base - 1) * 100:+.0f}%" if base else "-"
 
 
+def _job_or_node(r: RunRow) -> float:
+    """The job's attributed energy (J) where recorded, else the node's: runs compare by it."""
+    return r.attributed_energy_j if r.attributed_energy_j is not None else r.energy_j
+
+
+def _job_j(r: RunRow) -> str:
+    """The job's attributed energy, ``*`` marking a row whose node other processes shared."""
+    if r.attributed_energy_j is None:
+        return f"{'-':>10}"
+    shared = "*" if r.attribution.get("others_busy") else " "
+    return f"{r.attributed_energy_j:9.1f}{shared}"
+
+
 def format_history(rows: list[RunRow], compare: bool) -> str:
     """The runs as a table; with ``compare``, each run's change against the first."""
     head = (
         f"{'id':>5} {'started (UTC)':19} {'kind':7} {'status':6} {'duration s':>10}"
-        f" {'energy J':>11} {'gpu J':>10} {'cpu J':>9} {'mem J':>8} {'CO2e g':>9}"
+        f" {'energy J':>11} {'job J':>10} {'gpu J':>10} {'cpu J':>9} {'mem J':>8} {'CO2e g':>9}"
     )
     lines = [head + (f" {'energy':>7} {'CO2e':>7} {'time':>7}" if compare else "") + "  command"]
     base = rows[0] if rows else None
@@ -86,19 +99,28 @@ def format_history(rows: list[RunRow], compare: bool) -> str:
         t = r.energy_by_type
         line = (
             f"{r.id!s:>5} {r.started_at[:19].replace('T', ' '):19} {r.kind:7} {r.status:6}"
-            f" {r.duration_s:10.1f} {r.energy_j:11.1f} {t.get('gpu', 0.0):10.1f}"
+            f" {r.duration_s:10.1f} {r.energy_j:11.1f} {_job_j(r)} {t.get('gpu', 0.0):10.1f}"
             f" {t.get('cpu', 0.0):9.1f} {t.get('memory', 0.0):8.1f} {r.co2e_g:9.3f}"
         )
         if compare and base is not None:
             line += (
-                f" {_pct(r.energy_j, base.energy_j):>7} {_pct(r.co2e_g, base.co2e_g):>7}"
+                f" {_pct(_job_or_node(r), _job_or_node(base)):>7}"
+                f" {_pct(r.co2e_g, base.co2e_g):>7}"
                 f" {_pct(r.duration_s, base.duration_s):>7}"
             )
         lines.append(f"{line}  {printable(' '.join(r.command.split())[:60])}")
     if not rows:
         lines.append("(no runs recorded yet: otel-energy run -- python train.py)")
     elif compare:
-        lines.append(f"(changes are against run {base.id if base else ''})")
+        lines.append(
+            f"(changes are against run {base.id if base else ''}; energy: the job's attributed"
+            " energy where recorded)"
+        )
+    if any(r.attribution.get("others_busy") for r in rows):
+        lines.append(
+            "(* other processes used the node during that run: 'energy J' is the node's,"
+            " 'job J' the run's share; docs/attribution.md)"
+        )
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
+from otel_energy.config.attribution import attribution_mode, idle_power
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
 from otel_energy.config.node_power import NodePowerConfig, gpu_sync, node_power
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
@@ -86,6 +87,12 @@ class EnergyConfig:
     """Whole-node meters: hwmon root, Redfish URL and credentials, BMC read interval."""
     gpu_sync: bool = False
     """``torch.cuda.synchronize()`` at epoch and evaluation boundaries."""
+    attribution: str = "auto"
+    """Which processes are the job: ``auto``, ``process``, ``cgroup`` or ``off``."""
+    idle_power_w: tuple[tuple[str, float], ...] | None = None
+    """Configured idle power (W) per device type; None: learned or none."""
+    cache_dir: str | None = None
+    """``OTEL_PYTHON_ENERGY_CACHE_DIR`` (None: the default), where learned idle powers are kept."""
     record_command_args: bool = False
     """The job span of ``otel-energy run`` carries the command's arguments (redacted)."""
 
@@ -246,5 +253,16 @@ def load_config(
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
         node=node_power(env),
         gpu_sync=gpu_sync(env),
+        **_attribution(env),
         record_command_args=_record_command_args(env),
     )
+
+
+def _attribution(env: Mapping[str, str]) -> dict[str, Any]:
+    """The attribution settings (``config.attribution``) and the cache directory."""
+    idle = idle_power(env)
+    return {
+        "attribution": attribution_mode(env),
+        "idle_power_w": None if idle is None else tuple(sorted(idle.items())),
+        "cache_dir": env.get(ev.OTEL_PYTHON_ENERGY_CACHE_DIR, "").strip() or None,
+    }

@@ -208,6 +208,24 @@ typically a few milliseconds; the next launch starts from an empty queue). No ef
 torch or CUDA. Step boundaries are never synchronized (that would cost every step).
 """
 
+OTEL_PYTHON_ENERGY_ATTRIBUTION = "OTEL_PYTHON_ENERGY_ATTRIBUTION"
+"""Which processes are the job whose share of the node is reported (docs/attribution.md):
+``auto`` (default: the process's own cgroup where it has one, a Kubernetes pod, a SLURM job step
+or a container; else the process and its descendants), ``process`` (the process tree), ``cgroup``
+(the cgroup, else the tree) or ``off`` (every device charged whole, as measured).
+
+The node's figures (``hw.energy``, ``total.energy_j``) are the same whatever this says.
+"""
+
+OTEL_PYTHON_ENERGY_IDLE_POWER_W = "OTEL_PYTHON_ENERGY_IDLE_POWER_W"
+"""Idle power of each device type (W per device), ``cpu=10,memory=2,gpu=60``: what a device draws
+doing nothing. Dynamic energy = measured - idle x time, never below zero.
+
+Unset: the idle power earlier runs learned on this machine (kept per device in
+``OTEL_PYTHON_ENERGY_CACHE_DIR``), else none (all energy counts as dynamic, and the report says
+so). Valid types ``cpu``, ``memory``, ``gpu``; watts 0-5000.
+"""
+
 OTEL_PYTHON_ENERGY_SPANS = "OTEL_PYTHON_ENERGY_SPANS"
 """Other instrumentations' spans to put energy on (zero-code): a comma list of span kinds
 (``server``, ``client``, ``internal``, ``producer``, ``consumer``) and instrumentation scope names

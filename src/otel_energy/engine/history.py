@@ -87,6 +87,13 @@ class WindowEnergy:
         """Node energy that no component sensor saw (J); None without a node meter."""
         return None if self.host_energy_j is None else self.host_energy_j - self.energy_j
 
+    attributed_j: float | None = None
+    """The job's attributed energy over the window (attributional view, J); None: unknown."""
+    dynamic_j: float | None = None
+    """The job's dynamic energy over the window (consequential view, J)."""
+    attributed_co2e_g: float | None = None
+    """The CO2e of ``attributed_j`` at the average intensity (g)."""
+
     @property
     def duration_s(self) -> float:
         return self.t1_s - self.t0_s
@@ -98,6 +105,8 @@ class WindowEnergy:
 
 Faults = tuple[int, int, float]
 """Cumulative fault counts: (glitches, device-ticks without a fresh reading, filled J)."""
+JobTotals = tuple[float, float, float]
+"""The job's cumulative (attributed J, dynamic J, attributed CO2e g)."""
 
 
 @dataclass
@@ -119,6 +128,8 @@ class History:
     """Cumulative GPU utilization x GPU-seconds (arrays: 16 B a sample, not a tuple's ~100 B)."""
     seen: array[float] = field(default_factory=lambda: array("d"))
     """Cumulative GPU-seconds with a utilization reading."""
+    job: list[JobTotals] = field(default_factory=list)
+    """The job's cumulative (attributed J, dynamic J, attributed CO2e g) (engine.attribution)."""
 
     def append(
         self,
@@ -127,8 +138,10 @@ class History:
         c: float,
         q: Faults,
         u: tuple[float, float] = (0.0, 0.0),
+        job: JobTotals = (0.0, 0.0, 0.0),
     ) -> None:
-        """Add a sample at ``t`` (s): energies (J), CO2e (g), faults, utilization (s, s)."""
+        """Add a sample at ``t`` (s): energies (J), CO2e (g), faults, utilization (s, s), the
+        job's totals."""
         if self.q and self.q[-1] == q:
             q = self.q[-1]  # faults are rare: share the tuple, no memory per sample
         self.t.append(t)
@@ -137,10 +150,11 @@ class History:
         self.q.append(q)
         self.busy.append(u[0])
         self.seen.append(u[1])
+        self.job.append(job)
         if len(self.t) > 2 * self.cap:
             drop = len(self.t) - self.cap
             del self.t[:drop], self.e[:drop], self.c[:drop], self.q[:drop]
-            del self.busy[:drop], self.seen[:drop]
+            del self.busy[:drop], self.seen[:drop], self.job[:drop]
 
     @property
     def newest_s(self) -> float:
@@ -207,8 +221,7 @@ def window(
     c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
     c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
     q0, q1 = hist.q[a0], hist.q[b1]
-    u0 = lerp((hist.busy[a0], hist.seen[a0]), (hist.busy[b0], hist.seen[b0]), f0)
-    u1 = lerp((hist.busy[a1], hist.seen[a1]), (hist.busy[b1], hist.seen[b1]), f1)
+    util, *job = _integrals(hist, (a0, b0, f0), (a1, b1, f1))
     return WindowEnergy(
         t0_s,
         t1_s,
@@ -222,10 +235,25 @@ def window(
         q1[0] - q0[0],
         q1[1] > q0[1],
         missing,
-        (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
+        util,
         parts.by_device,
         *parts.bands(),
+        *job,
     )
+
+
+def _integrals(
+    hist: History, start: tuple[int, int, float], end: tuple[int, int, float]
+) -> tuple[float | None, float, float, float]:
+    """(GPU utilization, the job's attributed J, dynamic J, attributed CO2e g) between two
+    brackets of ``hist``: the cumulative integrals interpolated at each end."""
+    (a0, b0, f0), (a1, b1, f1) = start, end
+    u0 = lerp((hist.busy[a0], hist.seen[a0]), (hist.busy[b0], hist.seen[b0]), f0)
+    u1 = lerp((hist.busy[a1], hist.seen[a1]), (hist.busy[b1], hist.seen[b1]), f1)
+    j0 = [x + f0 * (y - x) for x, y in zip(hist.job[a0], hist.job[b0], strict=True)]
+    j1 = [x + f1 * (y - x) for x, y in zip(hist.job[a1], hist.job[b1], strict=True)]
+    util = (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None
+    return util, j1[0] - j0[0], j1[1] - j0[1], j1[2] - j0[2]
 
 
 @dataclass(frozen=True)

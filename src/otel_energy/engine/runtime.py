@@ -10,14 +10,25 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+from otel_energy.carbon import table_intensity
 from otel_energy.carbon.factory import provider_for
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.ranks import rank_info
+from otel_energy.engine.job_energy import JobEnergy
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors import Unmeasured, discover_sensors
+from otel_energy.sensors.processes import (
+    DEFAULT_CGROUP_ROOT,
+    DEFAULT_PROC_ROOT,
+    METHOD_PROCESS_TREE,
+    CpuTimes,
+    JobScope,
+    choose_scope,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -53,7 +64,37 @@ def build_sampler(
         rank=rank,
         clock=clock,
         unmeasured=unmeasured,
+        job=job_energy(config, env),
     )
+
+
+def job_energy(
+    config: EnergyConfig,
+    environ: Mapping[str, str],
+    proc_root: str = DEFAULT_PROC_ROOT,
+    cgroup_root: str = DEFAULT_CGROUP_ROOT,
+) -> JobEnergy:
+    """The job's accounting from the settings (``engine.job_energy``); roots injectable."""
+    idle = dict(config.idle_power_w) if config.idle_power_w is not None else None
+    cache = Path(config.cache_dir).expanduser() if config.cache_dir else default_cache_dir(environ)
+    average = None
+    if config.carbon is not None:  # a live provider may be marginal: SCI's view wants average
+        average = table_intensity(config.country).g_per_kwh
+    if config.attribution == "off":
+        return JobEnergy(None, idle, cache, average_g_per_kwh=average)
+    proc, cgroups = Path(proc_root), Path(cgroup_root)
+    if config.attribution == "process":
+        scope = JobScope(METHOD_PROCESS_TREE, os.getpid(), None, "this process and its descendants")
+    else:
+        scope = choose_scope(environ, proc, cgroups)
+    return JobEnergy(CpuTimes(scope, proc), idle, cache, average_g_per_kwh=average)
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_CACHE_HOME/otel-energy``, else ``~/.cache/otel-energy``. The variable is looked
+    up in ``environ`` (a sampler's environment), else in this process's environment."""
+    base = (environ.get("XDG_CACHE_HOME") or os.environ.get("XDG_CACHE_HOME", "")).strip()
+    return (Path(base) if base else Path.home() / ".cache") / "otel-energy"
 
 
 def _warn_if_history_capped(config: EnergyConfig) -> None:

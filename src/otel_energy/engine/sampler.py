@@ -25,8 +25,16 @@ from otel_energy.distributed.ranks import RankInfo, rank_info
 from otel_energy.engine import history
 from otel_energy.engine.devices import Devices
 from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, discover
-from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, Tail, WindowEnergy
-from otel_energy.engine.snapshot import DeviceState, Snapshot, Tick, capture, empty_tick
+from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, WindowEnergy
+from otel_energy.engine.job_energy import JobEnergy
+from otel_energy.engine.snapshot import (
+    DeviceState,
+    Snapshot,
+    Tick,
+    capture,
+    empty_tick,
+    extrapolate_from,
+)
 from otel_energy.engine.snapshot import build as build_snapshot
 from otel_energy.sensors.base import Sensor, Unmeasured
 
@@ -68,6 +76,7 @@ class Sampler:
         read_timeout_s: how long a tick waits for a driver family's reads before going on
             without it (that family is then stalled, logged once); default two intervals, at
             least 0.2 s. RAPL and psutil are read on the sampler thread (engine.readers).
+        job: the job's share of each device (``engine.job_energy``); None: attribution off.
     """
 
     def __init__(
@@ -83,8 +92,10 @@ class Sampler:
         rank: RankInfo | None = None,
         unmeasured: list[Unmeasured] | None = None,
         read_timeout_s: float | None = None,
+        job: JobEnergy | None = None,
     ) -> None:
         self.rank = rank or rank_info({})
+        self.job = job or JobEnergy(None)
         self._source = sensors
         self._sensors: list[Sensor] | None = None if callable(sensors) else list(sensors)
         self.interval_s = interval_s
@@ -138,6 +149,7 @@ class Sampler:
         self._thread = None
         self._devices.close()
         self._intensity.stop()
+        self.job.close()
         for sensor in self._sensors or ():
             try:
                 sensor.close()
@@ -190,6 +202,7 @@ class Sampler:
                 self._sensors, self.interval_s, self._max_failures, self._read_timeout_s
             )
             self._co2 = [0.0] * len(self._sensors)
+            self.job.start([s.info for s in self._sensors])
             # A sampler dropped without stop() (tests, a one-off window) ends its reader threads.
             weakref.finalize(self, self._devices.close)
         return self._sensors
@@ -204,11 +217,12 @@ class Sampler:
         # intensity valid in the middle of that interval (half of it before now on the wall
         # clock), so a change of intensity inside a span is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
-        g_per_kwh = self._intensity.at(now_s - (t - previous) / 2).g_per_kwh
-        for i, delta in self._devices.read(t):
+        mid = self._intensity.at(now_s - (t - previous) / 2)
+        for i, delta in (added := self._devices.read(t)):
             # A node meter's energy contains the components': its CO2e would count them twice.
             if not self._devices.sensors[i].info.whole_host:
-                self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
+                self._co2[i] += co2e_g(delta, self.pue, mid.g_per_kwh)
+        self.job.tick(t, added, self._devices.gpu, (mid.g_per_kwh, mid.kind), self.pue)
         self._publish(t, intensity)
 
     def _publish(self, t: float, intensity: Intensity) -> None:
@@ -218,9 +232,12 @@ class Sampler:
         # someone asks (metric collection, once a minute by default), not ten times a second,
         # and from this one tick (never this tick's energy with the next one's power).
         self._samples += 1
-        tick = capture(t, devices, tuple(self._co2), intensity, self._samples)
+        tick = capture(t, devices, tuple(self._co2), intensity, self._samples, self.job)
+        job = self.job.totals().row
         with self._cond:
-            self._hist.append(t, tick.energy_j, sum(tick.co2e_g), devices.faults(), devices.util)
+            self._hist.append(
+                t, tick.energy_j, sum(tick.co2e_g), devices.faults(), devices.util, job
+            )
             self._latest = tick
             self._snapshot = None
             self._cond.notify_all()
@@ -286,14 +303,7 @@ class Sampler:
             w = history.window(self._hist, infos, t0_s, t1_s, res, missing)
         if not extrapolate or w.complete:
             return w
-        snap = self.snapshot()
-        tails = (
-            Tail(d.info.hw_type, d.power_w, since, d.info.hw_id)
-            for d in (*snap.devices, *snap.host)
-            for since in [snap.t_s if d.read_t_s is None else d.read_t_s]
-        )
-        g_per_kwh = snap.intensity.g_per_kwh
-        return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))
+        return extrapolate_from(w, self.snapshot())
 
 
 def _forget_in_child(ref: weakref.ref[Sampler]) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from otel_energy.carbon import Intensity
+from otel_energy.carbon import Intensity, co2e_g
+from otel_energy.engine import history
+from otel_energy.engine.attribution import WHOLE_DEVICE, AttributionTotals
 from otel_energy.engine.devices import Devices
-from otel_energy.engine.history import History
+from otel_energy.engine.history import History, Tail, WindowEnergy
+from otel_energy.engine.job_energy import JobEnergy, JobView
 from otel_energy.sensors.base import DeviceInfo, GpuStats
 
 
@@ -38,6 +41,19 @@ class Tick:
     intensity: Intensity
     samples: int = 0
     """Samples the sampler has taken since it started, this one included."""
+    attributed_j: tuple[float, ...] = ()
+    """The job's cumulative attributed energy per device (J; engine.attribution); empty: the
+    device's own energy (no job accounting)."""
+    dynamic_j: tuple[float, ...] = ()
+    """The job's cumulative dynamic energy per device (J)."""
+    idle_j: tuple[float, ...] = ()
+    """Each whole device's cumulative idle baseline energy (J)."""
+    attribution: tuple[str, ...] = ()
+    """How the job's share of each device was found."""
+    job: JobView | None = None
+    """How the job's figures were found."""
+    job_totals: AttributionTotals | None = None
+    """The job's totals over all devices."""
 
 
 def empty_tick(intensity: Intensity) -> Tick:
@@ -51,9 +67,12 @@ def capture(
     co2e_g: tuple[float, ...],
     intensity: Intensity,
     samples: int = 0,
+    job: JobEnergy | None = None,
 ) -> Tick:
-    """The tick at ``t`` (s) from the devices' state (call on the sampler thread); ``samples``:
-    the count of samples taken since start, this one included."""
+    """The tick at ``t`` (s) from the devices' state and the job's (call on the sampler thread);
+    ``samples``: the count of samples taken since start, this one included."""
+    shares = job.attribution.devices if job is not None else []
+    whole = len(shares) != len(devices.sensors)  # before the job's first start: none
     return Tick(
         t,
         tuple(s.info for s in devices.sensors),
@@ -65,6 +84,12 @@ def capture(
         tuple(devices.read_t),
         intensity,
         samples,
+        () if whole else tuple(d.attributed_j for d in shares),
+        () if whole else tuple(d.dynamic_j for d in shares),
+        () if whole else tuple(d.idle_j for d in shares),
+        () if whole else tuple(d.method for d in shares),
+        None if job is None or whole else job.view(),
+        None if job is None or whole else job.totals(),
     )
 
 
@@ -82,6 +107,14 @@ class DeviceState:
     read_t_s: float | None = None
     """Sampler-clock time (s) of the device's last good read: older than the snapshot's ``t_s``
     while its family is stalled or its reads fail (None: never read)."""
+    attributed_j: float = 0.0
+    """The job's cumulative attributed energy of this device (attributional view, J)."""
+    dynamic_j: float = 0.0
+    """The job's cumulative dynamic energy of this device (consequential view, J)."""
+    idle_j: float = 0.0
+    """The whole device's cumulative idle baseline energy (J)."""
+    attribution: str = WHOLE_DEVICE
+    """How the job's share of this device was found (``engine.attribution``'s methods)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +131,10 @@ class Snapshot:
     they contain."""
     samples: int = 0
     """Samples the sampler has taken since it started (the rate check counts them)."""
+    job: JobView | None = None
+    """How the job's figures were found (None: before the first tick)."""
+    job_totals: AttributionTotals | None = None
+    """The job's totals over all devices since the sampler started."""
 
 
 def build(tick: Tick, hist: History, pue: float) -> Snapshot:
@@ -109,6 +146,7 @@ def build(tick: Tick, hist: History, pue: float) -> Snapshot:
         # A counter-only device's power is its energy rate over the last second.
         own = tick.power_w[i]
         power = 0.0 if tick.failed[i] else own if own is not None else rates[i]
+        job = bool(tick.attribution)
         (host if info.whole_host else states).append(
             DeviceState(
                 info,
@@ -118,6 +156,31 @@ def build(tick: Tick, hist: History, pue: float) -> Snapshot:
                 tick.failed[i],
                 tick.gpu[i],
                 tick.read_t_s[i],
+                tick.attributed_j[i] if job else tick.energy_j[i],
+                tick.dynamic_j[i] if job else tick.energy_j[i],
+                tick.idle_j[i] if job else 0.0,
+                tick.attribution[i] if job else WHOLE_DEVICE,
             )
         )
-    return Snapshot(tick.t_s, tuple(states), tick.intensity, pue, tuple(host), tick.samples)
+    return Snapshot(
+        tick.t_s,
+        tuple(states),
+        tick.intensity,
+        pue,
+        tuple(host),
+        tick.samples,
+        tick.job,
+        tick.job_totals,
+    )
+
+
+def extrapolate_from(w: WindowEnergy, snap: Snapshot) -> WindowEnergy:
+    """``w`` extended past the newest sample at each device's power in ``snap`` (provisional);
+    the node meter's tail goes to the node's energy, never the components'."""
+    tails = (
+        Tail(d.info.hw_type, d.power_w, since, d.info.hw_id)
+        for d in (*snap.devices, *snap.host)
+        for since in [snap.t_s if d.read_t_s is None else d.read_t_s]
+    )
+    g_per_kwh = snap.intensity.g_per_kwh
+    return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))

@@ -30,7 +30,7 @@ from urllib.parse import quote
 from otel_energy.config import variables as ev
 from otel_energy.history.errors import describe, retry_busy
 from otel_energy.history.pending import PendingRows
-from otel_energy.history.schema import INDEX, INSERT, TABLE, RunRow
+from otel_energy.history.schema import INDEX, INSERT, TABLE, RunRow, add_missing_columns
 from otel_energy.safety.files import private_dir, private_file
 
 _log = logging.getLogger(__name__)
@@ -117,6 +117,7 @@ class Ledger:
                 try:
                     conn.execute(TABLE)
                     conn.execute(INDEX)
+                    add_missing_columns(conn)  # a ledger written before them
                     # The write lock is ours: take the queued rows (their file's lock is only
                     # ever held for a read or an append, never while waiting for this one).
                     with PendingRows(self.path).take() as queued:

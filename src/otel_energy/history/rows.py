@@ -16,7 +16,7 @@ from typing import Any
 
 from otel_energy.distributed.job import job_id
 from otel_energy.history.schema import RunRow, new_run_id
-from otel_energy.report.model import RunReport, build_report, device_label
+from otel_energy.report.model import RunReport, build_report, device_label, job_block
 from otel_energy.report.series import LEDGER_POINTS, RunSeries, thinned
 from otel_energy.safety.redact import redact_args
 
@@ -75,7 +75,25 @@ def row_from_report(
         rank=None if kind == "command" else series.sampler.rank.rank,
         run_id=run_id,
         timeline=ledger_timeline(series),
+        **report_attribution(report),
     )
+
+
+def report_attribution(report: RunReport) -> dict[str, Any]:
+    """The ledger's attribution fields from a run report (docs/attribution.md)."""
+    t, job = report.total, report.job
+    return {
+        "attributed_energy_j": t.attributed_energy_j,
+        "dynamic_energy_j": t.dynamic_energy_j,
+        "attribution": {
+            "method": t.attribution,
+            "scope": job.scope,
+            "others_busy": job.others_busy,
+            "others_share": job.others_share,
+            "idle_energy_j": t.idle_energy_j,
+            "baseline": job.baseline,
+        },
+    }
 
 
 def row_from_totals(
@@ -88,9 +106,16 @@ def row_from_totals(
     estimated: bool,
     series: RunSeries,
     status: str,
+    job_j: tuple[float | None, float | None] = (None, None),
 ) -> RunRow:
-    """The row of a Trainer run: totals from its span's window, curves from its series."""
+    """The row of a Trainer run: totals from its span's window, curves from its series.
+
+    Args:
+        job_j: the run's (attributed, dynamic) J over the same window (docs/attribution.md);
+            None: not known (the ledger shows the node's only).
+    """
     intensity = series.last.intensity
+    how = job_block(series.first, series.last)
     return RunRow(
         kind=kind,
         command=command_line(),
@@ -106,6 +131,14 @@ def row_from_totals(
         job_id=job_id(os.environ),
         rank=series.sampler.rank.rank,
         timeline=ledger_timeline(series),
+        attributed_energy_j=job_j[0],
+        dynamic_energy_j=job_j[1],
+        attribution={
+            "scope": how.scope,
+            "others_busy": how.others_busy,
+            "others_share": how.others_share,
+            "baseline": how.baseline,
+        },
     )
 
 

@@ -36,9 +36,26 @@ CREATE TABLE IF NOT EXISTS runs (
     estimated INTEGER NOT NULL,
     status TEXT NOT NULL,
     exit_code INTEGER,
-    timeline TEXT NOT NULL
+    timeline TEXT NOT NULL,
+    attributed_energy_j REAL,
+    dynamic_energy_j REAL,
+    attribution TEXT
 )"""
 INDEX = "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)"
+ADDED_COLUMNS = {
+    "attributed_energy_j": "REAL",
+    "dynamic_energy_j": "REAL",
+    "attribution": "TEXT",
+}
+"""Columns added after the first schema (whose joules): a ledger from before gets them."""
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Add ``ADDED_COLUMNS`` a ledger written before them lacks (inside the write transaction)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    for name, sql_type in ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {sql_type}")
 
 
 def new_run_id() -> str:
@@ -74,6 +91,14 @@ class RunRow:
     pid: int = field(default_factory=os.getpid)
     run_id: str = field(default_factory=new_run_id)
     timeline: dict[str, Any] = field(default_factory=dict)
+    attributed_energy_j: float | None = None
+    """The job's attributed energy (J, attributional view; docs/attribution.md); None: a row
+    from before attribution, or a writer that has none."""
+    dynamic_energy_j: float | None = None
+    """The job's dynamic energy (J, consequential view)."""
+    attribution: dict[str, Any] = field(default_factory=dict)
+    """How: ``method``, ``scope``, ``others_busy`` (other processes used the node: ``energy_j``
+    is the node's, not the job's), ``others_share``, ``idle_energy_j``, ``baseline``."""
     id: int | None = None
 
     @classmethod
@@ -85,9 +110,10 @@ class RunRow:
             ValueError, TypeError: a column is missing or does not parse.
         """
         d = {k: v for k, v in dict(r).items() if k in FIELDS}
-        for key in ("energy_by_type", "timeline"):
+        for key in ("energy_by_type", "timeline", "attribution"):
             if isinstance(d.get(key), str):
                 d[key] = json.loads(d[key])
+        d["attribution"] = d.get("attribution") or {}  # NULL in a row from before it
         d["estimated"] = bool(d.get("estimated"))
         return cls(**d)
 
@@ -104,6 +130,7 @@ class RunRow:
         d["energy_by_type"] = json.dumps(d["energy_by_type"])
         d["timeline"] = json.dumps(d["timeline"], separators=(",", ":"))
         d["estimated"] = int(d["estimated"])
+        d["attribution"] = json.dumps(d["attribution"])
         return d
 
 

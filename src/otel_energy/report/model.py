@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from otel_energy.engine.attribution import WHOLE_DEVICE
+from otel_energy.engine.snapshot import Tick
 from otel_energy.engine.verdict import Check
 from otel_energy.report import trust
 from otel_energy.report.phases import Epoch, Phase, epochs_from_spans, evaluation_windows, phases
@@ -45,6 +47,14 @@ class DeviceTotal:
     energy_j: float = 0.0
     avg_power_w: float = 0.0
     co2e_g: float = 0.0
+    attributed_energy_j: float = 0.0
+    """The job's attributed energy (attributional view; docs/attribution.md), J."""
+    dynamic_energy_j: float = 0.0
+    """The job's dynamic energy (consequential view), J."""
+    idle_energy_j: float = 0.0
+    """The whole device's idle baseline over the run, J."""
+    attribution: str = WHOLE_DEVICE
+    """How the job's share was found: exclusive, cpu_time_share, sm_share, equal_split, ..."""
 
     @property
     def label(self) -> str:
@@ -77,6 +87,31 @@ class Total:
     """The same band for ``host_energy_j`` (J)."""
     coverage: float | None = None
     """``energy_j / host_energy_j``: the share of the node the component sensors explain."""
+    attributed_energy_j: float = 0.0
+    """The job's, over all devices (``energy_j`` stays the node's), J."""
+    dynamic_energy_j: float = 0.0
+    idle_energy_j: float = 0.0
+    attribution: str = WHOLE_DEVICE
+    """Every method used, joined by ``+``."""
+
+
+@dataclass(frozen=True)
+class JobBlock:
+    """Whose figures these are: the job's scope, the baseline, the other processes' share and
+    both views' CO2e (docs/attribution.md)."""
+
+    scope: str = "off"
+    processes: str = ""
+    baseline: str = ""
+    job_cpu_s: float = 0.0
+    node_busy_cpu_s: float = 0.0
+    others_busy: bool = False
+    """Other processes used a material share of the node (or shared a GPU): the node's figure
+    is not the job's."""
+    others_share: float = 0.0
+    attributed_co2e_g: float = 0.0
+    dynamic_co2e_g: float = 0.0
+    views: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +143,8 @@ class Timeline:
     co2e_g: list[float] = field(default_factory=list)
     host_power_w: list[float] | None = field(default=None, metadata=OMIT_NONE)
     """The node meter's average W over each interval (only with a node meter)."""
+    job_attributed_j: list[float] = field(default_factory=list)
+    """The job's cumulative attributed energy since the zero (J), at ``t_s``."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +168,7 @@ class RunReport:
     checks: list[Check] = field(default_factory=list)
     """The run's verdict: each check's name, whether it passed, and why (docs/accuracy.md)."""
     ledger_id: int | None = field(default=None, metadata=OMIT_NONE)
+    job: JobBlock = field(default_factory=JobBlock)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document (``otel-energy-report.json``), keys as documented."""
@@ -157,8 +195,9 @@ def to_json(value: Any) -> Any:
     return value
 
 
-def scope_line(devices: Sequence[DeviceTotal]) -> str:
-    """What the headline figure covers and how it was obtained, in words."""
+def scope_line(devices: Sequence[DeviceTotal], others_busy: bool = False) -> str:
+    """What the headline figure covers and how it was obtained, in words; ``others_busy``:
+    other processes used the node too (the job's share is the summary's 'job J')."""
     estimated = [d for d in devices if d.estimated]
     if not devices:
         how = "nothing measured"
@@ -168,6 +207,10 @@ def scope_line(devices: Sequence[DeviceTotal]) -> str:
         how = "partly estimated: " + ", ".join(d.label for d in estimated)
     else:
         how = "measured by hardware counters"
+    if others_busy:
+        return (
+            f"whole machine (other processes used it too: this command's share is 'job J'), {how}"
+        )
     return f"whole machine (every process on it, not only this command), {how}"
 
 
@@ -176,9 +219,11 @@ def device_totals(series: RunSeries) -> list[DeviceTotal]:
     duration = series.duration_s
     energy, co2e = series.device_energy_j(), series.device_co2e_g()
     failed = dict(zip((i.hw_id for i in series.last.infos), series.last.failed, strict=True))
+    job = job_deltas(series.first, series.last)
     out = []
     for hw_id, e in energy.items():
         info = series.infos.get(hw_id) or next(i for i in series.last.infos if i.hw_id == hw_id)
+        attributed, dynamic, idle, method = job.get(hw_id, (e, e, 0.0, WHOLE_DEVICE))
         out.append(
             DeviceTotal(
                 hw_id,
@@ -190,9 +235,62 @@ def device_totals(series: RunSeries) -> list[DeviceTotal]:
                 e,
                 e / duration if duration > 0 else 0.0,
                 co2e.get(hw_id, 0.0),
+                attributed,
+                dynamic,
+                idle,
+                method,
             )
         )
     return out
+
+
+def job_deltas(first: Tick, last: Tick) -> dict[str, tuple[float, float, float, str]]:
+    """Per device: the job's (attributed J, dynamic J, idle J, method) from ``first`` to
+    ``last``; empty without job accounting."""
+    if not last.attribution:
+        return {}
+    before = {
+        i.hw_id: (a, d, z)
+        for i, a, d, z in zip(
+            first.infos, first.attributed_j, first.dynamic_j, first.idle_j, strict=False
+        )
+    }
+    out = {}
+    for i, info in enumerate(last.infos):
+        a0, d0, z0 = before.get(info.hw_id, (0.0, 0.0, 0.0))
+        out[info.hw_id] = (
+            last.attributed_j[i] - a0,
+            last.dynamic_j[i] - d0,
+            last.idle_j[i] - z0,
+            last.attribution[i],
+        )
+    return out
+
+
+def job_block(first: Tick, last: Tick) -> JobBlock:
+    """Whose figures these are, from the run's first and last ticks."""
+    view, totals, before = last.job, last.job_totals, first.job_totals
+    if view is None or totals is None:
+        return JobBlock()
+    job_cpu = view.job_cpu_s - (first.job.job_cpu_s if first.job else 0.0)
+    node_busy = view.node_busy_s - (first.job.node_busy_s if first.job else 0.0)
+    return JobBlock(
+        view.scope,
+        view.scope_reason,
+        view.baseline,
+        job_cpu,
+        node_busy,
+        view.others_busy,
+        max(0.0, 1.0 - job_cpu / node_busy) if node_busy > 0 else 0.0,
+        totals.attributed_co2e_g - (before.attributed_co2e_g if before else 0.0),
+        totals.dynamic_co2e_g - (before.dynamic_co2e_g if before else 0.0),
+        {
+            "attributional": "the job's share of dynamic energy plus its share of the idle"
+            " energy of the hardware it held; CO2e at the average intensity",
+            "consequential": "the job's share of dynamic energy only; CO2e at the"
+            f" {view.consequential_kind} intensity",
+        },
+    )
 
 
 def total_of(devices: Sequence[DeviceTotal], duration_s: float) -> Total:
@@ -205,6 +303,10 @@ def total_of(devices: Sequence[DeviceTotal], duration_s: float) -> Total:
         energy / duration_s if duration_s > 0 else 0.0,
         any(d.estimated for d in devices),
         measured / energy if energy > 0 else float(not any(d.estimated for d in devices)),
+        attributed_energy_j=sum(d.attributed_energy_j for d in devices),
+        dynamic_energy_j=sum(d.dynamic_energy_j for d in devices),
+        idle_energy_j=sum(d.idle_energy_j for d in devices),
+        attribution="+".join(sorted({d.attribution for d in devices})) or "none",
     )
 
 
@@ -255,8 +357,10 @@ def build_report(
             series.totals(),
             list(series.co2e_g),
             series.host_power_w() if series.device_energy_j(whole_host=True) else None,
+            list(series.job_j),
         ),
-        scope=scope_line(devices),
+        scope=scope_line(devices, (job := job_block(series.first, series.last)).others_busy),
+        job=job,
         host_devices=trust.host_devices(series),
         checks=trust.verdict(series, span_list),
     )

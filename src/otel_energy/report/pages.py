@@ -15,8 +15,8 @@ from typing import Any
 from otel_energy.history.schema import RunRow
 from otel_energy.report import trust
 from otel_energy.report.chart import Band, Line, Mark, Plot, svg, text_width_px
-from otel_energy.report.model import RunReport
-from otel_energy.report.summary import format_summary
+from otel_energy.report.model import RunReport, Timeline
+from otel_energy.report.summary import format_summary, whose_lines
 from otel_energy.safety.files import write_private
 from otel_energy.safety.redact import redact_args
 
@@ -31,6 +31,7 @@ def report_plot(report: RunReport) -> Plot:
     lines = [Line(names.get(k, k), tl.t_s, v) for k, v in sorted(tl.power_w.items())]
     if tl.host_power_w is not None:  # drawn beside the components, never added to them
         lines.append(Line("whole node (meter)", tl.t_s, tl.host_power_w))
+    lines += whose_lines_of(tl)
     by_phase = {p.phase: p for p in report.phases}
     marks, bands = [], []
     if "before_training" in by_phase:
@@ -47,6 +48,21 @@ def report_plot(report: RunReport) -> Plot:
     return Plot(lines, report.duration_s, marks, bands)
 
 
+def whose_lines_of(tl: Timeline) -> list[Line]:
+    """The node's total power and the command's attributed power (W) over each interval, drawn
+    beside the devices' (docs/attribution.md); none without the job's series."""
+    job, ts = tl.job_attributed_j, tl.t_s
+    if len(job) < 2 or len(job) != len(ts):
+        return []
+    node = [sum(v[i] for v in tl.power_w.values() if i < len(v)) for i in range(len(ts))]
+    rate = [
+        (job[i] - job[i - 1]) / (ts[i] - ts[i - 1]) if ts[i] > ts[i - 1] else 0.0
+        for i in range(1, len(ts))
+    ]
+    rate.insert(0, rate[0])  # the first point takes the first interval's, as the devices' do
+    return [Line("node (all devices)", ts, node), Line("this command (attributed)", ts, rate)]
+
+
 def run_page(report: RunReport) -> str:
     """A self-contained page: headline, chart and the summary table."""
     title = html.escape("otel-energy: " + shlex.join(redact_args(report.command)))
@@ -59,6 +75,7 @@ def run_page(report: RunReport) -> str:
 <h1>{title}</h1>
 <p><b>{t.energy_j:.1f} J{trust.band_text(t, "&plusmn;")}, {t.co2e_g:.4f} gCO2e</b> in
 {report.duration_s:.1f} s, average {t.avg_power_w:.1f} W.</p>
+<p class="whose">{html.escape("; ".join(line.strip() for line in whose_lines(report)))}</p>
 <p class="scope">{html.escape(report.scope)}</p>
 {trust.html_block(report)}
 {svg(report_plot(report))}
@@ -180,6 +197,17 @@ FIELDS: tuple[tuple[str, Callable[[RunRow], Any]], ...] = (
     ("host / rank", lambda r: f"{r.host} / {'-' if r.rank is None else r.rank}"),
     ("duration", lambda r: f"{r.duration_s:.1f} s"),
     ("energy", energy_text),
+    (
+        "the job's energy",
+        lambda r: (
+            "-"
+            if r.attributed_energy_j is None
+            else f"{r.attributed_energy_j:.1f} J attributed,"
+            f" {r.dynamic_energy_j or 0:.1f} J dynamic ({r.attribution.get('method', '-')}"
+            + ("; other processes used the node" if r.attribution.get("others_busy") else "")
+            + ")"
+        ),
+    ),
     (
         "by device type",
         lambda r: ", ".join(f"{k} {v:.1f} J" for k, v in sorted(r.energy_by_type.items())),

@@ -81,6 +81,9 @@ class RunSeries:
         self.host_j: list[float] = []
         """Cumulative J of the whole-node meter since the zero (0 J at every point without
         one). Kept apart from ``energy_j``: the node contains the components (``hw.host.*``)."""
+        self.job_j: list[float] = []
+        """The job's cumulative attributed J since the zero (engine.attribution)."""
+        self._base_job = _job_j(self.first)
         self._base_j: dict[str, float] = {}
         self._base_g = sum(self.first.co2e_g)
         self._stride = 1
@@ -102,11 +105,12 @@ class RunSeries:
             self._append(tick)
             if len(self.t_s) > self.max_points:
                 self._stride *= 2
-                self.t_s, self.energy_j, self.co2e_g, self.host_j = (
+                self.t_s, self.energy_j, self.co2e_g, self.host_j, self.job_j = (
                     halve(self.t_s),
                     halve(self.energy_j),
                     halve(self.co2e_g),
                     halve(self.host_j),
+                    halve(self.job_j),
                 )
 
     def _append(self, tick: Tick) -> None:
@@ -121,11 +125,13 @@ class RunSeries:
         t = tick.t_s - self.origin_s
         if self.t_s and t <= self.t_s[-1]:  # the same tick again (close after the last one)
             self.t_s.pop(), self.energy_j.pop(), self.co2e_g.pop(), self.host_j.pop()
+            self.job_j.pop()
         self.t_s.append(t)
         self.energy_j.append(tuple(at.get(k, 0.0) - self._base_j[k] for k in self.infos))
         self.co2e_g.append(sum(tick.co2e_g) - self._base_g)
         node = [e - self._base_j[i.hw_id] for i, e in at_info(tick) if i.whole_host]
         self.host_j.append(sum(node))
+        self.job_j.append(_job_j(tick) - self._base_job)
 
     def close(self) -> RunSeries:
         """Stop listening and add the newest tick whatever the stride: the series ends at the
@@ -216,3 +222,8 @@ class RunSeries:
         e0, c0 = self.cumulative(t0_s)
         e1, c1 = self.cumulative(t1_s)
         return e1 - e0, c1 - c0
+
+
+def _job_j(tick: Tick) -> float:
+    """The job's cumulative attributed J at ``tick`` (the devices' own without accounting)."""
+    return sum(tick.attributed_j) if tick.attribution else sum(tick.energy_j)

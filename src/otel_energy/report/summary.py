@@ -11,6 +11,30 @@ from otel_energy.safety.redact import redact_args
 from otel_energy.safety.terminal import printable
 
 
+def whose_lines(report: RunReport) -> list[str]:
+    """The headline: whose energy the figures are (docs/attribution.md).
+
+    When other processes used a material share of the node, the job's figure leads and the
+    node's follows; on a node the job had to itself one line says that both agree.
+    """
+    t, job = report.total, report.job
+    if job.scope == "off":
+        return ["this command's share of the node is not attributed: the figures are the node's"]
+    if job.others_busy:
+        return [
+            f"this command: {t.attributed_energy_j:.1f} J attributed ({job.attributed_co2e_g:.4f}"
+            f" gCO2e), {t.dynamic_energy_j:.1f} J dynamic; the node: {t.energy_j:.1f} J, of which"
+            f" other processes used {100 * job.others_share:.0f}% of the busy CPU time (or"
+            " shared a GPU)",
+            "  attributed = its share of dynamic energy + of the idle of the hardware it held;"
+            f" {job.baseline}",
+        ]
+    return [
+        f"this command had the node to itself: its {t.attributed_energy_j:.1f} J and the node's"
+        f" {t.energy_j:.1f} J agree ({job.baseline})"
+    ]
+
+
 def format_summary(report: RunReport) -> str:
     """The text printed at the end of ``otel-energy run`` (the command redacted, and control
     characters escaped: it came from outside)."""
@@ -18,19 +42,23 @@ def format_summary(report: RunReport) -> str:
     command = printable(shlex.join(redact_args(report.command)))
     lines = [
         f"otel-energy: `{command}` exited {report.exit_code} after {report.duration_s:.1f} s",
+        *whose_lines(report),
         f"total: {t.energy_j:.1f} J{trust.band_text(t)}, {t.co2e_g:.4f} gCO2e,"
         f" average {t.avg_power_w:.1f} W",
         f"scope: {report.scope}",
         "",
-        f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
+        f"{'device':32} {'method':24} {'energy J':>11} {'job J':>10} {'avg W':>8} {'CO2e g':>10}",
     ]
     for d in report.devices:
         label = printable(d.label)
         lines.append(
-            f"{label[:32]:32} {d.method:24} {d.energy_j:11.2f}"
+            f"{label[:32]:32} {d.method:24} {d.energy_j:11.2f} {d.attributed_energy_j:10.2f}"
             f" {d.avg_power_w:8.2f} {d.co2e_g:10.4f}"
         )
-    lines.append(f"{'total':32} {'':24} {t.energy_j:11.2f} {t.avg_power_w:8.2f} {t.co2e_g:10.4f}")
+    lines.append(
+        f"{'total':32} {'':24} {t.energy_j:11.2f} {t.attributed_energy_j:10.2f}"
+        f" {t.avg_power_w:8.2f} {t.co2e_g:10.4f}"
+    )
     ci = report.carbon_intensity
     lines.append(
         f"carbon intensity {ci.g_per_kwh:.1f} gCO2e/kWh {ci.kind} [{ci.source}], PUE {report.pue:g}"

@@ -160,6 +160,12 @@ class GpuStats:
     utilization: float | None = None
     memory_used_b: float | None = None
     memory_total_b: float | None = None
+    processes: tuple[int, ...] | None = None
+    """Pids of the compute processes running on the GPU (None: the driver does not say)."""
+    sm_by_pid: tuple[tuple[int, float], ...] = ()
+    """Per process, its SM utilization (percent) summed over the driver's samples taken since
+    the previous read: each sample covers one driver period, so the sums are in proportion to
+    each process's share of the GPU's busy time. Empty: no new sample."""
 
     @property
     def memory_utilization(self) -> float | None:

@@ -51,6 +51,12 @@ class NvmlGpu:
 
     stats_ok: bool = True
     """False once utilization/memory reads failed: they are not tried again (energy goes on)."""
+    per_process: bool = True
+    """Read the running compute processes and their SM utilization (attribution); False once
+    the driver said NOT_SUPPORTED."""
+    last_seen_us: int = 0
+    """Timestamp (µs) of the newest per-process sample seen: NVML returns the samples newer
+    than the one asked for, so carrying it gives each sample once."""
     stats_error_logged: bool = False
     """A transient stats error was logged (the first one only: a flapping driver is one line)."""
 
@@ -90,7 +96,34 @@ class NvmlGpu:
                     exc,
                 )
             return None
-        return GpuStats(rates.gpu / 100.0, float(memory.used), float(memory.total))
+        pids, sm = self._processes()  # never fails the stats: a driver error gives none
+        return GpuStats(rates.gpu / 100.0, float(memory.used), float(memory.total), pids, sm)
+
+    def _processes(self) -> tuple[tuple[int, ...] | None, tuple[tuple[int, float], ...]]:
+        """The running compute pids and each process's SM utilization since the last read."""
+        if not self.per_process:
+            return None, ()
+        nvml = self.nvml
+        try:
+            pids = tuple(int(p.pid) for p in nvml.nvmlDeviceGetComputeRunningProcesses(self.handle))
+        except nvml.NVMLError as exc:
+            if getattr(exc, "value", None) == nvml.NVML_ERROR_NOT_SUPPORTED:
+                self.per_process = False  # vGPU and some boards: the equal split says so
+            return None, ()
+        try:
+            samples = nvml.nvmlDeviceGetProcessUtilization(self.handle, self.last_seen_us)
+        except nvml.NVMLError:
+            return pids, ()  # NOT_FOUND: no sample newer than last_seen_us
+        sums: dict[int, float] = {}
+        newest = self.last_seen_us
+        for sample in samples:
+            stamp = int(sample.timeStamp)
+            if stamp <= self.last_seen_us:
+                continue  # some drivers return the boundary sample again
+            sums[int(sample.pid)] = sums.get(int(sample.pid), 0.0) + float(sample.smUtil)
+            newest = max(newest, stamp)
+        self.last_seen_us = newest
+        return pids, tuple(sums.items())
 
     def close(self) -> None:
         """Handles need no release; ``nvmlShutdown`` is reference-counted by the driver."""

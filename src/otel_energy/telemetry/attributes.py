@@ -78,6 +78,9 @@ METRIC_STEP_ENERGY: Final = "otel_energy.step.energy"
 """Energy of each optimizer step, J (histogram)."""
 METRIC_PREDICTION_ENERGY: Final = "otel_energy.prediction.energy"
 """Projected energy of the whole run, J (gauge); also a span attribute of that name."""
+METRIC_ATTRIBUTED_ENERGY: Final = "otel_energy.attributed.energy"
+"""The job's share of a component's energy since measurement started, J (observable counter,
+per device, one series per ``otel_energy.attribution.view``); ``hw.energy`` stays the node's."""
 METRIC_PREDICTION_CO2E: Final = "otel_energy.prediction.co2e"
 """Projected CO2e of the whole run, g (gauge); also a span attribute of that name."""
 METRIC_PREDICTION_DURATION: Final = "otel_energy.prediction.duration"
@@ -168,6 +171,21 @@ STALLED: Final = "otel_energy.stalled"
 """Some device had no fresh reading for part of the span (bool)."""
 MISSING_DEVICES: Final = "otel_energy.missing_devices"
 """Comma list of ``hw.id``s found but not measured (no unit)."""
+
+# --- Whose energy: the job's share (docs/attribution.md) ------------------------------------------
+
+ATTRIBUTED_ENERGY: Final = "otel_energy.attributed.energy"
+"""The job's attributed energy over a span (attributional view: its share of dynamic energy plus
+its share of the idle energy of the hardware it held), J."""
+ATTRIBUTED_CO2E: Final = "otel_energy.attributed.co2e"
+"""CO2e of the job's attributed energy at the average intensity, g."""
+DYNAMIC_ENERGY: Final = "otel_energy.dynamic.energy"
+"""The job's dynamic energy over a span (consequential view: its share above idle), J."""
+ATTRIBUTION_VIEW: Final = "otel_energy.attribution.view"
+"""``attributional`` or ``consequential`` on ``otel_energy.attributed.energy`` points."""
+ATTRIBUTION_METHOD: Final = "otel_energy.attribution.method"
+"""How the job's share of a device was found: ``exclusive``, ``cpu_time_share``, ``sm_share``,
+``equal_split``, ``slice_share``, ``whole_device`` (no unit)."""
 
 # --- Training structure (spans) -----------------------------------------------------------------
 

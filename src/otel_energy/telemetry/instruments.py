@@ -57,6 +57,18 @@ def _power(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation
     ]
 
 
+def _attributed(s: Snapshot, ident: Attrs, _provider: object) -> Iterable[Observation]:
+    """The job's energy per device in both views (no points before the job's first tick)."""
+    if s.job is None:
+        return []
+    out = []
+    for d in s.devices:
+        attrs = {**d.info.attributes(), **ident, A.ATTRIBUTION_METHOD: d.attribution}
+        out.append(Observation(d.attributed_j, {**attrs, A.ATTRIBUTION_VIEW: "attributional"}))
+        out.append(Observation(d.dynamic_j, {**attrs, A.ATTRIBUTION_VIEW: "consequential"}))
+    return out
+
+
 def _gpu_attrs(d: DeviceState, ident: Attrs) -> dict[str, str | bool | int | float]:
     return {**d.info.attributes(), **ident}
 
@@ -154,6 +166,14 @@ INSTRUMENTS: tuple[InstrumentSpec, ...] = (
         A.METRIC_HW_POWER, "W", "gauge", "Instantaneous power consumed by the component.", _power
     ),
     *(InstrumentSpec(*spec) for spec in HOST_INSTRUMENTS),
+    InstrumentSpec(
+        A.METRIC_ATTRIBUTED_ENERGY,
+        "J",
+        "counter",
+        "The job's share of the component's energy since measurement started (attributional:"
+        " share of dynamic plus share of idle of held hardware; consequential: share of dynamic).",
+        _attributed,
+    ),
     InstrumentSpec(
         A.METRIC_HW_GPU_UTILIZATION,
         "1",

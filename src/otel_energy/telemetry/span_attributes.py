@@ -49,6 +49,10 @@ def energy_attributes(
         attrs[A.MISSING_DEVICES] = ",".join(w.missing_devices)
     if w.gpu_utilization is not None:
         attrs[A.GPU_UTILIZATION] = w.gpu_utilization
+    if w.attributed_j is not None:  # the job's share (docs/attribution.md)
+        attrs[A.ATTRIBUTED_ENERGY] = w.attributed_j
+        attrs[A.DYNAMIC_ENERGY] = w.dynamic_j or 0.0
+        attrs[A.ATTRIBUTED_CO2E] = w.attributed_co2e_g or 0.0
     for hw_type in HW_TYPES:
         if hw_type in w.by_type:
             attrs[A.device_type_energy(hw_type)] = w.by_type[hw_type]

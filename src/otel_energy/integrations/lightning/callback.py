@@ -18,7 +18,7 @@ from opentelemetry.trace import TracerProvider
 from otel_energy.config import EnergyConfig
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
-from otel_energy.integrations.hooks import LOG_KEYS, callback_config, guarded
+from otel_energy.integrations.hooks import LOG_KEYS, callback_config, guarded, job_log_values
 from otel_energy.integrations.lightning.evaluation import FRAMEWORK, EvaluationHooks
 from otel_energy.integrations.lightning.ranks import check_rank, rank_environ
 from otel_energy.session import Session, end_recording, open_session
@@ -176,7 +176,8 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         dt = w.t1_s - last_t
         power = (w.energy_j - last_e) / dt if dt > 0 else w.avg_power_w
         self._last_log = (w.t1_s, w.energy_j)
-        for key, value in zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True):
+        values = dict(zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True))
+        for key, value in (values | job_log_values(w)).items():
             pl_module.log(key, float(value), on_step=True, on_epoch=False, batch_size=1)
 
     @guarded

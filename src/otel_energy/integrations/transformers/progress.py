@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_energy.integrations.hooks import LOG_KEYS, guarded
+from otel_energy.integrations.hooks import LOG_KEYS, guarded, job_log_values
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.predict import Predictor, Progress, Projection, remaining_intensity
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
@@ -65,6 +65,7 @@ class RunProgress:
         power = (w.energy_j - last_e) / dt if dt > 0 else w.avg_power_w
         self._last_log = (outer, w.t1_s, w.energy_j)
         values = dict(zip(LOG_KEYS, (w.energy_j, w.co2e_g, power), strict=True))
+        values.update(job_log_values(w))
         if self.predictor is not None and self.predictor.latest is not None:
             values.update(self.predictor.latest.log_values())
         logs.update(values)

@@ -77,5 +77,6 @@ def write_ledger(
         w.estimated,
         timeline,
         "ok" if error is None else "error",
+        (w.attributed_j, w.dynamic_j),
     )
     record_async(row)

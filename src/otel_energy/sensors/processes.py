@@ -1,0 +1,281 @@
+"""Whose CPU time: the job's processes (or its own cgroup) and the node's busy CPU time.
+
+A small read-only interface over ``/proc`` and ``/sys/fs/cgroup`` (both roots injectable, so
+tests use temporary trees where the real ones cannot be controlled). SI units out: seconds of
+CPU time. ``engine.attribution`` turns the deltas into shares; nothing here knows about energy.
+
+The job is either
+
+* ``process_tree``: the root process (this process, or the launcher of a torchrun job's local
+  ranks) and every descendant. Per process ``utime + stime + cutime + cstime`` from
+  ``/proc/<pid>/stat``: a child's time moves into its parent's ``cutime``/``cstime`` when it is
+  reaped, so the sum is continuous across exits and counts a child that lived between two scans
+  once. The tree is rescanned every ``rescan_s`` (a full ``/proc`` listing); in between only the
+  known processes' ``stat`` files are read.
+* ``cgroup``: the process lives in a cgroup of its own (a Kubernetes pod, a SLURM job step, a
+  container): its ``cpu.stat`` ``usage_usec`` stands for the tree, one file read per tick.
+
+The node's busy time is ``/proc/stat``'s first line minus ``idle`` and ``iowait`` (Kepler's
+usage ratio): the CPU time of every process on the node, the denominator of the job's share.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+METHOD_PROCESS_TREE = "process_tree"
+METHOD_CGROUP = "cgroup"
+
+DEFAULT_PROC_ROOT = "/proc"
+DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup"
+
+_OWN_CGROUP_MARKERS = ("kubepods", "slurm", "/job_", "docker", "containerd", "libpod", "lxc")
+"""Path parts of cgroups that hold one job (pod, job step, container), not a login session."""
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """One read of the job's and the node's cumulative CPU time.
+
+    Attributes:
+        job_cpu_s: CPU seconds used by the job so far (user + system, all its processes).
+        node_busy_s: CPU seconds the node's CPUs were busy (all processes, kernel included).
+        processes: how many processes the job had at this read (1 for a cgroup).
+    """
+
+    job_cpu_s: float
+    node_busy_s: float
+    processes: int
+
+
+@dataclass(frozen=True)
+class JobScope:
+    """Which processes are the job and how their CPU time is read.
+
+    Attributes:
+        method: ``process_tree`` or ``cgroup``.
+        root_pid: the root of the process tree (process_tree).
+        cgroup_dir: the job's cgroup directory under the cgroup root (cgroup).
+        reason: one line saying why this scope was chosen (for doctor and the report).
+    """
+
+    method: str
+    root_pid: int
+    cgroup_dir: Path | None = None
+    reason: str = ""
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+
+
+def node_busy_s(proc_root: Path, tick_s: float) -> float:
+    """Busy CPU seconds of the whole node from ``/proc/stat`` (all but idle and iowait)."""
+    with open(proc_root / "stat", "rb") as f:
+        return node_busy_s_from(f.read(), tick_s)
+
+
+def node_busy_s_from(raw: bytes, tick_s: float) -> float:
+    """``node_busy_s`` of the text of ``/proc/stat`` (its first line is read)."""
+    fields = raw[: raw.index(b"\n")].split()
+    # cpu user nice system idle iowait irq softirq steal guest guest_nice: guest time is already
+    # inside user/nice, so it is not added again.
+    values = [int(v) for v in fields[1:9]]
+    busy = sum(values) - values[3] - (values[4] if len(values) > 4 else 0)
+    return busy * tick_s
+
+
+def _stat_fields(raw: bytes) -> list[bytes]:
+    """The fields after the command name (which may hold spaces and parentheses)."""
+    return raw[raw.rindex(b")") + 2 :].split()
+
+
+def own_cgroup(proc_root: Path, cgroup_root: Path, pid: int) -> Path | None:
+    """The cgroup v2 directory of ``pid`` when it is one job's own (pod, job step, container)."""
+    try:
+        lines = (proc_root / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hier, _, path = line.partition(":")[2].partition(":")
+        if hier or not path.startswith("/"):  # cgroup v1 controllers: not supported
+            continue
+        if path == "/" or not any(m in path for m in _OWN_CGROUP_MARKERS):
+            return None
+        directory = cgroup_root / path.lstrip("/")
+        return directory if (directory / "cpu.stat").is_file() else None
+    return None
+
+
+def choose_scope(
+    environ: Mapping[str, str],
+    proc_root: Path = Path(DEFAULT_PROC_ROOT),
+    cgroup_root: Path = Path(DEFAULT_CGROUP_ROOT),
+    pid: int | None = None,
+    parent_pid: int | None = None,
+) -> JobScope:
+    """The job's scope for the process ``pid`` (default: this one).
+
+    A cgroup of its own wins (it also holds processes the tree cannot see, such as a sidecar of
+    the same pod); else the process tree, rooted at the torchrun agent when this process is one
+    of several local ranks (so the ranks on this node are one job), else at ``pid``.
+    """
+    pid = os.getpid() if pid is None else pid
+    directory = own_cgroup(proc_root, cgroup_root, pid)
+    if directory is not None:
+        return JobScope(METHOD_CGROUP, pid, directory, f"cgroup {directory.name} (cpu.stat)")
+    local_ranks = environ.get("LOCAL_WORLD_SIZE", "1").strip()
+    if environ.get("TORCHELASTIC_RUN_ID") and local_ranks.isdigit() and int(local_ranks) > 1:
+        agent = os.getppid() if parent_pid is None else parent_pid
+        return JobScope(METHOD_PROCESS_TREE, agent, None, "the local ranks under their launcher")
+    return JobScope(METHOD_PROCESS_TREE, pid, None, "this process and its descendants")
+
+
+class CpuTimes:
+    """Reads the job's and the node's cumulative CPU time (the read-only interface).
+
+    Args:
+        scope: which processes are the job.
+        proc_root: where ``/proc`` is.
+        rescan_s: how often the process tree is listed again (s); between listings the known
+            processes' ``stat`` files are read.
+        clock: monotonic seconds, for the rescan period.
+    """
+
+    def __init__(
+        self,
+        scope: JobScope,
+        proc_root: Path = Path(DEFAULT_PROC_ROOT),
+        rescan_s: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self.scope = scope
+        self.proc_root = proc_root
+        self.rescan_s = rescan_s
+        self._clock = clock or time.monotonic
+        self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+        self._fds: dict[int, int] = {}
+        """The job's processes and their open ``stat`` files."""
+        self._stat_fd: int | None = None
+        self._pid_set = frozenset([scope.root_pid])
+        self._scanned_at = -float("inf")
+
+    def read(self) -> CpuSample:
+        """The job's and the node's CPU seconds now. Raises OSError when ``/proc`` is unreadable."""
+        if self._stat_fd is None:
+            self._stat_fd = os.open(self.proc_root / "stat", os.O_RDONLY | os.O_CLOEXEC)
+        node = node_busy_s_from(os.pread(self._stat_fd, 4096, 0), self._tick_s)
+        now = self._clock()
+        rescan = now - self._scanned_at >= self.rescan_s
+        if rescan:
+            self._scanned_at = now
+        if self.scope.method == METHOD_CGROUP and self.scope.cgroup_dir is not None:
+            if rescan:
+                self._pid_set = frozenset(
+                    _cgroup_pids(self.scope.cgroup_dir) or [self.scope.root_pid]
+                )
+            return CpuSample(_cgroup_usage_s(self.scope.cgroup_dir), node, len(self._pid_set))
+        if rescan:
+            self._follow(self._tree())
+        total = 0
+        gone = []
+        for pid, fd in self._fds.items():
+            try:  # an open /proc file read again from offset 0 gives the current values
+                raw = os.pread(fd, 1024, 0)
+                fields = raw[raw.rindex(b")") + 2 :].split(maxsplit=15)
+            except (OSError, ValueError):
+                gone.append(pid)  # exited and reaped (ESRCH): its time is in its parent's now
+                continue
+            # utime stime cutime cstime are fields 14-17 of stat (11-14 after the name).
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        if gone:
+            self._follow([pid for pid in self._fds if pid not in gone])
+        return CpuSample(total * self._tick_s, node, len(self._fds))
+
+    @property
+    def pids(self) -> frozenset[int]:
+        """The job's processes at the latest read (GPU process lists are matched against it)."""
+        return self._pid_set
+
+    def close(self) -> None:
+        """Close the files held open between reads (idempotent)."""
+        self._follow([])
+        self._scanned_at = -float("inf")  # a later read lists the tree again
+        if self._stat_fd is not None:
+            os.close(self._stat_fd)
+            self._stat_fd = None
+
+    def _follow(self, pids: list[int]) -> None:
+        """Hold the ``stat`` files of exactly ``pids`` open (one open per process, not per read)."""
+        for pid in [p for p in self._fds if p not in pids]:
+            os.close(self._fds.pop(pid))
+        for pid in pids:
+            if pid not in self._fds:
+                try:
+                    self._fds[pid] = os.open(f"{self.proc_root}/{pid}/stat", _OPEN_FLAGS)
+                except OSError:
+                    continue  # already gone
+        self._pid_set = frozenset(self._fds) or frozenset([self.scope.root_pid])
+
+    def _tree(self) -> list[int]:
+        """The root and its descendants: from the known processes' ``children`` files (the
+        kernel's list of a thread's children; CONFIG_PROC_CHILDREN), else one listing of
+        ``/proc``. The children files are read for the main thread of each process: a child
+        forked by another thread is found through the listing only, and its time is counted
+        in its parent's ``cutime`` once reaped."""
+        out: list[int] = []
+        todo = [self.scope.root_pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"{self.proc_root}/{pid}/task/{pid}/children", "rb") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except FileNotFoundError:
+                if pid == self.scope.root_pid:
+                    return self._listed_tree()  # no children files on this kernel (or tree)
+                continue  # exited
+            except (OSError, ValueError):
+                continue
+            out.append(pid)
+            todo.extend(kids)
+        return out
+
+    def _listed_tree(self) -> list[int]:
+        """The root and its descendants, from one listing of ``/proc`` (parent of each pid)."""
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir(self.proc_root):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"{entry.path}/stat", "rb") as f:
+                    ppid = int(_stat_fields(f.read())[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+        out, todo = [], [self.scope.root_pid]
+        while todo:
+            pid = todo.pop()
+            out.append(pid)
+            todo.extend(children.get(pid, ()))
+        return out
+
+
+def _cgroup_pids(directory: Path) -> list[int]:
+    """The processes of a cgroup (``cgroup.procs``); empty when unreadable."""
+    try:
+        return [int(line) for line in (directory / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _cgroup_usage_s(directory: Path) -> float:
+    """``usage_usec`` of a cgroup v2 ``cpu.stat`` in seconds."""
+    with open(directory / "cpu.stat", "rb") as f:
+        for line in f:
+            if line.startswith(b"usage_usec "):
+                return int(line.split()[1]) / 1e6
+    raise OSError(f"{directory / 'cpu.stat'} has no usage_usec")

@@ -1,0 +1,90 @@
+"""The job's CPU time: real /proc for this process's tree, temp trees for cgroups and exits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otel_energy.sensors.processes import (
+    METHOD_CGROUP,
+    METHOD_PROCESS_TREE,
+    CpuTimes,
+    JobScope,
+    choose_scope,
+    node_busy_s,
+)
+from tests.conftest import FakeClock
+from tests.fakes.procfs import TICK_S, FakeProc, cgroup_dir
+
+BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
+
+
+def test_a_real_child_is_part_of_the_job_and_its_time_survives_its_exit() -> None:
+    """This process's tree on the real /proc: a child that burns CPU, then is reaped."""
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, os.getpid()), rescan_s=0.0)
+    before = times.read()
+    child = subprocess.Popen([sys.executable, "-c", BURN.format(s=0.3) + "input()"], stdin=-1)
+    try:
+        while True:  # until the child's own clock says it burnt its 0.3 s
+            during = times.read()
+            if child.pid in times.pids and during.job_cpu_s - before.job_cpu_s >= 0.3:
+                break
+        assert during.processes >= 2
+    finally:
+        child.communicate(b"\n", timeout=60)
+    after = times.read()  # reaped: its time is in our cutime now, not lost, not counted twice
+    assert child.pid not in times.pids
+    assert after.job_cpu_s >= during.job_cpu_s
+    assert after.job_cpu_s - during.job_cpu_s < 0.2
+    assert after.node_busy_s - before.node_busy_s >= 0.3 - 2 * TICK_S
+
+
+def test_node_busy_time_leaves_out_idle_and_iowait(tmp_path: Path) -> None:
+    proc = FakeProc(tmp_path)
+    proc.advance(3.0, 5.0)
+    assert node_busy_s(tmp_path, TICK_S) == pytest.approx(3.0)
+
+
+def test_the_tree_is_rescanned_and_known_processes_are_read_between(tmp_path: Path) -> None:
+    clock = FakeClock()
+    proc = FakeProc(tmp_path)
+    proc.set(10, 1, 1.0)
+    proc.set(11, 10, 0.5)
+    proc.set(12, 1, 9.0)  # not ours
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, rescan_s=1.0, clock=clock)
+    assert times.read().job_cpu_s == pytest.approx(1.5)
+    assert times.pids == {10, 11}
+    proc.set(13, 11, 2.0)  # a grandchild, found at the next listing
+    assert times.read().job_cpu_s == pytest.approx(1.5)
+    clock.advance(1.0)
+    assert times.read().job_cpu_s == pytest.approx(3.5)
+    assert times.pids == {10, 11, 13}
+
+
+def test_own_cgroup_stands_for_the_tree(tmp_path: Path) -> None:
+    proc = FakeProc(tmp_path / "proc")
+    pod = "/kubepods.slice/kubepods-burstable.slice/cri-containerd-abc.scope"
+    proc.set(10, 1, 1.0, cgroup=pod)
+    proc.set(20, 1, 1.0, cgroup="/user.slice/user-1000.slice/session-3.scope")
+    d = cgroup_dir(tmp_path / "cg", pod, 12.5, (10, 14))
+    scope = choose_scope({}, tmp_path / "proc", tmp_path / "cg", pid=10)
+    assert (scope.method, scope.cgroup_dir) == (METHOD_CGROUP, d)
+    times = CpuTimes(scope, tmp_path / "proc")
+    assert times.read().job_cpu_s == pytest.approx(12.5)
+    assert times.pids == {10, 14}
+    # A login session's scope holds the user's other programs: the tree is used instead.
+    assert choose_scope({}, tmp_path / "proc", tmp_path / "cg", pid=20).method == (
+        METHOD_PROCESS_TREE
+    )
+
+
+def test_torchrun_local_ranks_are_one_job_under_their_agent(tmp_path: Path) -> None:
+    FakeProc(tmp_path)
+    env = {"TORCHELASTIC_RUN_ID": "r1", "LOCAL_WORLD_SIZE": "4"}
+    scope = choose_scope(env, tmp_path, tmp_path / "cg", pid=50, parent_pid=40)
+    assert (scope.method, scope.root_pid) == (METHOD_PROCESS_TREE, 40)
+    assert choose_scope({}, tmp_path, tmp_path / "cg", pid=50, parent_pid=40).root_pid == 50
