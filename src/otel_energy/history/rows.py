@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from otel_energy.distributed.job import job_id
+from otel_energy.distributed.ranks import RankInfo
 from otel_energy.engine.sampler import Sampler, Snapshot
 from otel_energy.history.ledger import RunRow
 from otel_energy.report import Timeline, device_label
@@ -113,7 +114,7 @@ def row_from_totals(
     by_type: Mapping[str, float],
     estimated: bool,
     snap: Snapshot,
-    sampler: Sampler,
+    rank: RankInfo,
     status: str,
     timeline: dict[str, Any],
 ) -> RunRow:
@@ -131,7 +132,7 @@ def row_from_totals(
         intensity_source=snap.intensity.source,
         estimated=estimated,
         job_id=job_id(os.environ),
-        rank=sampler.rank.rank,
+        rank=rank.rank,
         timeline=timeline,
     )
 
@@ -152,7 +153,7 @@ def process_row(recorder: TimelineRecorder, started_at: str) -> RunRow:
         by_type,
         any(d.info.estimated for d in snap.devices),
         snap,
-        sampler,
+        sampler.rank,
         "exit",
         recorder.stop(),
     )

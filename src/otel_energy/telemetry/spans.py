@@ -25,9 +25,10 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from otel_energy.carbon import Intensity, co2e_g
+from otel_energy.carbon import Intensity
 from otel_energy.engine.sampler import Sampler, WindowEnergy
 from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.recorder_carbon import RecorderCarbon
 from otel_energy.telemetry.span_attributes import HW_TYPES as HW_TYPES
 from otel_energy.telemetry.span_attributes import STEP_ENERGY_BUCKETS_J as STEP_ENERGY_BUCKETS_J
 from otel_energy.telemetry.span_attributes import AttrValue as AttrValue
@@ -98,6 +99,7 @@ class SpanEnergyRecorder:
         step_histogram: records each ``step`` interval's energy with the step span as exemplar.
         identity: attributes put on every non-step span (host, rank).
         intensity: a fixed intensity overriding the sampler's (``EnergyMeter``'s own setting).
+        pue: a PUE overriding the sampler's (an entry point's own setting, see ``RecorderCarbon``).
         root_context: parent of top-level spans when no span is current in this process (the
             job's context: ``TRACEPARENT`` or the derived job root, see ``distributed.job``).
     """
@@ -110,13 +112,14 @@ class SpanEnergyRecorder:
         identity: Mapping[str, AttrValue] | None = None,
         intensity: Intensity | None = None,
         root_context: Context | None = None,
+        pue: float | None = None,
     ) -> None:
         self.sampler = sampler
         self.root_context = root_context
         self.tracer = tracer
         self.step_histogram = step_histogram
         self.identity = dict(identity if identity is not None else sampler.rank.attributes())
-        self.intensity_override = intensity
+        self.carbon = RecorderCarbon(pue, intensity)
         self.on_complete: list[Callable[[Interval], None]] = []
         self._clock = sampler.clock
         # Span timestamps derive from the same clock reading as the energy window, through one
@@ -261,18 +264,20 @@ class SpanEnergyRecorder:
         iv.end_attributes = dict(attrs)
         return iv
 
+    @property
+    def pue(self) -> float:
+        """The PUE this recorder's spans are reported at."""
+        return self.carbon.pue_of(self.sampler.pue)
+
     def co2e_of(self, w: WindowEnergy) -> float:
-        """CO2e (g) of a window: the sampler's interval-by-interval figure, or the energy at the
-        fixed override intensity when this recorder has one."""
-        if self.intensity_override is None:
-            return w.co2e_g
-        return co2e_g(w.energy_j, self.sampler.pue, self.intensity_override.g_per_kwh)
+        """CO2e (g) of a window at this recorder's settings (``RecorderCarbon``)."""
+        return self.carbon.co2e_of(w, self.sampler.pue)
 
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
         w = self.sampler.window(iv.t0_s, iv.t1_s)
         snap = self.sampler.snapshot()
-        intensity, pue = self.intensity_override or snap.intensity, snap.pue
+        intensity, pue = self.carbon.intensity or snap.intensity, self.carbon.pue_of(snap.pue)
         co2e = self.co2e_of(w)
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:

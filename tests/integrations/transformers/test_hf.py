@@ -222,7 +222,7 @@ def test_no_span_is_started_on_the_training_thread_during_a_step(
     """Step spans are created on the sampler thread, off the training loop's hot path."""
     tp = ThreadRecordingProvider(tel.tracer_provider)
     cb = callback(tel)
-    cb._tracer_provider = tp  # type: ignore[assignment]  # the real provider, wrapped
+    cb.tracker.tracer_provider = tp  # type: ignore[assignment]  # the real provider, wrapped
     training = threading.current_thread()
     tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=32).train()
     step_threads = [t for name, t in tp.starts if name == "step"]
@@ -325,9 +325,9 @@ def test_training_that_raises_leaves_error_spans(tmp_path: Path, tel: Telemetry)
         StatusCode.UNSET,
         StatusCode.ERROR,
     ]
-    from otel_energy import runtime
+    from otel_energy.session import current_session
 
-    assert runtime.current_sampler() is None  # the sampler was released
+    assert current_session() is None  # the sampler was released
 
 
 def test_resume_from_checkpoint(tmp_path: Path, tel: Telemetry) -> None:

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.transformers.callback import EnergyCallback
 from otel_energy.integrations.transformers.eco2ai import (
     EXPORT_FORMATS,
@@ -18,6 +17,7 @@ from otel_energy.integrations.transformers.eco2ai import (
     CarbonReport,
 )
 from otel_energy.integrations.transformers.prometheus import serve_prometheus
+from otel_energy.session import Session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
@@ -59,13 +59,13 @@ class Eco2AICallback(EnergyCallback):
                 " lookup is made); set OTEL_PYTHON_ENERGY_ZONE or _LATITUDE/_LONGITUDE."
             )
         self._prometheus_served = False
+        self.tracker.on_open.append(self._serve_prometheus)
+        self.tracker.on_run_end.append(self._on_run_end)
 
-    def _acquire(self) -> SpanEnergyRecorder:
-        rec = super()._acquire()
+    def _serve_prometheus(self, session: Session) -> None:
         if self.carbon_config.export_prometheus and not self._prometheus_served:
             self._prometheus_served = True
-            serve_prometheus(self.carbon_config.prometheus_port, rec.sampler)
-        return rec
+            serve_prometheus(self.carbon_config.prometheus_port, session)
 
     def _run_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {A.TRAIN_PROJECT: self.carbon_config.project_name}
@@ -101,13 +101,12 @@ class Eco2AICallback(EnergyCallback):
                 iv.result.energy_j,
             )
 
-    def _close_run(self, error: BaseException | None, global_step: int | None) -> None:
-        sampler = self._rec.sampler if self._rec is not None else None
-        super()._close_run(error, global_step)
-        run = self.last_run
-        if run is None or run.result is None or sampler is None:
+    def _on_run_end(self, run: Interval, error: BaseException | None) -> None:
+        """The run's spans are complete; the session is still held (the tracker's hook)."""
+        rec, session = self.tracker.recorder, self.tracker.session
+        if run.result is None or rec is None or session is None:
             return
-        self._report = self._build_report(run, sampler)
+        self._report = self._build_report(run, rec, session)
         if self.carbon_config.save_report:
             try:
                 Path(self.carbon_config.report_path).write_text(self._report.to_json())
@@ -128,13 +127,21 @@ class Eco2AICallback(EnergyCallback):
                 except Exception:
                     _log.exception("otel-energy: integration %r failed", integration)
 
-    def _build_report(self, run: Interval, sampler: Sampler) -> CarbonReport:
+    def _build_report(
+        self, run: Interval, rec: SpanEnergyRecorder, session: Session
+    ) -> CarbonReport:
+        """The report at the recorder's own PUE and intensity (this config's, where they differ
+        from a session another entry point opened)."""
         assert run.result is not None
-        snap = sampler.snapshot()
-        intensity = snap.intensity
+        snap = session.snapshot()
+        intensity = rec.carbon.intensity or snap.intensity
         total = CarbonMetrics.of(Measurement.of(run.result, run.co2e_g), time.time())
         devices = [
-            {**d.info.attributes(), "energy_j": d.energy_j, "co2e_g": d.co2e_g}
+            {
+                **d.info.attributes(),
+                "energy_j": d.energy_j,
+                "co2e_g": rec.carbon.co2e(d.energy_j, d.co2e_g, snap.pue),
+            }
             for d in snap.devices
         ]
         trace_id = (
@@ -145,23 +152,23 @@ class Eco2AICallback(EnergyCallback):
             total,
             intensity.g_per_kwh,
             intensity.source,
-            snap.pue,
+            rec.pue,
             devices,
             list(self._epochs),
             run.steps,
-            dict(sampler.rank.attributes()),
+            session.identity,
             trace_id,
         )
 
     def get_current_metrics(self) -> CarbonMetrics:
         """Energy and CO2e of the run so far (never waits; the tail is extrapolated)."""
-        run = self._run
-        if run is None or self._rec is None:
+        run, rec = self.tracker.run, self.tracker.recorder
+        if run is None or rec is None:
             if self._report is not None:
                 return self._report.total
             return CarbonMetrics.of(Measurement(), time.time())
-        w = self._rec.provisional(run.t0_s)
-        return CarbonMetrics.of(Measurement.of(w, w.co2e_g), time.time())
+        w = rec.provisional(run.t0_s)
+        return CarbonMetrics.of(Measurement.of(w, rec.co2e_of(w)), time.time())
 
     def generate_report(self) -> CarbonReport:
         """The report of the last finished run.

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from otel_energy.engine.sampler import Sampler
-from otel_energy.telemetry.instruments import attach
+from otel_energy.session import Session
 
 _log = logging.getLogger(__name__)
 
 
-def serve_prometheus(port: int, sampler: Sampler) -> None:
+def serve_prometheus(port: int, session: Session) -> None:
     """Expose our metrics on ``port`` for Prometheus (needs opentelemetry-exporter-prometheus)."""
     try:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -24,5 +23,5 @@ def serve_prometheus(port: int, sampler: Sampler) -> None:
         return
     start_http_server(port, addr="127.0.0.1")
     provider = SdkMeterProvider(metric_readers=[PrometheusMetricReader()])
-    attach(provider, sampler)
+    session.attach(provider)
     _log.info("otel-energy: Prometheus metrics on http://127.0.0.1:%d/metrics", port)
