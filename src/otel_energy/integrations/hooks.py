@@ -1,5 +1,5 @@
-"""What every framework callback (transformers, Lightning) shares: the never-raise guard and the
-keys it adds to the framework's logs.
+"""What every framework callback (transformers, Lightning, Keras) shares: the never-raise guard
+and the ``__init__``/method patch helpers of the zero-code paths.
 
 A framework calls our hooks inside the user's training loop and does not guard them: one
 exception would kill the run. Each hook is therefore wrapped; a failure is logged once per hook
@@ -16,10 +16,6 @@ from typing import Any, TypeVar
 _log = logging.getLogger("otel_energy")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-LOG_KEYS = ("otel_energy/energy_j", "otel_energy/co2e_g", "otel_energy/power_w")
-"""Keys added to the framework's logs: energy (J) and CO2e (g) since the run began, and the
-average power (W) since the previous log."""
 
 
 def guarded(fn: F) -> F:

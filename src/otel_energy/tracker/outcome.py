@@ -16,6 +16,7 @@ from otel_energy.engine.sampler import Sampler, Snapshot
 from otel_energy.history.ledger import ledger_path, record, under_parent_run
 from otel_energy.history.rows import TimelineRecorder, row_from_totals, utc_iso
 from otel_energy.telemetry.spans import AttrValue, Interval
+from otel_energy.tracker.recording import Recording
 
 
 def finish_job(
@@ -85,12 +86,11 @@ class RunRecords:
         self,
         run: Interval,
         error: BaseException | None,
-        job: tuple[JobContext | None, Tracer | None],
+        held: Recording,
         snap: Snapshot,
-        rank: RankInfo,
-        identity: dict[str, AttrValue],
     ) -> None:
         """The finished run's part of the job root and its ledger row (once)."""
-        finish_job(job[0], job[1], run, rank, identity)
+        rec, rank = held.recorder, held.session.rank
+        finish_job(held.job, rec.tracer, run, rank, rec.identity)
         timeline, self.timeline = self.timeline, None
         write_ledger(timeline, run, error, self.started_at, snap, rank)

@@ -11,7 +11,6 @@ run or a phase is open (no count of its own); callers guard it (``integrations.h
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -74,13 +73,6 @@ class RunTracker:
         self._records: RunRecords | None = None
         self.last_run: Interval | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Settings only (``ddp_spawn`` pickles callbacks into each rank, which measures on its
-        own): live spans and the session stay in this process."""
-        fresh = RunTracker.__new__(RunTracker)
-        fresh._reset()
-        return {**self.__dict__, **fresh.__dict__}
-
     # ---- the session: held while a run or a phase is open ----
     def _open(self, environ: Mapping[str, str] | None) -> SpanEnergyRecorder:
         if self._held is None:
@@ -96,13 +88,11 @@ class RunTracker:
             held.close()  # spans have their energy before the framework returns
 
     @property
-    def session(self) -> Session | None:
-        """The process's session while a run or a phase is open."""
+    def session(self) -> Session | None:  # while a run or a phase is open
         return self._held.session if self._held is not None else None
 
     @property
-    def recorder(self) -> SpanEnergyRecorder | None:
-        """The span recorder while a run or a phase is open."""
+    def recorder(self) -> SpanEnergyRecorder | None:  # while a run or a phase is open
         return self._held.recorder if self._held is not None else None
 
     # ---- the run ----
@@ -123,12 +113,22 @@ class RunTracker:
         self._logs = LogClock()
         assert self._held is not None
         self._guard = SignalHold(self._on_terminate, self._held.providers)
+        self.plan(total_steps, start_step)
+        self._records = RunRecords(self._held.session.sampler)
+        return self.run
+
+    def plan(self, total_steps: int, start_step: int = 0) -> None:
+        """The run will make ``total_steps`` optimizer steps from ``start_step`` (0: unknown, no
+        projection); a framework that knows it only once training starts calls this then."""
         self.predictor = None
         if self.config.predict_after_steps >= 0 and total_steps > 0:
             start = Progress(start_step, 0.0, 0.0, 0.0)
             self.predictor = Predictor(total_steps, start, self.config.predict_after_steps)
-        self._records = RunRecords(self._held.session.sampler)
-        return self.run
+
+    @property
+    def step_open(self) -> bool:
+        """A step began and has not ended (an accumulation may span several batches)."""
+        return self._step is not None
 
     def begin_epoch(self, number: int, step: int | None = None) -> None:
         """Epoch ``number`` begins at optimizer ``step`` (a child span of the run)."""
@@ -204,14 +204,13 @@ class RunTracker:
             attrs.update(self.predictor.latest.span_attributes())
         rec.finish(run, error, attrs)
         self.last_run = run
-        guard, self._guard = self._guard, None
-        if guard is not None:
-            guard.drop()
+        if self._guard is not None:
+            self._guard.drop()
+        self._guard = None
         rec.flush()  # the run span has its energy before training returns
         records, self._records = self._records, None
         if records is not None:
-            job = (held.job, rec.tracer)
-            records.write(run, error, job, session.snapshot(), session.rank, rec.identity)
+            records.write(run, error, held, session.snapshot())
         for hook in self.on_run_end:
             hook(run, error)
         self._close_if_idle()
@@ -256,8 +255,7 @@ class RunTracker:
         self.phases.append(iv)
         return iv
 
-    def phase_step(self) -> None:
-        """One batch of the innermost phase."""
+    def phase_step(self) -> None:  # one batch of the innermost phase
         if self.phases:
             self.phases[-1].steps += 1
 
