@@ -121,6 +121,7 @@ class SpanEnergyRecorder:
         self.identity = dict(identity if identity is not None else sampler.rank.attributes())
         self.carbon = RecorderCarbon(pue, intensity)
         self.on_complete: list[Callable[[Interval], None]] = []
+        self.step_name = "step"  # the span name of ``step_end``'s steps (EnergyMeter: batch)
         self._clock = sampler.clock
         # Span timestamps derive from the same clock reading as the energy window, through one
         # fixed offset: a span's duration is then exactly the interval its energy covers, even
@@ -130,8 +131,7 @@ class SpanEnergyRecorder:
         self._resolving = threading.Lock()
         sampler.add_listener(self._resolve_ready)
 
-    def close(self) -> None:
-        """Stop listening to the sampler (call after ``flush``)."""
+    def close(self) -> None:  # stop listening to the sampler (after ``flush``)
         self.sampler.remove_listener(self._resolve_ready)
 
     # ---- training thread: cheap -----------------------------------------------------------------
@@ -220,7 +220,7 @@ class SpanEnergyRecorder:
         """Energy from ``t0_s`` to now without waiting: tail extrapolated at current power."""
         return self.sampler.window(t0_s, self._clock(), extrapolate=True)
 
-    def now(self) -> float:
+    def now(self) -> float:  # the sampler's clock (s)
         return self._clock()
 
     # ---- completion ----
@@ -259,7 +259,7 @@ class SpanEnergyRecorder:
         start_ns, end_ns = self._wall_ns(m.t0_s), self._wall_ns(m.t1_s)
         span = None
         if m.record_span and self.tracer is not None:
-            span = self.tracer.start_span("step", context=m.context, start_time=start_ns)
+            span = self.tracer.start_span(self.step_name, context=m.context, start_time=start_ns)
         iv = Interval("step", span, m.t0_s, start_ns, m.parent, m.t1_s, end_ns, m.error, attrs)
         iv.end_attributes = dict(attrs)
         return iv
