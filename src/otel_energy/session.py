@@ -40,6 +40,8 @@ from otel_energy.telemetry.step_histogram import step_histogram
 __all__ = [
     "FIRST_SAMPLE_TIMEOUT_S",
     "Session",
+    "Snapshot",
+    "WindowEnergy",
     "close_session",
     "current_session",
     "open_session",

@@ -29,12 +29,10 @@ from otel_energy.cli.run_signals import exit_status, forward_signals, sent_by_te
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.runjob import JobSpan
-from otel_energy.engine.runtime import build_sampler
-from otel_energy.engine.sampler import Snapshot
 from otel_energy.history.ledger import new_run_id, record
 from otel_energy.history.rows import row_from_report
 from otel_energy.report import Timeline, format_summary
-from otel_energy.session import close_session, open_session
+from otel_energy.session import Snapshot, close_session, open_session
 from otel_energy.telemetry.localexport import read_span_records
 
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -90,24 +88,23 @@ class _NodeMeasurement:
     snapshot (the zero), the power timeline, progress lines and the last snapshot."""
 
     def __init__(self, config: EnergyConfig) -> None:
-        self.session = open_session(lambda: build_sampler(config), wait_s=FIRST_SAMPLE_WAIT_S)
-        self.sampler = self.session.sampler
-        self.first = self.sampler.snapshot()
+        self.session = open_session(config=config, wait_s=FIRST_SAMPLE_WAIT_S)
+        self.first = self.session.snapshot()
         self.origin = self.first.t_s  # the timeline's zero, on the sampler's clock (s)
         self.timeline = Timeline()
         self.timeline.add(0.0, powers(self.first))
-        self.sampler.add_listener(self._add_point)
+        self.session.add_listener(self._add_point)
         self._open = True
 
     def _add_point(self, _t: float) -> None:
-        add_point(self.timeline, self.sampler.snapshot(), self.first, self.origin)
+        add_point(self.timeline, self.session.snapshot(), self.first, self.origin)
 
     def origin_ns(self, now_ns: int) -> int:
         """The wall-clock time (ns) of the timeline's zero, given ``now_ns`` read just now."""
-        return now_ns - round((self.sampler.clock() - self.origin) * 1e9)
+        return now_ns - round((self.session.now() - self.origin) * 1e9)
 
     def progress_line(self) -> str:
-        snap = self.sampler.snapshot()
+        snap = self.session.snapshot()
         energy = sum(d.energy_j for d in snap.devices) - sum(d.energy_j for d in self.first.devices)
         power = sum(d.power_w for d in snap.devices)
         return f"otel-energy: {snap.t_s - self.origin:7.1f} s  {energy:10.1f} J  {power:7.1f} W now"
@@ -116,10 +113,10 @@ class _NodeMeasurement:
         """Wait (at most 2 s) for a sample after now, close the session; the last snapshot."""
         if self._open:
             self._open = False
-            self.sampler.wait_for_sample(self.sampler.clock(), 2.0)
-            self.sampler.remove_listener(self._add_point)
+            self.session.wait_for_sample(self.session.now(), 2.0)
+            self.session.remove_listener(self._add_point)
             close_session(self.session)
-        return self.sampler.snapshot()
+        return self.session.snapshot()
 
 
 def _launch(options: RunOptions, run_file: Path, run_id: str) -> tuple[Popen[bytes], JobSpan]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from otel_energy.engine.sampler import Snapshot
 from otel_energy.report import Timeline, epochs_from_spans, phases, scope_line
+from otel_energy.session import Snapshot
 from otel_energy.telemetry import attributes as A
 
 if TYPE_CHECKING:

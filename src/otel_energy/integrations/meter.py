@@ -201,6 +201,25 @@ class EnergyMeter:
                     if self._final_for != self._batch_index:  # the sampler may have been first
                         self._last_block = _block(w, rec.co2e_of(w), final=False)
 
+    @contextmanager
+    def evaluate(self, name: str = "evaluate") -> Iterator[None]:
+        """Measure an evaluation (a phase: span ``name``, ``evaluate`` or ``predict``, child of
+        the open epoch or the run); it counts in the run, not in the batch totals."""
+        iv = self.tracker.begin_phase(name)
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.tracker.end_phase(iv, error)
+
+    def log_values(self) -> dict[str, float]:
+        """The run's log keys now (``otel_energy.tracker.ALL_LOG_KEYS``): energy (J) and CO2e
+        (g) so far, power (W) since the previous call, the projection once made. Never waits."""
+        return self.tracker.log_values()
+
     def _completed(self, iv: Interval) -> None:
         w = iv.result
         if w is None or iv.kind not in ("step", "epoch"):
