@@ -48,6 +48,20 @@ def views(spans: Iterable[Any]) -> list[SpanView]:
     ]
 
 
+def views_of_records(records: Iterable[Mapping[str, Any]]) -> list[SpanView]:
+    """``SpanView`` of decoded span records (``otlp_receiver``: hex ids, event names)."""
+    return [
+        SpanView(
+            r["name"],
+            int(r["span_id"], 16),
+            int(r["parent_id"], 16) if r.get("parent_id") else None,
+            dict(r["attributes"]),
+            tuple(r.get("events", ())),
+        )
+        for r in records
+    ]
+
+
 def record_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A fresh ledger and the job id for one test; the ledger's path."""
     ledger = tmp_path / "runs.sqlite"
