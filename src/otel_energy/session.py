@@ -39,6 +39,7 @@ from otel_energy.telemetry.step_histogram import step_histogram
 
 __all__ = [
     "FIRST_SAMPLE_TIMEOUT_S",
+    "Sampler",
     "Session",
     "Snapshot",
     "WindowEnergy",

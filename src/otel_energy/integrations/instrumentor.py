@@ -22,11 +22,10 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from otel_energy.config import ConfigError, load_config
-from otel_energy.engine.sampler import Sampler
 from otel_energy.history.ledger import Ledger, ledger_path, record, under_parent_run
 from otel_energy.history.rows import TimelineRecorder, process_row, utc_iso
 from otel_energy.integrations.package import _instruments
-from otel_energy.session import Session, close_session, open_session
+from otel_energy.session import Sampler, Session, close_session, open_session
 from otel_energy.telemetry.instruments import EnergyObserver
 
 _log = logging.getLogger(__name__)

@@ -21,8 +21,7 @@ from opentelemetry.trace import TracerProvider
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity
 from otel_energy.config import ConfigError, EnergyConfig, check_number, load_config
-from otel_energy.engine.sampler import WindowEnergy
-from otel_energy.session import Session
+from otel_energy.session import Session, WindowEnergy
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder

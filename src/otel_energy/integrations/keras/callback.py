@@ -16,9 +16,9 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig
-from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.hooks import guarded
 from otel_energy.integrations.keras.fit_patch import patch_fit, running
+from otel_energy.session import Sampler
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import AttrValue
 from otel_energy.tracker import RunTracker

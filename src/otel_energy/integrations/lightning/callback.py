@@ -17,10 +17,10 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig
-from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.hooks import guarded
 from otel_energy.integrations.lightning.evaluation import FRAMEWORK, EvaluationHooks
 from otel_energy.integrations.lightning.ranks import check_rank, rank_environ
+from otel_energy.session import Sampler
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
 from otel_energy.tracker import RunTracker

@@ -20,9 +20,9 @@ from opentelemetry.trace import TracerProvider
 from transformers import TrainerCallback
 
 from otel_energy.config import EnergyConfig
-from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.hooks import guarded
 from otel_energy.integrations.transformers.trainer_patch import patch_trainer
+from otel_energy.session import Sampler
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.predict import Predictor
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
