@@ -32,13 +32,14 @@ SamplerFactory = Callable[[Mapping[str, str]], Sampler]
 
 @dataclass(frozen=True)
 class Recording:
-    """The session, its recorder for one tracker, the job's context and the providers (tracer,
-    meter) that a SIGTERM flushes."""
+    """The session, its recorder for one tracker, the job's context, the providers (tracer,
+    meter) that a SIGTERM flushes, and the sampler's clock (monotonic s; steps read it)."""
 
     session: Session
     recorder: SpanEnergyRecorder
     job: JobContext
     providers: tuple[Any, ...]
+    clock: Callable[[], float]
 
     def close(self) -> None:
         """Complete the recorder's spans and drop the session user."""
@@ -76,7 +77,7 @@ def open_recording(tracker: TrackerSettings, environ: Mapping[str, str] | None) 
     rec = session.recorder(tp, mp, root_context=job.context, intensity=fixed, pue=pue)
     rec.on_complete.extend(tracker.on_complete)
     attach_gauges(mp, tracker.prediction_source)
-    return Recording(session, rec, job, (tp, mp))
+    return Recording(session, rec, job, (tp, mp), session.sampler.clock)
 
 
 class SignalHold:

@@ -142,21 +142,22 @@ class RunTracker:
 
     def step_begin(self, number: int) -> None:
         """Optimizer step ``number`` (1-based) begins: one clock reading (the hot path)."""
-        rec = self.recorder
-        if rec is not None:
-            self._step = (rec.step_begin(), number)
+        held = self._held  # no property, no recorder call: this is the training thread's cost
+        if held is not None:
+            self._step = (held.clock(), number)
 
     def step_end(self, error: BaseException | None = None, counted: bool = True) -> None:
         """The open step ends: queued, its span made on the sampler thread. ``counted``: it was
         an optimizer step (False: an unfinished accumulation, measured all the same)."""
-        rec, opened = self.recorder, self._step
-        if rec is None or opened is None:
+        held, opened = self._held, self._step
+        if held is None or opened is None:
             return
         self._step = None
         t0_s, number = opened
         every = self.config.step_span_every
         record = every > 0 and number % every == 0
-        rec.step_end(t0_s, number, self.epoch or self.run, record, error, self.attributes or None)
+        parent = self.epoch or self.run
+        held.recorder.step_end(t0_s, number, parent, record, error, self.attributes or None)
         if not counted:
             return
         for parent in (self.epoch, self.run):

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import keras
+
+_log = logging.getLogger(__name__)
 
 running: weakref.WeakSet[Any] = weakref.WeakSet()
 """Our callbacks inside a ``fit`` (their run is open)."""
@@ -46,9 +49,7 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             args, kwargs = _with_ours(original, args, kwargs)
         except Exception:  # never break the user's fit: it runs unmeasured
-            import logging
-
-            logging.getLogger(__name__).exception("otel-energy: could not add the Keras callback")
+            _log.exception("otel-energy: could not add the Keras callback")
         try:
             return original(*args, **kwargs)
         except BaseException as exc:
