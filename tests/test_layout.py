@@ -103,6 +103,7 @@ LAYERS: dict[str, int] = {
     "otel_energy.version": 0,
     "otel_energy.telemetry.attributes": 0,  # the vocabulary: names only
     "otel_energy.telemetry.scope": 0,
+    "otel_energy.safety": 0,  # redaction, private files, terminal text: used by every layer
     "otel_energy.carbon": 1,
     "otel_energy.config": 2,
     "otel_energy.distributed.ranks": 3,  # who this process is

@@ -628,27 +628,59 @@ def test_an_unwritable_cache_directory_is_reported_once(
 
 
 def test_a_full_disk_leaves_no_partial_cache_file(
-    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """ENOSPC from the kernel: the temporary file is /dev/full (every write fails, as on a full
-    disk). One warning, no leftover; the next refresh with space writes the cache."""
+    """ENOSPC from ``write(2)`` on the cache's temporary file (the lowest level we can fake
+    without a full file system). One warning, no leftover; the next refresh with space writes
+    the cache."""
+    import errno
     import os
 
-    if not Path("/dev/full").exists():
-        pytest.skip("needs /dev/full (Linux)")
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path)):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc (Linux)")
     caplog.set_level(logging.INFO, "otel_energy")
-    tmp = _cache_path(tmp_path).with_suffix(f".{os.getpid()}.tmp")
-    tmp.symlink_to("/dev/full")
     with carbon_api() as (url, _api):
         li = live(url, tmp_path, clock)
-        assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s
+        with monkeypatch.context() as m:
+            m.setattr(os, "write", full_disk)
+            assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s
         [warning] = _warnings(caplog)
         assert "No space left on device" in warning and "OTEL_PYTHON_ENERGY_CACHE_DIR" in warning
-        assert list(tmp_path.iterdir()) == []  # no 0-byte (or linked) temporary file left
-        assert Path("/dev/full").exists()  # the link was removed, not its target
+        assert list(tmp_path.iterdir()) == []  # no 0-byte temporary file left
         assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s  # space again: written
     assert [p.name for p in tmp_path.iterdir()] == [_cache_path(tmp_path).name]
     assert len(_warnings(caplog)) == 1
+
+
+def test_the_cache_writes_through_no_link_planted_beside_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A shared cache directory: links planted at the cache file and at the temporary name it
+    used (``NAME.<pid>.tmp``) are never written through (issue 19 item 3)."""
+    import os
+    import stat
+
+    victim = tmp_path.parent / f"{tmp_path.name}-victim"
+    victim.write_text("precious")
+    cache = _cache_path(tmp_path)
+    cache.with_suffix(f".{os.getpid()}.tmp").symlink_to(victim)
+    cache.symlink_to(victim)
+    with carbon_api() as (url, _api):
+        li = live(url, tmp_path, clock)
+        assert li.refresh_once() == cp.UKCarbonIntensity.ttl_s
+    assert victim.read_text() == "precious"
+    assert not cache.is_symlink() and "263" in cache.read_text()
+    assert stat.S_IMODE(os.stat(cache).st_mode) == 0o600
 
 
 @pytest.mark.parametrize(

@@ -184,3 +184,12 @@ def test_country_intensity_and_gpu_overrides() -> None:
 def test_override_errors_name_the_callers_label(name: str, bad: object, message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{message}"):
         load_config({}, labels={name: f"Where.{name}"}, **{name: bad})
+
+
+def test_command_args_are_recorded_only_when_asked() -> None:
+    name = ev.OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS
+    assert load_config({}).record_command_args is False
+    assert load_config({name: "TRUE"}).record_command_args is True
+    assert load_config({name: "false"}).record_command_args is False
+    with pytest.raises(ConfigError, match=f"{name}='yes' is not valid: expected 'true' or"):
+        load_config({name: "yes"})

@@ -151,4 +151,28 @@ def test_the_job_span_names_the_semconv_schema_it_follows(tmp_path: Path) -> Non
     scope = job.span.instrumentation_scope  # type: ignore[attr-defined]
     job.end(1.0, 0.1, False, 0)
     assert (scope.name, scope.schema_url) == (SCOPE, SCHEMA_URL)
-    assert job.span.attributes[A.COMMAND] == "python train.py"  # type: ignore[attr-defined]
+    # the command's name only: its arguments are opt-in (OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS)
+    assert job.span.attributes[A.COMMAND] == "python"  # type: ignore[attr-defined]
+    assert job.span.attributes[A.PROCESS_COMMAND] == "python"  # type: ignore[attr-defined]
+    assert A.PROCESS_COMMAND_ARGS not in job.span.attributes  # type: ignore[attr-defined]
+
+
+def test_the_job_span_carries_arguments_only_when_asked_and_redacted_even_then(
+    tmp_path: Path,
+) -> None:
+    from otel_energy.distributed.runjob import JobSpan
+
+    command = ["python", "train.py", "--hub-token", "s3cr3t", "--epochs", "2"]
+    job = JobSpan({}, tmp_path / "run.jsonl", command, record_args=True)
+    job.end(1.0, 0.1, False, 0)
+    attrs = job.span.attributes  # type: ignore[attr-defined]
+    assert attrs[A.PROCESS_COMMAND] == "python"
+    assert list(attrs[A.PROCESS_COMMAND_ARGS]) == [
+        "python",
+        "train.py",
+        "--hub-token",
+        "REDACTED",
+        "--epochs",
+        "2",
+    ]
+    assert attrs[A.COMMAND] == "python train.py --hub-token REDACTED --epochs 2"

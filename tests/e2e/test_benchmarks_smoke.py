@@ -37,6 +37,7 @@ def finite(x: object) -> bool:
         "bench_sampler.py",
         "bench_memory.py",
         "bench_accuracy.py",
+        "bench_any_span.py",
     ],
 )
 def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
@@ -65,6 +66,11 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
                 assert finite(trace[reader]["total_error"])
                 assert trace[reader]["samples"] > 10
         assert (tmp_path / "accuracy_quick.svg").read_text().startswith("<svg")
+    elif script == "bench_any_span.py":
+        assert len(result["ratios"]) == result["pairs"] == 4
+        assert all(finite(x) and x > 0 for x in result["ratios"])
+        assert finite(result["added_us_per_request_median"])
+        assert result["tight_loop_us_per_span"]["off"] > 0
     elif script == "bench_memory.py":
         assert result["spans_exported"] >= result["steps"]
         assert finite(result["rss_growth_mb_after_first_mark"])

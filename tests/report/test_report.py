@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from otel_energy.report import Timeline, device_label, phases, write_atomic
+from otel_energy.report import Timeline, device_label, phases
 from otel_energy.report.chart import markers, nice_ticks, svg_chart, write_html
 from tests.support.browser import chromium, png_pixels, screenshot
 
@@ -89,15 +89,7 @@ def test_device_labels_name_the_type_once() -> None:
     assert device_label({"hw.type": "gpu", "hw.name": "NVIDIA H100 (0)"}) == "gpu NVIDIA H100 (0)"
 
 
-def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
-    target = tmp_path / "r.json"
-    target.write_text("old")
-    with pytest.raises(TypeError):
-        write_atomic(target, 42)  # type: ignore[arg-type]  # fails inside the write
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
-    write_atomic(target, "new")
-    assert target.read_text() == "new"
+# Writing the files (atomic, private, links): tests/safety/test_files.py and test_report_files.py
 
 
 def report_of(tl: Timeline, spans: list[dict[str, Any]], duration: float) -> dict[str, Any]:

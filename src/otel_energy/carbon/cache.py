@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Sequence
-from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from otel_energy.carbon import IntensityPoint
 from otel_energy.carbon.http import ProviderError, in_range
+from otel_energy.safety.files import private_dir, write_private
 
 _log = logging.getLogger("otel_energy.carbon.live")  # the refresher's logger, as before the split
 
@@ -40,16 +39,12 @@ class IntensityCache:
         """Keep the last ``KEEP_POINTS`` points; one warning per failing spell, never raises."""
         if self.path is None:
             return
-        # one temporary name per process: ranks sharing a cache directory never write into
-        # each other's half-written file
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self._document(points)))
-            tmp.replace(self.path)  # atomic: a crash never leaves half a file
+            private_dir(self.path.parent)
+            # a fresh exclusive temporary file, then a rename: ranks sharing the directory never
+            # write into each other's file, and a link planted there is never written through
+            write_private(self.path, json.dumps(self._document(points)))
         except OSError as exc:
-            with suppress(OSError):  # no 0-byte leftover after ENOSPC
-                tmp.unlink(missing_ok=True)
             if not self._failing:
                 _log.warning(
                     "otel-energy: cannot keep the last good carbon intensity in %s (%s: %s); a"

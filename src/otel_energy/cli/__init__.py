@@ -22,6 +22,8 @@ from otel_energy.cli.devices import cmd_devices
 from otel_energy.cli.doctor import Assumption, assumptions, cmd_doctor
 from otel_energy.cli.when import cmd_when
 from otel_energy.config import ConfigError, EnergyConfig, load_config
+from otel_energy.safety.redact import redact_args
+from otel_energy.safety.terminal import printable
 from otel_energy.version import __version__
 
 # The commands' modules; their names stay importable from here, as before the split.
@@ -106,20 +108,22 @@ def cmd_run(config: EnergyConfig, args: argparse.Namespace) -> int:
         )
         return 2
     if command[0] not in ("python", "python3") and which(command[0]) is None:
-        print(f"otel-energy run: command not found: {command[0]!r}", file=sys.stderr)
+        name = redact_args(command[:1])[0]
+        print(f"otel-energy run: command not found: {name!r}", file=sys.stderr)
         return 127
     if args.progress < 0:
         print("otel-energy run: --progress must be >= 0 seconds", file=sys.stderr)
         return 2
     for path in (args.report, None if args.no_plot else args.plot):
         if path is not None and not path.resolve().parent.is_dir():
-            print(f"otel-energy run: directory of {path} does not exist", file=sys.stderr)
+            shown = printable(str(path))
+            print(f"otel-energy run: directory of {shown} does not exist", file=sys.stderr)
             return 2
     options = RunOptions(command, args.report, None if args.no_plot else args.plot, args.progress)
     exit_code, report = run_command(options, config)
     print("\n" + format_summary(report), file=sys.stderr)
     for line in write_outputs(report, options):
-        print(line, file=sys.stderr)
+        print(printable(line), file=sys.stderr)  # the paths came from the user
     return exit_code
 
 

@@ -17,6 +17,9 @@ from typing import Any
 from otel_energy.config import variables as ev
 from otel_energy.history.ledger import Ledger, RunRow, ledger_path
 from otel_energy.report.chart import svg_chart
+from otel_energy.safety.files import write_private
+from otel_energy.safety.redact import redact_command_line
+from otel_energy.safety.terminal import printable
 from otel_energy.telemetry import attributes as A
 
 OVERLAY_POINTS = 300
@@ -63,7 +66,7 @@ def _select(ledger: Ledger, keys: list[str]) -> list[RunRow] | None:
         return ledger.find(keys)
     except KeyError as exc:
         print(
-            f"otel-energy: no single run matches {exc.args[0]!r} in {ledger.path}"
+            f"otel-energy: no single run matches {exc.args[0]!r} in {printable(str(ledger.path))}"
             " (see otel-energy history)",
             file=sys.stderr,
         )
@@ -94,7 +97,7 @@ def format_history(rows: list[RunRow], compare: bool) -> str:
                 f" {_pct(r.energy_j, base.energy_j):>7} {_pct(r.co2e_g, base.co2e_g):>7}"
                 f" {_pct(r.duration_s, base.duration_s):>7}"
             )
-        lines.append(f"{line}  {' '.join(r.command.split())[:60]}")
+        lines.append(f"{line}  {printable(' '.join(r.command.split())[:60])}")
     if not rows:
         lines.append("(no runs recorded yet: otel-energy run -- python train.py)")
     elif compare:
@@ -112,11 +115,20 @@ def cmd_history(args: argparse.Namespace) -> int:
     rows = _select(ledger, args.runs) if args.runs else ledger.rows(args.limit)
     if rows is None:
         return 1
+    rows = _redacted(rows)
     if args.json:
         print(json.dumps({"ledger": str(ledger.path), "runs": [r.to_dict() for r in rows]}))
     else:
         print(format_history(rows, compare=len(args.runs) > 1))
     return 0
+
+
+def _redacted(rows: list[RunRow]) -> list[RunRow]:
+    """``rows`` with their command lines redacted: rows written before redaction existed hold
+    credentials, and neither the terminal, ``--json`` nor a page should show them."""
+    for r in rows:
+        r.command = redact_command_line(r.command)
+    return rows
 
 
 def _label(r: RunRow) -> str:
@@ -241,11 +253,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = _select(ledger, args.runs)
     if rows is None:
         return 1
+    shown = printable(str(args.output))
     if not args.output.resolve().parent.is_dir():
-        print(f"otel-energy report: directory of {args.output} does not exist", file=sys.stderr)
+        print(f"otel-energy report: directory of {shown} does not exist", file=sys.stderr)
         return 2
-    args.output.write_text(render_page(rows))
-    print(f"page: {args.output.resolve()}", file=sys.stderr)
+    try:
+        write_private(args.output, render_page(_redacted(rows)))
+    except OSError as exc:
+        print(f"otel-energy report: not written, {shown}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"page: {printable(str(args.output.resolve()))}", file=sys.stderr)
     return 0
 
 

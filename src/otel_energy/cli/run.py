@@ -64,7 +64,10 @@ def child_environment(base: Mapping[str, str], run_file: Path) -> dict[str, str]
     env = dict(base)
     auto_dir = os.path.dirname(os.path.abspath(auto.__file__))
     rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != auto_dir]
-    env["PYTHONPATH"] = os.pathsep.join([auto_dir, os.getcwd(), *rest])
+    # Only the bootstrap (auto-instrumentation's sitecustomize) goes before the user's entries:
+    # not the current directory, whose json.py or usercustomize.py would otherwise be imported
+    # by `otel-energy run -- python /app/train.py` as it never is by `python /app/train.py`.
+    env["PYTHONPATH"] = os.pathsep.join([auto_dir, *rest])
     otlp = any(env.get(k) for k in OTLP_ENDPOINT_VARS)
     traces = [
         t.strip()
@@ -119,9 +122,11 @@ class _NodeMeasurement:
         return self.session.snapshot()
 
 
-def _launch(options: RunOptions, run_file: Path, run_id: str) -> tuple[Popen[bytes], JobSpan]:
+def _launch(
+    options: RunOptions, run_file: Path, run_id: str, record_args: bool
+) -> tuple[Popen[bytes], JobSpan]:
     """Start the command under its ``job`` span, auto-instrumented, spans to ``run_file``."""
-    job = JobSpan(os.environ, run_file, options.command)
+    job = JobSpan(os.environ, run_file, options.command, record_args)
     env = job.child_environment(child_environment(os.environ, run_file))
     env[ev.OTEL_PYTHON_ENERGY_LEDGER_RUN_ID] = run_id  # we write the row, not the command
     proc = subprocess.Popen(resolve_command(options.command), env=env)
@@ -146,11 +151,13 @@ def _wait(proc: Popen[bytes], node: _NodeMeasurement, progress_s: float) -> None
             print(node.progress_line(), file=sys.stderr, flush=True)
 
 
-def _measure(options: RunOptions, node: _NodeMeasurement, run_id: str) -> _Measured:
+def _measure(
+    options: RunOptions, node: _NodeMeasurement, run_id: str, record_args: bool
+) -> _Measured:
     """Run the command to its end; its exit code, the last snapshot and its spans."""
     with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
         run_file = Path(tmp) / "spans.jsonl"
-        proc, job = _launch(options, run_file, run_id)
+        proc, job = _launch(options, run_file, run_id, record_args)
         _wait(proc, node, options.progress_s)
         exit_code = exit_status(proc.returncode)
         last = node.finish()
@@ -177,7 +184,7 @@ def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[st
         started, start_ns = datetime.now(timezone.utc), time.time_ns()
         origin_ns = node.origin_ns(start_ns)  # to place the command's spans on the timeline
         run_id = new_run_id()
-        done = _measure(options, node, run_id)
+        done = _measure(options, node, run_id, config.record_command_args)
     finally:
         node.finish()  # closes the session if the command could not even start
     first, last = node.first, done.last

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from otel_energy.report import Timeline, epochs_from_spans, phases, scope_line
+from otel_energy.safety.redact import redact_args
 from otel_energy.session import Snapshot
 from otel_energy.telemetry import attributes as A
 
@@ -41,7 +42,7 @@ def build_report(
     devices = device_totals(first, last, duration_s)
     total_j = sum(d["energy_j"] for d in devices)
     report: dict[str, Any] = {
-        "command": options.command,
+        "command": redact_args(options.command),  # the report, summary, page and ledger row
         "exit_code": exit_code,
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": duration_s,

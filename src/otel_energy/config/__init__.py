@@ -60,6 +60,8 @@ class EnergyConfig:
     cuda_visible_devices: str | None = None
     """The ``CUDA_VISIBLE_DEVICES`` the sampler measures (from the ``gpu_ids`` override); None:
     the environment's."""
+    record_command_args: bool = False
+    """The job span of ``otel-energy run`` carries the command's arguments (redacted)."""
 
     @property
     def history_samples_asked(self) -> int:
@@ -154,6 +156,16 @@ def _predict_after(env: Mapping[str, str]) -> int:
     )
 
 
+def _record_command_args(env: Mapping[str, str]) -> bool:
+    name = ev.OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "false"):
+        return False
+    if raw == "true":
+        return True
+    raise ConfigError(f"{name}={raw!r} is not valid: expected 'true' or 'false' (the default).")
+
+
 DEFAULTS: dict[str, float | None] = {
     "sample_interval_s": 0.1,
     "history_s": 600.0,
@@ -207,4 +219,5 @@ def load_config(
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
+        record_command_args=_record_command_args(env),
     )

@@ -140,9 +140,37 @@ Default ``$XDG_DATA_HOME/otel-energy/runs.sqlite`` (``~/.local/share/otel-energy
 ``otel-energy history`` and ``otel-energy report`` read it.
 """
 
+OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS = "OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS"
+"""Whether the ``job`` span of ``otel-energy run`` carries the command's arguments.
+
+Default ``false``: the span names the command (``process.command``, ``otel_energy.command``:
+its ``argv[0]``) and no argument, as the semantic conventions make ``process.command_args``
+opt-in (arguments carry secrets). ``true``: ``process.command_args`` and the whole line in
+``otel_energy.command``, with credential values redacted (docs/security.md says which).
+"""
+
 OTEL_PYTHON_ENERGY_LEDGER_RUN_ID = "OTEL_PYTHON_ENERGY_LEDGER_RUN_ID"
 """Set by ``otel-energy run`` in its command's environment: the ledger row of that run.
 
 A process that sees it writes no ledger row of its own (the parent writes one for the whole
 command, with its exit status and the whole node's energy). Not meant to be set by hand.
+"""
+
+
+OTEL_PYTHON_ENERGY_SPANS = "OTEL_PYTHON_ENERGY_SPANS"
+"""Other instrumentations' spans to put energy on (zero-code): a comma list of span kinds
+(``server``, ``client``, ``internal``, ``producer``, ``consumer``) and instrumentation scope names
+(``opentelemetry.instrumentation.fastapi``). Default: off.
+
+Overlapping spans share the energy of each moment (by active time, or by
+``gen_ai.usage.output_tokens`` when every overlapping span has it); a selected span reaches the
+exporter at most ``OTEL_PYTHON_ENERGY_SPANS_MAX_DELAY`` plus two sample intervals after it ends.
+docs/any-span.md.
+"""
+
+OTEL_PYTHON_ENERGY_SPANS_MAX_DELAY = "OTEL_PYTHON_ENERGY_SPANS_MAX_DELAY"
+"""How long (s) an annotated span may be held waiting for running spans that overlap it (their
+``gen_ai.usage.output_tokens`` is known only when they end). Default ``5``; valid ``0``-``3600``.
+
+A span that overlaps one running for longer shares those stretches by active time instead.
 """

@@ -9,6 +9,7 @@ launcher starts, is its child. The span itself goes where the command's spans go
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from otel_energy.distributed.job import from_environment
 from otel_energy.distributed.ranks import rank_info
+from otel_energy.safety.redact import redact_args
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.ids import PrivateRandomIdGenerator
 from otel_energy.telemetry.localexport import JsonLinesSpanExporter
@@ -31,9 +33,18 @@ OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_
 
 
 class JobSpan:
-    """Started at construction (no I/O); ``end`` exports it (a local file, and OTLP if set)."""
+    """Started at construction (no I/O); ``end`` exports it (a local file, and OTLP if set).
 
-    def __init__(self, environ: Mapping[str, str], run_file: Path, command: list[str]) -> None:
+    ``record_args``: the span carries the command's (redacted) arguments, not only its name.
+    """
+
+    def __init__(
+        self,
+        environ: Mapping[str, str],
+        run_file: Path,
+        command: list[str],
+        record_args: bool = False,
+    ) -> None:
         self._env = environ
         service = environ.get("OTEL_SERVICE_NAME") or "otel-energy-run"
         resource = Resource.create({SERVICE_NAME: service}).merge(OTELResourceDetector().detect())
@@ -49,7 +60,7 @@ class JobSpan:
             except Exception:  # never stop the command for its telemetry
                 _log.warning("otel-energy: job span not sent over OTLP", exc_info=True)
         rank = rank_info(environ)
-        attrs: dict[str, Any] = {A.COMMAND: " ".join(command)[:1000]}
+        attrs = command_attributes(command, record_args)
         attrs.update(rank.attributes())
         tracer = get_tracer(self.provider)
         self.span = tracer.start_span("job", context=from_environment(environ), attributes=attrs)
@@ -82,4 +93,18 @@ class JobSpan:
             _log.warning("otel-energy: exporting the job span failed", exc_info=True)
 
 
-__all__ = ["JobSpan"]
+def command_attributes(command: list[str], record_args: bool) -> dict[str, Any]:
+    """The job span's command attributes: its name; its arguments only when ``record_args``
+    (``OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS``), credentials redacted even then."""
+    argv = redact_args(command)
+    name = argv[0] if argv else ""
+    if not record_args:
+        return {A.PROCESS_COMMAND: name, A.COMMAND: name}
+    return {
+        A.PROCESS_COMMAND: name,
+        A.PROCESS_COMMAND_ARGS: argv,
+        A.COMMAND: shlex.join(argv)[:1000],
+    }
+
+
+__all__ = ["JobSpan", "command_attributes"]

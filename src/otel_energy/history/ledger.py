@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy.config import variables as ev
+from otel_energy.safety.files import private_dir, private_file
 
 _log = logging.getLogger(__name__)
 
@@ -135,7 +136,10 @@ class Ledger:
         self.path = path
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds command lines: a new directory is 0700 and the database 0600, created before
+        # SQLite opens it (SQLite gives its -wal and -shm files the database's mode).
+        private_dir(self.path.parent)
+        private_file(self.path)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")

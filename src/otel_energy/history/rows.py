@@ -18,6 +18,7 @@ from otel_energy.distributed.ranks import RankInfo
 from otel_energy.engine.sampler import Sampler, Snapshot
 from otel_energy.history.ledger import RunRow
 from otel_energy.report import Timeline, device_label
+from otel_energy.safety.redact import redact_args
 from otel_energy.telemetry import attributes as A
 
 LEDGER_TIMELINE_POINTS = 400
@@ -25,9 +26,9 @@ LEDGER_TIMELINE_POINTS = 400
 
 
 def command_line(argv: list[str] | None = None) -> str:
-    """This process's command line as one shell-quoted string."""
+    """This process's command line as one shell-quoted string, credentials redacted."""
     args = argv if argv is not None else list(getattr(sys, "orig_argv", sys.argv))
-    return shlex.join(args)
+    return shlex.join(redact_args(args))
 
 
 def utc_iso(t: datetime | None = None) -> str:
@@ -88,7 +89,7 @@ def row_from_report(report: Mapping[str, Any], run_id: str) -> RunRow:
     code = int(report["exit_code"])
     return RunRow(
         kind="command",
-        command=shlex.join(report["command"]),
+        command=shlex.join(redact_args(report["command"])),
         started_at=str(report["started_at"]),
         duration_s=float(report["duration_s"]),
         energy_j=float(report["total"]["energy_j"]),

@@ -19,13 +19,17 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import wrapt
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from otel_energy.config import ConfigError, load_config
+from otel_energy.config.any_span import span_selection
+from otel_energy.engine.signals import install_termination_guard
 from otel_energy.history.ledger import Ledger, ledger_path, record, under_parent_run
 from otel_energy.history.rows import TimelineRecorder, process_row, utc_iso
 from otel_energy.integrations.package import _instruments
 from otel_energy.session import Sampler, Session, close_session, open_session
+from otel_energy.telemetry.any_span import EnergySpanProcessor, install, uninstall
 from otel_energy.telemetry.instruments import EnergyObserver
 
 _log = logging.getLogger(__name__)
@@ -77,6 +81,8 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _timeline: TimelineRecorder | None = None
     _ledger_since = ""
     _ledger_pid = 0
+    _annotator: EnergySpanProcessor | None = None
+    _annotated: Any = None  # the tracer provider the annotator sits in
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -97,6 +103,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 )
                 self._observer = self._session.attach(kwargs.get("meter_provider"))
                 self._start_ledger(self._session)
+                self._annotate_spans(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
             self._patch_trainer = True
             tp, mp = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
             wrapt.register_post_import_hook(
@@ -134,6 +141,25 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             record(process_row(timeline, self._ledger_since))
         except Exception:  # at exit: log, never raise
             _log.exception("otel-energy: writing the process's ledger row failed")
+
+    def _annotate_spans(self, tracer_provider: Any, meter_provider: Any) -> None:
+        """Energy on other instrumentations' spans when ``OTEL_PYTHON_ENERGY_SPANS`` asks."""
+        try:
+            selection = span_selection(os.environ)
+        except ConfigError as exc:
+            _log.error("otel-energy: other spans get no energy: %s", exc)
+            return
+        if selection is None or self._session is None:
+            return
+        tp = tracer_provider or trace.get_tracer_provider()
+        mp = meter_provider or metrics.get_meter_provider()
+        self._annotator = install(tp, self._session.sampler, selection, mp)
+        if self._annotator is None:
+            return
+        self._annotated = tp
+        guard = install_termination_guard()  # SIGTERM: hand on the held spans, then die
+        if guard is not None:
+            guard.register(lambda _signum: None, tp, mp)
 
     def _on_trainer_import(self, tracer_provider: Any, meter_provider: Any) -> None:
         if not self._patch_trainer:  # uninstrumented before transformers was imported
@@ -190,6 +216,9 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 from otel_energy.integrations.keras import remove_callback_on_fit
 
                 remove_callback_on_fit()
+            if self._annotator is not None:
+                uninstall(self._annotated, self._annotator)
+                self._annotator = self._annotated = None
             if self._observer is not None:
                 self._observer.sampler = None
             if self._timeline is not None:

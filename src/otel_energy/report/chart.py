@@ -9,12 +9,15 @@ beside the plot, never on the data.
 from __future__ import annotations
 
 import html
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from otel_energy.report import device_label, format_summary, scope_line, write_atomic
+from otel_energy.report import device_label, format_summary, scope_line
+from otel_energy.safety.files import write_private
+from otel_energy.safety.redact import redact_args
 from otel_energy.telemetry import attributes as A
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -186,7 +189,7 @@ def _series(
 
 def write_html(report: dict[str, Any], path: Path) -> None:
     """A self-contained page: headline, chart and the summary table (written atomically)."""
-    title = html.escape("otel-energy: " + " ".join(report["command"]))
+    title = html.escape("otel-energy: " + " ".join(redact_args(report["command"])))
     t = report["total"]
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -201,7 +204,7 @@ average {t["avg_power_w"]:.1f} W.</p>
 <pre>{html.escape(format_summary(report))}</pre>
 </body></html>
 """
-    write_atomic(path, page)
+    write_private(path, page)
 
 
 def write_png(report: dict[str, Any], path: Path) -> bool:
@@ -235,11 +238,10 @@ def write_png(report: dict[str, Any], path: Path) -> bool:
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    png = io.BytesIO()  # drawn in memory: the file is written only by write_private
     try:
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(path)
+        fig.savefig(png, format="png", dpi=110)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    write_private(path, png.getvalue())
     return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from otel_energy.safety.redact import redact_args
+from otel_energy.safety.terminal import printable
 from otel_energy.telemetry import attributes as A
 
 
@@ -30,18 +32,19 @@ def scope_line(report: dict[str, Any]) -> str:
 
 
 def format_summary(report: dict[str, Any]) -> str:
-    """The text printed at the end of ``otel-energy run``."""
+    """The text printed at the end of ``otel-energy run`` (the command redacted, and control
+    characters escaped: it came from outside)."""
     t = report["total"]
+    command = printable(shlex.join(redact_args(report["command"])))
     lines = [
-        f"otel-energy: `{shlex.join(report['command'])}` exited {report['exit_code']}"
-        f" after {report['duration_s']:.1f} s",
+        f"otel-energy: `{command}` exited {report['exit_code']} after {report['duration_s']:.1f} s",
         f"total: {t['energy_j']:.1f} J, {t['co2e_g']:.4f} gCO2e, average {t['avg_power_w']:.1f} W",
         f"scope: {report.get('scope') or scope_line(report)}",
         "",
         f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
     ]
     for d in report["devices"]:
-        label = device_label(d)
+        label = printable(device_label(d))
         lines.append(
             f"{label[:32]:32} {d['method']:24} {d['energy_j']:11.2f}"
             f" {d['avg_power_w']:8.2f} {d['co2e_g']:10.4f}"

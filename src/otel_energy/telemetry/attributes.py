@@ -18,6 +18,7 @@ from typing import Final
 
 from opentelemetry.semconv._incubating.attributes import host_attributes as _host
 from opentelemetry.semconv._incubating.attributes import hw_attributes as _hw
+from opentelemetry.semconv._incubating.attributes import process_attributes as _process
 from opentelemetry.semconv._incubating.metrics import hw_metrics as _hwm
 
 # --- Semantic-convention attributes (hardware and host) -------------------------------------
@@ -200,9 +201,31 @@ def device_type_energy(hw_type: str) -> str:
     return f"otel_energy.{hw_type}.energy"
 
 
+# --- Other instrumentations' spans (OTEL_PYTHON_ENERGY_SPANS, docs/any-span.md) --------------
+
+SPAN_ENERGY_SHARE: Final = "otel_energy.share"
+"""Fraction of the node's energy over the span's lifetime given to the span, 1 (0..1)."""
+SPAN_ENERGY_SPLIT: Final = "otel_energy.split"
+"""How overlapping spans shared energy: ``active_time`` or ``output_tokens`` (no unit)."""
+ENERGY_PER_OUTPUT_TOKEN: Final = "otel_energy.energy_per_output_token"
+"""The span's energy over its ``gen_ai.usage.output_tokens``, J."""
+METRIC_SPAN_ENERGY: Final = "otel_energy.span.energy"
+"""Histogram of the energy of each annotated span, J (exemplars: the spans)."""
+SPAN_KIND: Final = "otel_energy.span.kind"
+"""Kind of the annotated span (``server``, ``client``...) on ``otel_energy.span.energy``."""
+SPAN_SCOPE: Final = "otel_energy.span.scope"
+"""Instrumentation scope name of the annotated span, on ``otel_energy.span.energy``."""
+
+
 # --- otel-energy run (job span) ----------------------------------------------------------------
 
 COMMAND: Final = "otel_energy.command"
-"""The command ``otel-energy run`` ran (truncated to 1000 characters)."""
+"""The command ``otel-energy run`` ran: its name (``argv[0]``); the whole line, redacted and
+truncated to 1000 characters, only with ``OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS=true``."""
+PROCESS_COMMAND: Final[str] = _process.PROCESS_COMMAND
+"""Semantic conventions' ``process.command`` on the job span: the command's ``argv[0]``."""
+PROCESS_COMMAND_ARGS: Final[str] = _process.PROCESS_COMMAND_ARGS
+"""Semantic conventions' ``process.command_args`` (opt-in there, for the secrets it may hold):
+the command's arguments, redacted, only with ``OTEL_PYTHON_ENERGY_RECORD_COMMAND_ARGS=true``."""
 COMMAND_EXIT_CODE: Final = "otel_energy.command.exit_code"
 """Its exit status (int)."""

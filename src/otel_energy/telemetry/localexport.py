@@ -70,7 +70,10 @@ class JsonLinesSpanExporter(SpanExporter):
         if not lines:
             return SpanExportResult.SUCCESS
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            # appended to by every process of the command, so not replaced atomically; private,
+            # and never through a link planted at the path
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(self.path, flags, 0o600)
             try:
                 for line in lines:
                     os.write(fd, line.encode())

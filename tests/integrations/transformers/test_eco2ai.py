@@ -193,3 +193,28 @@ def test_carbon_metrics_are_a_view_of_one_measurement() -> None:
     assert metrics.measurement == m
     assert (metrics.power_w, metrics.energy_kwh, metrics.co2_kg) == (3.6e6, 2.0, 1.5)
     assert metrics.to_dict()["energy_kwh"] == 2.0 and metrics.to_dict()["co2_kg"] == 1.5
+
+
+def test_the_carbon_report_replaces_a_link_planted_at_its_path(
+    tmp_path: Path, tel: Telemetry
+) -> None:
+    """``carbon_report.json`` in a shared folder: a planted link is replaced, never written
+    through (issue 19 item 3), and the report is private (0600)."""
+    import os
+    import stat
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    report_path = tmp_path / "carbon_report.json"
+    report_path.symlink_to(victim)
+    cb = Eco2AICallback(
+        CarbonConfig(measurement_interval=0.01, report_path=str(report_path)),
+        tracer_provider=tel.tracer_provider,
+        meter_provider=tel.meter_provider,
+        sampler_factory=fake_gpu_sampler_factory(FakeGpu("GPU-x")),
+    )
+    tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=16).train()
+    assert victim.read_text() == "precious"
+    assert not report_path.is_symlink()
+    assert json.loads(report_path.read_text()) == cb.generate_report().to_dict()
+    assert stat.S_IMODE(os.stat(report_path).st_mode) == 0o600

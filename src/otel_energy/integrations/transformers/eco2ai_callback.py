@@ -17,6 +17,7 @@ from otel_energy.integrations.transformers.eco2ai import (
     CarbonReport,
 )
 from otel_energy.integrations.transformers.prometheus import serve_prometheus
+from otel_energy.safety.files import write_private
 from otel_energy.session import Session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
@@ -109,7 +110,7 @@ class Eco2AICallback(EnergyCallback):
         self._report = self._build_report(run, rec, session)
         if self.carbon_config.save_report:
             try:
-                Path(self.carbon_config.report_path).write_text(self._report.to_json())
+                write_private(Path(self.carbon_config.report_path), self._report.to_json())
             except OSError as exc:
                 _log.error(
                     "otel-energy: cannot write the carbon report to %s (%s); fix"

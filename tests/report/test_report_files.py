@@ -1,0 +1,52 @@
+"""The report's files never write through a link planted at their path or their temporary name
+(issue 19 item 3): ``otel-energy run --report/--plot`` (JSON, HTML, PNG)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from otel_energy.report import write_json
+from otel_energy.report.chart import write_html, write_png
+from tests.report.test_report import report_of, span, steady_timeline
+
+
+def _report() -> dict[str, object]:
+    tl = steady_timeline(10.0, 100.0)
+    report = report_of(tl, [span("train", 1.0, 9.0)], 10.0)
+    report["command"] = ["python", "train.py", "--hub-token=s3cr3t"]
+    return report
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    return victim
+
+
+def test_json_and_html_replace_a_planted_link(tmp_path: Path) -> None:
+    victim = _victim(tmp_path)
+    for name, write in (("r.json", write_json), ("r.html", write_html)):
+        link = tmp_path / name
+        link.symlink_to(victim)
+        write(_report(), link)
+        assert not link.is_symlink() and stat.S_IMODE(os.stat(link).st_mode) == 0o600
+    assert victim.read_bytes() == b"precious"
+    assert "s3cr3t" not in (tmp_path / "r.html").read_text()  # the page redacts its title
+
+
+def test_png_writes_through_no_link_at_its_path_or_its_old_temporary_name(tmp_path: Path) -> None:
+    """The PNG used a predictable temporary file, ``.NAME.tmp.png``: a link planted there was
+    written through (the victim overwritten by the picture) before the rename."""
+    pytest.importorskip("matplotlib")
+    victim = _victim(tmp_path)
+    path = tmp_path / "r.png"
+    (tmp_path / ".r.png.tmp.png").symlink_to(victim)
+    path.symlink_to(victim)
+    assert write_png(_report(), path)
+    assert victim.read_bytes() == b"precious"
+    assert not path.is_symlink() and path.read_bytes().startswith(b"\x89PNG")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
