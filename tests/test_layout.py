@@ -1,16 +1,17 @@
-"""Issue #13's layout targets, checked on the code: small modules, short functions, and the old
-flat module paths and public re-export modules still give the very objects at the new paths."""
+"""The layout, checked on the code: folders as the layers (one-way imports), every module mapped in
+docs/architecture.md, the public paths give the very objects at the internal paths. Module and
+function sizes are advisory (issue 20: a split must make sense on its own, not to pass a count):
+they are reported as a warning, never a failure."""
 
 from __future__ import annotations
 
 import ast
-import importlib
+import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
-from otel_energy._compat import MOVED
 from tests.support.paths import REPO
 
 PACKAGE = REPO / "src" / "otel_energy"
@@ -42,23 +43,24 @@ def long_functions(path: Path) -> list[str]:
 
 def test_the_package_has_modules_to_check() -> None:
     names = {p.relative_to(PACKAGE).as_posix() for p in modules()}
-    assert {"engine/sampler.py", "cli/__init__.py", "_compat.py"} <= names
+    assert {"engine/sampler.py", "cli/__init__.py", "report/model.py"} <= names
 
 
-def test_no_module_over_300_lines() -> None:
+def test_module_and_function_sizes_are_reported() -> None:
+    """Advisory: modules over 300 lines and functions over 40 are named in a warning (pytest's
+    warnings summary), for a reviewer to judge; a split must make sense on its own."""
     too_long = [
         f"{p.relative_to(PACKAGE).as_posix()} ({n})"
         for p in modules()
         if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
     ]
-    assert too_long == [], "modules over 300 lines: " + ", ".join(too_long)
-
-
-def test_no_function_over_40_lines() -> None:
-    too_long = [
+    long_fns = [
         f"{p.relative_to(PACKAGE).as_posix()}:{f}" for p in modules() for f in long_functions(p)
     ]
-    assert too_long == [], "functions over 40 lines: " + ", ".join(too_long)
+    if too_long:
+        warnings.warn("modules over 300 lines: " + ", ".join(too_long), stacklevel=1)
+    if long_fns:
+        warnings.warn("functions over 40 lines: " + ", ".join(long_fns), stacklevel=1)
 
 
 def test_long_functions_are_measured_def_to_last_line(tmp_path: Path) -> None:
@@ -71,9 +73,13 @@ def test_long_functions_are_measured_def_to_last_line(tmp_path: Path) -> None:
     assert long_functions(path) == ["C.long (41)"]
 
 
-@pytest.mark.parametrize("old", sorted(MOVED))
-def test_each_old_flat_path_is_the_module_at_its_new_path(old: str) -> None:
-    assert importlib.import_module(f"otel_energy.{old}") is importlib.import_module(MOVED[old])
+def test_no_old_module_path_is_importable() -> None:
+    """One name per concept: the old flat paths (``otel_energy.sampler``...) are gone."""
+    import importlib
+
+    for old in ("sampler", "spans", "runtime", "ledger", "report_chart", "_compat"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"otel_energy.{old}")
 
 
 def test_public_modules_export_their_names() -> None:
@@ -121,7 +127,6 @@ LAYERS: dict[str, int] = {
     "otel_energy.hf": 7,
     "otel_energy.meter": 7,
     "otel_energy.instrumentor": 7,
-    "otel_energy._compat": 7,
     "otel_energy": 7,
 }
 # No upward import, not even deferred to call time (the engine no longer calls the session).

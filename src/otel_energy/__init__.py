@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from otel_energy import _compat
 from otel_energy.config import ConfigError, EnergyConfig, load_config
 from otel_energy.version import __version__
 
@@ -33,8 +32,6 @@ _LAZY = {
     "Snapshot": "otel_energy.engine.sampler",
     "WindowEnergy": "otel_energy.engine.sampler",
 }
-
-_compat.install()
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
-from otel_energy.carbon import Intensity, IntensityProvider
+from otel_energy.carbon import Intensity, IntensitySource
 from otel_energy.config import EnergyConfig, load_config
 from otel_energy.config.differences import differences
 from otel_energy.distributed.ranks import RankInfo
@@ -92,7 +92,7 @@ class Session:
         return self.sampler.pue
 
     @property
-    def intensity_provider(self) -> IntensityProvider:
+    def intensity_provider(self) -> IntensitySource:
         """Where the grid carbon intensity (gCO2e/kWh) comes from."""
         return self.sampler.intensity_provider
 

@@ -124,11 +124,9 @@ def test_the_sampler_starts_and_stops_the_sources_refresh() -> None:
     assert source.calls == ["start", "stop"]
 
 
-def test_old_and_new_provider_paths_name_the_same_clients() -> None:
-    from otel_energy import carbon_providers
+def test_the_providers_module_names_the_same_clients() -> None:
     from otel_energy.carbon import IntensityPoint, electricitymaps, http, providers, uk, watttime
 
-    assert carbon_providers.ElectricityMaps is providers.ElectricityMaps
     assert providers.ElectricityMaps is electricitymaps.ElectricityMaps
     assert providers.WattTime is watttime.WattTime
     assert providers.UKCarbonIntensity is uk.UKCarbonIntensity

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_energy.history.ledger import Ledger, RunRow
+from otel_energy.history.ledger import Ledger
+from otel_energy.history.schema import RunRow
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.paths import REPO
 from tests.support.subprocesses import capture, child_env

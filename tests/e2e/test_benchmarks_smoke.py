@@ -37,6 +37,7 @@ def finite(x: object) -> bool:
         "bench_sampler.py",
         "bench_memory.py",
         "bench_accuracy.py",
+        "bench_ledger_lock.py",
         "bench_any_span.py",
     ],
 )
@@ -74,6 +75,9 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
     elif script == "bench_memory.py":
         assert result["spans_exported"] >= result["steps"]
         assert finite(result["rss_growth_mb_after_first_mark"])
+    elif script == "bench_ledger_lock.py":
+        for case in ("train_free", "train_locked", "run_free", "run_locked"):
+            assert result["results"][case]["rows_kept"] == result["results"][case]["runs"] == 1
     else:
         assert result["heavy_modules_imported_by_import_otel_energy"] == "[]"
         assert finite(result["opentelemetry_instrument_added_ms"])

@@ -332,3 +332,31 @@ def test_rapl_and_psutil_are_read_on_the_sampler_thread_drivers_on_their_own(
     assert not names & {"otel-energy-read-rapl", "otel-energy-read-psutil"}
     assert sampler.window(clock.t - 0.3, clock.t).by_type.keys() == {"gpu", "cpu", "memory"}
     sampler.stop()
+
+
+def test_a_snapshot_is_one_tick_never_energy_of_one_and_power_of_the_next(
+    clock: FakeClock,
+) -> None:
+    """A snapshot taken while the sampler thread is between reading tick N+1 and publishing it
+    (here: at the start of ``_publish``) shows tick N whole: its energy and its power."""
+    nvml = FakeNvml([FakeGpu("GPU-1", energy_mj=0, power_mw=100_000)])
+    seen: list[tuple[float, float, float]] = []
+
+    class Watched(Sampler):
+        def _publish(self, t: float, intensity: Intensity) -> None:
+            snap = self.snapshot()  # another thread's view at this moment
+            if snap.devices:
+                d = snap.devices[0]
+                seen.append((snap.t_s, d.energy_j, d.power_w))
+            super()._publish(t, intensity)
+
+    sampler = Watched(discover_nvml({}, nvml), clock=clock)
+    sampler.sample_once()
+    gpu = nvml.gpus[0]
+    for _ in range(3):
+        clock.advance(1.0)
+        gpu.energy_mj = int(gpu.energy_mj) + 100_000 * 2  # type: ignore[call-overload]
+        gpu.power_mw = int(gpu.power_mw) * 2  # type: ignore[call-overload]
+        sampler.sample_once()
+    # Tick k (k = 0..2) has energy 200 J x k and power 100 W x 2^k: each view is one tick.
+    assert [(e, p) for _, e, p in seen] == [(0.0, 100.0), (200.0, 200.0), (400.0, 400.0)]

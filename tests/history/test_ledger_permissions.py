@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from otel_energy.history.ledger import Ledger, RunRow
+from otel_energy.history.ledger import Ledger
+from otel_energy.history.schema import RunRow
 
 
 @pytest.fixture

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from otel_energy.report import write_json
-from otel_energy.report.chart import write_html, write_png
-from tests.report.test_report import report_of, span, steady_timeline
+from otel_energy.report.chart import write_png
+from otel_energy.report.model import RunReport
+from otel_energy.report.pages import report_plot, write_html
+from tests.report.test_report import recorded, report_of, span
 
 
-def _report() -> dict[str, object]:
-    tl = steady_timeline(10.0, 100.0)
-    report = report_of(tl, [span("train", 1.0, 9.0)], 10.0)
-    report["command"] = ["python", "train.py", "--hub-token=s3cr3t"]
-    return report
+def _report() -> RunReport:
+    report = report_of(recorded(10.0), [span("train", 1.0, 9.0)])
+    return replace(report, command=["python", "train.py", "--hub-token=s3cr3t"])
 
 
 def _victim(tmp_path: Path) -> Path:
@@ -46,7 +47,7 @@ def test_png_writes_through_no_link_at_its_path_or_its_old_temporary_name(tmp_pa
     path = tmp_path / "r.png"
     (tmp_path / ".r.png.tmp.png").symlink_to(victim)
     path.symlink_to(victim)
-    assert write_png(_report(), path)
+    assert write_png(report_plot(_report()), path)
     assert victim.read_bytes() == b"precious"
     assert not path.is_symlink() and path.read_bytes().startswith(b"\x89PNG")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

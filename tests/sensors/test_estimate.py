@@ -30,3 +30,10 @@ def test_default_tdp_scales_with_usable_cpus() -> None:
     import os
 
     assert default_cpu_tdp_w() == 5.0 * len(os.sched_getaffinity(0))
+
+
+def test_a_read_before_cpu_time_elapsed_is_the_busy_fraction_since_boot_not_zero() -> None:
+    """A read right after discovery (no CPU time since the baseline) gave 0 W: the report's CPU
+    curve then started at a made-up 0 W (issue 19.17)."""
+    cpu = CpuEstimate(tdp_w=100.0, cpu_times=lambda: Times(200, 50, 700, 50))
+    assert cpu.read().power_w == pytest.approx(25.0)  # 250 busy of 1000 s since boot

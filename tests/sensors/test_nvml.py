@@ -146,3 +146,33 @@ def test_power_integration_within_half_percent(
         sampler.sample_once()
     got = sampler.snapshot().devices[0].energy_j
     assert got == pytest.approx(expected_j, rel=0.005)
+
+
+def test_a_bug_in_the_stats_read_is_not_swallowed() -> None:
+    """Only NVML's own errors are caught in the utilization/memory read: an AttributeError (a
+    binding or code bug) reaches the caller (the sampler's failure policy logs it)."""
+
+    def broken() -> int:
+        raise AttributeError("c_nvmlUtilization_t has no attribute 'gpu'")
+
+    [gpu] = discover_nvml({}, FakeNvml([FakeGpu(UUIDS[0], utilization_pct=broken)]))
+    with pytest.raises(AttributeError, match="no attribute 'gpu'"):
+        gpu.read()
+
+
+def test_a_transient_stats_error_is_logged_once_and_energy_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls = []
+
+    def flaky() -> int:
+        calls.append(1)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
+
+    [gpu] = discover_nvml({}, FakeNvml([FakeGpu(UUIDS[0], utilization_pct=flaky)]))
+    with caplog.at_level(logging.INFO, logger="otel_energy"):
+        readings = [gpu.read() for _ in range(3)]
+    assert all(r.gpu is None and r.power_w == 100.0 for r in readings)
+    assert len(calls) == 3  # retried every read
+    lines = [r for r in caplog.records if "utilization/memory failed" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from otel_energy.history.ledger import Ledger, RunRow
+from otel_energy.history import writer as ledger_writer
+from otel_energy.history.ledger import Ledger
+from otel_energy.history.schema import RunRow
 from otel_energy.telemetry import attributes as A
 from otel_energy.tracker import ALL_LOG_KEYS, LOG_KEYS
 
@@ -110,7 +112,8 @@ def assert_run_record(
     # the log keys, energy and projection included, in the framework's own logs
     assert set(ALL_LOG_KEYS) <= set(logged), sorted(logged)
     assert all(float(logged[k]) >= 0 for k in LOG_KEYS) and float(logged[LOG_KEYS[0]]) > 0
-    # the ledger row: this run, this job, the run span's energy
+    # the ledger row: this run, this job, the run span's energy (rows are written off-thread)
+    assert ledger_writer.flush(30.0), "the ledger's writer did not finish in 30 s"
     [row] = Ledger(ledger).rows()
     assert (row.kind, row.status, row.job_id) == (kind, "ok", JOB_ID)
     energy = run.attributes[A.ENERGY] if kind == "train" else row.energy_j

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,36 @@ def test_callbacks_never_raise(
         assert points(metric_reader) == {}
     finally:
         inst.uninstrument()
+
+
+def test_a_failing_callback_is_logged_at_warning_once(
+    clock: FakeClock,
+    meter_provider: MeterProvider,
+    metric_reader: InMemoryMetricReader,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An injected failure makes hw.energy disappear: the log says so at WARNING (with the
+    error), once per instrument, however many collections follow."""
+
+    class Broken(Sampler):
+        def snapshot(self):  # type: ignore[no-untyped-def]
+            raise RuntimeError("injected snapshot failure")
+
+    inst = EnergyInstrumentor()
+    inst.instrument(meter_provider=meter_provider, sampler=Broken([], clock=clock))
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert points(metric_reader) == {}
+            assert points(metric_reader) == {}
+    finally:
+        inst.uninstrument()
+    warned = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and A.METRIC_HW_ENERGY + " metric" in r.getMessage()
+    ]
+    assert len(warned) == 1
+    assert warned[0].exc_info is not None and "injected" in str(warned[0].exc_info[1])
 
 
 def test_every_instrument_is_documented() -> None:

@@ -95,10 +95,6 @@ class IntensitySource(abc.ABC):
         """Stop the background refresh without waiting for it (idempotent)."""
 
 
-IntensityProvider = IntensitySource
-"""The old name of ``IntensitySource``, kept for imports that still use it."""
-
-
 @dataclass(frozen=True)
 class StaticIntensity(IntensitySource):
     """A source whose intensity never changes (table value or user override)."""

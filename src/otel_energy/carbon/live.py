@@ -30,9 +30,6 @@ MAX_BACKOFF_S = 3600.0
 CACHE_MAX_AGE_S = 6 * 3600.0  # a live value older than this is worse than the annual table
 TIMELINE_LEN = 256
 
-Provider = ApiClient
-"""The old name of ``providers.ApiClient``."""
-
 
 class LiveIntensity(IntensitySource):
     """An ``IntensitySource`` backed by a live API, with cache, backoff and fallback.

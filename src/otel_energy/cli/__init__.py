@@ -82,7 +82,7 @@ def _add_run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--plot",
         type=Path,
         default=Path("otel-energy-report.html"),
-        help="picture path, .html (self-contained) or .png (default: %(default)s)",
+        help="picture path: .html (a page), .svg (the chart) or .png (default: %(default)s)",
     )
     p.add_argument("--no-plot", action="store_true", help="do not draw the picture")
     p.add_argument(

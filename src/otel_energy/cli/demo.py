@@ -7,15 +7,14 @@ import time
 from otel_energy.cli.devices import measuring
 from otel_energy.config import EnergyConfig
 from otel_energy.engine.sampler import Snapshot
-from otel_energy.report import device_label
-from otel_energy.telemetry import attributes as A
+from otel_energy.report.model import device_label
 
 
 def format_snapshot(snap: Snapshot, duration_s: float) -> str:
     """A readable per-device table of energy, average power and CO2e."""
     rows = [f"{'device':44} {'method':24} {'energy J':>10} {'avg W':>8} {'CO2e g':>10}"]
     for d in snap.devices:
-        name = device_label({A.HW_NAME: d.info.name, A.HW_TYPE: d.info.hw_type})
+        name = device_label(d.info.hw_type, d.info.name)
         avg = d.energy_j / duration_s if duration_s > 0 else 0.0
         rows.append(
             f"{name[:44]:44} {d.info.method:24} {d.energy_j:10.2f} {avg:8.2f} {d.co2e_g:10.5f}"

@@ -1,28 +1,25 @@
 """``otel-energy history`` (list, compare ledger runs) and ``otel-energy report RUN...`` (a page).
 
-The page is self-contained HTML (inline SVG, no JavaScript, no network): the runs side by side in a
-table, their total power on one shared time axis, and each run's per-device power curves, drawn
-with the run report's own chart (``report.svg_chart``).
+The page (``report.pages.comparison_page``) is self-contained HTML: the runs side by side in a
+table, their total power on one time axis, and each run's per-device power on shared axes.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from otel_energy.config import variables as ev
-from otel_energy.history.ledger import Ledger, RunRow, ledger_path
-from otel_energy.report.chart import svg_chart
+from otel_energy.history.errors import LedgerError
+from otel_energy.history.ledger import Ledger, ledger_path
+from otel_energy.history.schema import RunRow
+from otel_energy.report.pages import comparison_page
 from otel_energy.safety.files import write_private
 from otel_energy.safety.redact import redact_command_line
 from otel_energy.safety.terminal import printable
-from otel_energy.telemetry import attributes as A
-
-OVERLAY_POINTS = 300
 
 
 def add_parsers(sub: Any) -> None:
@@ -105,6 +102,19 @@ def format_history(rows: list[RunRow], compare: bool) -> str:
     return "\n".join(lines)
 
 
+def _note_queued(ledger: Ledger) -> None:
+    """Say when runs wait in the side file (the ledger was locked or unwritable when they
+    ended, and this read could not merge them)."""
+    n = ledger.pending_count()
+    if n:
+        print(
+            f"otel-energy: {n} more run(s) wait in {printable(str(ledger.path))}.pending (the"
+            " ledger was busy or"
+            " unwritable when they ended); the next run's write adds them",
+            file=sys.stderr,
+        )
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     ledger = _ledger()
     if ledger is None:
@@ -112,9 +122,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("otel-energy history: --limit must be >= 1", file=sys.stderr)
         return 2
-    rows = _select(ledger, args.runs) if args.runs else ledger.rows(args.limit)
+    try:
+        rows = _select(ledger, args.runs) if args.runs else ledger.rows(args.limit)
+    except LedgerError as exc:
+        print(printable(str(exc)), file=sys.stderr)
+        return 1
     if rows is None:
         return 1
+    _note_queued(ledger)
     rows = _redacted(rows)
     if args.json:
         print(json.dumps({"ledger": str(ledger.path), "runs": [r.to_dict() for r in rows]}))
@@ -131,126 +146,15 @@ def _redacted(rows: list[RunRow]) -> list[RunRow]:
     return rows
 
 
-def _label(r: RunRow) -> str:
-    return f"run {r.id}"
-
-
-def _total_power(r: RunRow) -> tuple[list[float], list[float]]:
-    ts: list[float] = r.timeline.get("t_s", [])
-    curves = list(r.timeline.get("power_w", {}).values())
-    return ts, [sum(c[i] for c in curves if i < len(c)) for i in range(len(ts))]
-
-
-def _resample(ts: list[float], ps: list[float], grid: list[float]) -> list[float]:
-    """Power held from each point to the next, on ``grid`` up to the run's last point."""
-    out, j = [], 0
-    for g in grid:
-        if not ts or g > ts[-1]:
-            break
-        while j + 1 < len(ts) and ts[j + 1] <= g:
-            j += 1
-        out.append(ps[j])
-    return out
-
-
-def overlay_chart(rows: list[RunRow]) -> str:
-    """Every run's total power on one time axis (s since each run began), one colour each."""
-    t_max = max([r.duration_s for r in rows] + [1e-9])
-    grid = [t_max * i / (OVERLAY_POINTS - 1) for i in range(OVERLAY_POINTS)]
-    series = {}
-    devices = []
-    for r in rows:
-        key = f"{r.id:08d}"
-        series[key] = _resample(*_total_power(r), grid)
-        devices.append({A.HW_ID: key, A.HW_TYPE: _label(r), A.HW_NAME: r.command[:50]})
-    chart = {
-        "timeline": {"t_s": grid, "power_w": series},
-        "devices": devices,
-        "duration_s": t_max,
-        "training": {"epochs": []},
-    }
-    return svg_chart(chart, width=1000, height=360)
-
-
-def run_chart(r: RunRow) -> str:
-    """One run's per-device power curves (the run report's chart)."""
-    names: dict[str, str] = r.timeline.get("names", {})
-    devices = []
-    for hw_id in r.timeline.get("power_w", {}):
-        # names are display labels already (``report.device_label``): the type is in them
-        devices.append({A.HW_ID: hw_id, A.HW_TYPE: "", A.HW_NAME: names.get(hw_id, hw_id)})
-    chart = {
-        "timeline": {"t_s": r.timeline.get("t_s", []), "power_w": r.timeline.get("power_w", {})},
-        "devices": devices,
-        "duration_s": r.duration_s,
-        "training": {"epochs": []},
-    }
-    return svg_chart(chart, width=480, height=260)
-
-
-FIELDS: tuple[tuple[str, Any], ...] = (
-    ("command", lambda r: r.command),
-    ("kind", lambda r: r.kind),
-    ("status", lambda r: r.status + (f" (exit {r.exit_code})" if r.exit_code is not None else "")),
-    ("started (UTC)", lambda r: r.started_at[:19].replace("T", " ")),
-    ("job id", lambda r: r.job_id or "-"),
-    ("host / rank", lambda r: f"{r.host} / {'-' if r.rank is None else r.rank}"),
-    ("duration", lambda r: f"{r.duration_s:.1f} s"),
-    ("energy", lambda r: f"{r.energy_j:.1f} J" + (" (estimated)" if r.estimated else "")),
-    (
-        "by device type",
-        lambda r: ", ".join(f"{k} {v:.1f} J" for k, v in sorted(r.energy_by_type.items())),
-    ),
-    ("average power", lambda r: f"{r.energy_j / r.duration_s if r.duration_s else 0:.1f} W"),
-    ("CO2e", lambda r: f"{r.co2e_g:.4f} g"),
-    (
-        "carbon intensity",
-        lambda r: f"{r.intensity_g_per_kwh or 0:.0f} g/kWh [{r.intensity_source or '-'}]",
-    ),
-)
-
-
-def render_page(rows: list[RunRow]) -> str:
-    """The comparison page: a table with a column per run, the overlay, each run's chart."""
-    head = "".join(f"<th>{html.escape(_label(r))}</th>" for r in rows)
-    body = "".join(
-        f"<tr><th>{html.escape(name)}</th>"
-        + "".join(f"<td>{html.escape(str(get(r)))}</td>" for r in rows)
-        + "</tr>"
-        for name, get in FIELDS
-    )
-    charts = "".join(
-        f"<figure><figcaption>{html.escape(_label(r))}: {html.escape(r.command[:70])}"
-        f"</figcaption>{run_chart(r)}</figure>"
-        for r in rows
-    )
-    title = "otel-energy: " + ", ".join(_label(r) for r in rows)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body{{font-family:sans-serif;margin:24px;color:#222}}
-table{{border-collapse:collapse;margin-bottom:20px}}
-th,td{{border:1px solid #ccc;padding:4px 10px;text-align:left;font-size:13px;vertical-align:top}}
-thead th{{background:#eee}} tbody th{{background:#f7f7f7;font-weight:normal;color:#555}}
-td{{max-width:320px;word-break:break-all}}
-.runs{{display:flex;flex-wrap:wrap;gap:16px}} figure{{margin:0}}
-figcaption{{font-size:13px;margin-bottom:4px;max-width:480px}}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
-<table><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>
-<h2>Total power, runs overlaid (time since each run began)</h2>
-{overlay_chart(rows)}
-<h2>Power per device, run by run</h2>
-<div class="runs">{charts}</div>
-</body></html>
-"""
-
-
 def cmd_report(args: argparse.Namespace) -> int:
     ledger = _ledger()
     if ledger is None:
         return 2
-    rows = _select(ledger, args.runs)
+    try:
+        rows = _select(ledger, args.runs)
+    except LedgerError as exc:
+        print(printable(str(exc)), file=sys.stderr)
+        return 1
     if rows is None:
         return 1
     shown = printable(str(args.output))
@@ -258,7 +162,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"otel-energy report: directory of {shown} does not exist", file=sys.stderr)
         return 2
     try:
-        write_private(args.output, render_page(_redacted(rows)))
+        write_private(args.output, comparison_page(_redacted(rows)))
     except OSError as exc:
         print(f"otel-energy report: not written, {shown}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -17,22 +17,25 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from subprocess import Popen
 from typing import Any
 
 from otel_energy.cli.run_outputs import failed_path, write_outputs
-from otel_energy.cli.run_report import add_point, build_report, paired, powers
 from otel_energy.cli.run_signals import exit_status, forward_signals, sent_by_terminal
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.runjob import JobSpan
-from otel_energy.history.ledger import new_run_id, record
 from otel_energy.history.rows import row_from_report
-from otel_energy.report import Timeline, format_summary
-from otel_energy.session import Snapshot, close_session, open_session
+from otel_energy.history.schema import new_run_id
+from otel_energy.history.writer import record
+from otel_energy.report.model import RunReport, build_report
+from otel_energy.report.series import RunSeries
+from otel_energy.report.summary import format_summary
+from otel_energy.safety.redact import redact_args
+from otel_energy.session import close_session, open_session
 from otel_energy.telemetry.localexport import read_span_records
 
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -87,39 +90,31 @@ def child_environment(base: Mapping[str, str], run_file: Path) -> dict[str, str]
 
 
 class _NodeMeasurement:
-    """The node's energy over the command's lifetime, on the process's session: the first
-    snapshot (the zero), the power timeline, progress lines and the last snapshot."""
+    """The node's energy over the command's lifetime, on the process's session: the run's one
+    recorded series (its first tick is the zero) and progress lines."""
 
     def __init__(self, config: EnergyConfig) -> None:
         self.session = open_session(config=config, wait_s=FIRST_SAMPLE_WAIT_S)
-        self.first = self.session.snapshot()
-        self.origin = self.first.t_s  # the timeline's zero, on the sampler's clock (s)
-        self.timeline = Timeline()
-        self.timeline.add(0.0, powers(self.first))
-        self.session.add_listener(self._add_point)
+        self.series = RunSeries(self.session.sampler)
         self._open = True
 
-    def _add_point(self, _t: float) -> None:
-        add_point(self.timeline, self.session.snapshot(), self.first, self.origin)
-
     def origin_ns(self, now_ns: int) -> int:
-        """The wall-clock time (ns) of the timeline's zero, given ``now_ns`` read just now."""
-        return now_ns - round((self.session.now() - self.origin) * 1e9)
+        """The wall-clock time (ns) of the series' zero, given ``now_ns`` read just now."""
+        return now_ns - round((self.session.now() - self.series.origin_s) * 1e9)
 
     def progress_line(self) -> str:
-        snap = self.session.snapshot()
-        energy = sum(d.energy_j for d in snap.devices) - sum(d.energy_j for d in self.first.devices)
-        power = sum(d.power_w for d in snap.devices)
-        return f"otel-energy: {snap.t_s - self.origin:7.1f} s  {energy:10.1f} J  {power:7.1f} W now"
+        energy = sum(self.series.device_energy_j().values())
+        power = sum(d.power_w for d in self.session.snapshot().devices)  # every progress_s
+        return f"otel-energy: {self.series.duration_s:7.1f} s  {energy:10.1f} J  {power:7.1f} W now"
 
-    def finish(self) -> Snapshot:
-        """Wait (at most 2 s) for a sample after now, close the session; the last snapshot."""
+    def finish(self) -> RunSeries:
+        """Wait (at most 2 s) for a sample after now, close the series and the session."""
         if self._open:
             self._open = False
             self.session.wait_for_sample(self.session.now(), 2.0)
-            self.session.remove_listener(self._add_point)
+            self.series.close()
             close_session(self.session)
-        return self.session.snapshot()
+        return self.series
 
 
 def _launch(
@@ -154,57 +149,48 @@ def _wait(proc: Popen[bytes], node: _NodeMeasurement, progress_s: float) -> None
 def _measure(
     options: RunOptions, node: _NodeMeasurement, run_id: str, record_args: bool
 ) -> _Measured:
-    """Run the command to its end; its exit code, the last snapshot and its spans."""
+    """Run the command to its end; its exit code and its spans."""
     with tempfile.TemporaryDirectory(prefix="otel-energy-") as tmp:
         run_file = Path(tmp) / "spans.jsonl"
         proc, job = _launch(options, run_file, run_id, record_args)
         _wait(proc, node, options.progress_s)
         exit_code = exit_status(proc.returncode)
-        last = node.finish()
+        series = node.finish()
         job.end(
-            sum(d.energy_j - b.energy_j for d, b in paired(node.first, last)),
-            sum(d.co2e_g - b.co2e_g for d, b in paired(node.first, last)),
-            any(d.info.estimated for d in last.devices),
+            sum(series.device_energy_j().values()),
+            sum(series.device_co2e_g().values()),
+            any(i.estimated for i in series.infos.values()),
             exit_code,
         )
-        return _Measured(exit_code, last, list(read_span_records(run_file)))
+        return _Measured(exit_code, list(read_span_records(run_file)))
 
 
 @dataclass(frozen=True)
 class _Measured:
     exit_code: int
-    last: Snapshot
     spans: list[dict[str, Any]]
 
 
-def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, dict[str, Any]]:
+def run_command(options: RunOptions, config: EnergyConfig) -> tuple[int, RunReport]:
     """Run, measure and report. Returns the command's exit code and the report."""
     node = _NodeMeasurement(config)
     try:
         started, start_ns = datetime.now(timezone.utc), time.time_ns()
-        origin_ns = node.origin_ns(start_ns)  # to place the command's spans on the timeline
+        origin_ns = node.origin_ns(start_ns)  # to place the command's spans on the series
         run_id = new_run_id()
         done = _measure(options, node, run_id, config.record_command_args)
     finally:
-        node.finish()  # closes the session if the command could not even start
-    first, last = node.first, done.last
-    energy = sum(d.energy_j for d in last.devices) - sum(d.energy_j for d in first.devices)
-    co2e = sum(d.co2e_g for d in last.devices) - sum(d.co2e_g for d in first.devices)
-    node.timeline.close(last.t_s - node.origin, powers(last), energy, co2e)
-    duration_s = last.t_s - node.origin
+        series = node.finish()  # closes the session if the command could not even start
     report = build_report(
-        options,
-        done.exit_code,
-        started,
-        origin_ns,
-        duration_s,
-        first,
-        last,
-        node.timeline,
-        done.spans,
+        series,
+        command=redact_args(options.command),  # the report, summary, page and ledger row
+        exit_code=done.exit_code,
+        started_at=started.isoformat(timespec="seconds"),
+        spans=done.spans,
+        start_ns=origin_ns,
     )
-    report["ledger_id"] = record(row_from_report(report, run_id))
-    return done.exit_code, report
+    ledger_id = record(row_from_report(report, series, run_id))
+    return done.exit_code, replace(report, ledger_id=ledger_id)
 
 
 def which(command: str) -> str | None:
@@ -214,7 +200,6 @@ def which(command: str) -> str | None:
 
 __all__ = [
     "RunOptions",
-    "build_report",
     "child_environment",
     "exit_status",
     "failed_path",

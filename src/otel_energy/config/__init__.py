@@ -47,6 +47,7 @@ class EnergyConfig:
     sources_explicit: bool = False
     powercap_root: str = DEFAULT_POWERCAP_ROOT
     cpu_tdp_w: float | None = None
+    """None: the estimate's own guess from the CPU count."""
     memory_w_per_gb: float = 0.375
     country: str | None = None
     intensity: Intensity = field(default_factory=lambda: table_intensity(None))
@@ -88,14 +89,22 @@ def _number(
 
 def _setting(
     env: Mapping[str, str], checked: Mapping[str, Any], field_name: str, default: float | None
-) -> Any:
+) -> float | None:
     """The override of ``field_name`` if given (its variable is then not read), else its
-    variable, else ``default``."""
+    variable, else ``default`` (the field's default in ``EnergyConfig``)."""
     if field_name in checked:
-        return checked[field_name]
+        return float(checked[field_name])
     r = NUMBERS[field_name]
     raw = env.get(r.variable, "").strip()
     return check_number(r.variable, raw, r.lo, r.hi, r.unit) if raw else default
+
+
+def _number_setting(
+    env: Mapping[str, str], checked: Mapping[str, Any], field_name: str, default: float
+) -> float:
+    """``_setting`` of a setting that always has a value."""
+    value = _setting(env, checked, field_name, default)
+    return default if value is None else value
 
 
 def _sources(env: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
@@ -166,22 +175,6 @@ def _record_command_args(env: Mapping[str, str]) -> bool:
     raise ConfigError(f"{name}={raw!r} is not valid: expected 'true' or 'false' (the default).")
 
 
-DEFAULTS: dict[str, float | None] = {
-    "sample_interval_s": 0.1,
-    "history_s": 600.0,
-    "cpu_tdp_w": None,  # None: the estimate's own guess from the CPU count
-    "memory_w_per_gb": 0.375,
-    "pue": 1.0,
-}
-"""Default of each numeric setting in ``NUMBERS`` when neither an override nor its variable
-gives one."""
-
-
-def _numbers(env: Mapping[str, str], checked: Mapping[str, Any]) -> dict[str, Any]:
-    """The numeric settings, each from its override, else its variable, else its default."""
-    return {name: _setting(env, checked, name, default) for name, default in DEFAULTS.items()}
-
-
 def load_config(
     environ: Mapping[str, str] | None = None,
     *,
@@ -207,8 +200,13 @@ def load_config(
     env = os.environ if environ is None else environ
     sources, explicit = _sources(env)
     country, intensity = _intensity(env, checked)
+    d = EnergyConfig  # the one home of the defaults: the dataclass's field defaults
     return EnergyConfig(
-        **_numbers(env, checked),
+        sample_interval_s=_number_setting(env, checked, "sample_interval_s", d.sample_interval_s),
+        history_s=_number_setting(env, checked, "history_s", d.history_s),
+        cpu_tdp_w=_setting(env, checked, "cpu_tdp_w", d.cpu_tdp_w),
+        memory_w_per_gb=_number_setting(env, checked, "memory_w_per_gb", d.memory_w_per_gb),
+        pue=_number_setting(env, checked, "pue", d.pue),
         sources=sources,
         sources_explicit=explicit,
         powercap_root=env.get(ev.OTEL_PYTHON_ENERGY_POWERCAP_ROOT, "").strip()

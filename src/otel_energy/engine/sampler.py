@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from otel_energy.carbon import (
     Intensity,
-    IntensityProvider,
+    IntensitySource,
     StaticIntensity,
     co2e_g,
     table_intensity,
@@ -27,7 +27,7 @@ from otel_energy.engine import history
 from otel_energy.engine.devices import Devices
 from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, discover
 from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, Tail, WindowEnergy
-from otel_energy.engine.snapshot import DeviceState, Latest, Snapshot
+from otel_energy.engine.snapshot import DeviceState, Snapshot, Tick, capture, empty_tick
 from otel_energy.engine.snapshot import build as build_snapshot
 from otel_energy.sensors.base import Sensor, Unmeasured
 
@@ -40,6 +40,7 @@ __all__ = [
     "Sampler",
     "SensorSource",
     "Snapshot",
+    "Tick",
     "WindowEnergy",
 ]
 
@@ -77,7 +78,7 @@ class Sampler:
         interval_s: float = 0.1,
         history_len: int = 6000,
         clock: Clock = time.monotonic,
-        intensity: IntensityProvider | None = None,
+        intensity: IntensitySource | None = None,
         pue: float = 1.0,
         max_failures: int = 3,
         rank: RankInfo | None = None,
@@ -97,8 +98,8 @@ class Sampler:
         self._hist = History(history_len)
         self._devices = Devices([], interval_s, max_failures, self._read_timeout_s)
         self._co2: list[float] = []
-        self._latest: Latest = (0.0, (), (), (), self._intensity.current())
-        self._snapshot: Snapshot | None = Snapshot(0.0, (), self._latest[4], pue)
+        self._latest: Tick = empty_tick(self._intensity.current())
+        self._snapshot: Snapshot | None = Snapshot(0.0, (), self._latest.intensity, pue)
         self._cond = threading.Condition(threading.Lock())
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -213,13 +214,13 @@ class Sampler:
     def _publish(self, t: float, intensity: Intensity) -> None:
         """Append the sample taken at ``t`` (s), wake waiters, then call the listeners."""
         devices = self._devices
-        energies = devices.energies_j()
+        # Raw state only, captured whole before the lock: the Snapshot objects are built when
+        # someone asks (metric collection, once a minute by default), not ten times a second,
+        # and from this one tick (never this tick's energy with the next one's power).
+        tick = capture(t, devices, tuple(self._co2), intensity)
         with self._cond:
-            self._hist.append(t, energies, sum(self._co2), devices.faults(), devices.util)
-            # Raw state only: the Snapshot objects are built when someone asks (metric
-            # collection, once a minute by default), not ten times a second.
-            failed = tuple(devices.health.failed)
-            self._latest = (t, energies, tuple(self._co2), failed, intensity)
+            self._hist.append(t, tick.energy_j, sum(tick.co2e_g), devices.faults(), devices.util)
+            self._latest = tick
             self._snapshot = None
             self._cond.notify_all()
         for listener in list(self._listeners):
@@ -237,7 +238,7 @@ class Sampler:
             self._listeners.remove(listener)
 
     @property
-    def intensity_provider(self) -> IntensityProvider:
+    def intensity_provider(self) -> IntensitySource:
         """Where the carbon intensity of each interval comes from."""
         return self._intensity
 
@@ -250,14 +251,21 @@ class Sampler:
     def snapshot(self) -> Snapshot:
         """The latest state; empty in a forked child so that nothing is counted twice."""
         if not self.in_owner_process:
-            return Snapshot(0.0, (), self._latest[4], self.pue)
+            return Snapshot(0.0, (), self._latest.intensity, self.pue)
         snap = self._snapshot
         if snap is None:
             with self._cond:
-                snap = build_snapshot(self._latest, self._devices, self._hist, self.pue)
-                if self._latest[0] == snap.t_s:
+                snap = build_snapshot(self._latest, self._hist, self.pue)
+                if self._latest.t_s == snap.t_s:
                     self._snapshot = snap
         return snap
+
+    def latest_tick(self) -> Tick:
+        """The newest tick's raw state (cumulative J and g per device, intensity): what a
+        per-tick listener reads instead of building a snapshot. Empty in a forked child."""
+        if not self.in_owner_process:
+            return empty_tick(self._latest.intensity)
+        return self._latest  # one reference, replaced whole under the lock: never half a tick
 
     @property
     def history_size(self) -> int:

@@ -1,7 +1,8 @@
 """What the sampler publishes: the latest state of every device, built when someone asks.
 
-The sampler keeps raw tuples per tick (``Latest``); ``build`` turns them into a ``Snapshot``
-for metric collection, which is rare next to ticks.
+The sampler keeps the raw state of the newest tick (``Tick``, captured in one piece on the
+sampler thread); ``build`` turns it into a ``Snapshot`` for metric collection, which is rare next
+to ticks.
 """
 
 from __future__ import annotations
@@ -13,8 +14,48 @@ from otel_energy.engine.devices import Devices
 from otel_energy.engine.history import History
 from otel_energy.sensors.base import DeviceInfo, GpuStats
 
-Latest = tuple[float, tuple[float, ...], tuple[float, ...], tuple[bool, ...], Intensity]
-"""The newest tick: (t in s, energy per device in J, CO2e per device in g, failed, intensity)."""
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The newest tick's raw state, captured on the sampler thread and published under its lock
+    in one assignment, so that a snapshot never mixes one tick's energy with the next one's power.
+
+    Per-device tuples are in the order of ``infos``.
+    """
+
+    t_s: float
+    """Sampler-clock time of the tick (s)."""
+    infos: tuple[DeviceInfo, ...]
+    energy_j: tuple[float, ...]
+    """Cumulative energy per device (J)."""
+    co2e_g: tuple[float, ...]
+    """Cumulative CO2e per device (g)."""
+    failed: tuple[bool, ...]
+    power_w: tuple[float | None, ...]
+    """The device's own power reading (W); None: a counter-only device (its energy rate is used)."""
+    gpu: tuple[GpuStats | None, ...]
+    read_t_s: tuple[float | None, ...]
+    intensity: Intensity
+
+
+def empty_tick(intensity: Intensity) -> Tick:
+    """The state before the first tick: no devices."""
+    return Tick(0.0, (), (), (), (), (), (), (), intensity)
+
+
+def capture(t: float, devices: Devices, co2e_g: tuple[float, ...], intensity: Intensity) -> Tick:
+    """The tick at ``t`` (s) from the devices' state (call on the sampler thread)."""
+    return Tick(
+        t,
+        tuple(s.info for s in devices.sensors),
+        devices.energies_j(),
+        co2e_g,
+        tuple(devices.health.failed),
+        tuple(tr.power_w for tr in devices.tracks),
+        tuple(devices.gpu),
+        tuple(devices.read_t),
+        intensity,
+    )
 
 
 @dataclass(frozen=True)
@@ -43,18 +84,23 @@ class Snapshot:
     pue: float
 
 
-def build(latest: Latest, devices: Devices, hist: History, pue: float) -> Snapshot:
-    """The Snapshot of the newest tick ``latest`` (call under the sampler's lock)."""
-    t, energies, co2, failed, intensity = latest
-    rates = hist.rates_w(t) if hist.t else [0.0] * len(devices.sensors)
+def build(tick: Tick, hist: History, pue: float) -> Snapshot:
+    """The Snapshot of ``tick`` (call under the sampler's lock: ``hist`` is at the same tick)."""
+    rates = hist.rates_w(tick.t_s) if hist.t else [0.0] * len(tick.infos)
     states = []
-    for i, s in enumerate(devices.sensors):
+    for i, info in enumerate(tick.infos):
         # A counter-only device's power is its energy rate over the last second.
-        own = devices.tracks[i].power_w
-        power = 0.0 if failed[i] else own if own is not None else rates[i]
+        own = tick.power_w[i]
+        power = 0.0 if tick.failed[i] else own if own is not None else rates[i]
         states.append(
             DeviceState(
-                s.info, energies[i], power, co2[i], failed[i], devices.gpu[i], devices.read_t[i]
+                info,
+                tick.energy_j[i],
+                power,
+                tick.co2e_g[i],
+                tick.failed[i],
+                tick.gpu[i],
+                tick.read_t_s[i],
             )
         )
-    return Snapshot(t, tuple(states), intensity, pue)
+    return Snapshot(tick.t_s, tuple(states), tick.intensity, pue)

@@ -1,66 +1,56 @@
-"""The run ledger: one SQLite row per measured run, in a per-user data directory.
+"""The run ledger: one SQLite row per measured run, in a per-user data directory, on one host.
 
 ``otel-energy run`` (the parent, which knows the exit status and the whole node's energy) and
 instrumented runs (a Trainer run at its end, or the process at exit when it trained nothing)
-append rows; ``otel-energy history`` and ``otel-energy report`` read them.
+append rows through ``history/writer.py``; ``otel-energy history`` and ``otel-energy report``
+read them.
 
-Several ranks and several runs write at once: the database is in WAL mode (readers never block
-the writer), each row is one short ``BEGIN IMMEDIATE`` transaction, and a busy timeout makes a
-writer wait its turn rather than fail. Writing never raises into the caller: a ledger that cannot
-be written is one log line with the fix.
+Several ranks and runs on one host write at once: the database is in WAL mode (readers never
+block the writer), each write is one short ``BEGIN IMMEDIATE`` transaction that also creates the
+table if need be and merges the rows queued in ``<ledger>.pending`` (``history/pending.py``), and
+a writer waits its turn a bounded time. Setting WAL mode is retried: SQLite answers it with
+"locked" at once, outside the busy timeout, when writers start together on a new file.
+
+Readers open the file read-only: they never create a directory, a database or a table, and a
+damaged, foreign or unopenable ledger is one ``LedgerError`` line naming the file and the fix.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import socket
 import sqlite3
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from urllib.parse import quote
 
 from otel_energy.config import variables as ev
+from otel_energy.history.errors import describe, retry_busy
+from otel_energy.history.pending import PendingRows
+from otel_energy.history.schema import INDEX, INSERT, TABLE, RunRow
 from otel_energy.safety.files import private_dir, private_file
 
 _log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_S = 60.0
-"""How long a writer waits for another's transaction (each takes milliseconds; 60 s only bounds a
-stuck writer)."""
+"""How long ``Ledger.append`` waits for another writer (each takes milliseconds; 60 s only bounds
+a stuck writer). Runs use ``WRITE_WAIT_S`` and the side file instead."""
+
+WRITE_WAIT_S = 3.0
+"""How long a run's row waits for a locked ledger before it is queued in ``<ledger>.pending``."""
+
+READ_WAIT_S = 2.0
+"""How long a reader waits for a lock (only a ledger not in WAL mode, or in recovery, makes it)."""
+
+MERGE_WAIT_S = 0.25
+"""How long a reader waits to merge queued rows before it reads without them."""
 
 MIN_DIGIT_PREFIX = 8
 """Digits a ``run_id`` prefix needs to be tried when it is also a possible ``id`` (the length
 of a UUID's first group)."""
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    command TEXT NOT NULL,
-    job_id TEXT,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    rank INTEGER,
-    started_at TEXT NOT NULL,
-    duration_s REAL NOT NULL,
-    energy_j REAL NOT NULL,
-    energy_by_type TEXT NOT NULL,
-    co2e_g REAL NOT NULL,
-    intensity_g_per_kwh REAL,
-    intensity_source TEXT,
-    estimated INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    exit_code INTEGER,
-    timeline TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
-"""
 
 
 def ledger_path(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -76,117 +66,166 @@ def ledger_path(environ: Mapping[str, str] | None = None) -> Path | None:
     return base / "otel-energy" / "runs.sqlite"
 
 
-def new_run_id() -> str:
-    return uuid.uuid4().hex
+LocalFlush = Callable[[float], bool]
+_local_writers: dict[Path, LocalFlush] = {}
+_local_lock = threading.Lock()
 
 
-@dataclass
-class RunRow:
-    """One run. SI units: ``duration_s``, ``energy_j`` (by ``hw.type`` too), ``co2e_g``.
-
-    ``kind``: ``command`` (``otel-energy run``), ``train`` (a Trainer run) or ``process`` (an
-    instrumented process that trained nothing). ``status``: ``ok``, ``error`` or ``exit``
-    (a process ended; its exit status is unknown at exit). ``timeline``: decimated power per
-    device, ``{"t_s": [...], "power_w": {hw_id: [...]}, "names": {hw_id: "gpu NAME"}}`` (labels
-    from ``report.device_label``).
-    """
-
-    kind: str
-    command: str
-    started_at: str
-    duration_s: float
-    energy_j: float
-    co2e_g: float
-    status: str
-    energy_by_type: dict[str, float] = field(default_factory=dict)
-    intensity_g_per_kwh: float | None = None
-    intensity_source: str | None = None
-    estimated: bool = False
-    exit_code: int | None = None
-    job_id: str | None = None
-    rank: int | None = None
-    host: str = field(default_factory=socket.gethostname)
-    pid: int = field(default_factory=os.getpid)
-    run_id: str = field(default_factory=new_run_id)
-    timeline: dict[str, Any] = field(default_factory=dict)
-    id: int | None = None
-
-    @classmethod
-    def from_db(cls, r: sqlite3.Row) -> RunRow:
-        d = dict(r)
-        d["energy_by_type"] = json.loads(d["energy_by_type"])
-        d["timeline"] = json.loads(d["timeline"])
-        d["estimated"] = bool(d["estimated"])
-        return cls(**d)
-
-    def to_dict(self, timeline: bool = False) -> dict[str, Any]:
-        d = asdict(self)
-        if not timeline:
-            d.pop("timeline")
-        return d
-
-
-COLUMNS = tuple(f for f in RunRow.__dataclass_fields__ if f != "id")
+def register_local_writer(path: Path, flush: LocalFlush) -> None:
+    """``flush(timeout_s)`` of this process's background writer of ``path``: readers in this
+    process call it first, so a process reads the rows it handed over (``history/writer.py``)."""
+    with _local_lock:
+        _local_writers[path.absolute()] = flush
 
 
 class Ledger:
-    """The SQLite file at ``path`` (created with its directory on first write)."""
+    """The SQLite file at ``path`` (created with its directory on first write, never on read)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _connect(self) -> sqlite3.Connection:
+    # ---- writing ----
+    def _connect(self, wait_s: float) -> sqlite3.Connection:
+        """A connection for writing, in WAL mode (created with its directory if need be)."""
+        deadline = time.monotonic() + wait_s
         # It holds command lines: a new directory is 0700 and the database 0600, created before
         # SQLite opens it (SQLite gives its -wal and -shm files the database's mode).
         private_dir(self.path.parent)
         private_file(self.path)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.executescript(SCHEMA)
+        conn = sqlite3.connect(self.path, timeout=wait_s, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), deadline)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
-    def append(self, row: RunRow) -> int:
-        """Insert ``row`` in its own transaction; returns its ``id``.
+    def insert(self, rows: Sequence[RunRow], wait_s: float) -> None:
+        """Insert ``rows`` and the queued rows in one transaction (schema created if need be).
 
         Raises:
-            sqlite3.Error, OSError: the file cannot be written (``record`` logs these instead).
+            sqlite3.Error, OSError: as SQLite or the file system raised them.
         """
-        d = row.to_dict(timeline=True)
-        d.pop("id")
-        d["energy_by_type"] = json.dumps(d["energy_by_type"])
-        d["timeline"] = json.dumps(d["timeline"], separators=(",", ":"))
-        d["estimated"] = int(d["estimated"])
-        conn = self._connect()
+        deadline = time.monotonic() + wait_s
+        conn = self._connect(wait_s)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            cur = conn.execute(
-                f"INSERT INTO runs ({', '.join(COLUMNS)})"
-                f" VALUES ({', '.join(':' + c for c in COLUMNS)})",
-                d,
-            )
-            conn.execute("COMMIT")
-            row.id = int(cur.lastrowid or 0)
-            return row.id
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+
+            def transaction() -> None:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(TABLE)
+                    conn.execute(INDEX)
+                    # The write lock is ours: take the queued rows (their file's lock is only
+                    # ever held for a read or an append, never while waiting for this one).
+                    with PendingRows(self.path).take() as queued:
+                        for r in [*queued, *rows]:
+                            cur = conn.execute(INSERT, r.to_db())
+                            if cur.rowcount == 1:
+                                r.id = int(cur.lastrowid or 0)
+                            else:  # merged before (a crash between commit and clearing)
+                                (r.id,) = conn.execute(
+                                    "SELECT id FROM runs WHERE run_id = ?", (r.run_id,)
+                                ).fetchone()
+                        conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+
+            retry_busy(transaction, deadline)
         finally:
             conn.close()
 
-    def rows(self, limit: int | None = None) -> list[RunRow]:
-        """The newest ``limit`` runs (all when None), oldest first."""
-        if not self.path.exists():
-            return []
-        conn = self._connect()
+    def append(self, row: RunRow, wait_s: float = BUSY_TIMEOUT_S) -> int:
+        """Insert ``row`` (and any queued rows) in one transaction; returns its ``id``.
+
+        Raises:
+            LedgerError: the file cannot be written within ``wait_s`` (``save`` queues instead).
+        """
         try:
-            sql = "SELECT * FROM runs ORDER BY id DESC" + (" LIMIT ?" if limit else "")
-            found = conn.execute(sql, (limit,) if limit else ()).fetchall()
+            self.insert([row], wait_s)
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            raise describe(self.path, exc, "write") from exc
+        assert row.id is not None
+        return row.id
+
+    # ---- reading ----
+    def _settle(self) -> None:
+        """Before a read: this process's handed-over rows written (bounded), queued rows merged
+        when the ledger exists and can take them now (else they stay queued)."""
+        with _local_lock:
+            flush = _local_writers.get(self.path.absolute())
+        if flush is not None:
+            flush(WRITE_WAIT_S + 1.0)
+        if self.path.is_file() and PendingRows(self.path).exists():
+            try:
+                self.insert([], MERGE_WAIT_S)
+            except Exception as exc:  # read what is there; the note names the queued rows
+                _log.debug("otel-energy: queued runs not merged into %s: %s", self.path, exc)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A read-only connection (None when there is no ledger yet: nothing is created).
+
+        Raises:
+            LedgerError: a directory, a damaged or foreign file, no permission, or locked.
+        """
+        self._settle()
+        if self.path.is_dir():
+            raise describe(self.path, IsADirectoryError(self.path), "read")
+        if not self.path.exists():
+            yield None
+            return
+        try:
+            conn, has_table = self._open_read_only()
+        except sqlite3.Error as exc:
+            raise describe(self.path, exc, "read") from exc
+        try:
+            yield conn if has_table else None  # no table: an empty file, or one being created
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            raise describe(self.path, exc, "read") from exc
         finally:
             conn.close()
-        return [RunRow.from_db(r) for r in reversed(found)]
+
+    def _open_read_only(self, immutable: bool = False) -> tuple[sqlite3.Connection, bool]:
+        """A ``mode=ro`` connection and whether the runs table exists. A WAL ledger in a
+        directory this user cannot write (another user's, a read-only mount) cannot get its
+        ``-shm`` index: it is then read as ``immutable`` (no locks: nobody can be writing it
+        from here, and rows still in another's ``-wal`` file are not seen)."""
+        uri = "file:" + quote(str(self.path.absolute())) + "?mode=ro"
+        conn = sqlite3.connect(
+            uri + ("&immutable=1" if immutable else ""),
+            uri=True,
+            timeout=READ_WAIT_S,
+            isolation_level=None,
+        )
+        conn.row_factory = sqlite3.Row
+        try:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone()
+        except sqlite3.Error as exc:
+            conn.close()
+            code = str(getattr(exc, "sqlite_errorname", ""))
+            if immutable or not code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+                raise
+            if not os.access(self.path, os.R_OK) or os.access(self.path.parent, os.W_OK):
+                raise
+            return self._open_read_only(immutable=True)
+        return conn, found is not None
+
+    def rows(self, limit: int | None = None) -> list[RunRow]:
+        """The newest ``limit`` runs (all when None), oldest first.
+
+        Raises:
+            LedgerError: the ledger cannot be read (one line naming it and the fix).
+        """
+        with self._reading() as conn:
+            if conn is None:
+                return []
+            sql = "SELECT * FROM runs ORDER BY id DESC" + (" LIMIT ?" if limit else "")
+            found = conn.execute(sql, (limit,) if limit else ()).fetchall()
+            return [RunRow.from_db(r) for r in reversed(found)]
 
     def find(self, keys: Sequence[str]) -> list[RunRow]:
         """Runs by ``id`` or by a ``run_id`` prefix, in the order asked. A key of digits is an
@@ -195,12 +234,12 @@ class Ledger:
 
         Raises:
             KeyError: a key matches no run, or a prefix matches several.
+            LedgerError: the ledger cannot be read.
         """
         out = []
-        if not self.path.exists():
-            raise KeyError(keys[0] if keys else "")
-        conn = self._connect()
-        try:
+        with self._reading() as conn:
+            if conn is None:
+                raise KeyError(keys[0] if keys else "")
             for key in keys:
                 found = []
                 if key.isdigit():
@@ -215,42 +254,30 @@ class Ledger:
                 if len(found) != 1:
                     raise KeyError(key)
                 out.append(RunRow.from_db(found[0]))
-        finally:
-            conn.close()
         return out
 
     def count_for_process(self, host: str, pid: int, since: str) -> int:
-        """Rows written by process ``pid`` on ``host`` for runs started at or after ``since``."""
-        if not self.path.exists():
-            return 0
-        conn = self._connect()
-        try:
-            (n,) = conn.execute(
-                "SELECT count(*) FROM runs WHERE host = ? AND pid = ? AND started_at >= ?",
-                (host, pid, since),
-            ).fetchone()
-        finally:
-            conn.close()
-        return int(n)
+        """Rows written or queued by process ``pid`` on ``host`` for runs started at or after
+        ``since``.
 
-
-def record(row: RunRow, environ: Mapping[str, str] | None = None) -> int | None:
-    """Append ``row`` to the configured ledger; never raises. Its id, or None if not written."""
-    path = ledger_path(environ)
-    if path is None:
-        return None
-    try:
-        return Ledger(path).append(row)
-    except (sqlite3.Error, OSError) as exc:
-        _log.error(
-            "otel-energy: cannot write the run ledger %s (%s); set %s to a writable file or 'off'.",
-            path,
-            exc,
-            ev.OTEL_PYTHON_ENERGY_LEDGER,
+        Raises:
+            LedgerError: the ledger cannot be read.
+        """
+        with self._reading() as conn:
+            n = 0
+            if conn is not None:
+                (n,) = conn.execute(
+                    "SELECT count(*) FROM runs WHERE host = ? AND pid = ? AND started_at >= ?",
+                    (host, pid, since),
+                ).fetchone()
+        queued = PendingRows(self.path).read()
+        return int(n) + sum(
+            1 for r in queued if (r.host, r.pid) == (host, pid) and r.started_at >= since
         )
-    except Exception:
-        _log.exception("otel-energy: writing the run ledger failed")
-    return None
+
+    def pending_count(self) -> int:
+        """Runs queued in ``<ledger>.pending``, waiting for the next write."""
+        return len(PendingRows(self.path).read())
 
 
 def under_parent_run(environ: Mapping[str, str] | None = None) -> bool:

@@ -25,9 +25,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from otel_energy.config import ConfigError, load_config
 from otel_energy.config.any_span import span_selection
 from otel_energy.engine.signals import install_termination_guard
-from otel_energy.history.ledger import Ledger, ledger_path, record, under_parent_run
-from otel_energy.history.rows import TimelineRecorder, process_row, utc_iso
+from otel_energy.history import writer as ledger_writer
+from otel_energy.history.errors import LedgerError
+from otel_energy.history.ledger import Ledger, ledger_path, under_parent_run
+from otel_energy.history.rows import process_row, utc_iso
 from otel_energy.integrations.package import _instruments
+from otel_energy.report.series import RunSeries
 from otel_energy.session import Sampler, Session, close_session, open_session
 from otel_energy.telemetry.any_span import EnergySpanProcessor, install, uninstall
 from otel_energy.telemetry.instruments import EnergyObserver
@@ -78,7 +81,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _observer: EnergyObserver | None = None
     _patch_trainer = False
     _trainer_patched = False
-    _timeline: TimelineRecorder | None = None
+    _timeline: RunSeries | None = None
     _ledger_since = ""
     _ledger_pid = 0
     _annotator: EnergySpanProcessor | None = None
@@ -123,7 +126,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrote one (or ``otel-energy run``, its parent, writes the row)."""
         if under_parent_run() or ledger_path() is None:
             return
-        self._timeline = TimelineRecorder(session.sampler)
+        self._timeline = RunSeries(session.sampler)
         self._ledger_since = utc_iso()
         self._ledger_pid = os.getpid()
         atexit.register(self._ledger_at_exit)
@@ -135,10 +138,16 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if timeline is None or path is None or os.getpid() != self._ledger_pid:
                 return  # uninstrumented, turned off, or a forked child (its parent writes)
             host = socket.gethostname()
-            if Ledger(path).count_for_process(host, os.getpid(), self._ledger_since):
-                timeline.stop()  # a Trainer run already wrote this process's row
+            try:
+                done = ledger_writer.submitted() or Ledger(path).count_for_process(
+                    host, os.getpid(), self._ledger_since
+                )
+            except LedgerError:
+                done = 0  # unreadable: record() below queues the row and says why, once
+            if done:
+                timeline.close()  # a Trainer run already wrote this process's row
                 return
-            record(process_row(timeline, self._ledger_since))
+            ledger_writer.record(process_row(timeline, self._ledger_since))
         except Exception:  # at exit: log, never raise
             _log.exception("otel-energy: writing the process's ledger row failed")
 
@@ -223,7 +232,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 self._observer.sampler = None
             if self._timeline is not None:
                 atexit.unregister(self._ledger_at_exit)
-                self._timeline.stop()
+                self._timeline.close()
                 self._timeline = None
             if self._session is not None:
                 close_session(self._session)

@@ -3,66 +3,42 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
+from otel_energy.report.model import RunReport
+from otel_energy.report.phases import Epoch, Phase
 from otel_energy.safety.redact import redact_args
 from otel_energy.safety.terminal import printable
-from otel_energy.telemetry import attributes as A
 
 
-def device_label(d: dict[str, Any]) -> str:
-    """``cpu (estimated)``, ``cpu package-0``, ``gpu NVIDIA H100 (0)``: the type once."""
-    name, hw_type = str(d[A.HW_NAME]), str(d[A.HW_TYPE])
-    return name if name.lower().startswith(hw_type) else f"{hw_type} {name}"
-
-
-def scope_line(report: dict[str, Any]) -> str:
-    """What the headline figure covers and how it was obtained, in words."""
-    devices = report["devices"]
-    estimated = [d for d in devices if d["estimated"]]
-    if not devices:
-        how = "nothing measured"
-    elif len(estimated) == len(devices):
-        how = "estimated (no energy counter here: CPU utilization x TDP, memory W per GB)"
-    elif estimated:
-        how = "partly estimated: " + ", ".join(device_label(d) for d in estimated)
-    else:
-        how = "measured by hardware counters"
-    return f"whole machine (every process on it, not only this command), {how}"
-
-
-def format_summary(report: dict[str, Any]) -> str:
+def format_summary(report: RunReport) -> str:
     """The text printed at the end of ``otel-energy run`` (the command redacted, and control
     characters escaped: it came from outside)."""
-    t = report["total"]
-    command = printable(shlex.join(redact_args(report["command"])))
+    t = report.total
+    command = printable(shlex.join(redact_args(report.command)))
     lines = [
-        f"otel-energy: `{command}` exited {report['exit_code']} after {report['duration_s']:.1f} s",
-        f"total: {t['energy_j']:.1f} J, {t['co2e_g']:.4f} gCO2e, average {t['avg_power_w']:.1f} W",
-        f"scope: {report.get('scope') or scope_line(report)}",
+        f"otel-energy: `{command}` exited {report.exit_code} after {report.duration_s:.1f} s",
+        f"total: {t.energy_j:.1f} J, {t.co2e_g:.4f} gCO2e, average {t.avg_power_w:.1f} W",
+        f"scope: {report.scope}",
         "",
         f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
     ]
-    for d in report["devices"]:
-        label = printable(device_label(d))
+    for d in report.devices:
+        label = printable(d.label)
         lines.append(
-            f"{label[:32]:32} {d['method']:24} {d['energy_j']:11.2f}"
-            f" {d['avg_power_w']:8.2f} {d['co2e_g']:10.4f}"
+            f"{label[:32]:32} {d.method:24} {d.energy_j:11.2f}"
+            f" {d.avg_power_w:8.2f} {d.co2e_g:10.4f}"
         )
+    lines.append(f"{'total':32} {'':24} {t.energy_j:11.2f} {t.avg_power_w:8.2f} {t.co2e_g:10.4f}")
+    ci = report.carbon_intensity
     lines.append(
-        f"{'total':32} {'':24} {t['energy_j']:11.2f} {t['avg_power_w']:8.2f} {t['co2e_g']:10.4f}"
+        f"carbon intensity {ci.g_per_kwh:.1f} gCO2e/kWh {ci.kind} [{ci.source}], PUE {report.pue:g}"
     )
-    ci = report["carbon_intensity"]
-    lines.append(
-        f"carbon intensity {ci['g_per_kwh']:.1f} gCO2e/kWh {ci.get('kind', 'average')}"
-        f" [{ci['source']}], PUE {report['pue']:g}"
-    )
-    lines += _phase_lines(report.get("phases") or [], t["energy_j"] or 1.0)
-    lines += _epoch_lines(report["training"]["epochs"])
+    lines += _phase_lines(report.phases, t.energy_j or 1.0)
+    lines += _epoch_lines(report.training.epochs)
     return "\n".join(lines)
 
 
-def _phase_lines(rows: list[dict[str, Any]], total_j: float) -> list[str]:
+def _phase_lines(rows: list[Phase], total_j: float) -> list[str]:
     """The table of phases (empty without phases); shares are of ``total_j`` (J)."""
     if not rows:
         return []
@@ -73,15 +49,15 @@ def _phase_lines(rows: list[dict[str, Any]], total_j: float) -> list[str]:
     ]
     for p in rows:
         lines.append(
-            f"{p['label'][:50]:50} {p['duration_s']:8.2f} {p['energy_j']:11.2f}"
-            f" {100 * p['energy_j'] / total_j:5.1f}% {p['co2e_g']:10.4f}"
+            f"{p.label[:50]:50} {p.duration_s:8.2f} {p.energy_j:11.2f}"
+            f" {100 * p.energy_j / total_j:5.1f}% {p.co2e_g:10.4f}"
         )
     return lines
 
 
-def _epoch_lines(epochs: list[dict[str, Any]]) -> list[str]:
+def _epoch_lines(epochs: list[Epoch]) -> list[str]:
     """The table of epochs per rank, only for a run with ranks other than 0."""
-    if not any(e["rank"] not in (None, 0) for e in epochs):
+    if not any(e.rank not in (None, 0) for e in epochs):
         return []
     lines = [
         "",
@@ -91,8 +67,8 @@ def _epoch_lines(epochs: list[dict[str, Any]]) -> list[str]:
     ]
     for e in epochs:
         lines.append(
-            f"{e['epoch']!s:>5} {e['rank'] if e['rank'] is not None else '-':>4}"
-            f" {e['steps']!s:>6} {e['duration_s']:11.2f} {e['energy_j'] or 0:11.2f}"
-            f" {e['avg_power_w'] or 0:8.2f} {e['co2e_g'] or 0:10.4f}"
+            f"{e.epoch!s:>5} {e.rank if e.rank is not None else '-':>4}"
+            f" {e.steps!s:>6} {e.duration_s:11.2f} {e.energy_j or 0:11.2f}"
+            f" {e.avg_power_w or 0:8.2f} {e.co2e_g or 0:10.4f}"
         )
     return lines

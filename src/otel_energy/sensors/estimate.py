@@ -54,6 +54,12 @@ class CpuEstimate:
 
     def __post_init__(self) -> None:
         self._last = self._times()  # a baseline, so that the first read is already a rate
+        # Until CPU time has elapsed since the baseline (a read right after discovery), the
+        # busy fraction since boot is the best figure there is; 0 W would be a made-up value
+        # that the first interval's energy and the report's curve would then start from.
+        total, idle = self._last
+        if total > 0:
+            self._power_w = self.tdp_w * min(1.0, max(0.0, 1.0 - idle / total))
 
     def _times(self) -> tuple[float, float]:
         t = self.cpu_times()

@@ -51,6 +51,8 @@ class NvmlGpu:
 
     stats_ok: bool = True
     """False once utilization/memory reads failed: they are not tried again (energy goes on)."""
+    stats_error_logged: bool = False
+    """A transient stats error was logged (the first one only: a flapping driver is one line)."""
 
     def read(self) -> Reading:
         power_w = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
@@ -60,23 +62,35 @@ class NvmlGpu:
         return Reading(counter_j=counter_j, power_w=power_w, gpu=self._stats())
 
     def _stats(self) -> GpuStats | None:
-        """Utilization and memory, read after energy; their failure never affects energy."""
+        """Utilization and memory, read after energy; an NVML error there never affects energy.
+
+        Only ``NVMLError`` is caught: anything else (``AttributeError``, ``TypeError``) is a bug in
+        this code or the binding and propagates to the sampler's failure policy, which logs it.
+        """
         if not self.stats_ok:
             return None
         try:
             rates = self.nvml.nvmlDeviceGetUtilizationRates(self.handle)
             memory = self.nvml.nvmlDeviceGetMemoryInfo(self.handle)
-            return GpuStats(rates.gpu / 100.0, float(memory.used), float(memory.total))
-        except Exception as exc:  # NOT_SUPPORTED (some vGPUs), a driver bug: energy goes on
-            if getattr(exc, "value", None) != self.nvml.NVML_ERROR_NOT_SUPPORTED:
-                return None  # transient: try again next tick
-            self.stats_ok = False
-            _log.info(
-                "otel-energy: %s reports no utilization/memory (%s); measuring its energy only.",
-                self.info.hw_id,
-                exc,
-            )
+        except self.nvml.NVMLError as exc:  # NOT_SUPPORTED (some vGPUs), a driver hiccup
+            if getattr(exc, "value", None) == self.nvml.NVML_ERROR_NOT_SUPPORTED:
+                self.stats_ok = False
+                _log.info(
+                    "otel-energy: %s reports no utilization/memory (%s); measuring its energy"
+                    " only.",
+                    self.info.hw_id,
+                    exc,
+                )
+            elif not self.stats_error_logged:  # transient: try again next tick, say it once
+                self.stats_error_logged = True
+                _log.warning(
+                    "otel-energy: %s: reading utilization/memory failed (%s); energy is not"
+                    " affected, retried every sample (further errors not logged).",
+                    self.info.hw_id,
+                    exc,
+                )
             return None
+        return GpuStats(rates.gpu / 100.0, float(memory.used), float(memory.total))
 
     def close(self) -> None:
         """Handles need no release; ``nvmlShutdown`` is reference-counted by the driver."""

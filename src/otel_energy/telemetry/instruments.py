@@ -2,7 +2,8 @@
 
 Names follow the hardware semantic conventions (``hw.energy`` counter in J, ``hw.power`` gauge in
 W); what they lack lives in our ``otel_energy.`` namespace. Callbacks only read the snapshot (no
-hardware I/O) and never raise.
+hardware I/O) and never raise; a
+failure is logged at WARNING the first time per instrument.
 """
 
 from __future__ import annotations
@@ -223,6 +224,8 @@ class EnergyObserver:
 
     def __init__(self, meter: Meter) -> None:
         self.sampler: Sampler | None = None
+        self.failed: set[str] = set()
+        """Instruments whose callback failed already (logged at WARNING once each)."""
         for spec in INSTRUMENTS:
             cb = self._callback(spec)
             if spec.kind == "counter":
@@ -244,7 +247,19 @@ class EnergyObserver:
                     sampler.snapshot(), sampler.rank.attributes(), sampler.intensity_provider
                 )
             except Exception:  # a metric callback must never raise into the SDK's collection
-                _log.debug("otel-energy: %s callback failed", spec.name, exc_info=True)
+                # The instrument's points are missing from this export: say so at WARNING with
+                # the traceback the first time, then at DEBUG (a collection every few seconds
+                # must not flood the log with the same failure).
+                first = spec.name not in self.failed
+                self.failed.add(spec.name)
+                _log.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "otel-energy: the %s metric callback failed; its points are missing from"
+                    " this export%s",
+                    spec.name,
+                    " (further failures logged at DEBUG)" if first else "",
+                    exc_info=True,
+                )
                 return []
 
         return callback

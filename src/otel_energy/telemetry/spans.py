@@ -276,8 +276,9 @@ class SpanEnergyRecorder:
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
         w = self.sampler.window(iv.t0_s, iv.t1_s)
-        snap = self.sampler.snapshot()
-        intensity, pue = self.carbon.intensity or snap.intensity, self.carbon.pue_of(snap.pue)
+        # The newest tick's intensity (a reference, not a snapshot built for every step).
+        intensity = self.carbon.intensity or self.sampler.latest_tick().intensity
+        pue = self.carbon.pue_of(self.sampler.pue)
         co2e = self.co2e_of(w)
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:

@@ -1,8 +1,8 @@
 """What a finished run leaves behind: its part of the job root span and its ledger row.
 
 Both run after the run's spans are complete (the recorder was flushed), on the thread that ends
-the run; the job root's gathering waits on a background thread, the ledger write goes through the
-ledger's own ``record``.
+the run; the job root's gathering waits on a background thread, the row goes to the ledger's
+background writer (``history.writer.record_async``): no file I/O on the training thread.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from opentelemetry.trace import Tracer
 from otel_energy.distributed.job import JobContext, RunPart, default_store
 from otel_energy.distributed.job import finish_job as finish_job_root
 from otel_energy.distributed.ranks import RankInfo
-from otel_energy.engine.sampler import Sampler, Snapshot
-from otel_energy.history.ledger import ledger_path, record, under_parent_run
-from otel_energy.history.rows import TimelineRecorder, row_from_totals, utc_iso
+from otel_energy.engine.sampler import Sampler
+from otel_energy.history.ledger import ledger_path, under_parent_run
+from otel_energy.history.rows import row_from_totals, utc_iso
+from otel_energy.history.writer import record_async
+from otel_energy.report.series import RunSeries
 from otel_energy.telemetry.spans import AttrValue, Interval
 from otel_energy.tracker.recording import Recording
 
@@ -42,21 +44,17 @@ def finish_job(
 
 
 def write_ledger(
-    timeline: TimelineRecorder | None,
-    run: Interval,
-    error: BaseException | None,
-    started_at: str,
-    snap: Snapshot,
-    rank: RankInfo,
+    series: RunSeries | None, run: Interval, error: BaseException | None, started_at: str
 ) -> None:
-    """Append the finished run (energy J, CO2e g) to the run ledger (nothing when the ledger is
-    off: ``timeline`` None, or the run has no result)."""
-    if timeline is None:
+    """Hand the finished run (energy J, CO2e g, its recorded series) to the ledger's background
+    writer: no I/O here (nothing when the ledger is off: ``series`` None, or no result)."""
+    if series is None:
         return
-    curves = timeline.stop()
+    series.close()
     w = run.result
     if w is None:
         return
+    status = "ok" if error is None else "error"
     row = row_from_totals(
         "train",
         started_at,
@@ -65,32 +63,24 @@ def write_ledger(
         run.co2e_g,
         w.by_type,
         w.estimated,
-        snap,
-        rank,
-        "ok" if error is None else "error",
-        curves,
+        series,
+        status,
     )
-    record(row)
+    record_async(row)
 
 
 class RunRecords:
-    """A run's start (UTC) and power timeline, kept from its beginning for its ledger row."""
+    """A run's start (UTC) and its one recorded series, kept from its beginning for its row."""
 
     def __init__(self, sampler: Sampler) -> None:
         self.started_at = utc_iso()
         # Under ``otel-energy run`` the parent writes the row; ``off`` writes none.
         ledger = not under_parent_run() and ledger_path() is not None
-        self.timeline = TimelineRecorder(sampler) if ledger else None
+        self.series = RunSeries(sampler) if ledger else None
 
-    def write(
-        self,
-        run: Interval,
-        error: BaseException | None,
-        held: Recording,
-        snap: Snapshot,
-    ) -> None:
+    def write(self, run: Interval, error: BaseException | None, held: Recording) -> None:
         """The finished run's part of the job root and its ledger row (once)."""
         rec, rank = held.recorder, held.session.rank
         finish_job(held.job, rec.tracer, run, rank, rec.identity)
-        timeline, self.timeline = self.timeline, None
-        write_ledger(timeline, run, error, self.started_at, snap, rank)
+        series, self.series = self.series, None
+        write_ledger(series, run, error, self.started_at)

@@ -192,7 +192,7 @@ class RunTracker:
         held, run = self._held, self.run
         if held is None or run is None:
             return None
-        rec, session = held.recorder, held.session
+        rec = held.recorder
         if error is not None:  # a failure or a signal: the phases inside end with it
             for phase in list(reversed(self.phases)):
                 self._finish_phase(phase, error)
@@ -211,7 +211,7 @@ class RunTracker:
         rec.flush()  # the run span has its energy before training returns
         records, self._records = self._records, None
         if records is not None:
-            records.write(run, error, held, session.snapshot())
+            records.write(run, error, held)
         for hook in self.on_run_end:
             hook(run, error)
         self._close_if_idle()
