@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -74,6 +75,21 @@ def meter_provider(metric_reader: InMemoryMetricReader) -> Iterator[MeterProvide
 def tel() -> Iterator[Telemetry]:
     """In-memory tracer and meter providers (spans and metric points), shut down after the test."""
     yield from telemetry()
+
+
+@pytest.fixture
+def sigint_as_in_a_terminal() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt here, and children start with its default action, however
+    the suite was started.
+
+    A suite started in the background (``nohup``, ``&`` from a non-interactive shell) inherits
+    SIGINT ignored: Python then installs no handler, and an ignored signal stays ignored across
+    exec, so a Ctrl-C test would see nothing. A Python handler is reset to the default by exec.
+    """
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(autouse=True)

@@ -264,3 +264,58 @@ def test_the_commands_discover_on_the_sampler_thread_never_the_main_one(
     assert "nvml_counter" in out  # the fake GPU was found, and (demo) measured
     assert threads and all(t is not threading.main_thread() for t in threads)
     assert {t.name for t in threads} == {"otel-energy-sampler"}
+
+
+def test_an_unknown_option_is_named() -> None:
+    """``otel-energy --bogus`` said only "the following arguments are required: command"."""
+    for args in (["--bogus"], ["--bogus", "devices"], ["devices", "--bogus"]):
+        proc = cli(*args)
+        assert proc.returncode == 2, args
+        assert proc.stderr.splitlines()[-1] == "otel-energy: error: unrecognized arguments: --bogus"
+    proc = cli()
+    assert proc.returncode == 2 and "a command is required: doctor, devices," in proc.stderr
+
+
+def test_a_misspelt_variable_is_one_warning_naming_the_right_one() -> None:
+    proc = cli("devices", env={"OTEL_PYTHON_ENERGY_CONTRY": "FR"})
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "CONTRY" in line]
+    assert warnings == [
+        "otel-energy: unknown variable OTEL_PYTHON_ENERGY_CONTRY is ignored; did you mean"
+        " OTEL_PYTHON_ENERGY_COUNTRY?"
+    ]
+
+
+def test_a_bad_measurement_setting_does_not_block_the_ledger_commands(tmp_path: Path) -> None:
+    """``OTEL_PYTHON_ENERGY_COUNTRY=France otel-energy history`` exited 2: history and report
+    read the ledger only; the commands that measure still refuse the value, naming it."""
+    env = {
+        "OTEL_PYTHON_ENERGY_COUNTRY": "France",
+        "OTEL_PYTHON_ENERGY_LEDGER": str(tmp_path / "runs.sqlite"),
+    }
+    proc = cli("history", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "France" not in proc.stderr
+    proc = cli("devices", env=env)
+    assert proc.returncode == 2
+    assert "OTEL_PYTHON_ENERGY_COUNTRY='France' is not valid" in proc.stderr
+
+
+def test_a_misspelt_variable_is_warned_about_once_under_run(tmp_path: Path) -> None:
+    """The command of ``otel-energy run`` reads the same environment: it stays silent."""
+    proc = cli(
+        "run",
+        "--no-plot",
+        "--report",
+        tmp_path / "r.json",
+        "--",
+        "python",
+        "-c",
+        "print('ran')",
+        env={"OTEL_PYTHON_ENERGY_CONTRY": "FR"},
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ran", proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "CONTRY" in line] == [
+        "otel-energy: unknown variable OTEL_PYTHON_ENERGY_CONTRY is ignored; did you mean"
+        " OTEL_PYTHON_ENERGY_COUNTRY?"
+    ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from otel_energy.config import SOURCES, ConfigError, EnergyConfig, load_config
@@ -184,6 +186,42 @@ def test_country_intensity_and_gpu_overrides() -> None:
 def test_override_errors_name_the_callers_label(name: str, bad: object, message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{message}"):
         load_config({}, labels={name: f"Where.{name}"}, **{name: bad})
+
+
+def test_a_misspelt_variable_is_warned_about_once_with_the_closest_name(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OTEL_PYTHON_ENERGY_CONTRY=FR`` was ignored in silence: the world average was used."""
+    from otel_energy.config import unknown
+
+    monkeypatch.setattr(unknown, "_warned", set())  # once per process: start this test afresh
+    env = {
+        "OTEL_PYTHON_ENERGY_CONTRY": "FR",
+        "OTEL_PYTHON_ENERGY_NO_SUCH_THING": "1",
+        ev.OTEL_PYTHON_ENERGY_PUE: "1.2",
+    }
+    with caplog.at_level(logging.WARNING, logger="otel_energy.config"):
+        cfg = load_config(env)
+        load_config(env)  # a second reader (a callback after the instrumentor) adds nothing
+    assert cfg.country is None and cfg.pue == 1.2  # unknown names change nothing else
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert lines == [
+        "otel-energy: unknown variable OTEL_PYTHON_ENERGY_CONTRY is ignored; did you mean"
+        " OTEL_PYTHON_ENERGY_COUNTRY?",
+        "otel-energy: unknown variable OTEL_PYTHON_ENERGY_NO_SUCH_THING is ignored;"
+        " docs/configuration.md lists the variables",
+    ]
+
+
+def test_no_known_variable_is_reported_unknown() -> None:
+    from otel_energy.config.unknown import KNOWN, unknown_variables
+
+    names = {v for k, v in vars(ev).items() if k.startswith("OTEL_PYTHON_ENERGY_")}
+    assert names == KNOWN and len(names) >= 20
+    assert unknown_variables(dict.fromkeys(names, "x")) == []
+    assert unknown_variables({"OTEL_PYTHON_ENERGY_STEP_SPAN": "off", "OTHER_COUNTRY": "FR"}) == [
+        ("OTEL_PYTHON_ENERGY_STEP_SPAN", "OTEL_PYTHON_ENERGY_STEP_SPANS")
+    ]
 
 
 def test_command_args_are_recorded_only_when_asked() -> None:

@@ -1,10 +1,13 @@
-"""``otel-energy run`` starts a job span and hands it to the command as ``TRACEPARENT``."""
+"""``otel-energy run`` starts a job span and hands it to the command as ``TRACEPARENT``; both go
+to the OTLP endpoint with the protocol ``opentelemetry-instrument`` would use (gRPC by default)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.otlp_receiver import otlp_receiver
+import pytest
+
+from tests.support.otlp_receiver import otlp_grpc_receiver, otlp_receiver
 from tests.support.paths import REPO as ROOT
 from tests.support.subprocesses import CLI, capture, child_env
 
@@ -12,12 +15,31 @@ OUTER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 OUTER_SPAN = "00f067aa0ba902b7"
 
 
+PROTOCOLS = {
+    # (variables, receiver): no variable is the distro's default, gRPC (port 4317 in the wild);
+    # before, ``otel-energy run`` alone defaulted to OTLP/HTTP and sent nothing to a gRPC receiver.
+    "default-grpc": ({}, otlp_grpc_receiver),
+    "http": ({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, otlp_receiver),
+    "traces-http": ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}, otlp_receiver),
+    "traces-grpc-over-http": (
+        {
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+        },
+        otlp_grpc_receiver,
+    ),
+}
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
 def test_the_run_span_is_a_child_of_the_job_span_which_joins_the_given_trace(
-    tmp_path: Path,
+    tmp_path: Path, protocol: str
 ) -> None:
-    with otlp_receiver() as (endpoint, got):
+    variables, receiver = PROTOCOLS[protocol]
+    with receiver() as (endpoint, got):
         env = child_env(
             ("OTEL_", "CUDA_", "SLURM_", "TORCHELASTIC_", "TRACE"),
+            **variables,
             OMP_NUM_THREADS="1",
             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
             OTEL_METRICS_EXPORTER="none",

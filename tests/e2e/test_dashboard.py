@@ -20,6 +20,7 @@ EMITTED = {
     "otel_energy_step_energy_joules_sum",
     "otel_energy_step_energy_joules_count",
     "hw_gpu_utilization",
+    "hw_gpu_utilization_ratio",  # the same gauge through a Collector's prometheus exporter
     "hw_gpu_memory_usage_bytes",
     "hw_gpu_memory_limit_bytes",
     "hw_gpu_memory_utilization",
@@ -37,6 +38,7 @@ PROMQL_WORDS = {
     "avg",
     "min",
     "max_over_time",
+    "or",
 }
 
 
@@ -107,3 +109,15 @@ def test_metric_names_match_the_docs() -> None:
         "hw_gpu_memory_utilization",
     ):
         assert f"`{base}`" in doc, base
+
+
+def test_gpu_utilization_panels_read_both_prometheus_names() -> None:
+    """Our in-process Prometheus exporter names the unit-``1`` gauge ``hw_gpu_utilization``; a
+    Collector's ``prometheus`` exporter adds ``_ratio``: each panel must show either (it queried
+    only the first, and was empty behind a Collector)."""
+    utilization = [e for e in queries() if "hw_gpu_utilization" in e]
+    assert len(utilization) == 2
+    for expr in utilization:
+        assert metric_names(expr) == {"hw_gpu_utilization", "hw_gpu_utilization_ratio"}, expr
+        selectors = re.findall(r"hw_gpu_utilization(?:_ratio)?(\{[^}]*\})", expr)
+        assert len(selectors) == 2 and selectors[0] == selectors[1], expr  # same filters

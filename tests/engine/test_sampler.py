@@ -271,10 +271,12 @@ def test_history_extrapolates_each_device_from_its_own_last_good_read() -> None:
     w = window(hist, GPU_CPU, 0.5, 1.5, 0.1)
     assert not w.complete and w.energy_j == pytest.approx(350.0 * 0.5)  # clamped
     # The GPU's family stalled after t = 0.8: its energy after that is not in the history.
-    tails = [Tail("gpu", 300.0, 0.8), Tail("cpu", 50.0, 1.0)]
+    gpu, cpu = (d.hw_id for d in GPU_CPU)
+    assert w.by_device == pytest.approx({gpu: 300.0 * 0.5, cpu: 50.0 * 0.5})
+    tails = [Tail("gpu", 300.0, 0.8, gpu), Tail("cpu", 50.0, 1.0, cpu)]
     x = extrapolate(w, tails, 1.0, lambda j: j / 1000.0)
-    assert x.by_type["gpu"] == pytest.approx(300.0 * 0.5 + 300.0 * 0.7)
-    assert x.by_type["cpu"] == pytest.approx(50.0 * 1.0)
+    assert x.by_type["gpu"] == x.by_device[gpu] == pytest.approx(300.0 * 0.5 + 300.0 * 0.7)
+    assert x.by_type["cpu"] == x.by_device[cpu] == pytest.approx(50.0 * 1.0)
     assert x.energy_j == pytest.approx(w.energy_j + 300.0 * 0.7 + 50.0 * 0.5)
     assert x.co2e_g == pytest.approx(w.co2e_g + (300.0 * 0.7 + 50.0 * 0.5) / 1000.0)
     assert x.uncertainty_j == pytest.approx(w.uncertainty_j + 300.0 * 0.7 + 50.0 * 0.5)

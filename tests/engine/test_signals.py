@@ -157,6 +157,7 @@ class InterruptingClock:
         return t
 
 
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_second_ctrl_c_inside_our_error_path_keeps_the_spans(
     tmp_path: Path, tel: Telemetry
 ) -> None:
@@ -189,6 +190,7 @@ def test_second_ctrl_c_inside_our_error_path_keeps_the_spans(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_interrupts_deferred_holds_sigint_and_restores_the_handler() -> None:
     before = signal.getsignal(signal.SIGINT)
     with interrupts_deferred() as arrived:

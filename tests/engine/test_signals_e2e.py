@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from otel_energy.cli.run import failed_path
 from tests.support.otlp_receiver import Received, otlp_receiver
 from tests.support.paths import REPO as ROOT
@@ -186,6 +188,7 @@ def in_terminal(
         os.close(master)
 
 
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path) -> None:
     count = tmp_path / "count"
     env = environment(
@@ -210,6 +213,7 @@ def test_ctrl_c_in_a_terminal_reaches_the_child_once(tmp_path: Path) -> None:
     assert count.read_text() == "1"  # from the terminal only, not forwarded a second time
 
 
+@pytest.mark.usefixtures("sigint_as_in_a_terminal")
 def test_ctrl_c_in_a_terminal_mid_training_keeps_the_run(tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     with otlp_receiver() as (endpoint, got):

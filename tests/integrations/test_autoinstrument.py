@@ -174,3 +174,23 @@ def test_torchrun_launcher_leaves_measuring_to_the_ranks() -> None:
     # only rank 0 (local rank 0) measures the node; the launcher (no rank) measures nothing
     assert by_rank == {(0, "estimate:cpu"), (0, "estimate:memory")}
     assert all(p["attributes"]["otel_energy.world_size"] == 2 for p in energy)
+
+
+def test_a_bad_variable_is_one_line_and_the_training_still_runs() -> None:
+    """Zero code: the same bad value that ``EnergyCallback()`` raises on is one log line here,
+    the program trains to its end unmeasured (no span or metric of ours) and exits 0."""
+    with otlp_receiver() as (endpoint, got):
+        proc = instrument(
+            ROOT / "examples" / "train_tiny.py",
+            ["--epochs", "1", "--samples", "32", "--hidden", "32"],
+            endpoint,
+            OTEL_PYTHON_ENERGY_COUNTRY="France",
+        )
+    ours = [line for line in proc.stderr.splitlines() if "otel-energy" in line or "France" in line]
+    assert len(ours) == 1, proc.stderr[-3000:]
+    assert ours[0].startswith(
+        "otel-energy: not instrumenting: OTEL_PYTHON_ENERGY_COUNTRY='France' is not valid"
+    )
+    assert "Traceback" not in proc.stderr
+    assert "'train_runtime'" in proc.stdout  # the Trainer finished its run
+    assert got.ours() == [] and got.metric("hw.energy") == []

@@ -386,3 +386,17 @@ def test_ddp_two_ranks_each_measure_their_own_gpu_and_node_devices_once(tmp_path
         a = run["attributes"]
         assert a["otel_energy.gpu.energy"] == pytest.approx(watts * run["duration_s"], rel=0.01)
         assert ("otel_energy.cpu.energy" in a) is (r == 0)
+
+
+def test_a_bad_variable_fails_at_construction_naming_the_callback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otel_energy.config import ConfigError
+
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_PUE", "0.5")
+    with pytest.raises(ConfigError) as err:
+        LightningEnergyCallback()
+    assert str(err.value).startswith(
+        "LightningEnergyCallback: OTEL_PYTHON_ENERGY_PUE='0.5' is not valid: expected a number"
+        " from 1 to 10."
+    )

@@ -40,6 +40,7 @@ def test_epochs_batches_summary_and_spans(tel: Telemetry) -> None:
     assert final["final"] is True
     assert final["energy_j"] == pytest.approx(GPU_W * final["duration_s"], abs=0.005)
     assert final["carbon_g"] == pytest.approx(final["energy_j"] / 3.6e6 * 450.0, rel=1e-9)
+    assert final["co2e_g"] == final["carbon_g"]  # the name used everywhere else; the old kept
     assert summary["device"] == "gpu" and summary["carbon_intensity_g_per_kwh"] == 450.0
     assert summary["num_batches"] == 6 and summary["num_epochs"] == 2
     bs, es = summary["batch_summary"], summary["epoch_summary"]
@@ -48,10 +49,15 @@ def test_epochs_batches_summary_and_spans(tel: Telemetry) -> None:
         "mean_duration_s",
         "mean_energy_j",
         "mean_carbon_g",
+        "mean_co2e_g",
         "total_duration_s",
         "total_energy_j",
         "total_carbon_g",
+        "total_co2e_g",
     }
+    for totals in (bs, es):
+        assert totals["total_co2e_g"] == totals["total_carbon_g"] > 0
+        assert totals["mean_co2e_g"] == totals["mean_carbon_g"]
     assert bs["total_energy_j"] == pytest.approx(GPU_W * bs["total_duration_s"], abs=0.03)
     # Each batch busy-waits 0.03 s: a lower bound whatever the machine's load (no upper one).
     assert bs["mean_duration_s"] == pytest.approx(bs["total_duration_s"] / bs["count"])

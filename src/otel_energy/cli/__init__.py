@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from otel_energy.cli.devices import cmd_devices
 from otel_energy.cli.doctor import Assumption, assumptions, cmd_doctor
 from otel_energy.cli.when import cmd_when
 from otel_energy.config import ConfigError, EnergyConfig, load_config
+from otel_energy.config.unknown import warn_unknown_variables
 from otel_energy.safety.redact import redact_args
 from otel_energy.safety.terminal import printable
 from otel_energy.version import __version__
@@ -48,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # Not ``required=True``: argparse would then report a missing command before an unknown option
+    # (``otel-energy --bogus`` said "arguments are required: command"); ``parse_args`` below
+    # names the unknown options first.
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser(
         "doctor",
         help="what this machine can measure, how, what the figures assume, and how to fix"
@@ -127,9 +132,26 @@ def cmd_run(config: EnergyConfig, args: argparse.Namespace) -> int:
     return exit_code
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``argv`` parsed; an unknown option is an error that names it (exit 2), checked before a
+    missing command."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser.error(f"a command is required: {', '.join(sub.choices)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    warn_unknown_variables(os.environ)
+    if args.command in ("history", "report"):
+        # They read the ledger only: a bad measurement setting (a country, an interval) is no
+        # reason to refuse them, so the configuration is not loaded (nor validated) here.
+        return history_cli.main(args)
     try:
         config = load_config()
     except ConfigError as exc:
@@ -143,8 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(config, args)
     if args.command == "when":
         return cmd_when(config, args.hours, args.within)
-    if args.command in ("history", "report"):
-        return history_cli.main(args)
     if args.seconds <= 0:
         print("otel-energy: --seconds must be > 0", file=sys.stderr)
         return 2

@@ -82,8 +82,8 @@ def child_environment(base: Mapping[str, str], run_file: Path) -> dict[str, str]
     env["OTEL_TRACES_EXPORTER"] = ",".join(traces)
     env.setdefault("OTEL_METRICS_EXPORTER", "otlp" if otlp else "none")
     env.setdefault("OTEL_LOGS_EXPORTER", "none")
-    if otlp:
-        env.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    # No OTLP protocol is set here: the command's ``opentelemetry-instrument`` then uses its own
+    # default (gRPC, port 4317) or the user's OTEL_EXPORTER_OTLP_*PROTOCOL, as the job span does.
     env.setdefault("OTEL_SERVICE_NAME", "otel-energy-run")
     env[ev.OTEL_PYTHON_ENERGY_RUN_FILE] = str(run_file)
     return env

@@ -13,6 +13,7 @@ from otel_energy.config import variables as ev
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
+from otel_energy.config.unknown import warn_unknown_variables
 
 __all__ = [
     "CARBON_PROVIDERS",
@@ -184,7 +185,7 @@ def load_config(
     """Read and validate every ``OTEL_PYTHON_ENERGY_*`` variable, then keyword overrides.
 
     Args:
-        environ: the environment to read; ``os.environ`` when None.
+        environ: the environment to read, ``os.environ`` when None (a misspelt name: a warning).
         labels: the name each override has for the caller, used in error messages
             (``{"pue": "CarbonConfig.pue"}``); the override's own name by default.
         overrides: values given in code for the names in ``OVERRIDES`` (``sample_interval_s=0.5``,
@@ -198,6 +199,7 @@ def load_config(
     """
     checked = check_overrides(overrides, labels or {})
     env = os.environ if environ is None else environ
+    warn_unknown_variables(env)
     sources, explicit = _sources(env)
     country, intensity = _intensity(env, checked)
     d = EnergyConfig  # the one home of the defaults: the dataclass's field defaults

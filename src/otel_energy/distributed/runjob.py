@@ -3,7 +3,8 @@
 The command receives the span as ``TRACEPARENT``/``TRACESTATE`` (the OTel convention for
 environment variables as context carriers), so every rank's ``train`` span, however many a
 launcher starts, is its child. The span itself goes where the command's spans go: the run file
-(``otel_energy_file``) and OTLP/HTTP when an endpoint is set.
+(``otel_energy_file``) and OTLP when an endpoint is set, with the protocol the command's
+``opentelemetry-instrument`` uses (``OTLP_PROTOCOL_VARS``, gRPC by default).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from otel_energy.distributed.job import from_environment
@@ -30,6 +31,35 @@ from otel_energy.telemetry.scope import get_tracer
 
 _log = logging.getLogger(__name__)
 OTLP_ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+OTLP_PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+"""Where the traces' OTLP protocol is read, the first set wins, as the SDK reads them."""
+DEFAULT_OTLP_PROTOCOL = "grpc"
+"""The protocol of ``opentelemetry-distro`` (and so of ``opentelemetry-instrument``): port 4317."""
+
+
+def otlp_span_exporter(environ: Mapping[str, str]) -> SpanExporter | None:
+    """The OTLP span exporter for ``environ``'s traces protocol (``grpc`` or ``http/protobuf``),
+    configured by the SDK's own variables; None, with a warning, for another protocol."""
+    protocol = next(
+        (environ[k].strip() for k in OTLP_PROTOCOL_VARS if environ.get(k, "").strip()),
+        DEFAULT_OTLP_PROTOCOL,
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpSpanExporter,
+        )
+
+        return HttpSpanExporter()
+    _log.warning(
+        "otel-energy: job span not sent over OTLP: protocol %r is not supported (expected grpc"
+        " or http/protobuf)",
+        protocol,
+    )
+    return None
 
 
 class JobSpan:
@@ -52,11 +82,9 @@ class JobSpan:
         self.provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(run_file)))
         if any(environ.get(k) for k in OTLP_ENDPOINT_VARS):
             try:
-                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                    OTLPSpanExporter,
-                )
-
-                self.provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter()))
+                exporter = otlp_span_exporter(environ)
+                if exporter is not None:
+                    self.provider.add_span_processor(SimpleSpanProcessor(exporter))
             except Exception:  # never stop the command for its telemetry
                 _log.warning("otel-energy: job span not sent over OTLP", exc_info=True)
         rank = rank_info(environ)

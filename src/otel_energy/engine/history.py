@@ -44,6 +44,8 @@ class WindowEnergy:
             lacks their energy.
         gpu_utilization: time-weighted average utilization (0..1) of the GPUs over the window,
             over every GPU-second with a reading; None when no GPU reported utilization.
+        by_device: energy per device, by ``hw.id`` (J): the same allocation, so the values add
+            up to ``energy_j``.
     """
 
     t0_s: float
@@ -59,6 +61,7 @@ class WindowEnergy:
     stalled: bool = False
     missing_devices: tuple[str, ...] = ()
     gpu_utilization: float | None = None
+    by_device: dict[str, float] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
@@ -175,9 +178,8 @@ def window(
     """
     if not hist.t or not devices:
         return empty_window(t0_s, t1_s, missing)
-    a0, b0, f0 = hist.bracket(t0_s)
-    a1, b1, f1 = hist.bracket(t1_s)
-    by_type, total, error = _energy(hist, devices, (a0, b0, f0), (a1, b1, f1))
+    (a0, b0, f0), (a1, b1, f1) = hist.bracket(t0_s), hist.bracket(t1_s)
+    by_type, by_device, total, error = _energy(hist, devices, (a0, b0, f0), (a1, b1, f1))
     c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
     c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
     q0, q1 = hist.q[a0], hist.q[b1]
@@ -197,6 +199,7 @@ def window(
         q1[1] > q0[1],
         missing,
         (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
+        by_device,
     )
 
 
@@ -205,21 +208,23 @@ def _energy(
     devices: Sequence[DeviceInfo],
     start: tuple[int, int, float],
     end: tuple[int, int, float],
-) -> tuple[dict[str, float], float, float]:
-    """(J per hw.type, total J, largest error J) between two brackets of ``hist``."""
+) -> tuple[dict[str, float], dict[str, float], float, float]:
+    """(J per hw.type, J per hw.id, total J, largest error J) between two brackets of ``hist``."""
     (a0, b0, f0), (a1, b1, f1) = start, end
     ea0, eb0, ea1, eb1 = hist.e[a0], hist.e[b0], hist.e[a1], hist.e[b1]
     by_type: dict[str, float] = {}
+    by_device: dict[str, float] = {}
     total = low = high = 0.0
     for d, info in enumerate(devices):
         v = (ea1[d] + f1 * (eb1[d] - ea1[d])) - (ea0[d] + f0 * (eb0[d] - ea0[d]))
         by_type[info.hw_type] = by_type.get(info.hw_type, 0.0) + v
+        by_device[info.hw_id] = by_device.get(info.hw_id, 0.0) + v
         total += v
         # Monotone counters: the least the window can hold is from the later bracketing sample
         # of t0 to the earlier one of t1, the most from the earlier of t0 to the later of t1.
         low += max(0.0, ea1[d] - (eb0[d] if f0 else ea0[d]))
         high += (eb1[d] if f1 else ea1[d]) - ea0[d]
-    return by_type, total, max(total - low, high - total, 0.0)
+    return by_type, by_device, total, max(total - low, high - total, 0.0)
 
 
 @dataclass(frozen=True)
@@ -231,11 +236,13 @@ class Tail:
         power_w: its latest power (W).
         since_s: its last good read (s): a device whose family is stalled has no energy in the
             history after it (its counter recovers it later), so it is extrapolated from there.
+        hw_id: its ``hw.id`` (its share of ``by_device``).
     """
 
     hw_type: str
     power_w: float
     since_s: float
+    hw_id: str = ""
 
 
 def extrapolate(
@@ -251,17 +258,19 @@ def extrapolate(
     """
     if w.complete or w.t1_s <= max(newest_s, w.t0_s):
         return w
-    by_type = dict(w.by_type)
+    by_type, by_device = dict(w.by_type), dict(w.by_device)
     extra = 0.0
     for tail in tails:
         gap = w.t1_s - max(min(tail.since_s, newest_s), w.t0_s)
         if gap > 0:
             by_type[tail.hw_type] = by_type.get(tail.hw_type, 0.0) + tail.power_w * gap
+            by_device[tail.hw_id] = by_device.get(tail.hw_id, 0.0) + tail.power_w * gap
             extra += tail.power_w * gap
     return replace(
         w,
         energy_j=w.energy_j + extra,
         by_type=by_type,
+        by_device=by_device,
         co2e_g=w.co2e_g + co2e_g(extra),
         uncertainty_j=w.uncertainty_j + extra,
     )

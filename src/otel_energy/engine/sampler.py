@@ -288,8 +288,9 @@ class Sampler:
             return w
         snap = self.snapshot()
         tails = (
-            Tail(d.info.hw_type, d.power_w, snap.t_s if d.read_t_s is None else d.read_t_s)
+            Tail(d.info.hw_type, d.power_w, since, d.info.hw_id)
             for d in snap.devices
+            for since in [snap.t_s if d.read_t_s is None else d.read_t_s]
         )
         g_per_kwh = snap.intensity.g_per_kwh
         return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))

@@ -1,5 +1,5 @@
-"""What every framework callback (transformers, Lightning, Keras) shares: the never-raise guard
-and the ``__init__``/method patch helpers of the zero-code paths.
+"""What every framework callback (transformers, Lightning, Keras) shares: the never-raise guard,
+the ``__init__`` patch helpers of the zero-code paths, and its settings checked at construction.
 
 A framework calls our hooks inside the user's training loop and does not guard them: one
 exception would kill the run. Each hook is therefore wrapped; a failure is logged once per hook
@@ -12,6 +12,8 @@ import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from otel_energy.config import ConfigError, EnergyConfig, load_config
 
 _log = logging.getLogger("otel_energy")
 
@@ -59,3 +61,19 @@ def unpatch_init(cls: Any) -> None:
     current = cls.__init__
     if getattr(current, "_otel_energy", False):
         cls.__init__ = current.__wrapped__
+
+
+def callback_config(owner: str, config: EnergyConfig | None) -> EnergyConfig:
+    """``config``, else the environment's settings for the callback ``owner`` (its class name).
+
+    A bad ``OTEL_PYTHON_ENERGY_*`` value fails here, at construction (before any training), as one
+    ``ConfigError`` naming the callback, the variable and its valid values; the hooks themselves
+    never raise. (Under ``opentelemetry-instrument`` the same error is logged and the run is left
+    unmeasured instead: there is no user code to raise into.)
+    """
+    if config is not None:
+        return config
+    try:
+        return load_config()
+    except ConfigError as exc:
+        raise ConfigError(f"{owner}: {exc}") from None

@@ -49,10 +49,12 @@ class _Totals:
             "count": self.count,
             "mean_duration_s": self.duration_s / n,
             "mean_energy_j": self.energy_j / n,
-            "mean_carbon_g": self.carbon_g / n,
+            "mean_co2e_g": self.carbon_g / n,
+            "mean_carbon_g": self.carbon_g / n,  # the first name, kept: same value
             "total_duration_s": self.duration_s,
             "total_energy_j": self.energy_j,
-            "total_carbon_g": self.carbon_g,
+            "total_co2e_g": self.carbon_g,
+            "total_carbon_g": self.carbon_g,  # the first name, kept: same value
         }
 
 
@@ -63,7 +65,8 @@ def _block(w: WindowEnergy, carbon_g: float, final: bool) -> dict[str, Any]:
         "duration_s": m.duration_s,
         "energy_j": m.energy_j,
         "avg_power_w": m.avg_power_w,
-        "carbon_g": m.co2e_g,
+        "co2e_g": m.co2e_g,
+        "carbon_g": m.co2e_g,  # the first name, kept: same value as co2e_g
         "energy_by_type_j": m.by_type_j,
         "estimated": m.estimated,
         "interpolated": w.interpolated,
@@ -232,16 +235,20 @@ class EnergyMeter:
 
     # ---- results ----
     def last_batch(self) -> dict[str, Any]:
-        """The most recent batch: duration_s, energy_j, avg_power_w, carbon_g, and whether the
-        value is ``final`` (False: the sampler had not yet passed its end; the tail is
-        extrapolated at current power and replaced by the measured value shortly after)."""
+        """The most recent batch: duration_s (s), energy_j (J), avg_power_w (W), co2e_g (g; also
+        as carbon_g, its first name), and whether the value is ``final`` (False: the sampler had
+        not yet passed its end; the tail is extrapolated at current power and replaced by the
+        measured value shortly after)."""
         with self._lock:
             if self._last_block is None:
                 raise RuntimeError("last_batch() needs a finished 'with meter.batch():' block.")
             return dict(self._last_block)
 
     def summary(self) -> dict[str, Any]:
-        """Totals and means over every batch and epoch (waits once for the last sample)."""
+        """Totals and means over every batch and epoch (waits once for the last sample):
+        ``device``, ``gpu_name``, ``carbon_intensity_g_per_kwh``, ``num_batches``, ``num_epochs``
+        and ``batch_summary``/``epoch_summary``, each with ``count`` and the ``mean_``/``total_``
+        of ``duration_s``, ``energy_j`` and ``co2e_g`` (also as ``carbon_g``, its first name)."""
         if self._rec is not None:
             self._rec.flush()
         with self._lock:

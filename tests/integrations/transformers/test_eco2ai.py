@@ -48,6 +48,11 @@ def test_report_metrics_and_spans_agree(tmp_path: Path, tel: Telemetry) -> None:
     assert [e["epoch"] for e in report["epochs"]] == [0, 1]
     assert sum(e["steps"] for e in report["epochs"]) == report["steps"] == 8
     assert report["devices"][0]["hw.type"] == "gpu"
+    # The devices cover the run's window, as the total does (they were counters since the
+    # sampler started: 78.856 J against a total of 78.672 J in the issue's run).
+    for key in ("energy_j", "co2e_g"):
+        devices_sum = sum(d[key] for d in report["devices"])
+        assert devices_sum == pytest.approx(report["total"][key], rel=1e-9, abs=1e-12), key
     assert report["trace_id"] == format(run.context.trace_id, "032x")
     metrics = json.loads(cb.export_metrics(format="json"))
     assert metrics["energy_j"] == pytest.approx(report["total"]["energy_j"])
@@ -193,6 +198,25 @@ def test_carbon_metrics_are_a_view_of_one_measurement() -> None:
     assert metrics.measurement == m
     assert (metrics.power_w, metrics.energy_kwh, metrics.co2_kg) == (3.6e6, 2.0, 1.5)
     assert metrics.to_dict()["energy_kwh"] == 2.0 and metrics.to_dict()["co2_kg"] == 1.5
+
+
+def test_without_a_tracer_provider_the_report_has_no_trace_id(tmp_path: Path) -> None:
+    """The API's no-op provider gives all-zero ids: the report said trace_id "000...0"."""
+    from opentelemetry.trace import NoOpTracerProvider
+
+    report_path = tmp_path / "carbon_report.json"
+    cb = Eco2AICallback(
+        CarbonConfig(measurement_interval=0.01, report_path=str(report_path)),
+        tracer_provider=NoOpTracerProvider(),
+        sampler_factory=fake_gpu_sampler_factory(),
+    )
+    tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=16).train()
+    report = json.loads(report_path.read_text())
+    assert report["trace_id"] is None
+    assert report["total"]["energy_j"] > 0
+    assert sum(d["energy_j"] for d in report["devices"]) == pytest.approx(
+        report["total"]["energy_j"], rel=1e-9
+    )
 
 
 def test_the_carbon_report_replaces_a_link_planted_at_its_path(

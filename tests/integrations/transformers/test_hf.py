@@ -486,3 +486,21 @@ def test_trainer_is_patched_on_request_and_kept_while_a_callback_needs_it() -> N
         f"instrumented {three}",
         "uninstrumented, no callback [False, False, False] True",
     ]
+
+
+def test_a_bad_variable_fails_at_construction_naming_the_callback_and_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In code a bad setting fails fast, before training, as one error (no chained traceback)
+    naming the callback, the variable and its valid values; no sampler is started."""
+    from otel_energy.config import ConfigError
+    from otel_energy.engine.runtime import current_sampler
+
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_COUNTRY", "France")
+    with pytest.raises(ConfigError) as err:
+        EnergyCallback()
+    message = str(err.value)
+    assert message.startswith("EnergyCallback: OTEL_PYTHON_ENERGY_COUNTRY='France' is not valid")
+    assert "ISO 3166 alpha-2 or alpha-3 code" in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    assert current_sampler() is None

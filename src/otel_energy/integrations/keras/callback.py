@@ -16,7 +16,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig
-from otel_energy.integrations.hooks import guarded
+from otel_energy.integrations.hooks import callback_config, guarded
 from otel_energy.integrations.keras.fit_patch import patch_fit, running
 from otel_energy.session import Sampler
 from otel_energy.telemetry import attributes as A
@@ -48,7 +48,7 @@ class KerasEnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
     ) -> None:
         super().__init__()
         self.tracker = RunTracker(
-            config,
+            callback_config(type(self).__name__, config),
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             sampler_factory=sampler_factory,

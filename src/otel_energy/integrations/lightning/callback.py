@@ -17,7 +17,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from otel_energy.config import EnergyConfig
-from otel_energy.integrations.hooks import guarded
+from otel_energy.integrations.hooks import callback_config, guarded
 from otel_energy.integrations.lightning.evaluation import FRAMEWORK, EvaluationHooks
 from otel_energy.integrations.lightning.ranks import check_rank, rank_environ
 from otel_energy.session import Sampler
@@ -49,7 +49,7 @@ class LightningEnergyCallback(EvaluationHooks, Callback):
         log_metrics: bool = True,
     ) -> None:
         self.tracker = RunTracker(
-            config,
+            callback_config(type(self).__name__, config),
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             sampler_factory=sampler_factory,

@@ -20,7 +20,7 @@ from opentelemetry.trace import TracerProvider
 from transformers import TrainerCallback
 
 from otel_energy.config import EnergyConfig
-from otel_energy.integrations.hooks import guarded
+from otel_energy.integrations.hooks import callback_config, guarded
 from otel_energy.integrations.transformers.trainer_patch import patch_trainer
 from otel_energy.session import Sampler
 from otel_energy.telemetry import attributes as A
@@ -52,7 +52,7 @@ class EnergyCallback(TrainerCallback):
     ) -> None:
         make = sampler_factory
         self.tracker = RunTracker(
-            config,
+            callback_config(type(self).__name__, config),
             tracer_provider=tracer_provider,
             meter_provider=meter_provider,
             sampler_factory=(lambda _env: make()) if make else None,

@@ -133,21 +133,22 @@ class Eco2AICallback(EnergyCallback):
     ) -> CarbonReport:
         """The report at the recorder's own PUE and intensity (this config's, where they differ
         from a session another entry point opened)."""
-        assert run.result is not None
+        w = run.result
+        assert w is not None
         snap = session.snapshot()
         intensity = rec.carbon.intensity or snap.intensity
-        total = CarbonMetrics.of(Measurement.of(run.result, run.co2e_g), time.time())
+        total = CarbonMetrics.of(Measurement.of(w, run.co2e_g), time.time())
+        # Each device over the run's own window (not its counter since the sampler started), so
+        # the devices add up to the total; the run's CO2e is shared in proportion to energy.
+        share = run.co2e_g / w.energy_j if w.energy_j > 0 else 0.0
         devices = [
-            {
-                **d.info.attributes(),
-                "energy_j": d.energy_j,
-                "co2e_g": rec.carbon.co2e(d.energy_j, d.co2e_g, snap.pue),
-            }
+            {**d.info.attributes(), "energy_j": e, "co2e_g": e * share}
             for d in snap.devices
+            for e in [w.by_device.get(d.info.hw_id, 0.0)]
         ]
-        trace_id = (
-            format(run.span.get_span_context().trace_id, "032x") if run.span is not None else None
-        )
+        # No tracer provider (the API's no-op one): the span's ids are all zeros; say none.
+        context = run.span.get_span_context() if run.span is not None else None
+        trace_id = format(context.trace_id, "032x") if context and context.is_valid else None
         return CarbonReport(
             self.carbon_config.project_name,
             total,
