@@ -38,6 +38,7 @@ def test_otel_energy_run_leaves_the_run_record(tmp_path: Path) -> None:
                 "OMP_NUM_THREADS": "1",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
                 "OTEL_METRICS_EXPORTER": "none",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",  # the receiver here speaks HTTP
                 "OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": "0.02",
                 "OTEL_PYTHON_ENERGY_LEDGER": str(ledger),
                 "OTEL_PYTHON_ENERGY_JOB_ID": JOB_ID,

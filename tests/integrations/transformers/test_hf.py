@@ -494,7 +494,7 @@ def test_a_bad_variable_fails_at_construction_naming_the_callback_and_values(
     """In code a bad setting fails fast, before training, as one error (no chained traceback)
     naming the callback, the variable and its valid values; no sampler is started."""
     from otel_energy.config import ConfigError
-    from otel_energy.engine.runtime import current_sampler
+    from otel_energy.session import current_session
 
     monkeypatch.setenv("OTEL_PYTHON_ENERGY_COUNTRY", "France")
     with pytest.raises(ConfigError) as err:
@@ -503,4 +503,4 @@ def test_a_bad_variable_fails_at_construction_naming_the_callback_and_values(
     assert message.startswith("EnergyCallback: OTEL_PYTHON_ENERGY_COUNTRY='France' is not valid")
     assert "ISO 3166 alpha-2 or alpha-3 code" in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
-    assert current_sampler() is None
+    assert current_session() is None
