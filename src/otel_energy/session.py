@@ -15,7 +15,9 @@ session, and one it opens has its own sampler.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
@@ -25,17 +27,27 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
 from otel_energy.carbon import Intensity, IntensitySource
-from otel_energy.config import EnergyConfig, load_config
+from otel_energy.config import (
+    DEFAULT_FLUSH_TIMEOUT_S,
+    ConfigError,
+    EnergyConfig,
+    flush_timeout_s,
+    load_config,
+)
 from otel_energy.config.differences import differences
+from otel_energy.config.node_power import gpu_sync
 from otel_energy.distributed.ranks import RankInfo
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler, Snapshot, WindowEnergy
 from otel_energy.sensors.base import DeviceInfo
+from otel_energy.telemetry.flushing import bound_exit, flush_providers
 from otel_energy.telemetry.ids import use_private_ids
 from otel_energy.telemetry.instruments import EnergyObserver, attach
 from otel_energy.telemetry.scope import get_tracer
 from otel_energy.telemetry.spans import AttrValue, SpanEnergyRecorder
 from otel_energy.telemetry.step_histogram import step_histogram
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "FIRST_SAMPLE_TIMEOUT_S",
@@ -200,16 +212,30 @@ class Session:
         (the job's), CO2e at ``intensity`` (gCO2e/kWh) and ``pue`` when given instead of the
         sampler's (see ``carbon_for``)."""
         mp = meter_provider or metrics.get_meter_provider()
+        tp = tracer_provider or trace.get_tracer_provider()
         self.attach(mp)
-        return SpanEnergyRecorder(
+        rec = SpanEnergyRecorder(
             self.sampler,
-            self.tracer(tracer_provider),
+            self.tracer(tp),
             step_histogram(mp),
             identity=self.identity,
             intensity=intensity,
             root_context=root_context,
             pue=pue,
+            gpu_sync=_gpu_sync(),
         )
+        rec.providers = (tp, mp)
+        return rec
+
+
+def _gpu_sync() -> bool:
+    """``OTEL_PYTHON_ENERGY_GPU_SYNC`` (already checked when the session's config was loaded;
+    a value set since is logged, never raised into the caller)."""
+    try:
+        return gpu_sync(os.environ)
+    except ConfigError as exc:
+        _log.error("otel-energy: %s GPU sync stays off.", exc)
+        return False
 
 
 def open_session(
@@ -256,14 +282,37 @@ def close_session(closing: Session) -> None:
     closing.sampler.stop()
 
 
-def end_recording(rec: SpanEnergyRecorder, opened: Session | None) -> None:
+def end_recording(
+    rec: SpanEnergyRecorder, opened: Session | None, timeout_s: float | None = None
+) -> bool:
     """The end of an entry point's recording: complete the recorder's pending spans (they have
-    their energy before the caller returns), stop it listening, then drop the entry point's
-    session user."""
+    their energy before the caller returns), stop it listening, send what it recorded on its way,
+    then drop the entry point's session user.
+
+    Sending is bounded by ``timeout_s`` (s; ``OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT`` by default) in
+    all: the spans handed to the processors by the export thread, then the tracer and meter
+    providers force-flushed (so the run span survives an ``os._exit()`` right after, and a short
+    run's gauges leave now, not at the next export interval). The providers' shutdown at exit is
+    bounded by the same time. True when everything left in time.
+    """
+    timeout = _flush_timeout() if timeout_s is None else timeout_s
+    start = time.monotonic()
+    rec.flush_timeout_s = timeout
     rec.flush()
     rec.close()
+    left = max(0.0, timeout - (time.monotonic() - start))
+    sent = flush_providers(rec.providers, left, quiet=timeout <= 0, limit_s=timeout)
+    bound_exit(rec.providers, timeout)
     if opened is not None:
         close_session(opened)
+    return sent
+
+
+def _flush_timeout() -> float:
+    try:
+        return flush_timeout_s()
+    except ConfigError:  # reported when the configuration was loaded; never raise at the end
+        return DEFAULT_FLUSH_TIMEOUT_S
 
 
 def current_session() -> Session | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.hwmon import power_meter
 from tests.fakes.powercap import server_tree
 from tests.support.paths import REPO
 from tests.support.subprocesses import make_unreadable, without_read_override
@@ -183,9 +184,83 @@ def test_run_a_training_script_writes_report_and_picture(tmp_path: Path) -> None
     summary = proc.stderr
     assert "where the energy went" in summary and "before training" in summary
     assert "after training" in summary and "cpu:cpu" not in summary
-    assert re.search(r"^total: [0-9.]+ J, [0-9.]+ gCO2e", summary, re.M)
+    assert re.search(r"^total: [0-9.]+ J \+/- [0-9.]+ J, [0-9.]+ gCO2e", summary, re.M)
+    # estimated CPU and memory: a 40% band, the estimate check fails, no node meter
+    t = data["total"]
+    assert t["energy_uncertainty_j"] == pytest.approx(0.4 * t["energy_j"], rel=1e-6)
+    assert t["host_energy_j"] is None and t["coverage"] is None
+    verdict = {c["name"]: c for c in data["checks"]}
+    assert list(verdict) == [
+        "sample_rate",
+        "samples_in_training",
+        "node_coverage",
+        "clock_source",
+        "estimated_share",
+    ]
+    assert not verdict["estimated_share"]["passed"] and not verdict["node_coverage"]["passed"]
+    assert "[FAIL] estimated_share: 100% of the energy is estimated" in summary
+    assert "estimated_share" in page and "&plusmn;" in page
     assert re.search(r"^scope: whole machine .*estimated", summary, re.M)
     assert f"report:  {report}" in summary and f"picture: {plot}" in summary
+
+
+def test_run_with_a_node_meter_reports_node_energy_coverage_and_checks(tmp_path: Path) -> None:
+    """A hwmon power meter at 200 W and RAPL: the node's joules, what RAPL explains, the band."""
+    power_meter(tmp_path / "hwmon", watts=200.0)
+    server_tree(tmp_path / "powercap")
+    report, plot = tmp_path / "r.json", tmp_path / "r.html"
+    proc = cli(
+        "run",
+        "--report",
+        str(report),
+        "--plot",
+        str(plot),
+        "--",
+        "sh",
+        "-c",
+        "sleep 1.5",
+        env={
+            "OTEL_PYTHON_ENERGY_HWMON_ROOT": str(tmp_path / "hwmon"),
+            "OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path / "powercap"),
+            "OTEL_PYTHON_ENERGY_SOURCES": "rapl,hwmon",
+        },
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(report.read_text())
+    t = data["total"]
+    # the meter stayed at 200 W for the whole run: the node energy is 200 W x its duration
+    assert t["host_energy_j"] == pytest.approx(200.0 * data["duration_s"], rel=0.01)
+    assert t["coverage"] == pytest.approx(t["energy_j"] / t["host_energy_j"])
+    assert all(not d["hw.id"].startswith("hwmon") for d in data["devices"])  # never summed
+    assert t["host_energy_uncertainty_j"] == pytest.approx(0.05 * t["host_energy_j"], rel=1e-6)
+    verdict = {c["name"]: c for c in data["checks"]}
+    assert verdict["node_coverage"]["passed"] and verdict["estimated_share"]["passed"]
+    assert not verdict["samples_in_training"]["passed"]  # 1.5 s at 10 Hz: about 15 samples
+    assert "whole node (node meter): " in proc.stderr and "J unmeasured" in proc.stderr
+    assert [d["hw.id"] for d in data["host_devices"]] == ["hwmon:hwmon1:power1_average"]
+    assert data["timeline"]["host_power_w"][-1] == pytest.approx(200.0)
+    assert "hwmon:hwmon1:power1_average" not in data["timeline"]["power_w"]
+    page = plot.read_text()  # the node meter drawn beside the components, coverage and checks
+    assert ">whole node (meter)<" in page and "Whole node (node meter): <b>" in page
+    assert '<li class="fail"><b>FAIL</b> samples_in_training' in page
+
+
+def test_doctor_lists_the_checks_and_finds_the_node_meter(tmp_path: Path) -> None:
+    power_meter(tmp_path, watts=120.0)
+    env = {
+        "OTEL_PYTHON_ENERGY_HWMON_ROOT": str(tmp_path),
+        "OTEL_PYTHON_ENERGY_POWERCAP_ROOT": str(tmp_path / "none"),
+    }
+    out = cli("doctor", env=env).stdout
+    assert "[pass] node_coverage: node meter: power_meter" in out
+    assert "[FAIL] estimated_share: estimated (a model, not a meter): cpu, memory" in out
+    data = json.loads(cli("doctor", "--json", env=env).stdout)
+    assert [c["name"] for c in data["checks"]] == [
+        "sample_rate",
+        "node_coverage",
+        "clock_source",
+        "estimated_share",
+    ]
 
 
 def test_run_any_command_and_pass_its_exit_code_through(tmp_path: Path) -> None:

@@ -144,7 +144,8 @@ def test_the_typed_report_writes_the_documented_json_keys(tmp_path: Path) -> Non
     data = report.to_json()
     assert list(data) == [
         "command", "exit_code", "started_at", "duration_s", "total", "devices",
-        "carbon_intensity", "pue", "training", "phases", "timeline", "scope",
+        "carbon_intensity", "pue", "training", "phases", "timeline", "scope", "host_devices",
+        "checks",
     ]  # fmt: skip
     assert set(data["devices"][0]) >= {"hw.id", "hw.type", "hw.name", "energy_j", "avg_power_w"}
     assert data["total"]["energy_j"] == pytest.approx(1020.0)

@@ -143,3 +143,55 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
         cmd, base + "/health", "MLflow server", tmp_path / "mlflow.log", 90, env=env, cwd=tmp_path
     ):
         yield base
+
+
+def write_json_in_place(path: Path, doc: Any) -> None:
+    """Replace ``path``'s content atomically (a reader sees the old or the new document)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+def redfish_mockup(root: Path, watts: float, schema: str = "power") -> Path:
+    """A Redfish mockup tree (the ``v1`` folder sushy-static serves): one chassis whose power is
+    in ``Power`` (``PowerControl[].PowerConsumedWatts``) or ``EnvironmentMetrics``
+    (``PowerWatts.Reading``). Returns the file that holds the reading (rewrite it to change it)."""
+    v1 = root / "v1"
+
+    def put(rel: str, doc: dict[str, Any]) -> Path:
+        d = v1 / rel if rel else v1
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "index.json").write_text(json.dumps(doc))
+        return d / "index.json"
+
+    put("", {"@odata.id": "/redfish/v1", "Chassis": {"@odata.id": "/redfish/v1/Chassis"}})
+    put("Chassis", {"Members": [{"@odata.id": "/redfish/v1/Chassis/1U"}]})
+    link = "Power" if schema == "power" else "EnvironmentMetrics"
+    put("Chassis/1U", {"Id": "1U", link: {"@odata.id": f"/redfish/v1/Chassis/1U/{link}"}})
+    reading = put(f"Chassis/1U/{link}", {})
+    set_redfish_watts(reading, watts, schema)
+    return reading
+
+
+def set_redfish_watts(reading: Path, watts: float, schema: str = "power") -> None:
+    """What the BMC reports from now on."""
+    if schema == "power":
+        doc: dict[str, Any] = {
+            "PowerControl": [{"MemberId": "0", "PowerConsumedWatts": watts}],
+        }
+    else:
+        doc = {"PowerWatts": {"Reading": watts, "DataSourceUri": "/redfish/v1/Chassis/1U"}}
+    write_json_in_place(reading, doc)
+
+
+@contextmanager
+def sushy_static(mockup: Path, tmp_path: Path) -> Iterator[str]:
+    """sushy-tools' ``sushy-static`` serving ``mockup/v1`` on 127.0.0.1; yields its base URL."""
+    exe = shutil.which("sushy-static", path=str(Path(sys.executable).parent))
+    require(exe is not None, "sushy-static (sushy-tools)", "pip install -e '.[dev]'")
+    assert exe is not None
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [exe, "-i", "127.0.0.1", "-p", str(port), "-m", str(mockup / "v1")]
+    with _server(cmd, base + "/redfish/v1", "sushy-static", tmp_path / "sushy.log", 30):
+        yield base

@@ -1,8 +1,10 @@
-"""The one hardened HTTP GET every live carbon API client uses (stdlib ``urllib``).
+"""The one hardened HTTP GET every live carbon API client and the Redfish (BMC) sensor use
+(stdlib ``urllib``).
 
-It runs only on the refresher thread (or the ``when`` command). Keys come from the caller, are sent
-only in headers, and never appear in an error message or a log line; redirects to another origin
-are refused so those headers never reach a server the user did not configure.
+It runs only on a background thread (the carbon refresher, the BMC poller) or the ``when``
+command. Keys come from the caller, are sent only in headers, and never appear in an error
+message or a log line; redirects to another origin are refused so those headers never reach a
+server the user did not configure.
 """
 
 from __future__ import annotations
@@ -96,8 +98,7 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
         if origin(target) != origin(req.full_url):
             scheme, host, port = origin(target)
             raise CrossOriginRedirect(
-                f"HTTP {code} redirect to another origin ({scheme}://{host}:{port}) refused;"
-                " set OTEL_PYTHON_ENERGY_CARBON_API_URL to the final address"
+                f"HTTP {code} redirect to another origin ({scheme}://{host}:{port}) refused"
             )
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -117,24 +118,33 @@ def in_range(points: list[IntensityPoint], what: str) -> list[IntensityPoint]:
     return points
 
 
+MAX_BODY_B = 4 * 1024 * 1024
+"""The largest answer read (bytes): a larger one is an error, not a memory hog."""
+
+
 def get_json(
     url: str,
     headers: dict[str, str],
     timeout_s: float,
     what: str,
     clock: WallClock = time.time,
+    url_setting: str = "OTEL_PYTHON_ENERGY_CARBON_API_URL",
 ) -> Any:
     """GET ``url`` and decode JSON; every failure becomes a ``ProviderError`` naming ``what``.
 
-    Redirects are followed within the URL's origin only (``CrossOriginRedirect`` otherwise).
-    ``clock`` turns an HTTP-date Retry-After into seconds.
+    Redirects are followed within the URL's origin only (``CrossOriginRedirect`` otherwise, whose
+    message tells the user to set ``url_setting`` to the final address). ``clock`` turns an
+    HTTP-date Retry-After into seconds. ``timeout_s`` bounds each socket operation, not the whole
+    exchange: call this from a thread that may wait.
     """
     req = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
     try:
         with _opener.open(req, timeout=timeout_s) as resp:
-            body = resp.read()
+            body = resp.read(MAX_BODY_B + 1)
     except CrossOriginRedirect as exc:
-        raise CrossOriginRedirect(f"{what}: {exc}") from None
+        raise CrossOriginRedirect(
+            f"{what}: {exc}; set {url_setting} to the final address"
+        ) from None
     except urllib.error.HTTPError as exc:
         if exc.code == 429:
             wait = retry_after_s(exc.headers.get("Retry-After"), clock())
@@ -146,6 +156,8 @@ def get_json(
     except ValueError:
         # http.client's text quotes the offending header value, i.e. a secret: never repeat it
         raise ProviderError(f"{what}: invalid URL or header value (a newline in a key?)") from None
+    if len(body) > MAX_BODY_B:
+        raise ProviderError(f"{what}: answer larger than {MAX_BODY_B} bytes")
     try:
         return json.loads(body)
     except ValueError:

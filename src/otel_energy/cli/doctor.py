@@ -12,6 +12,7 @@ from otel_energy.carbon import load_table
 from otel_energy.cli.devices import device_rows, discover
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
+from otel_energy.engine.verdict import clock_source, setup_checks
 from otel_energy.sensors.base import Sensor
 from otel_energy.sensors.estimate import DEFAULT_TDP_W_PER_CPU, default_cpu_tdp_w
 
@@ -130,6 +131,7 @@ def cmd_doctor(config: EnergyConfig, as_json: bool) -> int:
     """Print what this machine can measure, how, what the figures assume, and the fixes."""
     sensors, notes = discover(config)
     assumed = assumptions(config, sensors)
+    verdict = setup_checks([s.info for s in sensors], config.sample_interval_s, clock_source())
     if as_json:
         print(
             json.dumps(
@@ -137,6 +139,7 @@ def cmd_doctor(config: EnergyConfig, as_json: bool) -> int:
                     "devices": [s.info.attributes() for s in sensors],
                     "notes": notes,
                     "assumptions": [dataclasses.asdict(a) for a in assumed],
+                    "checks": [c.as_dict() for c in verdict],
                     "carbon_intensity_g_per_kwh": config.intensity.g_per_kwh,
                     "carbon_intensity_source": config.intensity.source,
                     "pue": config.pue,
@@ -150,6 +153,9 @@ def cmd_doctor(config: EnergyConfig, as_json: bool) -> int:
     print("\nassumptions (and the variable that changes each):")
     for a in assumed:
         print(a.line())
+    print("\nchecks (before a run; >= 60 samples over training is judged after; docs/accuracy.md):")
+    for c in verdict:
+        print(f"  [{'pass' if c.passed else 'FAIL'}] {c.name}: {c.reason}")
     if notes:
         print("\nnotes (what is missing here, and how to fix it):")
     for line in notes:

@@ -95,6 +95,7 @@ class _NodeMeasurement:
 
     def __init__(self, config: EnergyConfig) -> None:
         self.session = open_session(config=config, wait_s=FIRST_SAMPLE_WAIT_S)
+        self.flush_timeout_s = config.flush_timeout_s  # the job span's export waits at most this
         self.series = RunSeries(self.session.sampler)
         self._open = True
 
@@ -161,6 +162,7 @@ def _measure(
             sum(series.device_co2e_g().values()),
             any(i.estimated for i in series.infos.values()),
             exit_code,
+            node.flush_timeout_s,
         )
         return _Measured(exit_code, list(read_span_records(run_file)))
 

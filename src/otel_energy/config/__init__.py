@@ -11,6 +11,7 @@ from typing import Any
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
+from otel_energy.config.node_power import NodePowerConfig, gpu_sync, node_power
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
 from otel_energy.config.unknown import warn_unknown_variables
@@ -25,17 +26,34 @@ __all__ = [
     "ConfigError",
     "EnergyConfig",
     "LiveCarbonConfig",
+    "NodePowerConfig",
     "check_number",
+    "flush_timeout_s",
     "load_config",
 ]
 
-SOURCES = ("nvml", "amd", "rapl", "estimate")
+SOURCES = ("nvml", "amd", "rapl", "estimate", "hwmon", "redfish", "ipmi")
 MAX_HISTORY_SAMPLES = 100_000
 """The history keeps at most this many samples (twice that just before a trim). A sample costs
 about 200 B plus 24 B per device (plus 16 B for GPU utilization), so the history
 stays under ~80 MB with 8 devices whatever the interval and horizon asked (2.8 h at the default
 0.1 s interval)."""
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
+DEFAULT_FLUSH_TIMEOUT_S = 3.0
+"""``OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT``'s default (s): long enough for a collector on the LAN,
+short enough that a collector that is down costs seconds, not the exporters' retries."""
+
+
+def flush_timeout_s(environ: Mapping[str, str] | None = None) -> float:
+    """``OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT`` (s), checked; its default when unset.
+
+    Raises:
+        ConfigError: not a number of seconds from 0 to 600.
+    """
+    env = os.environ if environ is None else environ
+    name = ev.OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT
+    raw = env.get(name, "").strip()
+    return check_number(name, raw, 0.0, 600.0, "seconds") if raw else DEFAULT_FLUSH_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -59,9 +77,15 @@ class EnergyConfig:
     """The live intensity provider, None for the table or an override."""
     predict_after_steps: int = 0
     """0: project the run's footprint at each epoch end; N: also every N steps; -1: never."""
+    flush_timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S
+    """The most a recording's end, and the exit, wait for our telemetry to leave (s)."""
     cuda_visible_devices: str | None = None
     """The ``CUDA_VISIBLE_DEVICES`` the sampler measures (from the ``gpu_ids`` override); None:
     the environment's."""
+    node: NodePowerConfig = field(default_factory=NodePowerConfig)
+    """Whole-node meters: hwmon root, Redfish URL and credentials, BMC read interval."""
+    gpu_sync: bool = False
+    """``torch.cuda.synchronize()`` at epoch and evaluation boundaries."""
     record_command_args: bool = False
     """The job span of ``otel-energy run`` carries the command's arguments (redacted)."""
 
@@ -218,6 +242,9 @@ def load_config(
         step_span_every=_step_spans(env),
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
+        flush_timeout_s=flush_timeout_s(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
+        node=node_power(env),
+        gpu_sync=gpu_sync(env),
         record_command_args=_record_command_args(env),
     )

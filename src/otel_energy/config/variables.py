@@ -25,7 +25,9 @@ the history asked for).
 
 OTEL_PYTHON_ENERGY_SOURCES = "OTEL_PYTHON_ENERGY_SOURCES"
 """Which sensors to use: ``auto`` (default) or a comma list of ``nvml``, ``amd``, ``rapl``,
-``estimate`` (``amd``: AMD GPUs through ROCm's ``amdsmi``, the optional extra ``amd``).
+``estimate``, ``hwmon``, ``redfish``, ``ipmi`` (``amd``: AMD GPUs through ROCm's ``amdsmi``, the
+optional extra ``amd``; the last three are whole-node meters, ``redfish`` needs
+``OTEL_PYTHON_ENERGY_REDFISH_URL``).
 
 With ``auto`` missing hardware is skipped quietly (one log line) and CPU/memory fall back to an
 estimate; a source named explicitly that finds nothing is logged as an error.
@@ -61,6 +63,18 @@ OTEL_PYTHON_ENERGY_STEP_SPANS = "OTEL_PYTHON_ENERGY_STEP_SPANS"
 
 Run, epoch, evaluation and prediction spans always exist; the per-step energy histogram records
 every step whatever this says.
+"""
+
+OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT = "OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT"
+"""The most time (s) our telemetry may hold the program up to leave: at the end of training and at
+interpreter exit.
+
+Default ``3``; valid ``0``-``600``.
+
+At the end of each recording (``train()``, ``fit()``, an ``EnergyMeter``), the spans are handed to
+the exporters and the tracer and meter providers are flushed, waiting at most this long, so that
+the run span and the gauges leave with the run (not 60 s later, or at shutdown). At exit, the
+providers' shutdown is bounded by it too; past it, one line says how many spans were dropped.
 """
 
 OTEL_PYTHON_ENERGY_RUN_FILE = "OTEL_PYTHON_ENERGY_RUN_FILE"
@@ -156,6 +170,43 @@ A process that sees it writes no ledger row of its own (the parent writes one fo
 command, with its exit status and the whole node's energy). Not meant to be set by hand.
 """
 
+OTEL_PYTHON_ENERGY_HWMON_ROOT = "OTEL_PYTHON_ENERGY_HWMON_ROOT"
+"""Root of the Linux hwmon tree searched for a whole-node meter. Default ``/sys/class/hwmon``.
+
+The ACPI power meter (``power1_average``) or the input channels of PMBus power supplies
+(``power*_input``/``energy*_input`` labelled ``pin``/``ein``) become ``hw.host.energy``.
+"""
+
+OTEL_PYTHON_ENERGY_REDFISH_URL = "OTEL_PYTHON_ENERGY_REDFISH_URL"
+"""The BMC's Redfish service (``https://bmc.example``) or a chassis power resource's URL.
+
+Unset: no Redfish. Valid: an ``http://`` or ``https://`` URL with a host and without
+``user:password@``. Redirects are followed within its origin only. The BMC is read on its own
+thread every ``OTEL_PYTHON_ENERGY_REDFISH_INTERVAL`` s, never by the sampler. HTTPS certificates are
+verified: for a BMC's own CA set ``SSL_CERT_FILE`` to a bundle that holds it.
+"""
+
+OTEL_PYTHON_ENERGY_REDFISH_USERNAME = "OTEL_PYTHON_ENERGY_REDFISH_USERNAME"
+"""Redfish user name (sent only in the Basic ``Authorization`` header; never logged)."""
+
+OTEL_PYTHON_ENERGY_REDFISH_PASSWORD = "OTEL_PYTHON_ENERGY_REDFISH_PASSWORD"
+"""Redfish password (sent only in the Basic ``Authorization`` header; never logged)."""
+
+OTEL_PYTHON_ENERGY_REDFISH_INTERVAL = "OTEL_PYTHON_ENERGY_REDFISH_INTERVAL"
+"""Seconds between two reads of the BMC (Redfish and IPMI). Default ``1``; valid ``0.5``-``60``.
+
+BMCs refresh their power reading every 1-10 s; reading faster only loads the BMC. 1 s meets the
+>= 1 Hz sample-rate check (docs/accuracy.md).
+"""
+
+OTEL_PYTHON_ENERGY_GPU_SYNC = "OTEL_PYTHON_ENERGY_GPU_SYNC"
+"""``on``: call ``torch.cuda.synchronize()`` at each epoch and evaluation boundary, so that the
+boundary is taken when the GPU has finished the work queued before it. Default ``off``.
+
+Cost: one wait for the GPU's queue to drain per boundary (the time of the work still queued,
+typically a few milliseconds; the next launch starts from an empty queue). No effect without
+torch or CUDA. Step boundaries are never synchronized (that would cost every step).
+"""
 
 OTEL_PYTHON_ENERGY_SPANS = "OTEL_PYTHON_ENERGY_SPANS"
 """Other instrumentations' spans to put energy on (zero-code): a comma list of span kinds

@@ -21,10 +21,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from otel_energy.config import DEFAULT_FLUSH_TIMEOUT_S
+from otel_energy.config import variables as ev
 from otel_energy.distributed.job import from_environment
 from otel_energy.distributed.ranks import rank_info
 from otel_energy.safety.redact import redact_args
 from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.flushing import run_bounded
 from otel_energy.telemetry.ids import PrivateRandomIdGenerator
 from otel_energy.telemetry.localexport import JsonLinesSpanExporter
 from otel_energy.telemetry.scope import get_tracer
@@ -78,7 +81,10 @@ class JobSpan:
         self._env = environ
         service = environ.get("OTEL_SERVICE_NAME") or "otel-energy-run"
         resource = Resource.create({SERVICE_NAME: service}).merge(OTELResourceDetector().detect())
-        self.provider = TracerProvider(resource=resource, id_generator=PrivateRandomIdGenerator())
+        # Shut down by ``end`` (bounded), not at exit: a collector that is down must not hold it.
+        self.provider = TracerProvider(
+            resource=resource, id_generator=PrivateRandomIdGenerator(), shutdown_on_exit=False
+        )
         self.provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(run_file)))
         if any(environ.get(k) for k in OTLP_ENDPOINT_VARS):
             try:
@@ -102,8 +108,27 @@ class JobSpan:
         env.update({k.upper(): v for k, v in carrier.items()})
         return env
 
-    def end(self, energy_j: float, co2e_g: float, estimated: bool, exit_code: int) -> None:
-        """End with the node's measured totals (J, g) and export; never raises."""
+    def end(
+        self,
+        energy_j: float,
+        co2e_g: float,
+        estimated: bool,
+        exit_code: int,
+        timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S,
+    ) -> None:
+        """End with the node's measured totals (J, g) and export, waiting at most ``timeout_s``
+        (s) for the collector (the local file is written first); never raises."""
+        if not run_bounded(
+            lambda: self._end(energy_j, co2e_g, estimated, exit_code), timeout_s, "otel-energy-job"
+        ):
+            _log.warning(
+                "otel-energy: the job span did not reach the collector within %.1f s (%s);"
+                " dropped. Check OTEL_EXPORTER_OTLP_ENDPOINT.",
+                timeout_s,
+                ev.OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT,
+            )
+
+    def _end(self, energy_j: float, co2e_g: float, estimated: bool, exit_code: int) -> bool:
         try:
             self.span.set_attributes(
                 {
@@ -115,10 +140,11 @@ class JobSpan:
             )
             if exit_code != 0:
                 self.span.set_status(trace.Status(trace.StatusCode.ERROR, f"exit code {exit_code}"))
-            self.span.end()
+            self.span.end()  # the file exporter first, then OTLP: the file never waits for it
             self.provider.shutdown()
         except Exception:
             _log.warning("otel-energy: exporting the job span failed", exc_info=True)
+        return True
 
 
 def command_attributes(command: list[str], record_args: bool) -> dict[str, Any]:

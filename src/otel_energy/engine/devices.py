@@ -47,8 +47,12 @@ class Devices:
         """Sampler-clock time (s) of each device's last good read."""
         self.util = (0.0, 0.0)
         """Cumulative (utilization x GPU-seconds, GPU-seconds with a reading)."""
-        self.resolution_s = max([interval_s, *(s.info.update_period_s for s in sensors)])
-        """The coarsest period of the sampler and the sensors (s)."""
+        self.resolution_s = max(
+            [interval_s, *(s.info.update_period_s for s in sensors if not s.info.whole_host)]
+        )
+        """The coarsest period of the sampler and the component sensors (s). A node meter's
+        1-10 s refresh does not make every component window an allocation: its own lag is in
+        its method's uncertainty."""
         self.readers: list[Reader] | None = None
         """Created at the first read (threads start there, on the sampler thread)."""
         self._read_timeout_s = read_timeout_s

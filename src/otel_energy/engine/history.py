@@ -13,7 +13,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from otel_energy.sensors.base import DeviceInfo
+from otel_energy.engine.sums import energy_sums
+from otel_energy.sensors.base import HOST, DeviceInfo
 
 SNAP_S = 1e-9
 """A window boundary within this many seconds of a sample is on it: no allocation, no error."""
@@ -46,6 +47,13 @@ class WindowEnergy:
             over every GPU-second with a reading; None when no GPU reported utilization.
         by_device: energy per device, by ``hw.id`` (J): the same allocation, so the values add
             up to ``energy_j``.
+        band_j: half-width of the band the components' energy lies in (J): every series'
+            method uncertainty (``DeviceInfo.uncertainty``) combined by ``method_band``, plus
+            ``uncertainty_j`` (the allocation bound, added linearly: it is a hard bound, not a
+            random error). An interpolated window's band is therefore wider by its allocation.
+        host_energy_j: the whole node's energy from a node-level meter (J), kept apart from
+            ``energy_j`` (the components are inside it); None without such a meter.
+        host_band_j: the same band for ``host_energy_j`` (J).
     """
 
     t0_s: float
@@ -62,6 +70,22 @@ class WindowEnergy:
     missing_devices: tuple[str, ...] = ()
     gpu_utilization: float | None = None
     by_device: dict[str, float] = field(default_factory=dict)
+    band_j: float = 0.0
+    host_energy_j: float | None = None
+    host_band_j: float = 0.0
+
+    @property
+    def coverage(self) -> float | None:
+        """Component energy / node energy (1): the share of the node meter the component sensors
+        explain; None without a node meter or node energy."""
+        if self.host_energy_j is None or self.host_energy_j <= 0:
+            return None
+        return self.energy_j / self.host_energy_j
+
+    @property
+    def unmeasured_j(self) -> float | None:
+        """Node energy that no component sensor saw (J); None without a node meter."""
+        return None if self.host_energy_j is None else self.host_energy_j - self.energy_j
 
     @property
     def duration_s(self) -> float:
@@ -171,15 +195,15 @@ def window(
 ) -> WindowEnergy:
     """Energy, CO2e, faults and utilization over [t0_s, t1_s], clamped to the history.
 
-    Args:
-        hist: the samples; ``devices[d]`` is the device of column ``d`` of ``hist.e``.
-        resolution_s: the coarsest sensor period (s): shorter than two of them is interpolated.
-        missing: ids of devices found but not measured.
+    ``devices[d]`` is the device of column ``d`` of ``hist.e``; a window shorter than two
+    ``resolution_s`` (the coarsest sensor period, s) is interpolated; ``missing``: ids found but
+    not measured.
     """
     if not hist.t or not devices:
         return empty_window(t0_s, t1_s, missing)
-    (a0, b0, f0), (a1, b1, f1) = hist.bracket(t0_s), hist.bracket(t1_s)
-    by_type, by_device, total, error = _energy(hist, devices, (a0, b0, f0), (a1, b1, f1))
+    a0, b0, f0 = hist.bracket(t0_s)
+    a1, b1, f1 = hist.bracket(t1_s)
+    parts = energy_sums(hist.e, devices, (a0, b0, f0), (a1, b1, f1))
     c0 = hist.c[a0] + f0 * (hist.c[b0] - hist.c[a0])
     c1 = hist.c[a1] + f1 * (hist.c[b1] - hist.c[a1])
     q0, q1 = hist.q[a0], hist.q[b1]
@@ -188,10 +212,10 @@ def window(
     return WindowEnergy(
         t0_s,
         t1_s,
-        total,
-        by_type,
+        parts.total_j,
+        parts.by_type,
         c1 - c0,
-        error,
+        parts.error_j,
         (t1_s - t0_s) < 2 * resolution_s,
         any(info.estimated for info in devices) or q1[2] > q0[2],
         hist.t[0] <= t0_s and t1_s <= hist.t[-1],
@@ -199,32 +223,9 @@ def window(
         q1[1] > q0[1],
         missing,
         (u1[0] - u0[0]) / (u1[1] - u0[1]) if u1[1] - u0[1] > SNAP_S else None,
-        by_device,
+        parts.by_device,
+        *parts.bands(),
     )
-
-
-def _energy(
-    hist: History,
-    devices: Sequence[DeviceInfo],
-    start: tuple[int, int, float],
-    end: tuple[int, int, float],
-) -> tuple[dict[str, float], dict[str, float], float, float]:
-    """(J per hw.type, J per hw.id, total J, largest error J) between two brackets of ``hist``."""
-    (a0, b0, f0), (a1, b1, f1) = start, end
-    ea0, eb0, ea1, eb1 = hist.e[a0], hist.e[b0], hist.e[a1], hist.e[b1]
-    by_type: dict[str, float] = {}
-    by_device: dict[str, float] = {}
-    total = low = high = 0.0
-    for d, info in enumerate(devices):
-        v = (ea1[d] + f1 * (eb1[d] - ea1[d])) - (ea0[d] + f0 * (eb0[d] - ea0[d]))
-        by_type[info.hw_type] = by_type.get(info.hw_type, 0.0) + v
-        by_device[info.hw_id] = by_device.get(info.hw_id, 0.0) + v
-        total += v
-        # Monotone counters: the least the window can hold is from the later bracketing sample
-        # of t0 to the earlier one of t1, the most from the earlier of t0 to the later of t1.
-        low += max(0.0, ea1[d] - (eb0[d] if f0 else ea0[d]))
-        high += (eb1[d] if f1 else ea1[d]) - ea0[d]
-    return by_type, by_device, total, max(total - low, high - total, 0.0)
 
 
 @dataclass(frozen=True)
@@ -259,13 +260,17 @@ def extrapolate(
     if w.complete or w.t1_s <= max(newest_s, w.t0_s):
         return w
     by_type, by_device = dict(w.by_type), dict(w.by_device)
-    extra = 0.0
+    extra = host_extra = 0.0
     for tail in tails:
         gap = w.t1_s - max(min(tail.since_s, newest_s), w.t0_s)
-        if gap > 0:
-            by_type[tail.hw_type] = by_type.get(tail.hw_type, 0.0) + tail.power_w * gap
-            by_device[tail.hw_id] = by_device.get(tail.hw_id, 0.0) + tail.power_w * gap
-            extra += tail.power_w * gap
+        if gap <= 0:
+            continue
+        if tail.hw_type == HOST:  # the node meter stays apart from the components
+            host_extra += tail.power_w * gap
+            continue
+        by_type[tail.hw_type] = by_type.get(tail.hw_type, 0.0) + tail.power_w * gap
+        by_device[tail.hw_id] = by_device.get(tail.hw_id, 0.0) + tail.power_w * gap
+        extra += tail.power_w * gap
     return replace(
         w,
         energy_j=w.energy_j + extra,
@@ -273,4 +278,7 @@ def extrapolate(
         by_device=by_device,
         co2e_g=w.co2e_g + co2e_g(extra),
         uncertainty_j=w.uncertainty_j + extra,
+        band_j=w.band_j + extra,
+        host_energy_j=None if w.host_energy_j is None else w.host_energy_j + host_extra,
+        host_band_j=w.host_band_j + host_extra,
     )

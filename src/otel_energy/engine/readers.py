@@ -20,10 +20,11 @@ from otel_energy.sensors.base import Reading, Sensor
 
 Result = Reading | Exception
 
-INLINE_FAMILIES = frozenset({"rapl", "psutil"})
-"""Families read on the sampler thread: RAPL is a ``pread`` of an already-open sysfs file and
-psutil reads ``/proc``; neither blocks on a driver. Every other family, unknown ones included,
-gets its own reader thread."""
+INLINE_FAMILIES = frozenset({"rapl", "psutil", "hwmon", "redfish", "ipmi"})
+"""Families read on the sampler thread: RAPL and hwmon are a ``pread`` of an already-open sysfs
+file and psutil reads ``/proc``; neither blocks on a driver. Redfish and IPMI sensors poll the BMC
+on a thread of their own (``sensors.polled``): their ``read()`` only takes the newest value.
+Every other family, unknown ones included, gets its own reader thread."""
 
 
 class Reader(Protocol):

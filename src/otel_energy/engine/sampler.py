@@ -1,9 +1,8 @@
 """The sampler: the only thread that touches hardware. Everyone else reads its snapshot.
 
-This module is the thread (start/stop, fork safety), the tick (read, CO2e, publish), listeners
-and the snapshot. The devices' state across ticks is ``engine.devices``, the history and window
-maths ``engine.history``, who calls ``read()`` ``engine.readers``, discovery and the failure
-policy ``engine.health``.
+This module is the thread (start/stop, fork safety), the tick (read, CO2e, publish), listeners and
+the snapshot. Devices across ticks: ``engine.devices``; history and window maths:
+``engine.history``; who calls ``read()``: ``engine.readers``; failures: ``engine.health``.
 """
 
 from __future__ import annotations
@@ -98,6 +97,7 @@ class Sampler:
         self._hist = History(history_len)
         self._devices = Devices([], interval_s, max_failures, self._read_timeout_s)
         self._co2: list[float] = []
+        self._samples = 0  # taken since start (the history keeps only the newest)
         self._latest: Tick = empty_tick(self._intensity.current())
         self._snapshot: Snapshot | None = Snapshot(0.0, (), self._latest.intensity, pue)
         self._cond = threading.Condition(threading.Lock())
@@ -109,7 +109,6 @@ class Sampler:
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
 
-    # ---- lifecycle ----
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -178,7 +177,6 @@ class Sampler:
             self._wake.wait(next_t - now)
             self._wake.clear()
 
-    # ---- sampling ----
     @property
     def sensors(self) -> list[Sensor]:
         """Sensors in use (empty until discovery has run on the sampler thread)."""
@@ -208,7 +206,9 @@ class Sampler:
         previous = self._hist.t[-1] if self._hist.t else t
         g_per_kwh = self._intensity.at(now_s - (t - previous) / 2).g_per_kwh
         for i, delta in self._devices.read(t):
-            self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
+            # A node meter's energy contains the components': its CO2e would count them twice.
+            if not self._devices.sensors[i].info.whole_host:
+                self._co2[i] += co2e_g(delta, self.pue, g_per_kwh)
         self._publish(t, intensity)
 
     def _publish(self, t: float, intensity: Intensity) -> None:
@@ -217,7 +217,8 @@ class Sampler:
         # Raw state only, captured whole before the lock: the Snapshot objects are built when
         # someone asks (metric collection, once a minute by default), not ten times a second,
         # and from this one tick (never this tick's energy with the next one's power).
-        tick = capture(t, devices, tuple(self._co2), intensity)
+        self._samples += 1
+        tick = capture(t, devices, tuple(self._co2), intensity, self._samples)
         with self._cond:
             self._hist.append(t, tick.energy_j, sum(tick.co2e_g), devices.faults(), devices.util)
             self._latest = tick
@@ -247,7 +248,6 @@ class Sampler:
         """Sampler-clock time of the newest sample (-inf before the first)."""
         return self._hist.newest_s
 
-    # ---- reading ----
     def snapshot(self) -> Snapshot:
         """The latest state; empty in a forked child so that nothing is counted twice."""
         if not self.in_owner_process:
@@ -289,7 +289,7 @@ class Sampler:
         snap = self.snapshot()
         tails = (
             Tail(d.info.hw_type, d.power_w, since, d.info.hw_id)
-            for d in snap.devices
+            for d in (*snap.devices, *snap.host)
             for since in [snap.t_s if d.read_t_s is None else d.read_t_s]
         )
         g_per_kwh = snap.intensity.g_per_kwh

@@ -36,6 +36,8 @@ class Tick:
     gpu: tuple[GpuStats | None, ...]
     read_t_s: tuple[float | None, ...]
     intensity: Intensity
+    samples: int = 0
+    """Samples the sampler has taken since it started, this one included."""
 
 
 def empty_tick(intensity: Intensity) -> Tick:
@@ -43,8 +45,15 @@ def empty_tick(intensity: Intensity) -> Tick:
     return Tick(0.0, (), (), (), (), (), (), (), intensity)
 
 
-def capture(t: float, devices: Devices, co2e_g: tuple[float, ...], intensity: Intensity) -> Tick:
-    """The tick at ``t`` (s) from the devices' state (call on the sampler thread)."""
+def capture(
+    t: float,
+    devices: Devices,
+    co2e_g: tuple[float, ...],
+    intensity: Intensity,
+    samples: int = 0,
+) -> Tick:
+    """The tick at ``t`` (s) from the devices' state (call on the sampler thread); ``samples``:
+    the count of samples taken since start, this one included."""
     return Tick(
         t,
         tuple(s.info for s in devices.sensors),
@@ -55,6 +64,7 @@ def capture(t: float, devices: Devices, co2e_g: tuple[float, ...], intensity: In
         tuple(devices.gpu),
         tuple(devices.read_t),
         intensity,
+        samples,
     )
 
 
@@ -80,19 +90,26 @@ class Snapshot:
 
     t_s: float
     devices: tuple[DeviceState, ...]
+    """The component devices (``hw.energy``): these add up."""
     intensity: Intensity
     pue: float
+    host: tuple[DeviceState, ...] = ()
+    """The whole-node meter's series (``hw.host.energy``): never added to ``devices``, which
+    they contain."""
+    samples: int = 0
+    """Samples the sampler has taken since it started (the rate check counts them)."""
 
 
 def build(tick: Tick, hist: History, pue: float) -> Snapshot:
     """The Snapshot of ``tick`` (call under the sampler's lock: ``hist`` is at the same tick)."""
     rates = hist.rates_w(tick.t_s) if hist.t else [0.0] * len(tick.infos)
-    states = []
+    states: list[DeviceState] = []
+    host: list[DeviceState] = []
     for i, info in enumerate(tick.infos):
         # A counter-only device's power is its energy rate over the last second.
         own = tick.power_w[i]
         power = 0.0 if tick.failed[i] else own if own is not None else rates[i]
-        states.append(
+        (host if info.whole_host else states).append(
             DeviceState(
                 info,
                 tick.energy_j[i],
@@ -103,4 +120,4 @@ def build(tick: Tick, hist: History, pue: float) -> Snapshot:
                 tick.read_t_s[i],
             )
         )
-    return Snapshot(tick.t_s, tuple(states), tick.intensity, pue)
+    return Snapshot(tick.t_s, tuple(states), tick.intensity, pue, tuple(host), tick.samples)

@@ -17,8 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+from otel_energy.engine.verdict import Check
+from otel_energy.report import trust
 from otel_energy.report.phases import Epoch, Phase, epochs_from_spans, evaluation_windows, phases
 from otel_energy.report.series import RunSeries
+from otel_energy.report.trust import HostDevice
 from otel_energy.telemetry import attributes as A
 
 OMIT_NONE: Mapping[str, Any] = {"omit_none": True}
@@ -64,6 +67,16 @@ class Total:
     """Some of it comes from an estimate (``measured_share`` says how much does not)."""
     measured_share: float = 1.0
     """Fraction of ``energy_j`` from hardware counters or power readings (0..1)."""
+    energy_uncertainty_j: float = 0.0
+    """Half-width of the band ``energy_j`` lies in (J): each device's method uncertainty,
+    linear within a method, quadrature across methods (docs/accuracy.md)."""
+    host_energy_j: float | None = None
+    """The whole node's J from a node meter (hwmon, Redfish, IPMI); None without one. Never part
+    of ``energy_j``: the components are inside it."""
+    host_energy_uncertainty_j: float | None = None
+    """The same band for ``host_energy_j`` (J)."""
+    coverage: float | None = None
+    """``energy_j / host_energy_j``: the share of the node the component sensors explain."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class Timeline:
     power_w: dict[str, list[float]] = field(default_factory=dict)
     energy_j: list[float] = field(default_factory=list)
     co2e_g: list[float] = field(default_factory=list)
+    host_power_w: list[float] | None = field(default=None, metadata=OMIT_NONE)
+    """The node meter's average W over each interval (only with a node meter)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,10 @@ class RunReport:
     phases: list[Phase]
     timeline: Timeline
     scope: str = ""
+    host_devices: list[HostDevice] = field(default_factory=list)
+    """The node meter's series (``hw.host.energy``), apart from ``devices``."""
+    checks: list[Check] = field(default_factory=list)
+    """The run's verdict: each check's name, whether it passed, and why (docs/accuracy.md)."""
     ledger_id: int | None = field(default=None, metadata=OMIT_NONE)
 
     def to_json(self) -> dict[str, Any]:
@@ -217,7 +236,7 @@ def build_report(
         exit_code=exit_code,
         started_at=started_at,
         duration_s=duration,
-        total=total_of(devices, duration),
+        total=trust.totals(series, total_of(devices, duration)),
         devices=devices,
         carbon_intensity=CarbonIntensityUsed(
             last.intensity.g_per_kwh, last.intensity.source, last.intensity.kind
@@ -230,6 +249,14 @@ def build_report(
             evaluation_windows(span_list, start_ns, duration),
         ),
         phases=phases(span_list, start_ns, duration, series),
-        timeline=Timeline(list(series.t_s), series.power_w(), series.totals(), list(series.co2e_g)),
+        timeline=Timeline(
+            list(series.t_s),
+            series.power_w(),
+            series.totals(),
+            list(series.co2e_g),
+            series.host_power_w() if series.device_energy_j(whole_host=True) else None,
+        ),
         scope=scope_line(devices),
+        host_devices=trust.host_devices(series),
+        checks=trust.verdict(series, span_list),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_energy.history.schema import RunRow
+from otel_energy.report import trust
 from otel_energy.report.chart import Band, Line, Mark, Plot, svg, text_width_px
 from otel_energy.report.model import RunReport
 from otel_energy.report.summary import format_summary
@@ -28,6 +29,8 @@ def report_plot(report: RunReport) -> Plot:
     names = {d.hw_id: d.label for d in report.devices}
     tl = report.timeline
     lines = [Line(names.get(k, k), tl.t_s, v) for k, v in sorted(tl.power_w.items())]
+    if tl.host_power_w is not None:  # drawn beside the components, never added to them
+        lines.append(Line("whole node (meter)", tl.t_s, tl.host_power_w))
     by_phase = {p.phase: p for p in report.phases}
     marks, bands = [], []
     if "before_training" in by_phase:
@@ -51,12 +54,13 @@ def run_page(report: RunReport) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:24px;color:#222}}pre{{background:#f4f4f4;padding:12px}}
-.scope{{color:#555}}</style>
+.scope{{color:#555}}.pass{{color:#1a7f37}}.fail{{color:#c62828}}</style>
 </head><body>
 <h1>{title}</h1>
-<p><b>{t.energy_j:.1f} J, {t.co2e_g:.4f} gCO2e</b> in {report.duration_s:.1f} s,
-average {t.avg_power_w:.1f} W.</p>
+<p><b>{t.energy_j:.1f} J{trust.band_text(t, "&plusmn;")}, {t.co2e_g:.4f} gCO2e</b> in
+{report.duration_s:.1f} s, average {t.avg_power_w:.1f} W.</p>
 <p class="scope">{html.escape(report.scope)}</p>
+{trust.html_block(report)}
 {svg(report_plot(report))}
 <pre>{html.escape(format_summary(report))}</pre>
 </body></html>

@@ -35,6 +35,11 @@ def halve(seq: Sequence[T]) -> list[T]:
     return kept
 
 
+def at_info(tick: Tick) -> list[tuple[DeviceInfo, float]]:
+    """(device, cumulative J) of every device of ``tick``."""
+    return list(zip(tick.infos, tick.energy_j, strict=True))
+
+
 def thinned(t_s: Sequence[float], max_points: int) -> list[int]:
     """Indices of the points ``halve`` keeps, applied until at most ``max_points`` are left."""
     idx = list(range(len(t_s)))
@@ -73,6 +78,9 @@ class RunSeries:
         is missing from older points: 0 J)."""
         self.co2e_g: list[float] = []
         """Cumulative g CO2e of all devices since the zero."""
+        self.host_j: list[float] = []
+        """Cumulative J of the whole-node meter since the zero (0 J at every point without
+        one). Kept apart from ``energy_j``: the node contains the components (``hw.host.*``)."""
         self._base_j: dict[str, float] = {}
         self._base_g = sum(self.first.co2e_g)
         self._stride = 1
@@ -94,26 +102,30 @@ class RunSeries:
             self._append(tick)
             if len(self.t_s) > self.max_points:
                 self._stride *= 2
-                self.t_s, self.energy_j, self.co2e_g = (
+                self.t_s, self.energy_j, self.co2e_g, self.host_j = (
                     halve(self.t_s),
                     halve(self.energy_j),
                     halve(self.co2e_g),
+                    halve(self.host_j),
                 )
 
     def _append(self, tick: Tick) -> None:
         if not tick.infos:
             return
         for info, e in zip(tick.infos, tick.energy_j, strict=True):
-            if info.hw_id not in self.infos:
-                self.infos[info.hw_id] = info
+            if info.hw_id not in self._base_j:
+                if not info.whole_host:  # the node meter is no column: it contains them
+                    self.infos[info.hw_id] = info
                 self._base_j[info.hw_id] = e if tick is self.first else 0.0
         at = {info.hw_id: e for info, e in zip(tick.infos, tick.energy_j, strict=True)}
         t = tick.t_s - self.origin_s
         if self.t_s and t <= self.t_s[-1]:  # the same tick again (close after the last one)
-            self.t_s.pop(), self.energy_j.pop(), self.co2e_g.pop()
+            self.t_s.pop(), self.energy_j.pop(), self.co2e_g.pop(), self.host_j.pop()
         self.t_s.append(t)
         self.energy_j.append(tuple(at.get(k, 0.0) - self._base_j[k] for k in self.infos))
         self.co2e_g.append(sum(tick.co2e_g) - self._base_g)
+        node = [e - self._base_j[i.hw_id] for i, e in at_info(tick) if i.whole_host]
+        self.host_j.append(sum(node))
 
     def close(self) -> RunSeries:
         """Stop listening and add the newest tick whatever the stride: the series ends at the
@@ -132,14 +144,16 @@ class RunSeries:
         """From the zero to the newest recorded tick (s)."""
         return max(0.0, self.last.t_s - self.origin_s)
 
-    def device_energy_j(self) -> dict[str, float]:
-        """Each device's J from the zero to the newest tick (exact: two ticks, no decimation)."""
+    def device_energy_j(self, whole_host: bool = False) -> dict[str, float]:
+        """Each component device's J from the zero to the newest tick (exact: two ticks, no
+        decimation); ``whole_host``: the node meter's series instead."""
         with self._lock:
             last = self.last
         base = {i.hw_id: e for i, e in zip(self.first.infos, self.first.energy_j, strict=True)}
         return {
             i.hw_id: e - base.get(i.hw_id, 0.0)
             for i, e in zip(last.infos, last.energy_j, strict=True)
+            if i.whole_host == whole_host
         }
 
     def device_co2e_g(self) -> dict[str, float]:
@@ -149,6 +163,7 @@ class RunSeries:
         return {
             i.hw_id: g - base.get(i.hw_id, 0.0)
             for i, g in zip(last.infos, last.co2e_g, strict=True)
+            if not i.whole_host
         }
 
     def totals(self) -> list[float]:
@@ -171,6 +186,15 @@ class RunSeries:
             if values:
                 values.insert(0, values[0])
         return out
+
+    def host_power_w(self) -> list[float]:
+        """The node meter's average power (W) over the interval ending at each point."""
+        ts, hj = self.t_s, self.host_j
+        out = [
+            (hj[i] - hj[i - 1]) / (ts[i] - ts[i - 1]) if ts[i] > ts[i - 1] else 0.0
+            for i in range(1, len(ts))
+        ]
+        return out[:1] + out if out else []
 
     def cumulative(self, t_s: float) -> tuple[float, float]:
         """(J, g) since the zero at ``t_s`` (s), interpolated between the points around it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from otel_energy.report import trust
 from otel_energy.report.model import RunReport
 from otel_energy.report.phases import Epoch, Phase
 from otel_energy.safety.redact import redact_args
@@ -17,7 +18,8 @@ def format_summary(report: RunReport) -> str:
     command = printable(shlex.join(redact_args(report.command)))
     lines = [
         f"otel-energy: `{command}` exited {report.exit_code} after {report.duration_s:.1f} s",
-        f"total: {t.energy_j:.1f} J, {t.co2e_g:.4f} gCO2e, average {t.avg_power_w:.1f} W",
+        f"total: {t.energy_j:.1f} J{trust.band_text(t)}, {t.co2e_g:.4f} gCO2e,"
+        f" average {t.avg_power_w:.1f} W",
         f"scope: {report.scope}",
         "",
         f"{'device':32} {'method':24} {'energy J':>11} {'avg W':>8} {'CO2e g':>10}",
@@ -33,6 +35,7 @@ def format_summary(report: RunReport) -> str:
     lines.append(
         f"carbon intensity {ci.g_per_kwh:.1f} gCO2e/kWh {ci.kind} [{ci.source}], PUE {report.pue:g}"
     )
+    lines += trust.lines(report)
     lines += _phase_lines(report.phases, t.energy_j or 1.0)
     lines += _epoch_lines(report.training.epochs)
     return "\n".join(lines)

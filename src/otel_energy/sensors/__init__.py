@@ -11,8 +11,11 @@ from otel_energy.distributed.ranks import RankInfo
 from otel_energy.sensors.amd import discover_amd
 from otel_energy.sensors.base import DeviceInfo, Reading, Sensor, Unmeasured
 from otel_energy.sensors.estimate import CpuEstimate, MemoryEstimate, default_cpu_tdp_w
+from otel_energy.sensors.hwmon import discover_hwmon
+from otel_energy.sensors.ipmi import discover_ipmi
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
+from otel_energy.sensors.redfish import redfish_sensor
 
 __all__ = ["DeviceInfo", "Reading", "Sensor", "Unmeasured", "discover_sensors"]
 
@@ -27,7 +30,8 @@ def discover_sensors(
     unmeasured: list[Unmeasured] | None = None,
     amdsmi: Any | None = None,
 ) -> list[Sensor]:
-    """Every sensor this process should read, in a stable order (GPUs, then CPU, then memory).
+    """Every sensor this process should read, in a stable order (GPUs, then CPU, then memory,
+    then the whole-node meter, whose ``hw.type`` is ``host``: never summed with the others).
 
     Args:
         config: validated settings (sources, powercap root, estimate parameters).
@@ -42,7 +46,7 @@ def discover_sensors(
     sensors = _gpus(config, environ, nvml, rank, unmeasured, amdsmi)
     if rank is not None and not rank.measures_node:
         return sensors
-    return sensors + _node(config, unmeasured)
+    return sensors + _node(config, unmeasured) + _host(config)
 
 
 def _gpus(
@@ -82,3 +86,37 @@ def _node(config: EnergyConfig, unmeasured: list[Unmeasured] | None) -> list[Sen
         if "memory" not in covered:
             sensors.append(MemoryEstimate(config.memory_w_per_gb))
     return sensors
+
+
+def _host(config: EnergyConfig) -> list[Sensor]:
+    """The whole-node meter: one kind only, as they all measure the same node (summing two would
+    count it twice). A Redfish URL you set wins; then hwmon (a local counter or power meter, read
+    like RAPL); then the local BMC through ipmitool. Absent ones are skipped quietly."""
+    node = config.node
+    wanted = config.sources
+    if "redfish" in wanted and node.redfish_url:
+        return [
+            redfish_sensor(
+                node.redfish_url,
+                node.redfish_username,
+                node.redfish_password,
+                node.redfish_interval_s,
+            )
+        ]
+    if "redfish" in wanted and config.sources_explicit:
+        _log.error(
+            "otel-energy: 'redfish' was requested but OTEL_PYTHON_ENERGY_REDFISH_URL is not set."
+        )
+    if "hwmon" in wanted:
+        found: list[Sensor] = list(discover_hwmon(node.hwmon_root))
+        if found:
+            return found
+        if config.sources_explicit:
+            _log.error(
+                "otel-energy: 'hwmon' was requested but no power meter or PSU input channel was"
+                " found under %s.",
+                node.hwmon_root,
+            )
+    if "ipmi" in wanted:
+        return list(discover_ipmi(node.redfish_interval_s))
+    return []

@@ -14,6 +14,36 @@ METHOD_RAPL = "rapl"
 METHOD_ESTIMATE = "estimate"
 METHOD_AMDSMI_COUNTER = "amdsmi_counter"
 METHOD_AMDSMI_POWER = "amdsmi_power_integration"
+METHOD_HWMON_COUNTER = "hwmon_counter"
+METHOD_HWMON_POWER = "hwmon_power_integration"
+METHOD_REDFISH = "redfish"
+METHOD_IPMI = "ipmi_dcmi"
+
+HOST = "host"
+"""``DeviceInfo.hw_type`` of a whole-node reading (ACPI power meter, PSU input, BMC): reported on
+``hw.host.energy``/``hw.host.power`` only and never added to the component totals (semconv: host
+totals overlap the components)."""
+
+METHOD_UNCERTAINTY: dict[str, float] = {
+    METHOD_NVML_COUNTER: 0.10,
+    METHOD_NVML_POWER: 0.20,
+    "nvml_mig_share": 0.10,  # sensors.mig's METHOD_NVML_MIG_SHARE: the parent GPU's counter
+    METHOD_AMDSMI_COUNTER: 0.10,
+    METHOD_AMDSMI_POWER: 0.20,
+    METHOD_RAPL: 0.10,
+    METHOD_ESTIMATE: 0.40,
+    METHOD_HWMON_COUNTER: 0.05,
+    METHOD_HWMON_POWER: 0.05,
+    METHOD_REDFISH: 0.10,
+    METHOD_IPMI: 0.10,
+}
+"""Relative uncertainty (1, half-width of the band) of a series by its method. Each figure and its
+source are in docs/accuracy.md: NVML counters -6% to +13% against an external meter (SC24), power
+polling adds the ~25% sampling duty of A100/H100, RAPL is partly a model, TDP estimates are off by
+up to 40%, PSU/power-meter accuracy 5% (MLPerf's bound for training meters), a BMC adds its 1-10 s
+averaging to that."""
+UNKNOWN_METHOD_UNCERTAINTY = 0.5
+"""A method not in the table (a third-party sensor): a wide band rather than none."""
 
 
 @dataclass(frozen=True)
@@ -52,21 +82,39 @@ class DeviceInfo:
     power_limit_w: float | None = None
     """The device's enforced power limit (W) where known: the low-utilization check compares
     average power with it."""
+    accuracy: float | None = None
+    """Relative uncertainty (1) the device states for itself (an ACPI power meter's
+    ``power1_accuracy``); None: the method's figure in ``METHOD_UNCERTAINTY``."""
+
+    @property
+    def uncertainty(self) -> float:
+        """Relative uncertainty (1) of this device's energy: its own accuracy, else its method's."""
+        if self.accuracy is not None:
+            return self.accuracy
+        return METHOD_UNCERTAINTY.get(self.method, UNKNOWN_METHOD_UNCERTAINTY)
+
+    @property
+    def whole_host(self) -> bool:
+        """True for a whole-node reading (``hw.host.*``), never summed with components."""
+        return self.hw_type == HOST
 
     @property
     def reader_family(self) -> str:
         """The reader thread this device is read on (``family``, else ``method``)."""
         return self.family or self.method
 
-    def attributes(self) -> dict[str, str | bool]:
+    def attributes(self) -> dict[str, str | bool | float]:
         """Attributes for metric points: semantic-convention ``hw.*`` plus our provenance keys."""
-        attrs: dict[str, str | bool] = {
+        attrs: dict[str, str | bool | float] = {
             A.HW_ID: self.hw_id,
             A.HW_TYPE: self.hw_type,
             A.HW_NAME: self.name,
             A.METHOD: self.method,
             A.ESTIMATED: self.estimated,
+            A.RELATIVE_UNCERTAINTY: self.uncertainty,
         }
+        if self.whole_host:  # hw.host.* carry no hw.type: the metric name says what it is
+            del attrs[A.HW_TYPE]
         for key, value in (
             (A.HW_VENDOR, self.vendor),
             (A.HW_MODEL, self.model),
@@ -81,7 +129,7 @@ class DeviceInfo:
 
 # Plausibility bounds (W) where the device cannot tell its own: generous, about twice the largest
 # parts sold (a 500 W server CPU package, a 1.2 kW accelerator, DRAM of a full socket).
-MAX_POWER_W = {"gpu": 2500.0, "cpu": 1000.0, "memory": 500.0}
+MAX_POWER_W = {"gpu": 2500.0, "cpu": 1000.0, "memory": 500.0, HOST: 20000.0}
 POWER_MARGIN = 2.0
 """A device's own power limit x this margin is its plausibility bound (brief peaks exceed it)."""
 

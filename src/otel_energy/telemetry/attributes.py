@@ -49,6 +49,11 @@ METRIC_HW_ENERGY: Final[str] = _hwm.HW_ENERGY
 """Energy of a component, J (observable counter)."""
 METRIC_HW_POWER: Final[str] = _hwm.HW_POWER
 """Power of a component, W (observable gauge)."""
+METRIC_HW_HOST_ENERGY: Final[str] = _hwm.HW_HOST_ENERGY
+"""Energy of the whole node from a node-level meter (hwmon, Redfish, IPMI), J (observable
+counter). Never summed with ``hw.energy``: the components are inside it."""
+METRIC_HW_HOST_POWER: Final[str] = _hwm.HW_HOST_POWER
+"""Power of the whole node from a node-level meter, W (observable gauge)."""
 METRIC_HW_GPU_UTILIZATION: Final[str] = _hwm.HW_GPU_UTILIZATION
 """GPU busy fraction, 1 (0..1, observable gauge)."""
 METRIC_HW_GPU_MEMORY_USAGE: Final[str] = _hwm.HW_GPU_MEMORY_USAGE
@@ -91,6 +96,8 @@ METHOD: Final = "otel_energy.method"
 """How a value was obtained: one of ``sensors.base.METHOD_*`` (no unit)."""
 ESTIMATED: Final = "otel_energy.estimated"
 """True when the value is a model, not a measurement (bool)."""
+RELATIVE_UNCERTAINTY: Final = "otel_energy.relative_uncertainty"
+"""Relative uncertainty of the series from its method (1, e.g. 0.1 for +/-10%; docs/accuracy.md)."""
 GPU_MIG_INSTANCES: Final = "otel_energy.gpu.mig_instances"
 """MIG instance UUID the series is (no unit)."""
 GPU_MEASURES: Final = "otel_energy.gpu.measures"
@@ -143,7 +150,16 @@ DURATION: Final = "otel_energy.duration"
 INTERPOLATED: Final = "otel_energy.interpolated"
 """The span's energy is an allocation (shorter than two sensor periods) (bool)."""
 ENERGY_UNCERTAINTY: Final = "otel_energy.energy_uncertainty"
-"""Bound on the allocation error, J."""
+"""Half-width of the band the span's energy lies in, J: each series' method uncertainty
+(``otel_energy.relative_uncertainty``) combined, plus the allocation bound (docs/accuracy.md)."""
+HOST_ENERGY: Final = "otel_energy.host.energy"
+"""Energy of the whole node over a span from a node-level meter, J (only with one)."""
+HOST_COVERAGE: Final = "otel_energy.host.coverage"
+"""Component energy / node energy, 1: the share of the node meter the component sensors explain
+(span attribute and observable gauge; only with a node-level meter)."""
+HOST_UNMEASURED_ENERGY: Final = "otel_energy.host.unmeasured_energy"
+"""Node energy minus component energy, J: what no component sensor saw (PSU losses, fans, disks,
+NICs, the board). Span attribute and observable up-down counter (only with a node meter)."""
 COMPLETE: Final = "otel_energy.complete"
 """Samples existed on both sides of the span / every rank reported (bool)."""
 GLITCHES: Final = "otel_energy.glitches"

@@ -19,6 +19,7 @@ from otel_energy.carbon import IntensitySource
 from otel_energy.carbon.forecast import point_at
 from otel_energy.engine.sampler import DeviceState, Sampler, Snapshot
 from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.host_metrics import HOST_INSTRUMENTS
 from otel_energy.telemetry.scope import SCOPE, get_meter
 
 _log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ INSTRUMENTS: tuple[InstrumentSpec, ...] = (
     InstrumentSpec(
         A.METRIC_HW_POWER, "W", "gauge", "Instantaneous power consumed by the component.", _power
     ),
+    *(InstrumentSpec(*spec) for spec in HOST_INSTRUMENTS),
     InstrumentSpec(
         A.METRIC_HW_GPU_UTILIZATION,
         "1",

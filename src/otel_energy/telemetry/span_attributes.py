@@ -30,9 +30,14 @@ def energy_attributes(
         A.PUE: pue,
         A.ESTIMATED: w.estimated,
         A.INTERPOLATED: w.interpolated,
-        A.ENERGY_UNCERTAINTY: w.uncertainty_j,
+        A.ENERGY_UNCERTAINTY: w.band_j,
         A.COMPLETE: w.complete,
     }
+    if w.host_energy_j is not None:  # a node meter: what it saw and what the components explain
+        attrs[A.HOST_ENERGY] = w.host_energy_j
+        attrs[A.HOST_UNMEASURED_ENERGY] = w.host_energy_j - w.energy_j
+        if w.coverage is not None:
+            attrs[A.HOST_COVERAGE] = w.coverage
     if intensity.timestamp:
         attrs[A.CARBON_INTENSITY_TIMESTAMP] = intensity.timestamp
     # Fault markers (docs/faults.md): only present when something went wrong.

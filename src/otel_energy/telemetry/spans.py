@@ -5,8 +5,9 @@ A span's energy is known once the sampler has a sample after the span's end, so 
 completed later, on the sampler thread (a listener), with ``end_time`` set to when they really
 ended. Step spans are never the current context, so nothing needs them during the step: the
 training thread only appends the step's two clock readings (a ``StepMark``), and the sampler
-thread creates, fills and ends the span with its true start and end times. ``flush`` completes
-the rest, waiting at most a couple of sample intervals, once per run.
+thread creates and fills the span with its true start and end times; ``telemetry.handoff``'s
+thread ends it (a stalled exporter cannot stop the samples). ``flush`` completes the rest, waiting
+at most a couple of sample intervals, once per run, and (bounded) for the export thread.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_energy.carbon import Intensity
+from otel_energy.config import DEFAULT_FLUSH_TIMEOUT_S
 from otel_energy.engine.sampler import Sampler, WindowEnergy
 from otel_energy.telemetry import attributes as A
+from otel_energy.telemetry.gpu_sync import sync_at
+from otel_energy.telemetry.handoff import span_handoff
 from otel_energy.telemetry.recorder_carbon import RecorderCarbon
 from otel_energy.telemetry.span_attributes import HW_TYPES as HW_TYPES
 from otel_energy.telemetry.span_attributes import STEP_ENERGY_BUCKETS_J as STEP_ENERGY_BUCKETS_J
@@ -101,7 +105,8 @@ class SpanEnergyRecorder:
         intensity: a fixed intensity overriding the sampler's (``EnergyMeter``'s own setting).
         pue: a PUE overriding the sampler's (an entry point's own setting, see ``RecorderCarbon``).
         root_context: parent of top-level spans when no span is current in this process (the
-            job's context: ``TRACEPARENT`` or the derived job root, see ``distributed.job``).
+            job's: ``TRACEPARENT`` or the derived job root, see ``distributed.job``); ``gpu_sync``:
+            sync the GPU at run, epoch and evaluation boundaries (``telemetry.gpu_sync``).
     """
 
     def __init__(
@@ -113,8 +118,9 @@ class SpanEnergyRecorder:
         intensity: Intensity | None = None,
         root_context: Context | None = None,
         pue: float | None = None,
+        gpu_sync: bool = False,
     ) -> None:
-        self.sampler = sampler
+        self.sampler, self.gpu_sync = sampler, gpu_sync
         self.root_context = root_context
         self.tracer = tracer
         self.step_histogram = step_histogram
@@ -129,6 +135,8 @@ class SpanEnergyRecorder:
         self._offset_ns = time.time_ns() - round(self._clock() * 1e9)
         self._pending: deque[Interval | StepMark] = deque()
         self._resolving = threading.Lock()
+        self.providers: tuple[Any, ...] = ()  # (tracer, meter provider): flushed at the end
+        self.flush_timeout_s = DEFAULT_FLUSH_TIMEOUT_S  # flush's wait for the export thread (s)
         sampler.add_listener(self._resolve_ready)
 
     def close(self) -> None:  # stop listening to the sampler (after ``flush``)
@@ -149,6 +157,7 @@ class SpanEnergyRecorder:
         set at completion, on the sampler thread, to keep attribute validation off the training
         thread.
         """
+        sync_at(kind, self.gpu_sync)
         t0 = self._clock()
         start_ns = self._wall_ns(t0)
         attrs = attributes or {}
@@ -175,6 +184,7 @@ class SpanEnergyRecorder:
         """End an interval now; its energy is filled in once the sampler has passed this time."""
         if interval.t1_s is not None:
             return  # already finished (defensive: error paths may finish twice)
+        sync_at(interval.kind, self.gpu_sync)
         interval.t1_s = self._clock()
         interval.end_ns = self._wall_ns(interval.t1_s)
         interval.error = error
@@ -224,30 +234,27 @@ class SpanEnergyRecorder:
         return self._clock()
 
     # ---- completion ----
-    def flush(self, timeout_s: float | None = None) -> None:
-        """Complete every pending interval, waiting for one sample after the last of them."""
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Complete every pending interval, waiting for one sample after the last of them, then
+        at most ``flush_timeout_s`` (s) for the export thread to end their spans (True: done)."""
         if self._pending:
             last = self._pending[-1].t1_s or 0.0
-            wait = (
-                timeout_s if timeout_s is not None else min(1.0, 2 * self.sampler.interval_s + 0.05)
-            )
-            self.sampler.wait_for_sample(last, wait)
+            default_wait = min(1.0, 2 * self.sampler.interval_s + 0.05)
+            self.sampler.wait_for_sample(last, default_wait if timeout_s is None else timeout_s)
         self._resolve_ready(float("inf"))
+        return span_handoff().drain(self.flush_timeout_s)
 
     def _resolve_ready(self, newest_s: float) -> None:
-        newest_s = (
-            min(newest_s, self.sampler.newest_sample_s) if newest_s != float("inf") else newest_s
-        )
+        if newest_s != float("inf"):
+            newest_s = min(newest_s, self.sampler.newest_sample_s)
         with self._resolving:
             while self._pending and (self._pending[0].t1_s or 0.0) <= newest_s:
                 item = self._pending.popleft()
-                step = isinstance(item, StepMark)
                 try:
-                    self._complete(
-                        self._step_interval(item) if isinstance(item, StepMark) else item
-                    )
+                    iv = self._step_interval(item) if isinstance(item, StepMark) else item
+                    self._complete(iv)
                 except Exception:  # never lose the rest of the queue to one bad interval
-                    kind = "step" if step else getattr(item, "kind", "?")
+                    kind = "step" if isinstance(item, StepMark) else item.kind
                     _log.exception("otel-energy: completing a %s span failed", kind)
 
     def _step_interval(self, m: StepMark) -> Interval:
@@ -293,7 +300,8 @@ class SpanEnergyRecorder:
                 iv.span.set_status(
                     Status(StatusCode.ERROR, f"{type(iv.error).__name__}: {iv.error}")
                 )
-            iv.span.end(end_time=iv.end_ns)
+            # end() may export (SimpleSpanProcessor): on the export thread, never the sampler's.
+            span_handoff().end(iv.span, iv.end_ns, must=iv.kind != "step")
         if iv.kind == "step" and self.step_histogram is not None:
             ctx = trace.set_span_in_context(iv.span) if iv.span is not None else None
             self.step_histogram.record(w.energy_j, attributes=self.identity, context=ctx)

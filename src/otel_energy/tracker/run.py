@@ -57,6 +57,7 @@ class RunTracker:
         self.intensity = intensity
         self.on_complete: list[Callable[[Interval], None]] = []  # per finished interval
         self.on_open: list[Callable[[Session], None]] = []  # each time the session is taken
+        self.on_close: list[Callable[[], None]] = []  # each time it is let go
         # After a run's spans are complete, before the session is let go: (run, error).
         self.on_run_end: list[Callable[[Interval, BaseException | None], None]] = []
         self._reset()
@@ -86,6 +87,8 @@ class RunTracker:
         if self.run is None and not self.phases and held is not None:
             self._held = None
             held.close()  # spans have their energy before the framework returns
+            for hook in self.on_close:
+                hook()
 
     @property
     def session(self) -> Session | None:  # while a run or a phase is open

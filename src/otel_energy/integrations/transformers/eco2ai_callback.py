@@ -16,7 +16,7 @@ from otel_energy.integrations.transformers.eco2ai import (
     CarbonMetrics,
     CarbonReport,
 )
-from otel_energy.integrations.transformers.prometheus import serve_prometheus
+from otel_energy.integrations.transformers.prometheus import PrometheusEndpoint, serve_prometheus
 from otel_energy.safety.files import write_private
 from otel_energy.session import Session
 from otel_energy.telemetry import attributes as A
@@ -59,14 +59,20 @@ class Eco2AICallback(EnergyCallback):
                 "otel-energy: CarbonConfig.auto_detect_location is not supported (no location"
                 " lookup is made); set OTEL_PYTHON_ENERGY_ZONE or _LATITUDE/_LONGITUDE."
             )
-        self._prometheus_served = False
+        self._prometheus: PrometheusEndpoint | None = None
         self.tracker.on_open.append(self._serve_prometheus)
+        self.tracker.on_close.append(self._close_prometheus)
         self.tracker.on_run_end.append(self._on_run_end)
 
     def _serve_prometheus(self, session: Session) -> None:
-        if self.carbon_config.export_prometheus and not self._prometheus_served:
-            self._prometheus_served = True
-            serve_prometheus(self.carbon_config.prometheus_port, session)
+        # The endpoint lives as long as the recording: a second train() serves again.
+        if self.carbon_config.export_prometheus and self._prometheus is None:
+            self._prometheus = serve_prometheus(self.carbon_config.prometheus_port, session.sampler)
+
+    def _close_prometheus(self) -> None:
+        endpoint, self._prometheus = self._prometheus, None
+        if endpoint is not None:
+            endpoint.close()
 
     def _run_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {A.TRAIN_PROJECT: self.carbon_config.project_name}

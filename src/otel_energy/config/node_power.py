@@ -1,0 +1,93 @@
+"""The whole-node meters' settings (hwmon root, Redfish URL, credentials, interval), parsed and
+checked from the environment."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from otel_energy.config import variables as ev
+from otel_energy.config.rules import ConfigError, check_number
+
+DEFAULT_HWMON_ROOT = "/sys/class/hwmon"
+DEFAULT_REDFISH_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class NodePowerConfig:
+    """Where whole-node power comes from. The credentials never appear in ``repr``."""
+
+    hwmon_root: str = DEFAULT_HWMON_ROOT
+    redfish_url: str | None = None
+    redfish_username: str | None = field(default=None, repr=False)
+    redfish_password: str | None = field(default=None, repr=False)
+    redfish_interval_s: float = DEFAULT_REDFISH_INTERVAL_S
+
+
+def _redfish_url(env: Mapping[str, str]) -> str | None:
+    name = ev.OTEL_PYTHON_ENERGY_REDFISH_URL
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        ok = False
+    if ok and (parts.username is not None or parts.password is not None):
+        raise ConfigError(
+            f"{name} contains credentials (value not shown): expected an http:// or https://"
+            f" URL without user:password@; set {ev.OTEL_PYTHON_ENERGY_REDFISH_USERNAME} and"
+            f" {ev.OTEL_PYTHON_ENERGY_REDFISH_PASSWORD}."
+        )
+    if not ok:
+        raise ConfigError(
+            f"{name}={raw!r} is not valid: expected an http:// or https:// URL with a host,"
+            " such as https://bmc.example or https://bmc.example/redfish/v1/Chassis/1/Power."
+        )
+    return raw
+
+
+def _header_text(env: Mapping[str, str], name: str) -> str | None:
+    """A credential sent in a header: no control characters. The error never shows the value."""
+    value = env.get(name, "") or None
+    if value is not None and any(c < " " or c == "\x7f" for c in value):
+        raise ConfigError(
+            f"{name} contains a control character (newline?) (value not shown): expected the"
+            " credential exactly as the BMC knows it."
+        )
+    return value
+
+
+def node_power(env: Mapping[str, str]) -> NodePowerConfig:
+    """The node meters' settings from ``env``.
+
+    Raises:
+        ConfigError: a bad URL (the error never repeats credentials) or interval.
+    """
+    raw_interval = env.get(ev.OTEL_PYTHON_ENERGY_REDFISH_INTERVAL, "").strip()
+    interval = (
+        check_number(ev.OTEL_PYTHON_ENERGY_REDFISH_INTERVAL, raw_interval, 0.5, 60.0, "seconds")
+        if raw_interval
+        else DEFAULT_REDFISH_INTERVAL_S
+    )
+    return NodePowerConfig(
+        hwmon_root=env.get(ev.OTEL_PYTHON_ENERGY_HWMON_ROOT, "").strip() or DEFAULT_HWMON_ROOT,
+        redfish_url=_redfish_url(env),
+        redfish_username=_header_text(env, ev.OTEL_PYTHON_ENERGY_REDFISH_USERNAME),
+        redfish_password=_header_text(env, ev.OTEL_PYTHON_ENERGY_REDFISH_PASSWORD),
+        redfish_interval_s=interval,
+    )
+
+
+def gpu_sync(env: Mapping[str, str]) -> bool:
+    """``OTEL_PYTHON_ENERGY_GPU_SYNC``: True for ``on``/``1``/``true``."""
+    name = ev.OTEL_PYTHON_ENERGY_GPU_SYNC
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "off", "0", "false"):
+        return False
+    if raw in ("on", "1", "true"):
+        return True
+    raise ConfigError(f"{name}={raw!r} is not valid: expected 'on' or 'off'.")
