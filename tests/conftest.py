@@ -18,7 +18,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy import session
-from otel_energy.engine import runtime
 from tests.support.hf_helpers import Telemetry, telemetry
 
 if "faketime" in os.environ.get("LD_PRELOAD", ""):
@@ -98,9 +97,9 @@ def sigint_as_in_a_terminal() -> Iterator[None]:
 def _no_leaked_sampler() -> Iterator[None]:
     """Each test starts and ends without a process sampler (fails loudly if one leaks)."""
     yield
-    leaked = runtime.current_sampler()
+    leaked = session.current_session()
     if leaked is not None:
-        leaked.stop()
+        leaked.sampler.stop()
         session._reset_for_tests()
         pytest.fail("a test left the process sampler running")
 

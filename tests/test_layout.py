@@ -120,6 +120,7 @@ LAYERS: dict[str, int] = {
     "otel_energy.history": 5,
     "otel_energy.report": 5,
     "otel_energy.session": 6,
+    "otel_energy.tracker": 6,  # the run's lifecycle, on the session; no framework in it
     "otel_energy.integrations": 7,
     "otel_energy.cli": 7,
     "otel_energy.testing": 7,
@@ -128,9 +129,8 @@ LAYERS: dict[str, int] = {
     "otel_energy.instrumentor": 7,
     "otel_energy": 7,
 }
-# The one upward import, deferred to call time: the old process-sampler functions
-# (acquire_sampler/release_sampler/current_sampler) are kept and delegate to the session.
-UPWARD_ALLOWED = {("otel_energy.engine.runtime", "otel_energy.session")}
+# No upward import, not even deferred to call time (the engine no longer calls the session).
+UPWARD_ALLOWED: set[tuple[str, str]] = set()
 
 
 def layer(module: str) -> int:

@@ -1,7 +1,6 @@
 """Public path kept for users: ``from otel_energy.hf import EnergyCallback, Eco2AICallback,
 CarbonConfig``. The code lives in :mod:`otel_energy.integrations.transformers`."""
 
-from otel_energy.integrations.hooks import LOG_KEYS
 from otel_energy.integrations.transformers import (
     CarbonConfig,
     CarbonMetrics,
@@ -13,6 +12,7 @@ from otel_energy.integrations.transformers import (
     remove_callback_on_init,
     unpatch_trainer,
 )
+from otel_energy.tracker import LOG_KEYS
 
 __all__ = [
     "LOG_KEYS",

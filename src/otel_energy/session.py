@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from opentelemetry import metrics, trace
@@ -27,11 +27,19 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Tracer, TracerProvider
 
 from otel_energy.carbon import Intensity, IntensitySource
-from otel_energy.config import DEFAULT_FLUSH_TIMEOUT_S, ConfigError, flush_timeout_s, load_config
+from otel_energy.config import (
+    DEFAULT_FLUSH_TIMEOUT_S,
+    ConfigError,
+    EnergyConfig,
+    flush_timeout_s,
+    load_config,
+)
+from otel_energy.config.differences import differences
 from otel_energy.config.node_power import gpu_sync
 from otel_energy.distributed.ranks import RankInfo
 from otel_energy.engine.runtime import build_sampler
-from otel_energy.engine.sampler import Sampler
+from otel_energy.engine.sampler import Sampler, Snapshot, WindowEnergy
+from otel_energy.sensors.base import DeviceInfo
 from otel_energy.telemetry.flushing import bound_exit, flush_providers
 from otel_energy.telemetry.ids import use_private_ids
 from otel_energy.telemetry.instruments import EnergyObserver, attach
@@ -43,7 +51,10 @@ _log = logging.getLogger(__name__)
 
 __all__ = [
     "FIRST_SAMPLE_TIMEOUT_S",
+    "Sampler",
     "Session",
+    "Snapshot",
+    "WindowEnergy",
     "close_session",
     "current_session",
     "open_session",
@@ -56,6 +67,7 @@ FIRST_SAMPLE_TIMEOUT_S = 5.0
 
 SamplerFactory = Callable[[], Sampler]
 
+_log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _current: Session | None = None
 
@@ -67,11 +79,13 @@ class Session:
     per process and counts its users.
     """
 
-    def __init__(self, sampler: Sampler) -> None:
+    def __init__(self, sampler: Sampler, config: EnergyConfig | None = None) -> None:
         self.sampler = sampler
+        self.config = config  # what the sampler was built from (None: a caller's own factory)
         self.users = 0  # guarded by the module lock
         self._waited = False
         self._wait_lock = threading.Lock()
+        self._warned: set[str] = set()
 
     # ---- who and what: the sampler's settings, read here so that others need not ----
     @property
@@ -93,6 +107,66 @@ class Session:
     def intensity_provider(self) -> IntensitySource:
         """Where the grid carbon intensity (gCO2e/kWh) comes from."""
         return self.sampler.intensity_provider
+
+    @property
+    def devices(self) -> list[DeviceInfo]:
+        """The measured devices (empty until discovery ran on the sampler thread)."""
+        return [s.info for s in self.sampler.sensors]
+
+    def snapshot(self) -> Snapshot:
+        """The newest state of every device (cumulative J, W, CO2e g), intensity and PUE."""
+        return self.sampler.snapshot()
+
+    def now(self) -> float:
+        """The sampler's clock (monotonic s): the time base of windows and samples."""
+        return self.sampler.clock()
+
+    def window(self, t0_s: float, t1_s: float, extrapolate: bool = False) -> WindowEnergy:
+        """Energy between two readings of ``now()`` (see ``Sampler.window``)."""
+        return self.sampler.window(t0_s, t1_s, extrapolate)
+
+    def wait_for_sample(self, after_s: float, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` (s) for a sample taken after ``after_s`` (``now()`` s)."""
+        return self.sampler.wait_for_sample(after_s, timeout_s)
+
+    def add_listener(self, listener: Callable[[float], None]) -> None:
+        """Call ``listener(t_s)`` on the sampler thread after each sample (no I/O in it)."""
+        self.sampler.add_listener(listener)
+
+    def remove_listener(self, listener: Callable[[float], None]) -> None:
+        self.sampler.remove_listener(listener)
+
+    # ---- a second entry point's settings ----
+    def carbon_for(self, asked: EnergyConfig | None) -> tuple[float | None, Intensity | None]:
+        """The (PUE, fixed intensity) a recorder of an entry point configured with ``asked``
+        applies instead of the sampler's (None, None: the sampler's are the ones asked).
+
+        Settings of the sampler thread itself (interval, sources, devices) cannot differ per
+        entry point: each one that differs is named in one warning, once per session.
+        """
+        running = self.config
+        if asked is None:
+            return None, None
+        if running is None:  # a caller's own sampler: only its PUE is known
+            return (asked.pue if asked.pue != self.sampler.pue else None), None
+        found = differences(running, asked)
+        self._warn_unapplied(found.process_wide)
+        return found.pue, (asked.intensity if found.intensity_differs else None)
+
+    def _warn_unapplied(self, unapplied: tuple[tuple[str, str, object, object], ...]) -> None:
+        new = [d for d in unapplied if d[0] not in self._warned]
+        if not new:
+            return
+        self._warned.update(d[0] for d in new)
+        _log.warning(
+            "otel-energy: measurement already runs in this process with other settings; %s"
+            " cannot change while it runs (one sampler per process) and keep the running"
+            " value. Set them before the first entry point starts (the instrumentor starts at"
+            " launch), e.g. in the environment.",
+            "; ".join(
+                f"{name} ({var}): running {run!r}, asked {ask!r}" for name, var, run, ask in new
+            ),
+        )
 
     # ---- the first sample ----
     def wait_first_sample(self, timeout_s: float = FIRST_SAMPLE_TIMEOUT_S) -> bool:
@@ -131,10 +205,12 @@ class Session:
         *,
         root_context: Context | None = None,
         intensity: Intensity | None = None,
+        pue: float | None = None,
     ) -> SpanEnergyRecorder:
         """A span recorder on this session's sampler: our tracer, the step histogram and the
         instruments on ``meter_provider``, this process's identity, spans under ``root_context``
-        (the job's), CO2e at ``intensity`` (gCO2e/kWh) when given instead of the provider's."""
+        (the job's), CO2e at ``intensity`` (gCO2e/kWh) and ``pue`` when given instead of the
+        sampler's (see ``carbon_for``)."""
         mp = meter_provider or metrics.get_meter_provider()
         tp = tracer_provider or trace.get_tracer_provider()
         self.attach(mp)
@@ -145,6 +221,7 @@ class Session:
             identity=self.identity,
             intensity=intensity,
             root_context=root_context,
+            pue=pue,
             gpu_sync=_gpu_sync(),
         )
         rec.providers = (tp, mp)
@@ -162,10 +239,15 @@ def _gpu_sync() -> bool:
 
 
 def open_session(
-    factory: SamplerFactory | None = None, wait_s: float | None = FIRST_SAMPLE_TIMEOUT_S
+    factory: SamplerFactory | None = None,
+    wait_s: float | None = FIRST_SAMPLE_TIMEOUT_S,
+    *,
+    config: EnergyConfig | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Session:
-    """The process's session with one more user; its sampler built by ``factory`` (from the
-    environment by default) and started if none runs yet in this process.
+    """The process's session with one more user; its sampler built by ``factory`` (else from
+    ``config`` and ``environ``: the environment's by default) and started if none runs yet in
+    this process.
 
     ``wait_s``: wait up to this long (s) for the first sample (once per session; see
     ``Session.wait_first_sample``); None to return at once (the instrumentor, at start-up).
@@ -173,7 +255,9 @@ def open_session(
     global _current
     with _lock:
         if _current is None or not _current.sampler.in_owner_process:
-            _current = Session(factory() if factory else build_sampler(load_config()))
+            built = config or (None if factory else load_config(environ))
+            sampler = factory() if factory else build_sampler(built or load_config(), environ)
+            _current = Session(sampler, built)
         opened = _current
         opened.users += 1
         opened.sampler.start()
@@ -237,15 +321,6 @@ def current_session() -> Session | None:
     return found if found is not None and found.sampler.in_owner_process else None
 
 
-def release_sampler(sampler: Sampler) -> None:
-    """Close the session of ``sampler`` (``engine.runtime.release_sampler``'s implementation)."""
-    found = _current
-    if found is not None and found.sampler is sampler:
-        close_session(found)
-    else:
-        sampler.stop()
-
-
 def _reset_for_tests() -> Sampler | None:
     """Forget the open session (tests' leak guard); returns its sampler, not stopped."""
     global _current
@@ -256,10 +331,13 @@ def _reset_for_tests() -> Sampler | None:
 
 @contextmanager
 def session(
-    factory: SamplerFactory | None = None, wait_s: float | None = FIRST_SAMPLE_TIMEOUT_S
+    factory: SamplerFactory | None = None,
+    wait_s: float | None = FIRST_SAMPLE_TIMEOUT_S,
+    *,
+    config: EnergyConfig | None = None,
 ) -> Iterator[Session]:
     """``with session() as s:``: ``open_session`` on entry, ``close_session`` on exit."""
-    opened = open_session(factory, wait_s)
+    opened = open_session(factory, wait_s, config=config)
     try:
         yield opened
     finally:

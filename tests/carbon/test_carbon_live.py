@@ -593,7 +593,7 @@ def test_a_bad_cache_file_is_ignored_with_one_warning(
 def test_instrumentation_survives_a_cache_file_with_a_naive_timestamp(tmp_path: Path) -> None:
     import json
 
-    from otel_energy.engine.runtime import intensity_provider
+    from otel_energy.carbon.factory import provider_for as intensity_provider
 
     at = (datetime.now(timezone.utc) - timedelta(minutes=30)).replace(tzinfo=None).isoformat()
     point = {"at": at, "g_per_kwh": 200.0, "kind": "average"}

@@ -19,7 +19,7 @@ from opentelemetry.trace import StatusCode
 from transformers import TrainerCallback
 
 from otel_energy.config import load_config
-from otel_energy.engine.runtime import build_sampler, current_sampler
+from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.engine.signals import (
     TerminationGuard,
@@ -28,6 +28,7 @@ from otel_energy.engine.signals import (
     uninstall_termination_guard,
 )
 from otel_energy.hf import EnergyCallback
+from otel_energy.session import current_session
 from otel_energy.testing.tiny import tiny_trainer
 from tests.fakes.nvml import FakeNvml
 from tests.support.fake_carbon_apis import carbon_api
@@ -97,7 +98,7 @@ def test_sigterm_closes_the_spans_then_calls_the_users_earlier_handler(
         assert span.attributes["otel_energy.energy"] == pytest.approx(
             GPU_W * (span.end_time - span.start_time) / 1e9, abs=E_TOL
         )
-    assert current_sampler() is None  # released: nothing left running
+    assert current_session() is None  # released: nothing left running
 
 
 def test_guard_is_installed_only_over_the_default_or_a_python_handler(
@@ -185,7 +186,7 @@ def test_second_ctrl_c_inside_our_error_path_keeps_the_spans(
         assert span.status.description is not None
         assert span.status.description.startswith("KeyboardInterrupt")
     assert run.attributes["otel_energy.train.steps"] == 2
-    assert current_sampler() is None
+    assert current_session() is None
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

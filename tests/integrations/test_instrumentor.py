@@ -14,7 +14,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from otel_energy import EnergyInstrumentor
-from otel_energy.engine import runtime
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.base import Sensor
 from otel_energy.sensors.rapl import discover_rapl
@@ -44,7 +43,7 @@ def test_environment_drives_a_real_sampler(
     inst.instrument(meter_provider=meter_provider)
     try:
         sampler = inst.sampler
-        assert sampler is not None and sampler is runtime.current_sampler()
+        assert sampler is not None and sampler is current_session().sampler  # type: ignore[union-attr]
         assert sampler.interval_s == 0.01
         assert sampler.wait_for_sample(time.monotonic(), 5.0)
         zones["package-0"].add_j(12.5)
@@ -56,7 +55,7 @@ def test_environment_drives_a_real_sampler(
         assert attrs["otel_energy.carbon_intensity.source"].startswith("table:owid-ember:SWE:")
     finally:
         inst.uninstrument()
-    assert runtime.current_sampler() is None and not sampler.running
+    assert current_session() is None and not sampler.running
 
 
 def test_bad_configuration_is_logged_not_raised(
@@ -73,26 +72,6 @@ def test_bad_configuration_is_logged_not_raised(
         assert "OTEL_PYTHON_ENERGY_PUE='0.5'" in record.getMessage()
     finally:
         inst.uninstrument()
-
-
-def test_shared_sampler_is_reference_counted(tmp_path: Path) -> None:
-    server_tree(tmp_path)
-    from otel_energy.engine.sampler import Sampler
-    from otel_energy.sensors.rapl import discover_rapl
-
-    made = []
-
-    def factory() -> Sampler:
-        made.append(Sampler(lambda: discover_rapl(tmp_path), interval_s=0.01))
-        return made[-1]
-
-    a = runtime.acquire_sampler(factory)
-    b = runtime.acquire_sampler(factory)
-    assert a is b and len(made) == 1 and a.running
-    runtime.release_sampler(a)
-    assert a.running
-    runtime.release_sampler(b)
-    assert not a.running and runtime.current_sampler() is None
 
 
 # ---- the process session (otel_energy.session): every entry point opens and closes it ----
@@ -113,7 +92,7 @@ def test_two_users_share_one_session_and_the_last_closes_it(tmp_path: Path) -> N
     b = open_session(_rapl_factory(tmp_path, made))
     assert a is b and len(made) == 1 and a.sampler.running
     assert a.sampler.newest_sample_s != float("-inf")  # the first user waited for a sample
-    assert current_session() is a and runtime.current_sampler() is a.sampler
+    assert current_session() is a
     close_session(a)
     assert a.sampler.running and current_session() is a
     close_session(b)
@@ -121,18 +100,6 @@ def test_two_users_share_one_session_and_the_last_closes_it(tmp_path: Path) -> N
     with session(_rapl_factory(tmp_path, made)) as c:  # a new user after the last: a new sampler
         assert c is not a and len(made) == 2 and c.sampler.running
     assert not c.sampler.running and current_session() is None
-
-
-def test_the_runtime_names_and_the_session_count_the_same_users(tmp_path: Path) -> None:
-    server_tree(tmp_path)
-    made: list[Sampler] = []
-    opened = open_session(_rapl_factory(tmp_path, made))
-    sampler = runtime.acquire_sampler(_rapl_factory(tmp_path, made))
-    assert sampler is opened.sampler and len(made) == 1
-    close_session(opened)
-    assert sampler.running  # the runtime user still holds it
-    runtime.release_sampler(sampler)
-    assert not sampler.running and current_session() is None
 
 
 def test_a_forked_child_sees_no_session_and_opens_its_own(tmp_path: Path) -> None:
@@ -144,7 +111,7 @@ def test_a_forked_child_sees_no_session_and_opens_its_own(tmp_path: Path) -> Non
     if pid == 0:  # the child: report what it sees through the pipe, never return into pytest
         code = 1
         try:
-            seen = [current_session() is None, runtime.current_sampler() is None]
+            seen = [current_session() is None]
             child = open_session(_rapl_factory(tmp_path, made), wait_s=None)
             seen += [child is not parent, child.sampler is not parent.sampler, len(made) == 2]
             close_session(child)
@@ -159,7 +126,7 @@ def test_a_forked_child_sees_no_session_and_opens_its_own(tmp_path: Path) -> Non
         with os.fdopen(read, "rb") as pipe:
             seen = json.loads(pipe.read() or b"[]")
         assert os.waitstatus_to_exitcode(status) == 0
-        assert seen == [True] * 6
+        assert seen == [True] * 5
         assert parent.sampler.running and current_session() is parent  # the parent's is intact
     finally:
         close_session(parent)

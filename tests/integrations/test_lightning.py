@@ -19,12 +19,12 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from otel_energy.config import load_config
-from otel_energy.engine.runtime import acquire_sampler, release_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.instrumentor import EnergyInstrumentor
 from otel_energy.integrations import lightning as pl_energy
-from otel_energy.integrations.hooks import JOB_LOG_KEYS
 from otel_energy.integrations.lightning import LightningEnergyCallback, rank_environ
+from otel_energy.session import close_session, open_session
+from otel_energy.tracker import JOB_LOG_KEYS
 from tests.scripts.train_lightning import TinyRegressor, loaders, quiet_trainer, tiny_module
 from tests.support.backends import free_port
 from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
@@ -153,7 +153,7 @@ class CountingLogs(TinyRegressor):
         self.ours: list[int] = []
 
     def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
-        if name.startswith("otel_energy/"):
+        if name in pl_energy.LOG_KEYS:  # the projection's keys join once it is made
             self.ours.append(self.global_step)
         super().log(name, value, *args, **kwargs)
 
@@ -295,14 +295,14 @@ def test_a_sampler_started_before_lightning_launched_its_ranks_is_reported(
     class Rank1Of2:
         world_size, global_rank, local_rank, num_devices = 2, 1, 1, 2
 
-    early = acquire_sampler(fake_gpu_sampler_factory())  # as the instrumentor would, at start
+    early = open_session(fake_gpu_sampler_factory(), wait_s=None)  # as the instrumentor would
     try:
         cb = callback(tel)
         with caplog.at_level(logging.WARNING, logger="otel_energy"):
-            cb._acquire(Rank1Of2())
-            cb._release()
+            cb.on_validation_start(Rank1Of2(), None)  # type: ignore[arg-type]
+            cb.on_validation_end(Rank1Of2(), None)  # type: ignore[arg-type]
     finally:
-        release_sampler(early)
+        close_session(early)
     [warning] = [r.getMessage() for r in caplog.records if "made it rank 1 of 2" in r.getMessage()]
     assert "rank None of None" in warning and "torchrun" in warning
 

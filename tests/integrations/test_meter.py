@@ -82,7 +82,11 @@ def test_exception_in_a_batch_is_recorded_and_reraised(tel: Telemetry) -> None:
             raise ValueError("bad batch")
         meter.summary()
     statuses = {s.name: s.status.status_code for s in tel.finished()}
-    assert statuses == {"batch": StatusCode.ERROR, "epoch": StatusCode.ERROR}
+    assert statuses == {
+        "batch": StatusCode.ERROR,
+        "epoch": StatusCode.ERROR,
+        "train": StatusCode.UNSET,
+    }
 
 
 def test_last_batch_before_any_batch_is_a_clear_error(tel: Telemetry) -> None:
@@ -131,4 +135,5 @@ def test_a_valid_sample_interval_reaches_the_sampler(
     with EnergyMeter(
         sample_interval=0.02, tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider
     ) as meter:
-        assert meter._rec.sampler.interval_s == 0.02
+        assert meter.tracker.session is not None
+        assert meter.tracker.session.sampler.interval_s == 0.02

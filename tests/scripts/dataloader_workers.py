@@ -22,13 +22,13 @@ class Slow(Dataset):
 
 
 def report(worker_id: int) -> None:
-    from otel_energy.engine import runtime
+    from otel_energy import session as runtime
 
     (OUT / f"worker-{worker_id}.json").write_text(
         json.dumps(
             {
                 "pid": os.getpid(),
-                "sampler": runtime.current_sampler() is not None,
+                "sampler": runtime.current_session() is not None,
                 "otel_energy_threads": [
                     t.name
                     for t in __import__("threading").enumerate()
@@ -40,9 +40,9 @@ def report(worker_id: int) -> None:
 
 
 if __name__ == "__main__":
-    from otel_energy.engine import runtime
+    from otel_energy import session as runtime
 
-    print(json.dumps({"main_pid": os.getpid(), "sampler": runtime.current_sampler() is not None}))
+    print(json.dumps({"main_pid": os.getpid(), "sampler": runtime.current_session() is not None}))
     loader = DataLoader(
         Slow(), batch_size=8, num_workers=2, worker_init_fn=report, multiprocessing_context="spawn"
     )

@@ -55,6 +55,7 @@ class Received:
                                 "status": s.status.code,
                                 "status_message": s.status.message,
                                 "attributes": attrs(s.attributes),
+                                "events": [e.name for e in s.events],
                             }
                         )
 

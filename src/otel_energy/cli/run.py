@@ -28,7 +28,6 @@ from otel_energy.cli.run_signals import exit_status, forward_signals, sent_by_te
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
 from otel_energy.distributed.runjob import JobSpan
-from otel_energy.engine.runtime import build_sampler
 from otel_energy.history.rows import row_from_report
 from otel_energy.history.schema import new_run_id
 from otel_energy.history.writer import record
@@ -95,26 +94,25 @@ class _NodeMeasurement:
     recorded series (its first tick is the zero) and progress lines."""
 
     def __init__(self, config: EnergyConfig) -> None:
-        self.session = open_session(lambda: build_sampler(config), wait_s=FIRST_SAMPLE_WAIT_S)
+        self.session = open_session(config=config, wait_s=FIRST_SAMPLE_WAIT_S)
         self.flush_timeout_s = config.flush_timeout_s  # the job span's export waits at most this
-        self.sampler = self.session.sampler
-        self.series = RunSeries(self.sampler)
+        self.series = RunSeries(self.session.sampler)
         self._open = True
 
     def origin_ns(self, now_ns: int) -> int:
         """The wall-clock time (ns) of the series' zero, given ``now_ns`` read just now."""
-        return now_ns - round((self.sampler.clock() - self.series.origin_s) * 1e9)
+        return now_ns - round((self.session.now() - self.series.origin_s) * 1e9)
 
     def progress_line(self) -> str:
         energy = sum(self.series.device_energy_j().values())
-        power = sum(d.power_w for d in self.sampler.snapshot().devices)  # every progress_s
+        power = sum(d.power_w for d in self.session.snapshot().devices)  # every progress_s
         return f"otel-energy: {self.series.duration_s:7.1f} s  {energy:10.1f} J  {power:7.1f} W now"
 
     def finish(self) -> RunSeries:
         """Wait (at most 2 s) for a sample after now, close the series and the session."""
         if self._open:
             self._open = False
-            self.sampler.wait_for_sample(self.sampler.clock(), 2.0)
+            self.session.wait_for_sample(self.session.now(), 2.0)
             self.series.close()
             close_session(self.session)
         return self.series

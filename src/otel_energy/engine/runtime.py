@@ -1,7 +1,6 @@
 """Building the process's sampler from the configuration (sensors, rank, intensity, PUE).
 
-The one sampler per process, shared by every entry point, is ``otel_energy.session``'s; the old
-``acquire_sampler``/``release_sampler``/``current_sampler`` names here delegate to it.
+The one sampler per process, shared by every entry point, is ``otel_energy.session``'s.
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ def build_sampler(
         sensors,
         interval_s=config.sample_interval_s,
         history_len=config.history_len,
-        intensity=intensity_provider(config),
+        intensity=provider_for(config),
         pue=config.pue,
         rank=rank,
         clock=clock,
@@ -112,31 +111,3 @@ def _warn_if_history_capped(config: EnergyConfig) -> None:
         config.history_len,
         config.history_len * config.sample_interval_s,
     )
-
-
-intensity_provider = provider_for  # moved: otel_energy.carbon.factory.provider_for
-
-
-# The process's sampler is owned by ``otel_energy.session`` (above telemetry); these are the old
-# names, kept as thin wrappers for callers that want the sampler alone. The import is deferred
-# because the session module builds on this one.
-def acquire_sampler(factory: Callable[[], Sampler] | None = None) -> Sampler:
-    """The process's running sampler (one more user of its session); does not wait."""
-    from otel_energy.session import open_session
-
-    return open_session(factory, wait_s=None).sampler
-
-
-def release_sampler(sampler: Sampler) -> None:
-    """Drop one user of ``sampler``'s session; the last one stops the thread."""
-    from otel_energy import session
-
-    session.release_sampler(sampler)
-
-
-def current_sampler() -> Sampler | None:
-    """The shared sampler if one is running in this process."""
-    from otel_energy.session import current_session
-
-    found = current_session()
-    return found.sampler if found is not None else None

@@ -1,5 +1,5 @@
-"""What every framework callback (transformers, Lightning) shares: the never-raise guard, the
-keys it adds to the framework's logs, and its settings checked at construction.
+"""What every framework callback (transformers, Lightning, Keras) shares: the never-raise guard,
+the ``__init__`` patch helpers of the zero-code paths, and its settings checked at construction.
 
 A framework calls our hooks inside the user's training loop and does not guard them: one
 exception would kill the run. Each hook is therefore wrapped; a failure is logged once per hook
@@ -18,20 +18,6 @@ from otel_energy.config import ConfigError, EnergyConfig, load_config
 _log = logging.getLogger("otel_energy")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-LOG_KEYS = ("otel_energy/energy_j", "otel_energy/co2e_g", "otel_energy/power_w")
-"""Keys added to the framework's logs: energy (J) and CO2e (g) since the run began, and the
-average power (W) since the previous log."""
-JOB_LOG_KEYS = ("otel_energy/attributed_energy_j", "otel_energy/dynamic_energy_j")
-"""Keys added beside them: the job's attributed and dynamic energy (J) since the run began
-(docs/attribution.md); ``otel_energy/energy_j`` stays the node's."""
-
-
-def job_log_values(w: Any) -> dict[str, float]:
-    """The job's log values of a window (empty when it has none)."""
-    if getattr(w, "attributed_j", None) is None:
-        return {}
-    return dict(zip(JOB_LOG_KEYS, (float(w.attributed_j), float(w.dynamic_j or 0.0)), strict=True))
 
 
 def guarded(fn: F) -> F:

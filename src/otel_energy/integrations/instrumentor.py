@@ -3,8 +3,8 @@
 ``opentelemetry-instrument`` loads it; ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=energy`` turns it
 off. ``_instrument`` never raises: an exception other than ImportError would stop the other
 instrumentors from loading. transformers is patched lazily, when (and if) the program imports
-``transformers.trainer``, and Lightning when it imports ``lightning.pytorch``, so processes that
-never train do not pay for importing either.
+``transformers.trainer``, Lightning when it imports ``lightning.pytorch`` and Keras 3 when it
+imports ``keras``, so processes that never train do not pay for importing any of them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from otel_energy.config import ConfigError, load_config
 from otel_energy.config.any_span import span_selection
-from otel_energy.engine.runtime import build_sampler
-from otel_energy.engine.sampler import Sampler
 from otel_energy.engine.signals import install_termination_guard
 from otel_energy.history import writer as ledger_writer
 from otel_energy.history.errors import LedgerError
@@ -33,7 +31,7 @@ from otel_energy.history.ledger import Ledger, ledger_path, under_parent_run
 from otel_energy.history.rows import process_row, utc_iso
 from otel_energy.integrations.package import _instruments
 from otel_energy.report.series import RunSeries
-from otel_energy.session import Session, close_session, open_session
+from otel_energy.session import Sampler, Session, close_session, open_session
 from otel_energy.telemetry.any_span import EnergySpanProcessor, install, uninstall
 from otel_energy.telemetry.instruments import EnergyObserver
 
@@ -80,7 +78,6 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """
 
     _session: Session | None = None
-    _sampler: Sampler | None = None
     _observer: EnergyObserver | None = None
     _patch_trainer = False
     _trainer_patched = False
@@ -103,12 +100,12 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if sampler is not None or not multiprocessing_child():
                 # At start-up: no wait for a first sample (a Trainer waits, once, if need be).
                 self._session = open_session(
-                    (lambda: sampler) if sampler is not None else (lambda: build_sampler(config)),
+                    (lambda: sampler) if sampler is not None else None,
                     wait_s=None,
+                    config=None if sampler is not None else config,
                 )
-                self._sampler = self._session.sampler
                 self._observer = self._session.attach(kwargs.get("meter_provider"))
-                self._start_ledger(self._sampler)
+                self._start_ledger(self._session)
                 self._annotate_spans(kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
             self._patch_trainer = True
             tp, mp = kwargs.get("tracer_provider"), kwargs.get("meter_provider")
@@ -118,17 +115,18 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrapt.register_post_import_hook(
                 lambda _m: self._on_lightning_import(tp, mp), "lightning.pytorch"
             )
+            wrapt.register_post_import_hook(lambda _m: self._on_keras_import(tp, mp), "keras")
         except ConfigError as exc:
             _log.error("otel-energy: not instrumenting: %s", exc)
         except Exception:
             _log.exception("otel-energy: instrumentation failed; training continues unmeasured")
 
-    def _start_ledger(self, sampler: Sampler) -> None:
+    def _start_ledger(self, session: Session) -> None:
         """Record this process's power; at exit it gets a ledger row unless a Trainer run in it
         wrote one (or ``otel-energy run``, its parent, writes the row)."""
         if under_parent_run() or ledger_path() is None:
             return
-        self._timeline = RunSeries(sampler)
+        self._timeline = RunSeries(session.sampler)
         self._ledger_since = utc_iso()
         self._ledger_pid = os.getpid()
         atexit.register(self._ledger_at_exit)
@@ -160,11 +158,11 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         except ConfigError as exc:
             _log.error("otel-energy: other spans get no energy: %s", exc)
             return
-        if selection is None or self._sampler is None:
+        if selection is None or self._session is None:
             return
         tp = tracer_provider or trace.get_tracer_provider()
         mp = meter_provider or metrics.get_meter_provider()
-        self._annotator = install(tp, self._sampler, selection, mp)
+        self._annotator = install(tp, self._session.sampler, selection, mp)
         if self._annotator is None:
             return
         self._annotated = tp
@@ -197,6 +195,16 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         except Exception:
             _log.exception("otel-energy: could not instrument lightning.pytorch.Trainer")
 
+    def _on_keras_import(self, tracer_provider: Any, meter_provider: Any) -> None:
+        if not self._patch_trainer:
+            return
+        try:
+            from otel_energy.integrations.keras import add_callback_on_fit
+
+            add_callback_on_fit(tracer_provider, meter_provider)
+        except Exception:
+            _log.exception("otel-energy: could not instrument keras.Model.fit")
+
     def _uninstrument(self, **kwargs: Any) -> None:
         try:
             self._patch_trainer = False
@@ -213,6 +221,10 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 from otel_energy.integrations.lightning import remove_callback_on_init as rm_pl
 
                 rm_pl()
+            if "otel_energy.integrations.keras" in sys.modules:
+                from otel_energy.integrations.keras import remove_callback_on_fit
+
+                remove_callback_on_fit()
             if self._annotator is not None:
                 uninstall(self._annotated, self._annotator)
                 self._annotator = self._annotated = None
@@ -228,10 +240,9 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _log.exception("otel-energy: uninstrument failed")
         finally:
             self._session = None
-            self._sampler = None
             self._observer = None
 
     @property
     def sampler(self) -> Sampler | None:
         """The sampler started by ``instrument()``, None when not instrumented."""
-        return self._sampler
+        return self._session.sampler if self._session is not None else None

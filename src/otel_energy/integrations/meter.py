@@ -1,18 +1,19 @@
 """``EnergyMeter``: energy, power and CO2e of blocks of a plain PyTorch loop, each block a span.
 
 The API of the user's "energy-meter" design notes: ``with meter.epoch():``, ``with meter.batch():``,
-``last_batch()`` and ``summary()``. It runs on the same process-wide sampler and span recorder as
-the Trainer callback; ``batch`` blocks are recorded like optimizer steps (histogram, exemplars).
+``last_batch()`` and ``summary()``, mapped onto a ``RunTracker`` like every framework callback:
+the meter's life is the run (span ``train``, its ledger row and job root, the projection when
+``total_batches`` is given), ``epoch`` blocks its epochs, ``batch`` blocks its steps (span
+``batch``, the step histogram with exemplars).
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.metrics import MeterProvider
@@ -20,13 +21,11 @@ from opentelemetry.trace import TracerProvider
 
 from otel_energy.carbon import MAX_G_PER_KWH, Intensity
 from otel_energy.config import ConfigError, EnergyConfig, check_number, load_config
-from otel_energy.distributed.job import from_environment
-from otel_energy.engine.runtime import build_sampler
-from otel_energy.engine.sampler import WindowEnergy
-from otel_energy.session import Session, end_recording, open_session
+from otel_energy.session import Session, WindowEnergy
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
-from otel_energy.telemetry.spans import Interval
+from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
+from otel_energy.tracker import RunTracker
 
 
 @dataclass
@@ -101,6 +100,8 @@ class EnergyMeter:
             override (``OTEL_PYTHON_ENERGY_*``) when None.
         tracer_provider, meter_provider: where spans and metrics go (globals by default).
         sampler_factory: builds the sampler if none runs yet (tests inject fakes).
+        total_batches: the batches the loop will run, if known: the run's energy, CO2e and
+            duration are then projected at each epoch end (span events, gauges, ``summary()``).
     """
 
     def __init__(
@@ -112,51 +113,66 @@ class EnergyMeter:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         sampler_factory: Any = None,
+        total_batches: int | None = None,
     ) -> None:
         # The environment's rules, before anything starts: no sampler left running.
         config, intensity = _settings(sample_interval, cpu_tdp_w, carbon_intensity_g_per_kwh)
         self.gpu_tdp_w = gpu_tdp_w
-        # Waits once for discovery and a first sample: ``device`` is known when this returns.
-        self._session: Session | None = open_session(
-            sampler_factory or (lambda: build_sampler(config))
-        )
-        # TRACEPARENT only: the derived job root is emitted by the Trainer callback's rank 0.
-        self._rec = self._session.recorder(
-            tracer_provider,
-            meter_provider,
+        make = sampler_factory
+        self.tracker = RunTracker(
+            config,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            sampler_factory=(lambda _env: make()) if make else None,
             intensity=intensity,
-            root_context=from_environment(os.environ),
         )
-        self._rec.on_complete.append(self._completed)
+        self.tracker.on_complete.append(self._completed)
+        self.tracker.on_open.append(self._opened)
         self._lock = threading.Lock()
         self._batches = _Totals()
         self._epochs = _Totals()
-        self._epoch: Interval | None = None
-        self._last: Interval | None = None
         self._last_block: dict[str, Any] | None = None
         self._batch_index = 0
+        self._final_for = 0  # the batch whose measured (final) value is in _last_block
         self._epoch_index = 0
+        # The meter's life is the run; waits once for discovery and a first sample, so that
+        # ``device`` is known when this returns.
+        attrs = {A.TRAIN_MAX_STEPS: total_batches} if total_batches else {}
+        self.tracker.begin_run(attrs, total_steps=total_batches or 0)
+        self._rec: SpanEnergyRecorder | None = self.tracker.recorder
+        self._session: Session | None = self.tracker.session
         atexit.register(self.close)
+
+    def _opened(self, session: Session) -> None:
+        assert self.tracker.recorder is not None
+        self.tracker.recorder.step_name = "batch"
 
     # ---- what is measured ----
     @property
     def carbon_intensity_g_per_kwh(self) -> float:
-        rec = self._rec
-        return (rec.intensity_override or rec.sampler.snapshot().intensity).g_per_kwh
+        rec, session = self._rec, self._session
+        assert rec is not None and session is not None
+        return (rec.carbon.intensity or session.snapshot().intensity).g_per_kwh
 
     @property
     def device(self) -> str:
         """``gpu`` when a GPU is measured, else ``cpu``."""
-        return "gpu" if any(s.info.hw_type == "gpu" for s in self._rec.sampler.sensors) else "cpu"
+        return "gpu" if self._gpus() else "cpu"
+
+    def _gpus(self) -> list[Any]:
+        session = self._session
+        return [d for d in (session.devices if session else []) if d.hw_type == "gpu"]
 
     def _get_gpu_name(self) -> str | None:
-        gpus = [s.info for s in self._rec.sampler.sensors if s.info.hw_type == "gpu"]
+        gpus = self._gpus()
         return gpus[0].model if gpus else None
 
     # ---- blocks ----
     @contextmanager
-    def _measured(self, iv: Interval) -> Iterator[None]:
-        """Finish ``iv`` when the block ends, recording (and re-raising) an exception."""
+    def epoch(self) -> Iterator[None]:
+        """Measure an epoch (a span named ``epoch``, child of the meter's run)."""
+        self.tracker.begin_epoch(self._epoch_index, self._batch_index)
+        self._epoch_index += 1
         error: BaseException | None = None
         try:
             yield
@@ -164,47 +180,58 @@ class EnergyMeter:
             error = exc
             raise
         finally:
-            attrs = {A.TRAIN_STEPS: iv.steps} if iv.kind == "epoch" else None
-            self._rec.finish(iv, error, attrs)
-
-    @contextmanager
-    def epoch(self) -> Iterator[None]:
-        """Measure an epoch (a span named ``epoch``, child of the current span)."""
-        iv = self._rec.start("epoch", "epoch", None, {A.TRAIN_EPOCH: self._epoch_index})
-        self._epoch_index += 1
-        self._epoch = iv
-        try:
-            with self._measured(iv):
-                yield
-        finally:
-            self._epoch = None
+            self.tracker.end_epoch(self._batch_index, error)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Measure one batch (a span named ``batch``, child of the open epoch)."""
         self._batch_index += 1
-        iv = self._rec.start("step", "batch", self._epoch, {A.TRAIN_STEP: self._batch_index})
+        rec = self.tracker.recorder
+        t0_s = rec.now() if rec is not None else 0.0
+        self.tracker.step_begin(self._batch_index)
+        error: BaseException | None = None
         try:
-            with self._measured(iv):
-                yield
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            if self._epoch is not None:
-                self._epoch.steps += 1
-            w = self._rec.provisional(iv.t0_s)  # never waits; exact once the sampler catches up
-            w = replace(w, t1_s=iv.t1_s or w.t1_s)
-            with self._lock:
-                self._last = iv
-                self._last_block = _block(w, self._rec.co2e_of(w), final=False)
+            self.tracker.step_end(error)
+            if rec is not None:  # never waits; exact once the sampler catches up
+                w = rec.provisional(t0_s)
+                with self._lock:
+                    if self._final_for != self._batch_index:  # the sampler may have been first
+                        self._last_block = _block(w, rec.co2e_of(w), final=False)
+
+    @contextmanager
+    def evaluate(self, name: str = "evaluate") -> Iterator[None]:
+        """Measure an evaluation (a phase: span ``name``, ``evaluate`` or ``predict``, child of
+        the open epoch or the run); it counts in the run, not in the batch totals."""
+        iv = self.tracker.begin_phase(name)
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self.tracker.end_phase(iv, error)
+
+    def log_values(self) -> dict[str, float]:
+        """The run's log keys now (``otel_energy.tracker.ALL_LOG_KEYS``): energy (J) and CO2e
+        (g) so far, power (W) since the previous call, the projection once made. Never waits."""
+        return self.tracker.log_values()
 
     def _completed(self, iv: Interval) -> None:
         w = iv.result
-        if w is None:
+        if w is None or iv.kind not in ("step", "epoch"):
             return
         with self._lock:
             totals = self._batches if iv.kind == "step" else self._epochs
             totals.add(Measurement.of(w, iv.co2e_g))
-            if iv is self._last:
+            if iv.kind == "step" and iv.attributes.get(A.TRAIN_STEP) == self._batch_index:
                 self._last_block = _block(w, iv.co2e_g, final=True)
+                self._final_for = self._batch_index
 
     # ---- results ----
     def last_batch(self) -> dict[str, Any]:
@@ -222,7 +249,8 @@ class EnergyMeter:
         ``device``, ``gpu_name``, ``carbon_intensity_g_per_kwh``, ``num_batches``, ``num_epochs``
         and ``batch_summary``/``epoch_summary``, each with ``count`` and the ``mean_``/``total_``
         of ``duration_s``, ``energy_j`` and ``co2e_g`` (also as ``carbon_g``, its first name)."""
-        self._rec.flush()
+        if self._rec is not None:
+            self._rec.flush()
         with self._lock:
             return {
                 "device": self.device,
@@ -234,16 +262,17 @@ class EnergyMeter:
                 "epoch_summary": self._epochs.summary(),
             }
 
-    def close(self) -> None:
-        """Complete pending spans and release the sampler (idempotent; also run at exit)."""
-        session, self._session = self._session, None
-        if session is None:
-            return
+    def close(self, error: BaseException | None = None) -> None:
+        """End the run (its spans complete, its ledger row written) and release the sampler
+        (idempotent; also run at exit). ``error``: what ended the loop, if it failed."""
         atexit.unregister(self.close)
-        end_recording(self._rec, session)
+        if error is None:
+            self.tracker.close()
+        else:
+            self.tracker.fail(error)
 
     def __enter__(self) -> EnergyMeter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.close(exc)

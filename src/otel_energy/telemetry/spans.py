@@ -26,12 +26,13 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import Histogram
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
-from otel_energy.carbon import Intensity, co2e_g
+from otel_energy.carbon import Intensity
 from otel_energy.config import DEFAULT_FLUSH_TIMEOUT_S
 from otel_energy.engine.sampler import Sampler, WindowEnergy
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.gpu_sync import sync_at
 from otel_energy.telemetry.handoff import span_handoff
+from otel_energy.telemetry.recorder_carbon import RecorderCarbon
 from otel_energy.telemetry.span_attributes import HW_TYPES as HW_TYPES
 from otel_energy.telemetry.span_attributes import STEP_ENERGY_BUCKETS_J as STEP_ENERGY_BUCKETS_J
 from otel_energy.telemetry.span_attributes import AttrValue as AttrValue
@@ -102,6 +103,7 @@ class SpanEnergyRecorder:
         step_histogram: records each ``step`` interval's energy with the step span as exemplar.
         identity: attributes put on every non-step span (host, rank).
         intensity: a fixed intensity overriding the sampler's (``EnergyMeter``'s own setting).
+        pue: a PUE overriding the sampler's (an entry point's own setting, see ``RecorderCarbon``).
         root_context: parent of top-level spans when no span is current in this process (the
             job's: ``TRACEPARENT`` or the derived job root, see ``distributed.job``); ``gpu_sync``:
             sync the GPU at run, epoch and evaluation boundaries (``telemetry.gpu_sync``).
@@ -115,6 +117,7 @@ class SpanEnergyRecorder:
         identity: Mapping[str, AttrValue] | None = None,
         intensity: Intensity | None = None,
         root_context: Context | None = None,
+        pue: float | None = None,
         gpu_sync: bool = False,
     ) -> None:
         self.sampler, self.gpu_sync = sampler, gpu_sync
@@ -122,8 +125,9 @@ class SpanEnergyRecorder:
         self.tracer = tracer
         self.step_histogram = step_histogram
         self.identity = dict(identity if identity is not None else sampler.rank.attributes())
-        self.intensity_override = intensity
+        self.carbon = RecorderCarbon(pue, intensity)
         self.on_complete: list[Callable[[Interval], None]] = []
+        self.step_name = "step"  # the span name of ``step_end``'s steps (EnergyMeter: batch)
         self._clock = sampler.clock
         # Span timestamps derive from the same clock reading as the energy window, through one
         # fixed offset: a span's duration is then exactly the interval its energy covers, even
@@ -135,8 +139,7 @@ class SpanEnergyRecorder:
         self.flush_timeout_s = DEFAULT_FLUSH_TIMEOUT_S  # flush's wait for the export thread (s)
         sampler.add_listener(self._resolve_ready)
 
-    def close(self) -> None:
-        """Stop listening to the sampler (call after ``flush``)."""
+    def close(self) -> None:  # stop listening to the sampler (after ``flush``)
         self.sampler.remove_listener(self._resolve_ready)
 
     # ---- training thread: cheap -----------------------------------------------------------------
@@ -227,7 +230,7 @@ class SpanEnergyRecorder:
         """Energy from ``t0_s`` to now without waiting: tail extrapolated at current power."""
         return self.sampler.window(t0_s, self._clock(), extrapolate=True)
 
-    def now(self) -> float:
+    def now(self) -> float:  # the sampler's clock (s)
         return self._clock()
 
     # ---- completion ----
@@ -263,24 +266,26 @@ class SpanEnergyRecorder:
         start_ns, end_ns = self._wall_ns(m.t0_s), self._wall_ns(m.t1_s)
         span = None
         if m.record_span and self.tracer is not None:
-            span = self.tracer.start_span("step", context=m.context, start_time=start_ns)
+            span = self.tracer.start_span(self.step_name, context=m.context, start_time=start_ns)
         iv = Interval("step", span, m.t0_s, start_ns, m.parent, m.t1_s, end_ns, m.error, attrs)
         iv.end_attributes = dict(attrs)
         return iv
 
+    @property
+    def pue(self) -> float:
+        """The PUE this recorder's spans are reported at."""
+        return self.carbon.pue_of(self.sampler.pue)
+
     def co2e_of(self, w: WindowEnergy) -> float:
-        """CO2e (g) of a window: the sampler's interval-by-interval figure, or the energy at the
-        fixed override intensity when this recorder has one."""
-        if self.intensity_override is None:
-            return w.co2e_g
-        return co2e_g(w.energy_j, self.sampler.pue, self.intensity_override.g_per_kwh)
+        """CO2e (g) of a window at this recorder's settings (``RecorderCarbon``)."""
+        return self.carbon.co2e_of(w, self.sampler.pue)
 
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
         w = self.sampler.window(iv.t0_s, iv.t1_s)
         # The newest tick's intensity (a reference, not a snapshot built for every step).
-        intensity = self.intensity_override or self.sampler.latest_tick().intensity
-        pue = self.sampler.pue
+        intensity = self.carbon.intensity or self.sampler.latest_tick().intensity
+        pue = self.carbon.pue_of(self.sampler.pue)
         co2e = self.co2e_of(w)
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:

@@ -222,7 +222,7 @@ def test_no_span_is_started_on_the_training_thread_during_a_step(
     """Step spans are created on the sampler thread, off the training loop's hot path."""
     tp = ThreadRecordingProvider(tel.tracer_provider)
     cb = callback(tel)
-    cb._tracer_provider = tp  # type: ignore[assignment]  # the real provider, wrapped
+    cb.tracker.tracer_provider = tp  # type: ignore[assignment]  # the real provider, wrapped
     training = threading.current_thread()
     tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=32).train()
     step_threads = [t for name, t in tp.starts if name == "step"]
@@ -325,9 +325,9 @@ def test_training_that_raises_leaves_error_spans(tmp_path: Path, tel: Telemetry)
         StatusCode.UNSET,
         StatusCode.ERROR,
     ]
-    from otel_energy.engine import runtime
+    from otel_energy.session import current_session
 
-    assert runtime.current_sampler() is None  # the sampler was released
+    assert current_session() is None  # the sampler was released
 
 
 def test_resume_from_checkpoint(tmp_path: Path, tel: Telemetry) -> None:
@@ -494,7 +494,7 @@ def test_a_bad_variable_fails_at_construction_naming_the_callback_and_values(
     """In code a bad setting fails fast, before training, as one error (no chained traceback)
     naming the callback, the variable and its valid values; no sampler is started."""
     from otel_energy.config import ConfigError
-    from otel_energy.engine.runtime import current_sampler
+    from otel_energy.session import current_session
 
     monkeypatch.setenv("OTEL_PYTHON_ENERGY_COUNTRY", "France")
     with pytest.raises(ConfigError) as err:
@@ -503,4 +503,4 @@ def test_a_bad_variable_fails_at_construction_naming_the_callback_and_values(
     assert message.startswith("EnergyCallback: OTEL_PYTHON_ENERGY_COUNTRY='France' is not valid")
     assert "ISO 3166 alpha-2 or alpha-3 code" in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
-    assert current_sampler() is None
+    assert current_session() is None

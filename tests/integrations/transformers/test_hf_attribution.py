@@ -14,8 +14,8 @@ import pytest
 
 from otel_energy.config import load_config
 from otel_energy.hf import EnergyCallback
-from otel_energy.integrations.hooks import JOB_LOG_KEYS
 from otel_energy.testing.tiny import tiny_trainer
+from otel_energy.tracker import JOB_LOG_KEYS
 from tests.support.hf_helpers import Telemetry, constant_power_gpu, fake_gpu_sampler_factory
 
 OTHER_PID = 2**22 + 7  # above any pid_max default: never this process's child

@@ -15,7 +15,6 @@ hook).
 
 from __future__ import annotations
 
-from otel_energy.integrations.hooks import LOG_KEYS
 from otel_energy.integrations.lightning.callback import LightningEnergyCallback
 from otel_energy.integrations.lightning.evaluation import EVAL_SPANS, FRAMEWORK
 from otel_energy.integrations.lightning.ranks import rank_environ
@@ -23,6 +22,7 @@ from otel_energy.integrations.lightning.zerocode import (
     add_callback_on_init,
     remove_callback_on_init,
 )
+from otel_energy.tracker import LOG_KEYS
 
 __all__ = [
     "EVAL_SPANS",

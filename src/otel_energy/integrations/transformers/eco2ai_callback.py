@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from otel_energy.engine.sampler import Sampler
 from otel_energy.integrations.transformers.callback import EnergyCallback
 from otel_energy.integrations.transformers.eco2ai import (
     EXPORT_FORMATS,
@@ -19,6 +18,7 @@ from otel_energy.integrations.transformers.eco2ai import (
 )
 from otel_energy.integrations.transformers.prometheus import PrometheusEndpoint, serve_prometheus
 from otel_energy.safety.files import write_private
+from otel_energy.session import Session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
@@ -60,18 +60,18 @@ class Eco2AICallback(EnergyCallback):
                 " lookup is made); set OTEL_PYTHON_ENERGY_ZONE or _LATITUDE/_LONGITUDE."
             )
         self._prometheus: PrometheusEndpoint | None = None
+        self.tracker.on_open.append(self._serve_prometheus)
+        self.tracker.on_close.append(self._close_prometheus)
+        self.tracker.on_run_end.append(self._on_run_end)
 
-    def _acquire(self) -> SpanEnergyRecorder:
-        rec = super()._acquire()
-        if self.carbon_config.export_prometheus and self._users == 1:
-            # The endpoint lives as long as the recording: a second train() serves again.
-            self._prometheus = serve_prometheus(self.carbon_config.prometheus_port, rec.sampler)
-        return rec
+    def _serve_prometheus(self, session: Session) -> None:
+        # The endpoint lives as long as the recording: a second train() serves again.
+        if self.carbon_config.export_prometheus and self._prometheus is None:
+            self._prometheus = serve_prometheus(self.carbon_config.prometheus_port, session.sampler)
 
-    def _release(self) -> None:
-        super()._release()
-        if self._users <= 0 and self._prometheus is not None:
-            endpoint, self._prometheus = self._prometheus, None
+    def _close_prometheus(self) -> None:
+        endpoint, self._prometheus = self._prometheus, None
+        if endpoint is not None:
             endpoint.close()
 
     def _run_attributes(self) -> dict[str, Any]:
@@ -108,13 +108,12 @@ class Eco2AICallback(EnergyCallback):
                 iv.result.energy_j,
             )
 
-    def _close_run(self, error: BaseException | None, global_step: int | None) -> None:
-        sampler = self._rec.sampler if self._rec is not None else None
-        super()._close_run(error, global_step)
-        run = self.last_run
-        if run is None or run.result is None or sampler is None:
+    def _on_run_end(self, run: Interval, error: BaseException | None) -> None:
+        """The run's spans are complete; the session is still held (the tracker's hook)."""
+        rec, session = self.tracker.recorder, self.tracker.session
+        if run.result is None or rec is None or session is None:
             return
-        self._report = self._build_report(run, sampler)
+        self._report = self._build_report(run, rec, session)
         if self.carbon_config.save_report:
             try:
                 write_private(Path(self.carbon_config.report_path), self._report.to_json())
@@ -135,10 +134,15 @@ class Eco2AICallback(EnergyCallback):
                 except Exception:
                     _log.exception("otel-energy: integration %r failed", integration)
 
-    def _build_report(self, run: Interval, sampler: Sampler) -> CarbonReport:
+    def _build_report(
+        self, run: Interval, rec: SpanEnergyRecorder, session: Session
+    ) -> CarbonReport:
+        """The report at the recorder's own PUE and intensity (this config's, where they differ
+        from a session another entry point opened)."""
         w = run.result
         assert w is not None
-        snap = sampler.snapshot()
+        snap = session.snapshot()
+        intensity = rec.carbon.intensity or snap.intensity
         total = CarbonMetrics.of(Measurement.of(w, run.co2e_g), time.time())
         # Each device over the run's own window (not its counter since the sampler started), so
         # the devices add up to the total; the run's CO2e is shared in proportion to energy.
@@ -154,25 +158,25 @@ class Eco2AICallback(EnergyCallback):
         return CarbonReport(
             self.carbon_config.project_name,
             total,
-            snap.intensity.g_per_kwh,
-            snap.intensity.source,
-            snap.pue,
+            intensity.g_per_kwh,
+            intensity.source,
+            rec.pue,
             devices,
             list(self._epochs),
             run.steps,
-            dict(sampler.rank.attributes()),
+            session.identity,
             trace_id,
         )
 
     def get_current_metrics(self) -> CarbonMetrics:
         """Energy and CO2e of the run so far (never waits; the tail is extrapolated)."""
-        run = self._run
-        if run is None or self._rec is None:
+        run, rec = self.tracker.run, self.tracker.recorder
+        if run is None or rec is None:
             if self._report is not None:
                 return self._report.total
             return CarbonMetrics.of(Measurement(), time.time())
-        w = self._rec.provisional(run.t0_s)
-        return CarbonMetrics.of(Measurement.of(w, w.co2e_g), time.time())
+        w = rec.provisional(run.t0_s)
+        return CarbonMetrics.of(Measurement.of(w, rec.co2e_of(w)), time.time())
 
     def generate_report(self) -> CarbonReport:
         """The report of the last finished run.
