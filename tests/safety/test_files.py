@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,3 +82,30 @@ def test_private_dir_and_file_modes(tmp_path: Path, umask_022: None) -> None:
     assert private_file(folder / "runs.sqlite") is False  # existing: kept as it is
     link, victim = plant_link(tmp_path, "ledger.sqlite")
     assert private_file(link) is False and victim.read_text() == "precious"
+
+
+def test_a_stream_is_written_into_never_replaced(tmp_path: Path) -> None:
+    """``--report /dev/null`` as root renamed a file onto /dev/null, replacing the device node
+    for the whole machine. A named pipe stands in for it here (nothing of the machine at risk)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_private(fifo, "report")
+    reader.join(30)
+    assert got == [b"report"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still the pipe, not a regular file
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no temporary file left
+
+
+def test_a_link_to_a_stream_in_a_shared_folder_is_not_followed(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (shared / "r.json").symlink_to(fifo)
+    write_private(shared / "r.json", "report")  # would block forever if it opened the pipe
+    assert (shared / "r.json").read_text() == "report"
+    assert not (shared / "r.json").is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)

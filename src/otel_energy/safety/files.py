@@ -7,6 +7,11 @@ whatever it names. ``write_private`` never opens the destination: it creates a n
 beside it (``O_CREAT|O_EXCL|O_NOFOLLOW``, mode 0600, so neither an existing file nor a link can be
 opened), writes and fsyncs it, then ``os.replace`` s it onto the destination, which replaces a
 link itself, never its target. A reader sees the old file or the whole new one.
+
+A destination that is a stream, not a file (``--report /dev/null``, ``/dev/stdout``, a named
+pipe), is written into, never replaced: renaming onto ``/dev/null`` as root would replace the
+device node for every process on the machine. A link to such a stream is followed only where it
+sits in a folder nobody else can write (``/dev/stdout``), never in a shared one like ``/tmp``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -64,6 +70,10 @@ def write_private(path: Path, data: str | bytes) -> None:
             a directory at ``path``).
     """
     raw = data.encode() if isinstance(data, str) else data
+    stream = _stream(path)
+    if stream is not None:
+        _write_into(stream, raw)
+        return
     folder = path.parent
     tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(tmp, _CREATE, FILE_MODE)
@@ -81,6 +91,35 @@ def write_private(path: Path, data: str | bytes) -> None:
             os.unlink(tmp)
         raise
     _sync_dir(folder)
+
+
+def _stream(path: Path) -> Path | None:
+    """The character device or named pipe ``path`` names (itself, or through a link in a folder
+    only its owner can write), else None: a regular file, a link anywhere else, nothing yet."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            shared = os.stat(path.parent).st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+            if shared:
+                return None  # a link planted in a shared folder is replaced, never followed
+            target = path.resolve(strict=True)
+            st = os.stat(target)
+        else:
+            target = path
+    except OSError:
+        return None
+    return target if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode) else None
+
+
+def _write_into(stream: Path, raw: bytes) -> None:
+    """Write into an existing character device or pipe (no create, no rename, no truncation)."""
+    fd = os.open(stream, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        view = memoryview(raw)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _sync_dir(folder: Path) -> None:
