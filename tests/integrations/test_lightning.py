@@ -153,7 +153,7 @@ class CountingLogs(TinyRegressor):
         self.ours: list[int] = []
 
     def log(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
-        if name in pl_energy.LOG_KEYS:  # the projection's keys join once it is made
+        if name in (*pl_energy.LOG_KEYS, *JOB_LOG_KEYS):  # the projection's keys join later
             self.ours.append(self.global_step)
         super().log(name, value, *args, **kwargs)
 

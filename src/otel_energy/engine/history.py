@@ -266,12 +266,15 @@ class Tail:
         since_s: its last good read (s): a device whose family is stalled has no energy in the
             history after it (its counter recovers it later), so it is extrapolated from there.
         hw_id: its ``hw.id`` (its share of ``by_device``).
+        job_share: the job's attributed and dynamic fractions of the device's energy so far
+            (1): the job's part of the extrapolated tail.
     """
 
     hw_type: str
     power_w: float
     since_s: float
     hw_id: str = ""
+    job_share: tuple[float, float] = (1.0, 1.0)
 
 
 def extrapolate(
@@ -288,7 +291,7 @@ def extrapolate(
     if w.complete or w.t1_s <= max(newest_s, w.t0_s):
         return w
     by_type, by_device = dict(w.by_type), dict(w.by_device)
-    extra = host_extra = 0.0
+    extra = host_extra = job_extra = dyn_extra = 0.0
     for tail in tails:
         gap = w.t1_s - max(min(tail.since_s, newest_s), w.t0_s)
         if gap <= 0:
@@ -299,6 +302,9 @@ def extrapolate(
         by_type[tail.hw_type] = by_type.get(tail.hw_type, 0.0) + tail.power_w * gap
         by_device[tail.hw_id] = by_device.get(tail.hw_id, 0.0) + tail.power_w * gap
         extra += tail.power_w * gap
+        job_extra += tail.power_w * gap * tail.job_share[0]
+        dyn_extra += tail.power_w * gap * tail.job_share[1]
+    job = w.attributed_j is not None  # the job's figures grow with the tail at its share
     return replace(
         w,
         energy_j=w.energy_j + extra,
@@ -309,4 +315,6 @@ def extrapolate(
         band_j=w.band_j + extra,
         host_energy_j=None if w.host_energy_j is None else w.host_energy_j + host_extra,
         host_band_j=w.host_band_j + host_extra,
+        attributed_j=(w.attributed_j or 0.0) + job_extra if job else None,
+        dynamic_j=(w.dynamic_j or 0.0) + dyn_extra if job else w.dynamic_j,
     )

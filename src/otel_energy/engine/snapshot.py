@@ -178,9 +178,16 @@ def extrapolate_from(w: WindowEnergy, snap: Snapshot) -> WindowEnergy:
     """``w`` extended past the newest sample at each device's power in ``snap`` (provisional);
     the node meter's tail goes to the node's energy, never the components'."""
     tails = (
-        Tail(d.info.hw_type, d.power_w, since, d.info.hw_id)
+        Tail(d.info.hw_type, d.power_w, since, d.info.hw_id, _job_share(d))
         for d in (*snap.devices, *snap.host)
         for since in [snap.t_s if d.read_t_s is None else d.read_t_s]
     )
     g_per_kwh = snap.intensity.g_per_kwh
     return history.extrapolate(w, tails, snap.t_s, lambda j: co2e_g(j, snap.pue, g_per_kwh))
+
+
+def _job_share(d: DeviceState) -> tuple[float, float]:
+    """The job's attributed and dynamic fractions of the device's energy so far (1)."""
+    if d.energy_j <= 0:
+        return (1.0, 1.0)
+    return (d.attributed_j / d.energy_j, d.dynamic_j / d.energy_j)
