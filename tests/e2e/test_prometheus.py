@@ -100,6 +100,7 @@ def test_prometheus_scrapes_hw_energy_power_and_co2e(tmp_path: Path) -> None:
                 "hw_energy_joules_total",
                 "hw_power_watts",
                 "otel_energy_co2e_grams_total",
+                "otel_energy_attributed_energy_joules_total",  # the job's share (attribution.md)
                 PROM_INTENSITY,
                 PROM_INTENSITY_DEPRECATED,
             }, names
