@@ -3,12 +3,11 @@ zone, coordinates, credentials, API URL and cache), parsed and checked from the 
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
 
 from otel_energy.carbon.settings import LiveCarbonConfig
 from otel_energy.config import variables as ev
-from otel_energy.config.rules import ConfigError, check_number
+from otel_energy.config.rules import ConfigError, check_number, check_url
 
 __all__ = ["CARBON_PROVIDERS", "LiveCarbonConfig", "live_carbon"]
 
@@ -32,23 +31,7 @@ def _api_url(env: Mapping[str, str]) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
-    try:
-        parts = urllib.parse.urlsplit(raw)
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # ValueError for a port that is not a number in 0-65535
-    except ValueError:
-        ok = False
-    if ok and (parts.username is not None or parts.password is not None):
-        raise ConfigError(
-            f"{name} contains credentials (value not shown): expected an http:// or https://"
-            " URL without user:password@; keys go in their own variables."
-        )
-    if not ok:
-        raise ConfigError(
-            f"{name}={raw!r} is not valid: expected an http:// or https:// URL with a host,"
-            " such as https://proxy.example:8443."
-        )
-    return raw
+    return check_url(name, raw, "keys go in their own variables", "https://proxy.example:8443")
 
 
 def _coordinates(env: Mapping[str, str]) -> tuple[float | None, float | None]:

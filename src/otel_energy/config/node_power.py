@@ -3,12 +3,11 @@ checked from the environment."""
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from otel_energy.config import variables as ev
-from otel_energy.config.rules import ConfigError, check_number
+from otel_energy.config.rules import ConfigError, check_number, check_url
 
 DEFAULT_HWMON_ROOT = "/sys/class/hwmon"
 DEFAULT_REDFISH_INTERVAL_S = 1.0
@@ -30,24 +29,11 @@ def _redfish_url(env: Mapping[str, str]) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
-    try:
-        parts = urllib.parse.urlsplit(raw)
-        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # ValueError for a port that is not a number in 0-65535
-    except ValueError:
-        ok = False
-    if ok and (parts.username is not None or parts.password is not None):
-        raise ConfigError(
-            f"{name} contains credentials (value not shown): expected an http:// or https://"
-            f" URL without user:password@; set {ev.OTEL_PYTHON_ENERGY_REDFISH_USERNAME} and"
-            f" {ev.OTEL_PYTHON_ENERGY_REDFISH_PASSWORD}."
-        )
-    if not ok:
-        raise ConfigError(
-            f"{name}={raw!r} is not valid: expected an http:// or https:// URL with a host,"
-            " such as https://bmc.example or https://bmc.example/redfish/v1/Chassis/1/Power."
-        )
-    return raw
+    hint = (
+        f"set {ev.OTEL_PYTHON_ENERGY_REDFISH_USERNAME} and {ev.OTEL_PYTHON_ENERGY_REDFISH_PASSWORD}"
+    )
+    example = "https://bmc.example or https://bmc.example/redfish/v1/Chassis/1/Power"
+    return check_url(name, raw, hint, example)
 
 
 def _header_text(env: Mapping[str, str], name: str) -> str | None:

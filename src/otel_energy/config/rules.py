@@ -4,6 +4,7 @@ the numeric settings' ranges and the country check."""
 from __future__ import annotations
 
 import math
+import urllib.parse
 from dataclasses import dataclass
 
 from otel_energy.carbon import load_table
@@ -60,3 +61,30 @@ def check_country(label: str, value: object) -> str:
             " for the list."
         )
     return value
+
+
+def check_url(name: str, raw: str, credentials_hint: str, example: str) -> str:
+    """``raw``, the value of variable ``name``, as an http(s) URL with a host and no
+    ``user:password@`` (credentials belong in their own variables, ``credentials_hint`` says
+    which). The error for a URL with credentials never shows the value.
+
+    Raises:
+        ConfigError: not such a URL; the message names ``name`` and gives ``example``.
+    """
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        ok = False
+    if ok and (parts.username is not None or parts.password is not None):
+        raise ConfigError(
+            f"{name} contains credentials (value not shown): expected an http:// or https://"
+            f" URL without user:password@; {credentials_hint}."
+        )
+    if not ok:
+        raise ConfigError(
+            f"{name}={raw!r} is not valid: expected an http:// or https:// URL with a host,"
+            f" such as {example}."
+        )
+    return raw
