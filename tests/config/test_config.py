@@ -231,3 +231,21 @@ def test_command_args_are_recorded_only_when_asked() -> None:
     assert load_config({name: "false"}).record_command_args is False
     with pytest.raises(ConfigError, match=f"{name}='yes' is not valid: expected 'true' or"):
         load_config({name: "yes"})
+
+
+@pytest.mark.parametrize(
+    "url", ["htps://admin:s3cret@bmc", "https://admin:s3cret@bmc:99999", "ftp://admin:s3cret@bmc"]
+)
+@pytest.mark.parametrize(
+    "variable", ["OTEL_PYTHON_ENERGY_REDFISH_URL", "OTEL_PYTHON_ENERGY_CARBON_API_URL"]
+)
+def test_an_invalid_url_with_credentials_is_refused_without_showing_them(
+    url: str, variable: str
+) -> None:
+    """A URL that was wrong in another way went to the 'not valid' message with its value."""
+    env = {variable: url}
+    if variable.endswith("CARBON_API_URL"):
+        env |= {"OTEL_PYTHON_ENERGY_CARBON_PROVIDER": "uk"}
+    with pytest.raises(ConfigError) as err:
+        load_config(env)
+    assert variable in str(err.value) and "s3cret" not in str(err.value)

@@ -119,3 +119,25 @@ def test_zero_code_keras_fit_leaves_the_run_record(tmp_path: Path) -> None:
     assert set(ALL_LOG_KEYS) <= set(last)
     spans = views_of_records(got.ours())
     assert_run_record(ledger, spans, last, phases=["evaluate"], framework="keras")
+
+
+def test_the_users_error_wins_over_a_failure_of_ours(
+    tel: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ending the run after fit raised must never replace the user's exception with ours."""
+    from otel_energy.tracker import RunTracker
+
+    def broken(self: Any, error: BaseException) -> None:
+        raise OSError("ledger gone (simulated)")
+
+    monkeypatch.setattr(RunTracker, "fail", broken)
+
+    class Boom(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            raise ValueError("the user's own error")
+
+    model, x, y = tiny()
+    cb = callback(tel)
+    with pytest.raises(ValueError, match="user's own"):
+        model.fit(x, y, batch_size=16, epochs=1, callbacks=[cb, Boom()], verbose=0)
+    cb.tracker.end_run(None, 0)  # release the session the broken fail() left open

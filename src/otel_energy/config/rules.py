@@ -83,8 +83,10 @@ def check_url(name: str, raw: str, credentials_hint: str, example: str) -> str:
             f" URL without user:password@; {credentials_hint}."
         )
     if not ok:
+        # an "@" may carry user:password even in a URL that does not parse: never show it
+        shown = f"{name} (value not shown)" if "@" in raw else f"{name}={raw!r}"
         raise ConfigError(
-            f"{name}={raw!r} is not valid: expected an http:// or https:// URL with a host,"
+            f"{shown} is not valid: expected an http:// or https:// URL with a host,"
             f" such as {example}."
         )
     return raw

@@ -226,4 +226,6 @@ class RunSeries:
 
 def _job_j(tick: Tick) -> float:
     """The job's cumulative attributed J at ``tick`` (the devices' own without accounting)."""
-    return sum(tick.attributed_j) if tick.attribution else sum(tick.energy_j)
+    if tick.attribution:
+        return sum(tick.attributed_j)
+    return sum(e for info, e in at_info(tick) if not info.whole_host)  # the node meter holds them

@@ -282,3 +282,6 @@ def uninstall(provider: Any, processor: EnergySpanProcessor) -> None:
     processor._stopping.set()
     processor._wake.set()
     processor.sampler.remove_listener(processor._on_sample)
+    with processor._work:  # what is still held, or ended during the swap, is handed on
+        processor._take_events()
+        processor._hand_on(processor._shares.drain())

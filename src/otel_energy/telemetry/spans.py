@@ -240,7 +240,8 @@ class SpanEnergyRecorder:
         if self._pending:
             last = self._pending[-1].t1_s or 0.0
             default_wait = min(1.0, 2 * self.sampler.interval_s + 0.05)
-            self.sampler.wait_for_sample(last, default_wait if timeout_s is None else timeout_s)
+            wait = default_wait if timeout_s is None else timeout_s
+            self.sampler.wait_for_sample(last, min(wait, self.flush_timeout_s))
         self._resolve_ready(float("inf"))
         return span_handoff().drain(self.flush_timeout_s)
 
@@ -290,6 +291,10 @@ class SpanEnergyRecorder:
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:
             attrs: dict[str, Any] = energy_attributes(w, co2e, intensity, pue)
+            if w.attributed_j is not None:  # the job's CO2e at this recorder's PUE/intensity too
+                attrs[A.ATTRIBUTED_CO2E] = self.carbon.co2e(
+                    w.attributed_j, w.attributed_co2e_g or 0.0, self.sampler.pue
+                )
             if iv.kind == "run":
                 gpus = [s.info for s in self.sampler.sensors if s.info.hw_type == "gpu"]
                 attrs.update(utilization_verdict(w, gpus))

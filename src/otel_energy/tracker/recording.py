@@ -43,7 +43,7 @@ class Recording:
 
     def close(self) -> None:
         """Complete the recorder's spans and drop the session user."""
-        end_recording(self.recorder, self.session)
+        end_recording(self.recorder, self.session, self.recorder.flush_timeout_s)
 
 
 class TrackerSettings(Protocol):
@@ -76,6 +76,9 @@ def open_recording(tracker: TrackerSettings, environ: Mapping[str, str] | None) 
     fixed = tracker.intensity or asked
     rec = session.recorder(tp, mp, root_context=job.context, intensity=fixed, pue=pue)
     rec.on_complete.extend(tracker.on_complete)
+    # OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT (or the config given in code) bounds every wait at the
+    # end of the run, the run span's own flush included, not only the providers' flush.
+    rec.flush_timeout_s = config.flush_timeout_s
     attach_gauges(mp, tracker.prediction_source)
     return Recording(session, rec, job, (tp, mp), session.sampler.clock)
 

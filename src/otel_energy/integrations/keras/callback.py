@@ -8,6 +8,7 @@ backend; the tests train on the torch backend. Importing this module imports ker
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,9 @@ from otel_energy.telemetry.spans import AttrValue
 from otel_energy.tracker import RunTracker
 
 FRAMEWORK: dict[str, AttrValue] = {A.FRAMEWORK: "keras"}
+
+
+_log = logging.getLogger(__name__)
 
 
 class KerasEnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
@@ -99,7 +103,10 @@ class KerasEnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
     def on_fit_error(self, error: BaseException) -> None:
         """``fit`` raised ``error`` (from the ``fit`` wrapper): end the run with it."""
         running.discard(self)
-        self.tracker.fail(error)
+        try:
+            self.tracker.fail(error)
+        except BaseException:  # the user's error is the one they must see, never ours
+            _log.exception("otel-energy: ending the Keras run after its error failed")
 
     # ---- phases: evaluate (and fit's validation), predict ----
     @guarded
