@@ -18,24 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.common import machine, median, write  # noqa: E402
+from tests.support.ledger import locked as lock_held  # noqa: E402
 
-HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-"""
+from benchmarks.common import machine, median, write  # noqa: E402
 
 TRAIN = """
 import json, sys, time
@@ -69,25 +61,9 @@ def child_env(src: Path | None, ledger: Path) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def held(ledger: Path, on: bool) -> Iterator[None]:
-    if not on:
-        yield
-        return
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(ledger)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdin is not None and holder.stdout is not None
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield
-    finally:
-        holder.stdin.write("\n")
-        holder.stdin.close()
-        holder.wait()
+def held(ledger: Path, on: bool) -> AbstractContextManager[None]:
+    """Another process holds the ledger's write lock for the block when ``on``."""
+    return lock_held(ledger) if on else nullcontext()
 
 
 def new_ledger(tmp: Path) -> Path:

@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,12 +20,12 @@ from otel_energy.config import load_config
 from otel_energy.distributed.job import job_id
 from otel_energy.hf import EnergyCallback
 from otel_energy.history.ledger import Ledger, ledger_path
-from otel_energy.history.schema import RunRow
 from otel_energy.history.writer import record
 from otel_energy.telemetry import attributes as A
 from otel_energy.testing.tiny import tiny_trainer
 from tests.support.browser import chromium, png_pixels, screenshot
 from tests.support.hf_helpers import GPU_W, RaiseAt, Telemetry, fake_gpu_sampler_factory
+from tests.support.ledger import run_row as row
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
 from tests.support.subprocesses import CLI, INSTRUMENT, capture, child_env
@@ -72,20 +71,6 @@ def test_job_id_from_the_scheduler() -> None:
     assert job_id({"TORCHELASTIC_RUN_ID": "none"}) is None
     assert job_id({"TORCHELASTIC_RUN_ID": "r7"}) == "r7"
     assert job_id({}) is None
-
-
-def row(**kw: Any) -> RunRow:
-    base: dict[str, Any] = dict(
-        kind="command",
-        command="python train.py",
-        started_at="2026-01-01T00:00:00.000+00:00",
-        duration_s=10.0,
-        energy_j=1000.0,
-        co2e_g=0.1,
-        status="ok",
-    )
-    base.update(kw)
-    return RunRow(**base)
 
 
 def test_a_run_id_prefix_of_digits_finds_its_run(tmp_path: Path) -> None:

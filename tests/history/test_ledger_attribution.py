@@ -7,19 +7,11 @@ from pathlib import Path
 
 from otel_energy.history.ledger import Ledger
 from otel_energy.history.schema import ADDED_COLUMNS, INDEX, TABLE, RunRow
+from tests.support.ledger import run_row
 
 
 def row(**kw: object) -> RunRow:
-    base: dict[str, object] = {
-        "kind": "command",
-        "command": "python train.py",
-        "started_at": "2026-12-06T00:00:00.000+00:00",
-        "duration_s": 10.0,
-        "energy_j": 400.0,
-        "co2e_g": 0.05,
-        "status": "ok",
-    }
-    return RunRow(**{**base, **kw})  # type: ignore[arg-type]
+    return run_row(started_at="2026-12-06T00:00:00.000+00:00", energy_j=400.0, co2e_g=0.05, **kw)
 
 
 def test_a_ledger_from_before_attribution_gains_the_columns(tmp_path: Path) -> None:

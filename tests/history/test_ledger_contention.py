@@ -34,50 +34,14 @@ from otel_energy.history.schema import RunRow
 from otel_energy.history.writer import LedgerWriter, record
 from otel_energy.testing.tiny import tiny_trainer
 from tests.support.hf_helpers import Telemetry, fake_gpu_sampler_factory
+from tests.support.ledger import locked
+from tests.support.ledger import run_row as _run_row
 from tests.support.paths import REPO as ROOT
 from tests.support.subprocesses import CLI, INSTRUMENT, capture, child_env
 
-HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("locked", flush=True)
-sys.stdin.readline()  # until the test lets go
-conn.execute("COMMIT")
-"""
-
-
-@contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Another process holds ``BEGIN EXCLUSIVE`` on ``path`` for the block."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdin is not None and holder.stdout is not None
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield
-    finally:
-        holder.stdin.write("go\n")
-        holder.stdin.close()
-        assert holder.wait(timeout=60) == 0
-
 
 def row(**kw: Any) -> RunRow:
-    base: dict[str, Any] = dict(
-        kind="train",
-        command="python train.py",
-        started_at="2026-01-01T00:00:00.000+00:00",
-        duration_s=10.0,
-        energy_j=1000.0,
-        co2e_g=0.1,
-        status="ok",
-    )
-    base.update(kw)
-    return RunRow(**base)
+    return _run_row("train", **kw)
 
 
 def db_rows(path: Path) -> list[sqlite3.Row]:
