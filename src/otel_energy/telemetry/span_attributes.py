@@ -35,7 +35,7 @@ def energy_attributes(
     }
     if w.host_energy_j is not None:  # a node meter: what it saw and what the components explain
         attrs[A.HOST_ENERGY] = w.host_energy_j
-        attrs[A.HOST_UNMEASURED_ENERGY] = w.host_energy_j - w.energy_j
+        attrs[A.HOST_UNMEASURED_ENERGY] = w.unmeasured_j or 0.0
         if w.coverage is not None:
             attrs[A.HOST_COVERAGE] = w.coverage
     if intensity.timestamp:
