@@ -172,6 +172,35 @@ def test_thread_samples_and_stops_cleanly(tmp_path: object) -> None:
     sampler.stop()  # idempotent
 
 
+def test_waiting_for_a_future_sample_keeps_the_pace_and_sampling_goes_on(
+    tmp_path: Path,
+) -> None:
+    """``wait_for_sample`` with a time in the future used to set the wake-up event at every
+    notification: thousands of back-to-back samples, each pushing the schedule one interval
+    further, so that the thread then slept for minutes. Waiting must leave the pace as it is."""
+    server_tree(tmp_path)
+    interval = 0.02
+    sampler = Sampler(lambda: discover_rapl(tmp_path), interval_s=interval)
+    sampler.start()
+    try:
+        assert sampler.wait_for_sample(float("-inf"), 30.0)
+        n0, w0 = sampler.history_size, time.monotonic()
+        assert sampler.wait_for_sample(w0 + 10 * interval, 30.0)
+        waited_s = time.monotonic() - w0
+        # At most one sample per interval, plus the one asked for at once (a loaded machine
+        # only takes fewer).
+        assert sampler.history_size - n0 <= waited_s / interval + 2
+        later = time.monotonic()
+        assert sampler.wait_for_sample(later, 30.0)  # still sampling afterwards
+        assert sampler.newest_sample_s >= later
+        # ... on its own, at its pace: a later sample comes without asking.
+        sampled = threading.Event()
+        sampler.add_listener(lambda _t: sampled.set())
+        assert sampled.wait(30.0)
+    finally:
+        sampler.stop()
+
+
 def test_forked_child_has_no_running_sampler_and_reports_nothing(clock: FakeClock) -> None:
     t0 = clock.t
     sampler = Sampler([Ramp(clock, lambda t: t - t0)], interval_s=0.01)

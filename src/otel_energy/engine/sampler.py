@@ -162,11 +162,11 @@ class Sampler:
         Used once at the end of a run so that its last span has a sample on both sides.
         """
         deadline = time.monotonic() + timeout_s
+        self._wake.set()  # once: a sample at each notification would sample back to back
         with self._cond:
             while not self._hist.t or self._hist.t[-1] < after_s:
                 if not self.running:
                     return False
-                self._wake.set()
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -184,7 +184,9 @@ class Sampler:
                 return
             next_t += self.interval_s
             now = time.monotonic()
-            if next_t < now:  # fell behind (GIL starvation): skip, do not burst
+            # Fell behind (GIL starvation): skip, do not burst. Woken early (a sample asked for
+            # by wait_for_sample): the pace restarts from it, never more than an interval ahead.
+            if next_t < now or next_t > now + self.interval_s:
                 next_t = now + self.interval_s
             self._wake.wait(next_t - now)
             self._wake.clear()
