@@ -9,8 +9,10 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +21,10 @@ import pytest
 from otel_energy import config as config_mod
 from otel_energy.carbon import Intensity
 from otel_energy.config import load_config
+from otel_energy.engine.readers import Abandoned
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
+from otel_energy.sensors.base import DeviceInfo, Reading
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.sensors.rapl import discover_rapl
 from otel_energy.telemetry.spans import energy_attributes
@@ -227,57 +231,148 @@ def test_garbage_in_energy_uj_recovers(tmp_path: Path, clock: FakeClock) -> None
 # ---- case 4: a hung call ----
 
 
-def test_hung_nvml_call_stalls_only_its_family(
-    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, "otel_energy")
-    pkg = server_tree(tmp_path)["package-0"]
+HANG_GUARD_S = 60.0
+"""Only bounds a hang of the test itself (every wait below ends on an event)."""
+
+
+class RecordingClock:
+    """``time.monotonic()``, remembering the newest value read: the fake sensors' counters are
+    functions of it, so each reading is exactly the energy fed up to its sample's time."""
+
+    def __init__(self) -> None:
+        self.t = time.monotonic()
+
+    def __call__(self) -> float:
+        self.t = time.monotonic()
+        return self.t
+
+
+@dataclass
+class CpuCounter:
+    """An inline-family (``rapl``) counter at ``power_w`` of the recording clock."""
+
+    clock: RecordingClock
+    power_w: float
+    info: DeviceInfo = field(
+        default_factory=lambda: DeviceInfo("cpu:0", "cpu", "cpu", "rapl", family="rapl")
+    )
+    wrap_j: float | None = None
+
+    def read(self) -> Reading:
+        return Reading(counter_j=self.power_w * self.clock.t)
+
+    def close(self) -> None:
+        pass
+
+
+class LogEvents(logging.Handler):
+    """Sets an event when a record containing a text is logged (from any thread)."""
+
+    def __init__(self, *texts: str) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = {t: threading.Event() for t in texts}
+        self.counts = dict.fromkeys(texts, 0)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for text, event in self.seen.items():
+            if text in record.getMessage():
+                self.counts[text] += 1
+                event.set()
+
+
+@pytest.fixture
+def log_events() -> Iterator[LogEvents]:
+    handler = LogEvents("has not returned", "answer again")
+    logger = logging.getLogger("otel_energy")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def hung_gpu_sampler(clock: RecordingClock) -> tuple[Sampler, FakeGpu, float]:
+    """A running sampler over a 300 W GPU (NVML) and a 50 W CPU counter (inline family)."""
     t0 = clock.t
     gpu = FakeGpu("GPU-a", energy_mj=lambda: SINCE_LOAD_MJ + round(300_000 * (clock.t - t0)))
     sampler = Sampler(
-        [*discover_nvml({}, FakeNvml([gpu])), *discover_rapl(tmp_path)],
+        [*discover_nvml({}, FakeNvml([gpu])), CpuCounter(clock, 50.0)],
+        interval_s=0.02,
+        read_timeout_s=0.1,
         clock=clock,
-        read_timeout_s=0.2,
     )
-    sampler.sample_once()
-    for _ in range(10):
-        clock.advance(DT)
-        pkg.add_j(5.0)
-        sampler.sample_once()
-    (nvml_reader,) = [r for r in sampler._devices.readers or [] if r.family == "nvml"]
-    waits: list[float] = []
-    real_wait = nvml_reader.wait
-    nvml_reader.wait = lambda timeout_s: waits.append(timeout_s) or real_wait(timeout_s)  # type: ignore[method-assign]
-    gpu.hang_s = 3.0  # the next NVML call blocks 3 s (real time)
-    hang_t, logged_at, ticks = clock.t, None, 0
-    deadline = time.monotonic() + 60.0  # only bounds a hang of the test itself
-    while time.monotonic() < deadline:
-        clock.advance(DT)
-        pkg.add_j(5.0)
-        sampler.sample_once()
-        ticks += 1
-        if logged_at is None and any("has not returned" in r.getMessage() for r in caplog.records):
-            logged_at = ticks
-        if ticks > 1 and not sampler.window(clock.t - DT, clock.t).stalled:
-            break  # the hung call returned and its family answers again
-        time.sleep(0.05)
-    for _ in range(10):
-        clock.advance(DT)
-        pkg.add_j(5.0)
-        sampler.sample_once()
-    fed_s = clock.t - t0
-    w = sampler.window(t0, clock.t)
-    assert w.by_type["cpu"] == pytest.approx(50.0 * fed_s, abs=1e-6)  # RAPL measured throughout
-    assert w.by_type["gpu"] == pytest.approx(300.0 * fed_s, rel=0.05)  # recovered from the counter
-    assert logged_at == 1  # logged at the first tick that waited read_timeout_s for it
-    # A stalled family is waited for once, not at every tick: the first tick of the hang, the
-    # tick after it answered, and the last 10 ticks, however many ticks the hang lasted.
-    assert ticks > 3 and len(waits) == 12
-    assert sampler.window(hang_t, hang_t + 2 * DT).stalled
-    assert "otel_energy.stalled" in energy_attributes(w, 0.0, Intensity(1.0, "t"), 1.0)
-    assert not sampler.window(t0, hang_t - DT).stalled
-    assert not sampler.window(clock.t - 5 * DT, clock.t).stalled
-    sampler.stop()
+    sampler.start()
+    assert sampler.wait_for_sample(float("-inf"), HANG_GUARD_S)
+    return sampler, gpu, sampler.newest_sample_s
+
+
+def test_hung_nvml_call_stalls_only_its_family(log_events: LogEvents) -> None:
+    """NVML is read on the sampler thread; a call that does not return is given up on by the
+    watchdog, a replacement thread measures the CPU meanwhile, the GPU is stalled (logged once)
+    and recovers its energy from the counter when the call returns; the stuck thread ends."""
+    clock = RecordingClock()
+    sampler, gpu, t0 = hung_gpu_sampler(clock)
+    release = threading.Event()
+    try:
+        gpu.gate = release
+        assert gpu.entered.wait(HANG_GUARD_S)  # the sampler thread is in the call now
+        stuck = sampler._thread
+        assert stuck is not None
+        assert log_events.seen["has not returned"].wait(HANG_GUARD_S)
+        stalled_at = sampler.newest_sample_s
+        # The other devices go on while the call is still out: half a second of samples.
+        assert sampler.wait_for_sample(stalled_at + 0.5, HANG_GUARD_S)
+        during = sampler.window(stalled_at, sampler.newest_sample_s)
+        assert not release.is_set() and stuck.is_alive()
+        assert sampler._thread is not stuck  # replaced
+        assert during.complete and during.stalled
+        assert during.by_type["cpu"] == pytest.approx(50.0 * during.duration_s, rel=1e-9)
+        assert "gpu" not in during.by_type or during.by_type["gpu"] == 0.0
+        assert sum(1 for t in sampler._hist.t if stalled_at <= t <= during.t1_s) > 2
+        release.set()
+        assert log_events.seen["answer again"].wait(HANG_GUARD_S)
+        stuck.join(HANG_GUARD_S)
+        assert not stuck.is_alive()  # the abandoned thread ended once its call returned
+        assert sampler.wait_for_sample(time.monotonic(), HANG_GUARD_S)  # after the answer
+        back = sampler.newest_sample_s
+        assert sampler.wait_for_sample(back + 0.1, HANG_GUARD_S)
+        assert not sampler.window(back, sampler.newest_sample_s).stalled
+        end = sampler.newest_sample_s
+    finally:
+        release.set()
+        sampler.stop()
+    whole = sampler.window(t0, end)
+    assert whole.by_type["cpu"] == pytest.approx(50.0 * (end - t0), rel=1e-9)
+    assert whole.by_type["gpu"] == pytest.approx(300.0 * (end - t0), abs=0.002)  # mJ counter
+    assert whole.stalled
+    assert "otel_energy.stalled" in energy_attributes(whole, 0.0, Intensity(1.0, "t"), 1.0)
+    assert log_events.counts == {"has not returned": 1, "answer again": 1}
+    names = [t.name for t in threading.enumerate()]
+    assert "otel-energy-sampler" not in names and "otel-energy-watchdog" not in names
+
+
+def test_stop_during_a_hung_call_takes_a_last_sample_and_returns(log_events: LogEvents) -> None:
+    """``stop`` while the sampler thread is stuck in a driver call: the watchdog's replacement
+    takes the last sample (the GPU stalled in it), and stop returns without the call."""
+    clock = RecordingClock()
+    sampler, gpu, _t0 = hung_gpu_sampler(clock)
+    release = threading.Event()
+    gpu.gate = release
+    try:
+        assert gpu.entered.wait(HANG_GUARD_S)
+        stuck = sampler._thread
+        asked = time.monotonic()
+        sampler.stop(timeout_s=HANG_GUARD_S)
+        assert not release.is_set()  # returned while the call is still out
+        assert not sampler.running
+        assert sampler.newest_sample_s >= asked  # the last sample, by the replacement
+        assert sampler.window(asked - 0.001, sampler.newest_sample_s).stalled
+    finally:
+        release.set()
+    assert stuck is not None
+    stuck.join(HANG_GUARD_S)
+    assert not stuck.is_alive()
 
 
 def test_provisional_window_during_a_stall_extrapolates_from_the_last_good_read(
@@ -293,21 +388,39 @@ def test_provisional_window_during_a_stall_extrapolates_from_the_last_good_read(
         energy_mj=lambda: SINCE_LOAD_MJ + round(300_000 * (clock.t - t0)),
         power_mw=300_000,
     )
-    sampler = Sampler(discover_nvml({}, FakeNvml([gpu])), clock=clock, read_timeout_s=0.05)
+    sampler = Sampler(discover_nvml({}, FakeNvml([gpu])), clock=clock)
     sampler.sample_once()
     for _ in range(5):
         clock.advance(DT)
         sampler.sample_once()
-    gpu.hang_s = 1.0  # the next NVML call blocks (real time)
-    start = clock.t
-    for _ in range(5):  # five ticks without a GPU reading
-        clock.advance(DT)
-        sampler.sample_once()
-    assert sampler.window(start, clock.t).stalled
-    clock.advance(DT / 2)  # the block ends between samples: the tail is extrapolated too
-    w = sampler.window(start - 2 * DT, clock.t, extrapolate=True)
-    assert w.energy_j == pytest.approx(300.0 * (clock.t - start + 2 * DT), rel=1e-6)
-    sampler.stop()
+    release = threading.Event()
+    gpu.gate = release  # the next NVML call blocks until released
+    ended: list[BaseException] = []
+
+    def tick() -> None:
+        try:
+            sampler.sample_once()
+        except BaseException as exc:  # Abandoned, once released
+            ended.append(exc)
+
+    stuck = threading.Thread(target=tick)
+    stuck.start()
+    try:
+        assert gpu.entered.wait(HANG_GUARD_S)
+        # The watchdog's part (no sampler thread here): give up on the call now.
+        assert sampler._devices.abandon_overdue(time.monotonic(), 0.0)
+        start = clock.t
+        for _ in range(5):  # five ticks without a GPU reading
+            clock.advance(DT)
+            sampler.sample_once()
+        assert sampler.window(start, clock.t).stalled
+        clock.advance(DT / 2)  # the block ends between samples: the tail is extrapolated too
+        w = sampler.window(start - 2 * DT, clock.t, extrapolate=True)
+        assert w.energy_j == pytest.approx(300.0 * (clock.t - start + 2 * DT), rel=1e-6)
+    finally:
+        release.set()
+        stuck.join(HANG_GUARD_S)
+    assert [type(e) for e in ended] == [Abandoned]  # its late results are dropped
 
 
 # ---- case 5: partly readable powercap ----

@@ -341,12 +341,12 @@ class ThreadRecorder:
         self.sensor.close()
 
 
-def test_rapl_and_psutil_are_read_on_the_sampler_thread_drivers_on_their_own(
-    tmp_path: Path, clock: FakeClock
+def test_every_family_is_read_on_the_sampler_thread_without_reader_threads(
+    tmp_path: Path,
 ) -> None:
-    """A hand-off to a reader thread costs two thread wake-ups per family and tick (most of
-    the sampler's CPU: 0.62% of a core for 8 GPUs at 100 ms). Only driver calls, which can
-    hang, are worth it; RAPL (pread of an open file) and psutil are read by the sampler."""
+    """A hand-off to a reader thread cost two thread wake-ups per family and tick (most of the
+    sampler's CPU). Every family, drivers included, is read on the sampler thread; a hung
+    driver call is left to the watchdog (tests/engine/test_faults.py, case 4)."""
     server_tree(tmp_path)
     real = [
         *discover_nvml({}, FakeNvml([FakeGpu("GPU-a")])),
@@ -354,15 +354,20 @@ def test_rapl_and_psutil_are_read_on_the_sampler_thread_drivers_on_their_own(
         CpuEstimate(100.0),
     ]
     threads: dict[str, set[str]] = {}
-    sampler = Sampler([ThreadRecorder(s, threads) for s in real], clock=clock)
-    run(sampler, clock, 3)
-    me = threading.current_thread().name
-    assert threads == {"nvml": {"otel-energy-read-nvml"}, "rapl": {me}, "psutil": {me}}
-    names = {t.name for t in threading.enumerate()}
-    assert "otel-energy-read-nvml" in names
-    assert not names & {"otel-energy-read-rapl", "otel-energy-read-psutil"}
-    assert sampler.window(clock.t - 0.3, clock.t).by_type.keys() == {"gpu", "cpu", "memory"}
-    sampler.stop()
+    sampler = Sampler([ThreadRecorder(s, threads) for s in real], interval_s=0.01)
+    sampler.start()
+    try:
+        assert sampler.wait_for_sample(float("-inf"), 30.0)
+        assert sampler.wait_for_sample(sampler.newest_sample_s + 0.001, 30.0)
+        names = {t.name for t in threading.enumerate()}
+    finally:
+        sampler.stop()
+    me = "otel-energy-sampler"
+    assert threads == {"nvml": {me}, "rapl": {me}, "psutil": {me}}
+    assert not {n for n in names if n.startswith("otel-energy-read")}
+    assert {"otel-energy-sampler", "otel-energy-watchdog"} <= names
+    w = sampler.window(sampler.newest_sample_s - 0.001, sampler.newest_sample_s)
+    assert w.by_type.keys() == {"gpu", "cpu", "memory"}
 
 
 def test_a_snapshot_is_one_tick_never_energy_of_one_and_power_of_the_next(

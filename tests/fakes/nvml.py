@@ -7,6 +7,7 @@ classes.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ class FakeGpu:
     """Every call on this GPU's handle (and getting the handle) fails with GPU_IS_LOST."""
     hang_s: float = 0.0
     """The next reads block this long (a hung driver call), then clear."""
+    gate: threading.Event | None = None
+    """Set: the next call blocks until this event is set (a hung driver call that the test
+    releases), then clears; ``entered`` is set when that call has started."""
+    entered: threading.Event = field(default_factory=threading.Event)
     power_limit_mw: int | None = 700_000
     """``nvmlDeviceGetEnforcedPowerLimit``; None: NOT_SUPPORTED."""
     utilization_pct: int | Callable[[], int] | None = 90
@@ -65,6 +70,10 @@ class FakeGpu:
         if self.hang_s:
             hang, self.hang_s = self.hang_s, 0.0
             time.sleep(hang)
+        if self.gate is not None:
+            gate, self.gate = self.gate, None
+            self.entered.set()
+            gate.wait()
         self.calls += 1
         return v() if callable(v) else v
 

@@ -8,13 +8,12 @@ GPU utilization over time.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 
 from otel_energy.engine.accumulate import Track
 from otel_energy.engine.health import DeviceHealth
 from otel_energy.engine.history import Faults
-from otel_energy.engine.readers import Reader, make_readers
+from otel_energy.engine.readers import GuardedReader, Reader, make_readers
 from otel_energy.sensors.base import GpuStats, Reading, Sensor
 
 
@@ -25,7 +24,6 @@ class Devices:
         sensors: the devices, in the order of the history's columns.
         interval_s: the sampler's interval (s).
         max_failures: see ``DeviceHealth``.
-        read_timeout_s: how long a tick waits for a driver family (s).
     """
 
     def __init__(
@@ -33,7 +31,6 @@ class Devices:
         sensors: Sequence[Sensor],
         interval_s: float,
         max_failures: int,
-        read_timeout_s: float,
     ) -> None:
         n = len(sensors)
         self.sensors = list(sensors)
@@ -54,8 +51,7 @@ class Devices:
         1-10 s refresh does not make every component window an allocation: its own lag is in
         its method's uncertainty."""
         self.readers: list[Reader] | None = None
-        """Created at the first read (threads start there, on the sampler thread)."""
-        self._read_timeout_s = read_timeout_s
+        """Created at the first read (on the sampler thread)."""
         self._util_t: list[float | None] = [None] * n
 
     def read(self, t: float) -> list[tuple[int, float]]:
@@ -88,31 +84,36 @@ class Devices:
             sum(tr.filled_j for tr in self.tracks),
         )
 
-    def close(self) -> None:
-        """End the reader threads (each after the call it is blocked in, if any)."""
-        for reader in self.readers or ():
-            reader.close()
+    @property
+    def guarded(self) -> bool:
+        """True when some family's reads can hang (a driver: the sampler then runs a watchdog)."""
+        return any(isinstance(r, GuardedReader) for r in self.readers or ())
+
+    def abandon_overdue(self, now: float, timeout_s: float) -> bool:
+        """The watchdog's look (on its own thread): True when a driver read has been out longer
+        than ``timeout_s`` at ``now`` (``time.monotonic()`` s); its thread is then given up on
+        (``engine.readers``) and the caller starts a replacement."""
+        return any(
+            r.abandon_if_overdue(now, timeout_s)
+            for r in self.readers or ()
+            if isinstance(r, GuardedReader)
+        )
 
     def _read_all(self, t: float) -> list[tuple[int, Reading | Exception]]:
-        """Every family's reads for this tick; a family still blocked in a call is skipped."""
-        if self.readers is None:
-            self.readers = make_readers(self.sensors)
+        """Every family's reads for this tick; a family whose call is still out on an abandoned
+        thread (stalled) is skipped without waiting."""
+        readers = self.readers
+        if readers is None:
+            readers = self.readers = make_readers(self.sensors)
         health = self.health
-        # Driver families come first in ``readers``: their threads read while this thread reads
-        # the inline families (RAPL, psutil) in ``request``.
-        asked = [reader for reader in self.readers if reader.request(health.skip(reader, t))]
-        # Wait only for the families asked now: one still blocked in an older call (stalled)
-        # is not waited for again, so it costs the other families nothing.
-        deadline = time.monotonic() + self._read_timeout_s
-        for reader in asked:
-            reader.wait(deadline - time.monotonic())
         out: list[tuple[int, Reading | Exception]] = []
-        for reader in self.readers:
-            results = reader.take()
+        for reader in readers:
+            results = reader.read(health.skip(reader, t))  # may raise Abandoned
             if results is None:
                 health.stalled(reader)
                 continue
-            health.answered(reader)
+            if reader.stall_logged:
+                health.answered(reader)
             out.extend(results)
         return out
 

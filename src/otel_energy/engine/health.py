@@ -19,6 +19,8 @@ _log = logging.getLogger(__name__)
 RETRY_FIRST_S = 1.0  # a failed device is retried after this long, then twice as long each time
 RETRY_MAX_S = 30.0
 
+_NONE: frozenset[int] = frozenset()
+
 SensorSource = Sequence[Sensor] | Callable[[], Sequence[Sensor]]
 
 
@@ -59,6 +61,8 @@ class DeviceHealth:
 
     def skip(self, reader: Reader, t: float) -> frozenset[int]:
         """The devices of ``reader`` that wait for their retry time at ``t`` (s)."""
+        if True not in self.failed:  # the usual tick: nothing to build
+            return _NONE
         return frozenset(i for i, _ in reader.sensors if self.failed[i] and t < self.retry_at[i])
 
     def count_stalls(self, before: Sequence[bool]) -> None:

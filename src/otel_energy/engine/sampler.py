@@ -27,6 +27,7 @@ from otel_energy.engine.devices import Devices
 from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, discover
 from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, WindowEnergy
 from otel_energy.engine.job_energy import JobEnergy
+from otel_energy.engine.readers import Abandoned
 from otel_energy.engine.snapshot import (
     DeviceState,
     Snapshot,
@@ -73,9 +74,10 @@ class Sampler:
         rank: who this process is (host, rank); identity attributes of everything it reports.
         unmeasured: devices that discovery found but cannot measure; the factory may fill this
             list on the sampler thread. Windows name them in ``missing_devices``.
-        read_timeout_s: how long a tick waits for a driver family's reads before going on
-            without it (that family is then stalled, logged once); default two intervals, at
-            least 0.2 s. RAPL and psutil are read on the sampler thread (engine.readers).
+        read_timeout_s: how long a driver family's read may stay out before the watchdog
+            gives up on it and a replacement thread measures the other devices (the family is
+            then stalled, logged once, until the call returns; ``engine.readers``); default two
+            intervals, at least 0.2 s.
         job: the job's share of each device (``engine.job_energy``); None: attribution off.
     """
 
@@ -106,7 +108,7 @@ class Sampler:
         self._unmeasured = unmeasured if unmeasured is not None else []
         self._read_timeout_s = read_timeout_s or max(2 * interval_s, 0.2)
         self._hist = History(history_len)
-        self._devices = Devices([], interval_s, max_failures, self._read_timeout_s)
+        self._devices = Devices([], interval_s, max_failures)
         self._co2: list[float] = []
         self._samples = 0  # taken since start (the history keeps only the newest)
         self._latest: Tick = empty_tick(self._intensity.current())
@@ -115,6 +117,9 @@ class Sampler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._finished = threading.Event()
+        """Set by the thread that takes the last sample of a run (after ``stop``)."""
+        self._watchdog: threading.Thread | None = None
         self._pid = os.getpid()
         self._listeners: list[Callable[[float], None]] = []
         ref = weakref.ref(self)
@@ -134,9 +139,13 @@ class Sampler:
         if self.running or not self.in_owner_process:
             return
         self._stop.clear()
+        self._finished = finished = threading.Event()
         self._intensity.start()  # a live source refreshes on its own thread; the table: no-op
-        self._thread = threading.Thread(target=self._run, name="otel-energy-sampler", daemon=True)
-        self._thread.start()
+        self._spawn(finished)
+        self._watchdog = threading.Thread(
+            target=self._watch, args=(finished,), name="otel-energy-watchdog", daemon=True
+        )
+        self._watchdog.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Take a last sample, stop the thread and close the sensors (idempotent)."""
@@ -145,9 +154,14 @@ class Sampler:
             return
         self._stop.set()
         self._wake.set()
-        thread.join(timeout_s)
+        # The last sample is taken by whichever thread samples then: a thread stuck in a driver
+        # call is replaced within 1.5 read timeouts, and its replacement takes it.
+        deadline = time.monotonic() + timeout_s
+        self._finished.wait(timeout_s)
+        last = self._thread
+        if last is not None:
+            last.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
-        self._devices.close()
         self._intensity.stop()
         self.job.close()
         for sensor in self._sensors or ():
@@ -173,11 +187,43 @@ class Sampler:
                 self._cond.wait(min(left, self.interval_s))
             return True
 
-    def _run(self) -> None:
+    def _spawn(self, finished: threading.Event) -> None:
+        """Start a sampler thread for the run that ``finished`` ends (the first, or the
+        replacement of one stuck in a driver call)."""
+        thread = threading.Thread(
+            target=self._run, args=(finished,), name="otel-energy-sampler", daemon=True
+        )
+        thread.start()
+        self._thread = thread  # after start: ``running`` never sees a thread not yet alive
+
+    def _watch(self, finished: threading.Event) -> None:
+        """The watchdog: every half read timeout, give up on a driver read that has been out
+        longer than the timeout and start a replacement sampler thread (``engine.readers``).
+        One wake-up per half timeout, instead of a hand-off to a reader thread per tick."""
+        while not finished.wait(self._read_timeout_s / 2):
+            devices = self._devices
+            if devices.readers is not None and not devices.guarded:
+                return  # no driver family: nothing can hang (RAPL, psutil only)
+            if devices.abandon_overdue(time.monotonic(), self._read_timeout_s):
+                self._spawn(finished)
+
+    def _run(self, finished: threading.Event) -> None:
+        abandoned = False
+        try:
+            self._loop()
+        except Abandoned:
+            abandoned = True  # a replacement samples now; ``finished`` is its to set
+        finally:
+            if not abandoned:
+                finished.set()
+
+    def _loop(self) -> None:
         next_t = time.monotonic()
         while True:
             try:
                 self.sample_once()
+            except Abandoned:
+                raise
             except Exception:  # the sampler must outlive any bug in one tick
                 _log.exception("otel-energy: sampler tick failed")
             if self._stop.is_set():
@@ -200,13 +246,9 @@ class Sampler:
         if self._sensors is None:
             self._sensors = discover(self._source)
         if len(self._devices.sensors) != len(self._sensors):
-            self._devices = Devices(
-                self._sensors, self.interval_s, self._max_failures, self._read_timeout_s
-            )
+            self._devices = Devices(self._sensors, self.interval_s, self._max_failures)
             self._co2 = [0.0] * len(self._sensors)
             self.job.start([s.info for s in self._sensors])
-            # A sampler dropped without stop() (tests, a one-off window) ends its reader threads.
-            weakref.finalize(self, self._devices.close)
         return self._sensors
 
     def sample_once(self) -> None:
@@ -313,7 +355,9 @@ def _forget_in_child(ref: weakref.ref[Sampler]) -> None:
     sampler = ref()
     if sampler is not None:
         sampler._thread = None
-        sampler._devices.readers = None  # reader threads do not exist in the child either
+        sampler._devices.readers = None  # fresh readers: a lock may have been held at the fork
+        sampler._watchdog = None  # nor does the watchdog
+        sampler._finished = threading.Event()
         sampler._cond = threading.Condition(threading.Lock())
         sampler._stop = threading.Event()
         sampler._wake = threading.Event()
