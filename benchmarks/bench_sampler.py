@@ -13,6 +13,7 @@ alternately on two versions of the code for a same-machine before/after ratio.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -120,6 +121,141 @@ def history_bytes(n_gpus: int, root: Path, samples: int) -> float:
     return float(after - before)
 
 
+# ---- default settings (psutil estimates, attribution on), before/after in one run ----
+
+
+def default_sampler(n_gpus: int, interval: float) -> Any:
+    """The sampler ``session`` builds with default settings on this machine (no powercap: CPU
+    and memory estimated through psutil; attribution ``auto``: this process's tree), over
+    ``n_gpus`` fake NVML GPUs (counter mode, a live counter)."""
+    from otel_energy.config import load_config
+    from otel_energy.engine.runtime import build_sampler
+
+    gpus = [
+        FakeGpu(
+            f"GPU-{i:08d}-0000-0000-0000-000000000000",
+            energy_mj=lambda: int(time.monotonic() * 300_000),
+        )
+        for i in range(n_gpus)
+    ]
+    env = {"OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL": str(interval)}
+    return build_sampler(load_config(env), env, nvml=FakeNvml(gpus))
+
+
+def ticks_child(n_gpus: int, interval: float, seconds: float) -> dict[str, float]:
+    """One measurement in this process: the CPU of every ``otel-energy-*`` thread (sampler,
+    watchdog, reader threads where the code has them) per wall second and per tick."""
+    sampler = default_sampler(n_gpus, interval)
+    sampler.start()
+    sampler.wait_for_sample(float("-inf"), 30.0)
+    time.sleep(0.5)  # past discovery and start-up
+    c0, w0, n0 = sampler_threads_cpu_s(), time.monotonic(), sampler.history_size
+    time.sleep(seconds)
+    c1, w1, n1 = sampler_threads_cpu_s(), time.monotonic(), sampler.history_size
+    sampler.stop()
+    return {
+        "cpu_share_of_one_core": (c1 - c0) / (w1 - w0),
+        "us_per_tick": (c1 - c0) / max(n1 - n0, 1) * 1e6,
+        "ticks": n1 - n0,
+    }
+
+
+def tick_parts(n_gpus: int, seconds: float) -> dict[str, float]:
+    """CPU (us per tick, per-thread clocks) of each part of a tick on a running sampler at
+    0.1 s: sensor reads by family (timed on whichever thread runs them), the fold, the job's
+    attribution, publishing, and every ``otel-energy-*`` thread's whole CPU per tick."""
+    sampler = default_sampler(n_gpus, 0.1)
+    sampler.start()
+    sampler.wait_for_sample(float("-inf"), 30.0)
+    parts: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.thread_time_ns()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                parts[name] = parts.get(name, 0.0) + (time.thread_time_ns() - t0) / 1e3
+
+        return run
+
+    for sensor in sampler.sensors:
+        sensor.read = timed(f"read {sensor.info.reader_family}", sensor.read)
+    sampler._devices.read = timed("devices.read (reads + fold)", sampler._devices.read)
+    sampler.job.tick = timed("job.tick (attribution)", sampler.job.tick)
+    sampler._publish = timed("publish", sampler._publish)
+    time.sleep(0.5)
+    parts.clear()
+    c0, n0 = sampler_threads_cpu_s(), sampler.history_size
+    time.sleep(seconds)
+    c1, n1 = sampler_threads_cpu_s(), sampler.history_size
+    sampler.stop()
+    ticks = max(n1 - n0, 1)
+    out = {k: v / ticks for k, v in parts.items()}
+    out["all otel-energy threads"] = (c1 - c0) / ticks * 1e6
+    return out
+
+
+def load_avg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def compare_ticks(
+    before_src: Path, gpus: list[int], interval: float, seconds: float, pairs: int
+) -> dict[str, Any]:
+    """Alternate child processes on ``before_src`` (e.g. an export of main's src/) and on this
+    tree, ``pairs`` times per GPU count, order swapped every pair; median of each side."""
+    import json
+    import os
+    import subprocess
+
+    here = Path(__file__).resolve()
+    mine = here.parents[1] / "src"
+    rows: list[dict[str, Any]] = []
+    for n in gpus:
+        got: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+        loads = []
+        for k in range(pairs):
+            order = [("before", before_src), ("after", mine)]
+            for side, src in order if k % 2 == 0 else order[::-1]:
+                env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{here.parents[1]}"}
+                cmd = [sys.executable, str(here), "--child-ticks", str(n), str(interval)]
+                proc = subprocess.run(
+                    [*cmd, str(seconds)], env=env, capture_output=True, text=True, check=True
+                )
+                got[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                loads.append(load_avg())
+        row: dict[str, Any] = {"gpus": n, "interval_s": interval, "load_avg": loads}
+        for side, runs in got.items():
+            row[side] = {
+                key: median([r[key] for r in runs])
+                for key in ("cpu_share_of_one_core", "us_per_tick")
+            }
+            row[side]["runs"] = runs
+        rows.append(row)
+    return {"rows": rows, "seconds": seconds, "pairs": pairs}
+
+
+def ticks_table(result: dict[str, Any]) -> list[str]:
+    md = [
+        "",
+        f"Default settings (psutil estimates, attribution on), {result['seconds']:g} s per"
+        f" child process, {result['pairs']} before/after pairs alternated, medians:",
+        "",
+        "| GPUs | interval | before: % of a core | us/tick | after: % of a core | us/tick | load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        b, a = r["before"], r["after"]
+        md.append(
+            f"| {r['gpus']} | {r['interval_s'] * 1000:g} ms"
+            f" | {b['cpu_share_of_one_core'] * 100:.3f}%"
+            f" | {b['us_per_tick']:.0f} | {a['cpu_share_of_one_core'] * 100:.3f}%"
+            f" | {a['us_per_tick']:.0f} | {r['load_avg'][0]} .. {r['load_avg'][-1]} |"
+        )
+    return md
+
+
 def cpu_rows(root: Path, seconds: float, reps: int) -> list[dict[str, Any]]:
     """CPU share of the sampler's threads for 1, 8, 64 GPUs at 100 ms and 10 ms."""
     rows = []
@@ -186,7 +322,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--cpu-only", action="store_true", help="only the CPU rows and the floor")
     ap.add_argument("--reps", type=int, default=None, help="runs per row (median)")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="a src/ of the code to compare with (e.g. main exported): default-settings"
+        " before/after rows, alternated, and the per-part timing of a tick",
+    )
+    ap.add_argument("--gpus", default="1,8,64", help="GPU counts of the --before rows")
+    ap.add_argument("--pairs", type=int, default=3, help="before/after pairs per row")
+    ap.add_argument("--seconds", type=float, default=None, help="seconds per measurement")
+    ap.add_argument("--child-ticks", nargs=3, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child-parts", nargs=2, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.child_ticks:  # one measurement, in a child process of --before
+        n, interval, secs = a.child_ticks
+        print(json.dumps(ticks_child(int(n), float(interval), float(secs))))
+        return {}
+    if a.child_parts:
+        n, secs = a.child_parts
+        print(json.dumps(tick_parts(int(n), float(secs))))
+        return {}
+    if a.before is not None:
+        return before_after(a)
     seconds, reps = (0.5, 1) if a.quick else (5.0, 3)
     reps = a.reps or reps
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,6 +368,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     md = cpu_table(rows, seconds, reps, floor) + query_table(latency, memory)
     write("sampler_quick" if a.quick else "sampler", result, "\n".join(md), a.out)
+    print("\n".join(md))
+    return result
+
+
+def before_after(a: argparse.Namespace) -> dict[str, Any]:
+    """The default-settings rows and tick parts, ``--before`` against this tree."""
+    import os
+    import subprocess
+
+    seconds = a.seconds or (1.0 if a.quick else 5.0)
+    gpus = [int(g) for g in a.gpus.split(",")]
+    result = compare_ticks(a.before, gpus, 0.1, seconds, a.pairs)
+    here = Path(__file__).resolve()
+    parts: dict[str, dict[int, Any]] = {}
+    for side, src in (("before", a.before), ("after", here.parents[1] / "src")):
+        env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{here.parents[1]}"}
+        for n in gpus:
+            cmd = [sys.executable, str(here), "--child-parts", str(n), str(seconds)]
+            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+            parts.setdefault(side, {})[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["parts_us"] = parts
+    result["machine"] = machine()
+    md = ["# Sampler cost, default settings: before/after", "", *ticks_table(result)]
+    md += ["", "CPU per part of a tick (us per tick, per-thread clocks, running sampler):", ""]
+    for n in gpus:
+        md += [f"{n} GPUs:", "", "| part | before | after |", "|---|---|---|"]
+        keys = list(dict.fromkeys([*parts["before"][n], *parts["after"][n]]))
+        for k in keys:
+            b, f = parts["before"][n].get(k), parts["after"][n].get(k)
+            md.append(
+                f"| {k} | {'' if b is None else f'{b:.0f}'} | {'' if f is None else f'{f:.0f}'} |"
+            )
+        md.append("")
+    write("sampler_ticks_quick" if a.quick else "sampler_ticks", result, "\n".join(md), a.out)
     print("\n".join(md))
     return result
 

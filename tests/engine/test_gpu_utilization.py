@@ -40,17 +40,45 @@ def test_window_utilization_is_time_weighted(clock: FakeClock) -> None:
     s = sampler_for(gpu, clock)
     t0 = clock.t
     s.sample_once()  # first reading: starts the integral, covers nothing before it
-    for pct, dt in ((20, 1.0), (80, 3.0), (50, 0.5)):
+    for pct, dt in ((20, 1.0), (80, 3.0), (50, 1.5)):  # each tick a stats read (>= 1 s apart)
         util[0] = pct
         clock.advance(dt)
         s.sample_once()
     w = s.window(t0, clock.t)
-    assert w.gpu_utilization == pytest.approx((0.2 * 1.0 + 0.8 * 3.0 + 0.5 * 0.5) / 4.5)
+    assert w.gpu_utilization == pytest.approx((0.2 * 1.0 + 0.8 * 3.0 + 0.5 * 1.5) / 5.5)
     # A window inside one interval gets that interval's figure.
     assert s.window(t0 + 1.5, t0 + 2.5).gpu_utilization == pytest.approx(0.8)
     assert s.window(t0 + 0.5, t0 + 2.0).gpu_utilization == pytest.approx(
         (0.2 * 0.5 + 0.8 * 1.0) / 1.5
     )
+
+
+def test_stats_are_read_once_a_second_and_held_between_reads(clock: FakeClock) -> None:
+    """At 0.1 s, utilization/memory are read every tenth tick (STATS_PERIOD_S), energy and
+    power every tick; a figure is charged to the tick it was read at and held for the ticks
+    after it until the next read."""
+    util, reads = [20], [0]
+
+    def pct() -> int:
+        reads[0] += 1
+        return util[0]
+
+    gpu = FakeGpu(UUID, energy_mj=lambda: round(clock.t * 1000), utilization_pct=pct)
+    s = sampler_for(gpu, clock)
+    t0 = clock.t
+    s.sample_once()  # a stats read: starts the integral
+    for k in range(1, 31):
+        if k == 5:
+            util[0] = 80  # between reads: seen at the read at k = 10
+        clock.advance(0.1)
+        s.sample_once()
+    assert reads[0] == 4  # k = 0, 10, 20, 30 of 31 ticks
+    # (t0, t0+0.9]: the 20 % read at t0, held; (t0+0.9, t0+3]: 80 %, read at t0+1 and held.
+    w = s.window(t0, clock.t)
+    assert w.gpu_utilization == pytest.approx((0.2 * 0.9 + 0.8 * 2.1) / 3.0)
+    assert s.window(t0 + 0.3, t0 + 0.7).gpu_utilization == pytest.approx(0.2)
+    assert s.window(t0 + 1.2, t0 + 2.8).gpu_utilization == pytest.approx(0.8)
+    assert s.window(t0, clock.t).energy_j == pytest.approx(3.0)  # 1 W, read every tick
 
 
 @pytest.mark.parametrize(

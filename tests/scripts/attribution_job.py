@@ -61,6 +61,19 @@ def sample_now(sampler: Sampler) -> tuple[Snapshot, float]:
     return snap, t.user + t.system + t.children_user + t.children_system
 
 
+def seen_by_sampler(sampler: Sampler, pids: set[int]) -> None:
+    """Wait (sample by sample) until the sampler's GPU stats list ``pids``: GPU stats are read
+    once per second (engine.devices.STATS_PERIOD_S), so the list written before ``go`` reaches
+    the share up to a second later; the measured stretch starts once it has."""
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        snap = sampler.snapshot()
+        if any(d.gpu and pids <= set(d.gpu.processes or ()) for d in snap.devices):
+            return
+        sampler.wait_for_sample(snap.t_s + 1e-9, 10.0)
+    raise AssertionError(f"the sampler never saw the processes {pids} on the GPU")
+
+
 def main() -> None:
     sync, rate, seconds = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
     gpu = FakeGpu(
@@ -77,6 +90,7 @@ def main() -> None:
     sampler.wait_for_sample(float("-inf"), 30.0)
     (sync / f"ready-{os.getpid()}").write_text("")
     wait_for(sync / "go")
+    seen_by_sampler(sampler, {int(p) for p in gpu_state(sync)["pids"]})  # type: ignore[attr-defined]
     first, cpu0 = sample_now(sampler)
     subprocess.run([sys.executable, "-c", BURNER, str(rate), str(seconds)], check=True)
     (sync / f"burnt-{os.getpid()}").write_text("")

@@ -19,8 +19,8 @@ RESYNC_S = 1.0
 RESYNC_READS = 3
 """... and for at least this many reads."""
 JITTER_S = 0.25
-"""Slack (s) added to the time between reads in the bound: reads run on reader threads that may
-wait for the GIL (100-200 ms seen while the training thread builds a model), so a read can come
+"""Slack (s) added to the time between reads in the bound: the sampler thread that reads may wait
+for the GIL (100-200 ms seen while the training thread builds a model), so a read can come
 later than its tick's timestamp, and an immediate sample (``wait_for_sample``) can follow the
 previous one within a millisecond. The glitches the bound exists for are far larger."""
 

@@ -16,6 +16,13 @@ from otel_energy.engine.history import Faults
 from otel_energy.engine.readers import GuardedReader, Reader, make_readers
 from otel_energy.sensors.base import GpuStats, Reading, Sensor
 
+STATS_PERIOD_S = 1.0
+"""How often GPU utilization, memory and per-process figures are read (s of the sampler clock;
+every tick at intervals of a second or more). Energy and power are read every tick. NVML's own
+utilization is the busy fraction of its last 1/6 s to 1 s, and per-process samples accumulate in
+the driver between reads, so a read per second loses little; it halves the NVML calls per tick
+(docs/performance.md)."""
+
 
 class Devices:
     """The state of ``sensors`` across ticks.
@@ -52,23 +59,37 @@ class Devices:
         its method's uncertainty."""
         self.readers: list[Reader] | None = None
         """Created at the first read (on the sampler thread)."""
+        self._interval_s = interval_s
+        self._stats_t: float | None = None
+        """Sampler-clock time (s) of the last tick that read GPU stats."""
         self._util_t: list[float | None] = [None] * n
+        self._util_ok = [False] * n
+        """The device's latest utilization may be held: read, and a good read every tick since."""
+        self._gpus = [i for i, s in enumerate(sensors) if s.info.hw_type == "gpu"]
 
     def read(self, t: float) -> list[tuple[int, float]]:
-        """Read every healthy device at ``t`` (s); returns (device, energy added in J) pairs."""
+        """Read every healthy device at ``t`` (s); returns (device, energy added in J) pairs.
+
+        GPU stats (utilization, memory, processes) are read every ``STATS_PERIOD_S`` of the
+        sampler clock (every tick at intervals of a second or more); energy and power every tick.
+        """
+        stats = self._stats_t is None or t - self._stats_t >= STATS_PERIOD_S - self._interval_s / 2
+        if stats:
+            self._stats_t = t
         before = list(self.health.stale)
         added: list[tuple[int, float]] = []
-        utilized: set[int] = set()
-        for i, result in self._read_all(t):
+        for i, result in self._read_all(t, stats):
             if isinstance(result, Exception):
                 self.health.failure(i, self.sensors[i], result, t)
                 continue
             added.append((i, self._fold(i, t, result)))
-            if result.gpu is not None:
-                self.gpu[i] = result.gpu
-                if result.gpu.utilization is not None:
-                    utilized.add(i)
-        self._fold_utilization(t, utilized)
+            gpu = result.gpu
+            if gpu is not None:
+                self.gpu[i] = gpu
+                self._util_ok[i] = gpu.utilization is not None
+            elif stats:  # asked for, none: not reported (unsupported, a transient error)
+                self._util_ok[i] = False
+        self._fold_utilization(t)
         self.health.count_stalls(before)
         return added
 
@@ -99,16 +120,16 @@ class Devices:
             if isinstance(r, GuardedReader)
         )
 
-    def _read_all(self, t: float) -> list[tuple[int, Reading | Exception]]:
-        """Every family's reads for this tick; a family whose call is still out on an abandoned
-        thread (stalled) is skipped without waiting."""
+    def _read_all(self, t: float, stats: bool) -> list[tuple[int, Reading | Exception]]:
+        """Every family's reads for this tick (with GPU stats when ``stats``); a family whose call
+        is still out on an abandoned thread (stalled) is skipped without waiting."""
         readers = self.readers
         if readers is None:
             readers = self.readers = make_readers(self.sensors)
         health = self.health
         out: list[tuple[int, Reading | Exception]] = []
         for reader in readers:
-            results = reader.read(health.skip(reader, t))  # may raise Abandoned
+            results = reader.read(health.skip(reader, t), stats)  # may raise Abandoned
             if results is None:
                 health.stalled(reader)
                 continue
@@ -127,16 +148,22 @@ class Devices:
         self.read_t[i] = t
         return delta
 
-    def _fold_utilization(self, t: float, utilized: set[int]) -> None:
-        """Integrate each GPU's utilization over the interval it describes (its last one).
+    def _fold_utilization(self, t: float) -> None:
+        """Integrate each GPU's utilization over this tick's interval.
 
-        The driver's figure is the busy fraction of its own recent period, so it is charged to
-        (previous reading, t]; a GPU without a reading this tick leaves a gap (not counted), so a
-        failing or stalled GPU does not stretch an old figure over its outage.
+        The driver's figure is the busy fraction of its own recent period, so a fresh reading is
+        charged to (previous tick, t]; between stats reads (``STATS_PERIOD_S``) the latest one is
+        held for the ticks that follow. A GPU without a good read this tick (failing, stalled)
+        leaves a gap (not counted) and its held figure is dropped, so that an old figure is never
+        stretched over an outage: counting resumes from its next stats read.
         """
         busy_s, seen_s = self.util
-        for i, prev in enumerate(self._util_t):
-            if i not in utilized:
+        for i in self._gpus:
+            prev = self._util_t[i]
+            if self.read_t[i] != t:  # no good read this tick: a gap, the held figure dropped
+                self._util_t[i], self._util_ok[i] = None, False
+                continue
+            if not self._util_ok[i]:
                 self._util_t[i] = None
                 continue
             stats = self.gpu[i]

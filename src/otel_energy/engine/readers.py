@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from otel_energy.sensors.base import Reading, Sensor
@@ -44,21 +44,31 @@ class Reader(Protocol):
     """``time.monotonic()`` when a read still out started (None: none out)."""
     stall_logged: bool
 
-    def read(self, skip: frozenset[int]) -> list[tuple[int, Result]] | None:
+    def read(self, skip: frozenset[int], stats: bool = True) -> list[tuple[int, Result]] | None:
         """This tick's results, or None while an earlier read is still out (stalled)."""
         ...
 
 
+Call = Callable[[], Reading]
+
+
+def calls(sensors: Sequence[tuple[int, Sensor]]) -> list[tuple[int, Call, Call]]:
+    """Per sensor: (index, its full ``read``, its energy-only read: ``read_energy`` where it
+    has one, else ``read``), bound once instead of looked up at every tick."""
+    return [(i, s.read, getattr(s, "read_energy", s.read)) for i, s in sensors]
+
+
 def read_all(
-    sensors: Sequence[tuple[int, Sensor]], skip: frozenset[int]
+    sensors: Sequence[tuple[int, Call, Call]], skip: frozenset[int], stats: bool = True
 ) -> list[tuple[int, Result]]:
-    """Read every sensor not in ``skip``; a sensor's exception is its result."""
+    """Read every sensor not in ``skip`` (with its GPU stats when ``stats``, else energy only);
+    a sensor's exception is its result."""
     results: list[tuple[int, Result]] = []
-    for i, sensor in sensors:
+    for i, full, energy in sensors:
         if i in skip:
             continue
         try:
-            results.append((i, sensor.read()))
+            results.append((i, full() if stats else energy()))
         except Exception as exc:  # counted by the sampler: retried with backoff
             results.append((i, exc))
     return results
@@ -88,10 +98,11 @@ class InlineReader:
         self.sensors = list(sensors)
         self.busy_since: float | None = None  # never out: it answers before read returns
         self.stall_logged = False
+        self._calls = calls(self.sensors)
 
-    def read(self, skip: frozenset[int]) -> list[tuple[int, Result]]:
+    def read(self, skip: frozenset[int], stats: bool = True) -> list[tuple[int, Result]]:
         """Read every sensor not in ``skip`` now."""
-        return read_all(self.sensors, skip)
+        return read_all(self._calls, skip, stats)
 
 
 class GuardedReader:
@@ -110,8 +121,9 @@ class GuardedReader:
         self.stall_logged = False
         self._abandoned = False
         self._lock = threading.Lock()  # the watchdog's verdict against the call's return
+        self._calls = calls(self.sensors)
 
-    def read(self, skip: frozenset[int]) -> list[tuple[int, Result]] | None:
+    def read(self, skip: frozenset[int], stats: bool = True) -> list[tuple[int, Result]] | None:
         """Read every sensor not in ``skip`` now; None while a read abandoned by the watchdog is
         still out (the family is stalled). Raises ``Abandoned`` on a thread whose read returned
         after the watchdog gave up on it."""
@@ -119,7 +131,7 @@ class GuardedReader:
             if self.busy_since is not None:
                 return None
             self.busy_since = time.monotonic()
-        results = read_all(self.sensors, skip)
+        results = read_all(self._calls, skip, stats)
         with self._lock:
             self.busy_since = None
             abandoned, self._abandoned = self._abandoned, False

@@ -158,10 +158,10 @@ class Sampler:
         # call is replaced within 1.5 read timeouts, and its replacement takes it.
         deadline = time.monotonic() + timeout_s
         self._finished.wait(timeout_s)
-        last = self._thread
-        if last is not None:
-            last.join(max(0.0, deadline - time.monotonic()))
-        self._thread = None
+        for ended in (self._thread, self._watchdog):  # the watchdog ends with ``finished``
+            if ended is not None:
+                ended.join(max(0.0, deadline - time.monotonic()))
+        self._thread = self._watchdog = None
         self._intensity.stop()
         self.job.close()
         for sensor in self._sensors or ():

@@ -78,6 +78,13 @@ class AmdGpu:
     stats_ok: bool = True
 
     def read(self) -> Reading:
+        """Energy, power and the GPU's stats (utilization, VRAM)."""
+        energy = self.read_energy()
+        return Reading(counter_j=energy.counter_j, power_w=energy.power_w, gpu=self._stats())
+
+    def read_energy(self) -> Reading:
+        """Energy and power only: the sampler's ticks between stats reads
+        (``engine.devices.STATS_PERIOD_S``)."""
         counter_j = None
         if self.use_counter:
             count = self.smi.amdsmi_get_energy_count(self.handle)
@@ -90,7 +97,7 @@ class AmdGpu:
             power_w = None  # the counter measures; the power gauge then uses its rate
         if counter_j is None and power_w is None:
             raise RuntimeError(f"{self.info.hw_id} reported no power (N/A)")
-        return Reading(counter_j=counter_j, power_w=power_w, gpu=self._stats())
+        return Reading(counter_j=counter_j, power_w=power_w)
 
     def _stats(self) -> GpuStats | None:
         """Utilization and VRAM, read after energy; their failure never affects energy."""

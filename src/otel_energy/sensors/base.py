@@ -60,8 +60,9 @@ class DeviceInfo:
         vendor, model, driver_version, parent: OTel ``hw.*`` attributes where known.
         extra: further attributes in the ``otel_energy.`` namespace (e.g. MIG instances).
         family: the library or driver path the device is read through (``nvml``, ``rapl``,
-            ``psutil``); each driver family has its own reader thread, so a hung call stalls
-            only its own family (``engine.readers``). Empty: the method names the family.
+            ``psutil``); a driver family's reads are guarded by the sampler's watchdog, so a
+            hung call stalls only its own family (``engine.readers``). Empty: the method names
+            the family.
         max_power_w: the most power this device can draw (W), the plausibility bound for its
             readings: a step implying more is a glitch (docs/faults.md). None: no bound.
     """
@@ -100,7 +101,7 @@ class DeviceInfo:
 
     @property
     def reader_family(self) -> str:
-        """The reader thread this device is read on (``family``, else ``method``)."""
+        """The family this device is read with (``family``, else ``method``)."""
         return self.family or self.method
 
     def attributes(self) -> dict[str, str | bool | float]:
@@ -199,9 +200,10 @@ class Sensor(Protocol):
     """Counter range in J: a decrease means a wrap by this much. None: a decrease is a reset."""
 
     def read(self) -> Reading:
-        """Read the device now. May raise or block: the sampler calls it on its family's reader
-        thread (RAPL, psutil: on its own), retries failing devices with backoff and stops waiting
-        for a hung family."""
+        """Read the device now (energy, power and, for a GPU, its stats). May raise or block: the
+        sampler calls it on its own thread, retries failing devices with backoff, and its
+        watchdog gives up on a hung driver family. A GPU sensor may also offer
+        ``read_energy()`` (energy and power only), called between stats reads."""
         ...
 
     def close(self) -> None:

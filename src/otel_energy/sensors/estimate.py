@@ -1,5 +1,8 @@
 """Labelled estimates for machines without RAPL: CPU utilization x TDP, memory W per GB.
 
+Both read ``/proc`` through kept-open files (``sensors.procfs``) once per tick; psutil only
+where there is no ``/proc`` (macOS).
+
 Independent checks find errors up to ~40% for such models; every series and span built on them
 carries ``otel_energy.estimated=true``.
 """
@@ -7,13 +10,15 @@ carries ``otel_energy.estimated=true``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import psutil
 
 from otel_energy.sensors.base import METHOD_ESTIMATE, DeviceInfo, Reading
+from otel_energy.sensors.procfs import KeptOpen, cpu_ticks, memory_used_b
+
+DEFAULT_PROC_ROOT = "/proc"
 
 DEFAULT_TDP_W_PER_CPU = 5.0
 
@@ -29,14 +34,15 @@ def default_cpu_tdp_w() -> float:
 
 @dataclass
 class CpuEstimate:
-    """CPU power = TDP x busy fraction since the previous read (system-wide ``cpu_times``).
+    """CPU power = TDP x busy fraction since the previous read (system-wide, ``/proc/stat``).
 
-    We difference ``cpu_times`` ourselves instead of calling ``psutil.cpu_percent``, whose
+    ``/proc/stat`` is held open and its first line parsed at each read (``sensors.procfs``);
+    we difference the times ourselves instead of calling ``psutil.cpu_percent``, whose
     module-level state would be shared with (and disturbed by) the user's own calls.
     """
 
     tdp_w: float
-    cpu_times: Callable[[], Any] = psutil.cpu_times
+    proc_root: Path = Path(DEFAULT_PROC_ROOT)
     info: DeviceInfo = field(
         default_factory=lambda: DeviceInfo(
             "estimate:cpu",
@@ -51,9 +57,16 @@ class CpuEstimate:
     wrap_j: float | None = None
     _last: tuple[float, float] | None = None
     _power_w: float = 0.0
+    _stat: KeptOpen | None = None
 
     def __post_init__(self) -> None:
-        self._last = self._times()  # a baseline, so that the first read is already a rate
+        self._stat = KeptOpen(self.proc_root / "stat")
+        try:
+            self._last = self._times()  # a baseline, so that the first read is already a rate
+        except OSError:  # no /proc (macOS): psutil's portable reading, per tick
+            self._stat.close()
+            self._stat = None
+            self._last = self._times()
         # Until CPU time has elapsed since the baseline (a read right after discovery), the
         # busy fraction since boot is the best figure there is; 0 W would be a made-up value
         # that the first interval's energy and the report's curve would then start from.
@@ -62,7 +75,10 @@ class CpuEstimate:
             self._power_w = self.tdp_w * min(1.0, max(0.0, 1.0 - idle / total))
 
     def _times(self) -> tuple[float, float]:
-        t = self.cpu_times()
+        """(all, idle) CPU time of the node in any one unit (only their ratios are used)."""
+        if self._stat is not None:
+            return cpu_ticks(self._stat.read())
+        t = psutil.cpu_times()
         return sum(t), t.idle + getattr(t, "iowait", 0.0)
 
     def read(self) -> Reading:
@@ -77,15 +93,17 @@ class CpuEstimate:
         return Reading(power_w=self._power_w)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Close ``/proc/stat``."""
+        if self._stat is not None:
+            self._stat.close()
 
 
 @dataclass
 class MemoryEstimate:
-    """Memory power = W per GB x GB in use (system-wide)."""
+    """Memory power = W per GB x GB in use (system-wide, ``/proc/meminfo`` held open)."""
 
     w_per_gb: float
-    used_bytes: Callable[[], int] = lambda: int(psutil.virtual_memory().used)
+    proc_root: Path = Path(DEFAULT_PROC_ROOT)
     info: DeviceInfo = field(
         default_factory=lambda: DeviceInfo(
             "estimate:memory",
@@ -98,9 +116,23 @@ class MemoryEstimate:
         )
     )
     wrap_j: float | None = None
+    _meminfo: KeptOpen | None = None
+
+    def __post_init__(self) -> None:
+        self._meminfo = KeptOpen(self.proc_root / "meminfo")
+        try:
+            self._meminfo.read()
+        except OSError:  # no /proc (macOS): psutil's portable reading, per tick
+            self._meminfo = None
 
     def read(self) -> Reading:
-        return Reading(power_w=self.w_per_gb * self.used_bytes() / 1e9)
+        if self._meminfo is not None:
+            used = memory_used_b(self._meminfo.read())
+        else:
+            used = int(psutil.virtual_memory().used)
+        return Reading(power_w=self.w_per_gb * used / 1e9)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Close ``/proc/meminfo``."""
+        if self._meminfo is not None:
+            self._meminfo.close()

@@ -35,7 +35,7 @@ class MigShare:
     wrap_j: float | None = None
 
     def read(self) -> Reading:
-        r = self.parent.read()
+        r = self.parent.read_energy()  # an instance reports no stats of its own
         return Reading(
             counter_j=None if r.counter_j is None else r.counter_j * self.share,
             power_w=None if r.power_w is None else r.power_w * self.share,
@@ -87,7 +87,7 @@ def mig_sensor(nvml: Any, parent: Any, parent_handle: Any, mig_uuid: str) -> Mig
         model=pinfo.model,
         driver_version=pinfo.driver_version,
         parent=pinfo.hw_id,
-        family=pinfo.family,  # read on the parent's reader thread: a hung GPU stalls its slices
+        family=pinfo.family,  # read with the parent's family: a hung GPU stalls its slices
         max_power_w=None if pinfo.max_power_w is None else pinfo.max_power_w * slices / total,
         power_limit_w=None if pinfo.power_limit_w is None else pinfo.power_limit_w * slices / total,
         extra=(

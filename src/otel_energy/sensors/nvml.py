@@ -61,11 +61,21 @@ class NvmlGpu:
     """A transient stats error was logged (the first one only: a flapping driver is one line)."""
 
     def read(self) -> Reading:
+        """Energy, power and the GPU's stats (utilization, memory, processes)."""
         power_w = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
         counter_j = None
         if self.use_counter:
             counter_j = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
         return Reading(counter_j=counter_j, power_w=power_w, gpu=self._stats())
+
+    def read_energy(self) -> Reading:
+        """Energy and power only (two NVML calls): the sampler's ticks between stats reads
+        (``engine.devices.STATS_PERIOD_S``)."""
+        power_w = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
+        if not self.use_counter:
+            return Reading(power_w=power_w)
+        counter_j = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+        return Reading(counter_j=counter_j, power_w=power_w)
 
     def _stats(self) -> GpuStats | None:
         """Utilization and memory, read after energy; an NVML error there never affects energy.
