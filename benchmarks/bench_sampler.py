@@ -180,7 +180,11 @@ def tick_parts(n_gpus: int, seconds: float) -> dict[str, float]:
         return run
 
     for sensor in sampler.sensors:
-        sensor.read = timed(f"read {sensor.info.reader_family}", sensor.read)
+        family = sensor.info.reader_family
+        sensor.read = timed(f"read {family}", sensor.read)
+        if hasattr(sensor, "read_energy"):
+            sensor.read_energy = timed(f"read {family}", sensor.read_energy)
+    sampler._devices.readers = None  # rebuilt on the next tick, with the timed methods bound
     sampler._devices.read = timed("devices.read (reads + fold)", sampler._devices.read)
     sampler.job.tick = timed("job.tick (attribution)", sampler.job.tick)
     sampler._publish = timed("publish", sampler._publish)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 from otel_energy import config as config_mod
 from otel_energy.carbon import Intensity
 from otel_energy.config import load_config
-from otel_energy.engine.readers import Abandoned
+from otel_energy.engine.readers import Abandoned, GuardedReader
 from otel_energy.engine.runtime import build_sampler
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.base import DeviceInfo, Reading
@@ -375,6 +376,40 @@ def test_stop_during_a_hung_call_takes_a_last_sample_and_returns(log_events: Log
     assert not stuck.is_alive()
 
 
+def test_the_watchdog_gives_up_on_a_read_once_at_its_deadline() -> None:
+    """A read found in progress is looked at again at its deadline (not a whole period
+    later), given up on once, and a reader with no read out needs no look."""
+    gpu = FakeGpu("GPU-a")
+    (sensor,) = discover_nvml({}, FakeNvml([gpu]))
+    reader = GuardedReader("nvml", [(0, sensor)])
+    assert reader.abandon_if_overdue(time.monotonic(), 0.2) == math.inf  # none out
+    release = threading.Event()
+    gpu.gate = release
+    outcome: list[object] = []
+
+    def read() -> None:
+        try:
+            outcome.append(reader.read(frozenset()))
+        except Abandoned as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        assert gpu.entered.wait(HANG_GUARD_S)
+        since = reader.busy_since
+        assert since is not None
+        assert reader.abandon_if_overdue(since + 0.05, 0.2) == pytest.approx(0.15)
+        assert reader.read(frozenset()) is None  # stalled for any other thread
+        assert reader.abandon_if_overdue(since + 0.2, 0.2) == 0.0  # given up on
+        assert reader.abandon_if_overdue(since + 5.0, 0.2) == math.inf  # once
+    finally:
+        release.set()
+        thread.join(HANG_GUARD_S)
+    assert [type(o) for o in outcome] == [Abandoned]
+    assert reader.busy_since is None and reader.read(frozenset()) is not None  # answers again
+
+
 def test_provisional_window_during_a_stall_extrapolates_from_the_last_good_read(
     clock: FakeClock,
 ) -> None:
@@ -408,7 +443,7 @@ def test_provisional_window_during_a_stall_extrapolates_from_the_last_good_read(
     try:
         assert gpu.entered.wait(HANG_GUARD_S)
         # The watchdog's part (no sampler thread here): give up on the call now.
-        assert sampler._devices.abandon_overdue(time.monotonic(), 0.0)
+        assert sampler._devices.abandon_overdue(time.monotonic(), 0.0) == 0.0
         start = clock.t
         for _ in range(5):  # five ticks without a GPU reading
             clock.advance(DT)

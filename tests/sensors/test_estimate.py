@@ -65,6 +65,19 @@ def test_memory_power_is_w_per_gb_used_read_from_a_kept_open_meminfo(tmp_path: P
     mem.close()
 
 
+def test_memory_between_stats_reads_is_the_latest_power_without_io(tmp_path: Path) -> None:
+    """The sampler reads memory once a second (with the GPU stats); its ticks in between take
+    ``read_energy``: the latest power, the file not read."""
+    meminfo = tmp_path / "meminfo"
+    write_in_place(meminfo, MEMINFO)
+    mem = MemoryEstimate(w_per_gb=1.0, proc_root=tmp_path)
+    first = mem.read_energy().power_w  # never read yet: reads now
+    assert first == pytest.approx((16000000 - 9000000) * 1024 / 1e9)
+    write_in_place(meminfo, MEMINFO.replace("9000000", "1000000"))
+    assert mem.read_energy().power_w == first
+    assert mem.read().power_w == pytest.approx((16000000 - 1000000) * 1024 / 1e9)
+
+
 def test_procfs_parsing_agrees_with_psutil_on_this_machine() -> None:
     """The same figures psutil gives, from the real /proc (read microseconds apart)."""
     if not Path("/proc/meminfo").exists():

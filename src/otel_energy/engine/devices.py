@@ -110,14 +110,18 @@ class Devices:
         """True when some family's reads can hang (a driver: the sampler then runs a watchdog)."""
         return any(isinstance(r, GuardedReader) for r in self.readers or ())
 
-    def abandon_overdue(self, now: float, timeout_s: float) -> bool:
-        """The watchdog's look (on its own thread): True when a driver read has been out longer
-        than ``timeout_s`` at ``now`` (``time.monotonic()`` s); its thread is then given up on
-        (``engine.readers``) and the caller starts a replacement."""
-        return any(
-            r.abandon_if_overdue(now, timeout_s)
-            for r in self.readers or ()
-            if isinstance(r, GuardedReader)
+    def abandon_overdue(self, now: float, timeout_s: float) -> float:
+        """The watchdog's look (on its own thread): 0.0 when a driver read has been out longer
+        than ``timeout_s`` at ``now`` (``time.monotonic()`` s), its thread then given up on
+        (``engine.readers``; the caller starts a replacement); else the seconds until the
+        oldest read out would be (inf: none out)."""
+        return min(
+            (
+                r.abandon_if_overdue(now, timeout_s)
+                for r in self.readers or ()
+                if isinstance(r, GuardedReader)
+            ),
+            default=math.inf,
         )
 
     def _read_all(self, t: float, stats: bool) -> list[tuple[int, Reading | Exception]]:

@@ -4,16 +4,18 @@ Every family is read inline on the sampler thread (a hand-off to a reader thread
 wake-ups per tick, most of the sampler's CPU: docs/performance.md). A driver family (NVML,
 amdsmi: any family not in ``INLINE_FAMILIES``) can hang in a call, so its reads are *guarded*:
 ``GuardedReader`` notes when a read starts, and the sampler's watchdog (``Sampler``) wakes every
-half ``read_timeout_s`` to look. A read still out after ``read_timeout_s`` is *abandoned*: the
-watchdog starts a replacement sampler thread, which measures the other families and finds this
-family *stalled* (busy on the abandoned thread) until the call returns. The abandoned thread then
-clears the family's busy mark and ends (``Abandoned``); the next tick reads the family again.
-So a hung call costs the other devices at most 1.5 x ``read_timeout_s`` (plus a tick), and one
-thread, once, instead of two wake-ups per tick for ever.
+``read_timeout_s`` to look, or at the deadline of a read it found in progress. A read still out
+after ``read_timeout_s`` is *abandoned*: the watchdog starts a replacement sampler thread, which
+measures the other families and finds this family *stalled* (busy on the abandoned thread) until
+the call returns. The abandoned thread then clears the family's busy mark and ends
+(``Abandoned``); the next tick reads the family again. So a hung call costs the other devices
+about ``read_timeout_s`` (plus a tick) and one thread, once, instead of two thread wake-ups per
+tick for ever.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -139,12 +141,16 @@ class GuardedReader:
             raise Abandoned(self.family)
         return results
 
-    def abandon_if_overdue(self, now: float, timeout_s: float) -> bool:
-        """True (once per read) when the read out since ``busy_since`` is older than
-        ``timeout_s`` at ``now`` (``time.monotonic()`` s): its thread is given up on."""
+    def abandon_if_overdue(self, now: float, timeout_s: float) -> float:
+        """Give up on the read out since ``busy_since`` when it is ``timeout_s`` old at ``now``
+        (``time.monotonic()`` s): returns 0.0 then (once per read), else the seconds until it
+        would be (inf: no read out, or one already given up on)."""
         with self._lock:
             since = self.busy_since
-            if since is None or self._abandoned or now - since < timeout_s:
-                return False
+            if since is None or self._abandoned:
+                return math.inf
+            left = since + timeout_s - now
+            if left > 0.0:
+                return left
             self._abandoned = True
-            return True
+            return 0.0

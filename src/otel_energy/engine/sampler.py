@@ -155,7 +155,7 @@ class Sampler:
         self._stop.set()
         self._wake.set()
         # The last sample is taken by whichever thread samples then: a thread stuck in a driver
-        # call is replaced within 1.5 read timeouts, and its replacement takes it.
+        # call is replaced after about a read timeout, and its replacement takes it.
         deadline = time.monotonic() + timeout_s
         self._finished.wait(timeout_s)
         for ended in (self._thread, self._watchdog):  # the watchdog ends with ``finished``
@@ -197,15 +197,19 @@ class Sampler:
         self._thread = thread  # after start: ``running`` never sees a thread not yet alive
 
     def _watch(self, finished: threading.Event) -> None:
-        """The watchdog: every half read timeout, give up on a driver read that has been out
-        longer than the timeout and start a replacement sampler thread (``engine.readers``).
-        One wake-up per half timeout, instead of a hand-off to a reader thread per tick."""
-        while not finished.wait(self._read_timeout_s / 2):
+        """The watchdog: every read timeout (or at the deadline of a read found in progress),
+        give up on a driver read that has been out longer than the timeout and start a
+        replacement sampler thread (``engine.readers``). One wake-up per timeout, instead of a
+        hand-off to a reader thread per tick."""
+        timeout = wait_s = self._read_timeout_s
+        while not finished.wait(wait_s):
             devices = self._devices
             if devices.readers is not None and not devices.guarded:
                 return  # no driver family: nothing can hang (RAPL, psutil only)
-            if devices.abandon_overdue(time.monotonic(), self._read_timeout_s):
+            left = devices.abandon_overdue(time.monotonic(), timeout)
+            if left == 0.0:
                 self._spawn(finished)
+            wait_s = min(timeout, left) if left > 0.0 else timeout
 
     def _run(self, finished: threading.Event) -> None:
         abandoned = False

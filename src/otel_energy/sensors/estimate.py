@@ -100,7 +100,8 @@ class CpuEstimate:
 
 @dataclass
 class MemoryEstimate:
-    """Memory power = W per GB x GB in use (system-wide, ``/proc/meminfo`` held open)."""
+    """Memory power = W per GB x GB in use (system-wide, ``/proc/meminfo`` held open, read once
+    a second)."""
 
     w_per_gb: float
     proc_root: Path = Path(DEFAULT_PROC_ROOT)
@@ -117,6 +118,7 @@ class MemoryEstimate:
     )
     wrap_j: float | None = None
     _meminfo: KeptOpen | None = None
+    _power_w: float | None = None
 
     def __post_init__(self) -> None:
         self._meminfo = KeptOpen(self.proc_root / "meminfo")
@@ -126,11 +128,21 @@ class MemoryEstimate:
             self._meminfo = None
 
     def read(self) -> Reading:
+        """Memory in use now, as power."""
         if self._meminfo is not None:
             used = memory_used_b(self._meminfo.read())
         else:
             used = int(psutil.virtual_memory().used)
-        return Reading(power_w=self.w_per_gb * used / 1e9)
+        self._power_w = self.w_per_gb * used / 1e9
+        return Reading(power_w=self._power_w)
+
+    def read_energy(self) -> Reading:
+        """The latest power, without I/O: memory in use is read once a second with the GPU
+        stats (``engine.devices.STATS_PERIOD_S``); it moves slowly, and the model is a
+        labelled estimate."""
+        if self._power_w is None:
+            return self.read()
+        return Reading(power_w=self._power_w)
 
     def close(self) -> None:
         """Close ``/proc/meminfo``."""

@@ -59,28 +59,32 @@ def cpu_ticks(stat: bytes) -> tuple[int, int]:
     return sum(values), idle
 
 
-_MEMINFO_KEYS = (
-    b"MemTotal:",
-    b"MemFree:",
-    b"MemAvailable:",
-    b"Buffers:",
-    b"Cached:",
-    b"SReclaimable:",
-)
+def _kib(meminfo: bytes, name: bytes) -> int | None:
+    """The value (kB) of the line ``name`` (e.g. ``b"MemTotal:"``) of ``/proc/meminfo``; None
+    when there is no such line."""
+    if meminfo.startswith(name):
+        at = 0
+    else:
+        at = meminfo.find(b"\n" + name) + 1
+        if at == 0:
+            return None
+    start = at + len(name)
+    end = meminfo.find(b"\n", start)
+    return int(meminfo[start : end if end >= 0 else None].split()[0])
 
 
 def memory_used_b(meminfo: bytes) -> int:
     """Memory in use (bytes) from ``/proc/meminfo``, as psutil's ``virtual_memory().used``:
     total - available (kernels 3.14+), else total - free - buffers - cached (page cache and
     reclaimable slab)."""
-    kib: dict[bytes, int] = {}
-    for line in meminfo.splitlines():
-        key, _, rest = line.partition(b" ")
-        if key in _MEMINFO_KEYS:
-            kib[key] = int(rest.split()[0])
-    total = kib[b"MemTotal:"]
-    if b"MemAvailable:" in kib:
-        return 1024 * (total - kib[b"MemAvailable:"])
-    cached = kib.get(b"Cached:", 0) + kib.get(b"SReclaimable:", 0)
-    used = total - kib[b"MemFree:"] - kib.get(b"Buffers:", 0) - cached
-    return 1024 * (used if used >= 0 else total - kib[b"MemFree:"])
+    total = _kib(meminfo, b"MemTotal:")
+    if total is None:
+        raise ValueError("no MemTotal in /proc/meminfo")
+    available = _kib(meminfo, b"MemAvailable:")
+    if available is not None:
+        return 1024 * (total - available)
+    free = _kib(meminfo, b"MemFree:") or 0
+    buffers = _kib(meminfo, b"Buffers:") or 0
+    cached = (_kib(meminfo, b"Cached:") or 0) + (_kib(meminfo, b"SReclaimable:") or 0)
+    used = total - free - buffers - cached
+    return 1024 * (used if used >= 0 else total - free)
