@@ -8,6 +8,12 @@ calls cost a few microseconds each on top (see gpu_validate.py on a GPU machine)
 
 ``--cpu-only`` measures only the CPU rows and the floor (``sampler_cpu.json``): run it
 alternately on two versions of the code for a same-machine before/after ratio.
+
+``--before DIR`` (a ``src/`` of other code, e.g. ``git archive main src | tar -x -C /tmp/main``)
+measures the sampler as ``session`` builds it with default settings (psutil estimates when there
+is no powercap, attribution on) at 1/8/64 fake GPUs and 0.1 s, in child processes alternating
+before/after (``--pairs``, order swapped each pair), with the load average next to each row, and
+the CPU of each part of a tick from per-thread clocks (``sampler_ticks.md``).
 """
 
 from __future__ import annotations
@@ -393,9 +399,24 @@ def before_after(a: argparse.Namespace) -> dict[str, Any]:
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             parts.setdefault(side, {})[n] = json.loads(out.stdout.strip().splitlines()[-1])
     result["parts_us"] = parts
+    result["idle_wakeup_floor_share"] = wake_floor(0.1, seconds)
     result["machine"] = machine()
-    md = ["# Sampler cost, default settings: before/after", "", *ticks_table(result)]
-    md += ["", "CPU per part of a tick (us per tick, per-thread clocks, running sampler):", ""]
+    m = result["machine"]
+    md = [
+        "# Sampler cost, default settings: before/after",
+        "",
+        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), Python {m['python']};"
+        f" {m['date']}. Before: {a.before}; after: this tree. Fake NVML GPUs (counter mode).",
+        *ticks_table(result),
+    ]
+    md += [
+        "",
+        "Floor on this machine: a thread that only wakes up every 100 ms uses"
+        f" {result['idle_wakeup_floor_share'] * 100:.3f}% of a core.",
+        "",
+        "CPU per part of a tick (us per tick, per-thread clocks, running sampler):",
+        "",
+    ]
     for n in gpus:
         md += [f"{n} GPUs:", "", "| part | before | after |", "|---|---|---|"]
         keys = list(dict.fromkeys([*parts["before"][n], *parts["after"][n]]))

@@ -144,6 +144,8 @@ class Attribution:
         self.others_busy = False
         """Other processes used a material share of the node (or a GPU) during the run."""
         self._last_t: list[float | None] = [None] * len(infos)
+        self._sums = (0.0, 0.0, 0.0)
+        """Running (attributed, dynamic, idle) J over all devices."""
         self._sm: list[tuple[float, str, float] | None] = [None] * len(infos)
 
     def fold(
@@ -174,6 +176,8 @@ class Attribution:
             dev.attributed_j += attributed
             dev.dynamic_j += dynamic
             dev.idle_j += idle
+            sums = self._sums
+            self._sums = (sums[0] + attributed, sums[1] + dynamic, sums[2] + idle)
             dev.share = share
             self.attributed_co2e_g += co2e_g(attributed, pue, g_per_kwh[0])
             self.dynamic_co2e_g += co2e_g(dynamic, pue, g_per_kwh[1])
@@ -204,10 +208,7 @@ class Attribution:
         return share, 1.0 if exclusive else share
 
     def totals(self) -> AttributionTotals:
+        """The job's figures summed over devices (kept as running sums: read every tick)."""
         return AttributionTotals(
-            sum(d.attributed_j for d in self.devices),
-            sum(d.dynamic_j for d in self.devices),
-            sum(d.idle_j for d in self.devices),
-            self.attributed_co2e_g,
-            self.dynamic_co2e_g,
+            self._sums[0], self._sums[1], self._sums[2], self.attributed_co2e_g, self.dynamic_co2e_g
         )

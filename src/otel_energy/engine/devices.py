@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import attrgetter
 
 from otel_energy.engine.accumulate import Track
 from otel_energy.engine.health import DeviceHealth
 from otel_energy.engine.history import Faults
 from otel_energy.engine.readers import GuardedReader, Reader, make_readers
 from otel_energy.sensors.base import GpuStats, Reading, Sensor
+
+_ENERGY = attrgetter("energy_j")
+_GLITCHES = attrgetter("glitches")
+_FILLED = attrgetter("filled_j")
 
 STATS_PERIOD_S = 1.0
 """How often GPU utilization, memory and per-process figures are read (s of the sampler clock;
@@ -41,6 +46,8 @@ class Devices:
     ) -> None:
         n = len(sensors)
         self.sensors = list(sensors)
+        self.infos = tuple(s.info for s in sensors)
+        """Each device's identity, in column order (fixed for the sampler's life)."""
         self.tracks = [
             Track(s.wrap_j, s.info.max_power_w or math.inf, s.info.update_period_s) for s in sensors
         ]
@@ -95,15 +102,12 @@ class Devices:
 
     def energies_j(self) -> tuple[float, ...]:
         """Each device's cumulative energy (J)."""
-        return tuple(tr.energy_j for tr in self.tracks)
+        return tuple(map(_ENERGY, self.tracks))
 
     def faults(self) -> Faults:
         """Cumulative (glitches, stalled device-ticks, filled J) over all devices."""
-        return (
-            sum(tr.glitches for tr in self.tracks),
-            self.health.stall_ticks,
-            sum(tr.filled_j for tr in self.tracks),
-        )
+        tracks = self.tracks
+        return (sum(map(_GLITCHES, tracks)), self.health.stall_ticks, sum(map(_FILLED, tracks)))
 
     @property
     def guarded(self) -> bool:

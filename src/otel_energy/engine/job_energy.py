@@ -88,6 +88,8 @@ class JobEnergy:
         self._first: CpuSample | None = None
         self._last: CpuSample | None = None
         self._last_t: float | None = None
+        self._host_cols: frozenset[int] = frozenset()
+        """Columns of whole-node meters: never charged to the job (they contain the rest)."""
         self._backlog_s = 0.0
         """The job's CPU seconds not yet charged (engine.attribution.cpu_share)."""
 
@@ -97,6 +99,7 @@ class JobEnergy:
         self.baseline = idle_mod.baseline(infos, self._configured, learned)
         self.attribution = Attribution(infos, self.baseline.idle_w)
         self._learner = idle_mod.IdleLearner(len(infos))
+        self._host_cols = frozenset(i for i, info in enumerate(infos) if info.whole_host)
 
     def tick(
         self,
@@ -115,8 +118,8 @@ class JobEnergy:
         """
         pids, busy = self._read_cpu(t)
         # A whole-node meter contains the components: charging it too would count them twice.
-        infos = self.attribution.infos
-        added = [(i, e) for i, e in added if i >= len(infos) or not infos[i].whole_host]
+        host = self._host_cols
+        added = [(i, e) for i, e in added if i not in host] if host else list(added)
         g, kind = intensity
         self.consequential_kind = kind
         average = g if kind == "average" or self._average_g_per_kwh is None else None

@@ -281,7 +281,7 @@ class Sampler:
         # and from this one tick (never this tick's energy with the next one's power).
         self._samples += 1
         tick = capture(t, devices, tuple(self._co2), intensity, self._samples, self.job)
-        job = self.job.totals().row
+        job = (tick.job_totals or self.job.totals()).row  # once a tick, not twice
         with self._cond:
             self._hist.append(
                 t, tick.energy_j, sum(tick.co2e_g), devices.faults(), devices.util, job
