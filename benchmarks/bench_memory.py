@@ -25,8 +25,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from benchmarks.bench_step_overhead import begin_direct_run
 from benchmarks.common import machine, write
+from benchmarks.harness import begin_direct_run
 from otel_energy.config import load_config
 from otel_energy.hf import EnergyCallback
 

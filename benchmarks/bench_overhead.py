@@ -50,13 +50,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, write  # noqa: E402
-from benchmarks.interleave import (  # noqa: E402
+from benchmarks.common import machine, write
+from benchmarks.interleave import (
     Block,
     SamplerGate,
     ThreadClocks,
@@ -80,7 +81,7 @@ GATED = "gated"  # arms whose blocks run our sampler
 class Work:
     """One training step of a real tiny model, padded with torch matmuls to a target length."""
 
-    def __init__(self, step_ms: float) -> None:
+    def __init__(self, step_ms: float, device: str = "cpu") -> None:
         import torch
 
         from otel_energy.testing.tiny import RandomTokens, tiny_model
@@ -92,13 +93,20 @@ class Work:
             data = RandomTokens(64)
             self.batch = {"input_ids": data.ids[:8], "labels": data.labels[:8]}
             self.kind = "tiny BERT, batch 8, seq 16"
+            self.model.to(device)
+            self.batch = {k: v.to(device) for k, v in self.batch.items()}
         else:
-            self.model = torch.nn.Linear(32, 2)
-            self.x, self.y = torch.randn(8, 32), torch.randint(0, 2, (8,))
+            self.model = torch.nn.Linear(32, 2).to(device)
+            self.x = torch.randn(8, 32, device=device)
+            self.y = torch.randint(0, 2, (8,), device=device)
             self.kind = "linear 32->2, batch 8"
+        self.kind += f", on {device}"
+        self.sync: Callable[[], None] = (
+            torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        )
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
-        self.a = torch.randn(48, 48)
-        self.buf = torch.empty(48, 48)
+        self.a = torch.randn(48, 48, device=device)
+        self.buf = torch.empty(48, 48, device=device)
         self.pad = 0
 
     def step(self) -> None:
@@ -111,6 +119,7 @@ class Work:
         self.opt.zero_grad()
         for _ in range(self.pad):
             self.torch.mm(self.a, self.a, out=self.buf)
+        self.sync()  # a step ends when its device work has (as a loss.item() would force)
 
     def calibrate(self, step_ms: float) -> None:
         """Set the padding so that a step takes about ``step_ms`` (median of timed steps)."""
@@ -124,8 +133,13 @@ class Work:
             return statistics.median(ts)
 
         median_step(20)  # warm-up
-        unit = per_iter_s(lambda n: [self.torch.mm(self.a, self.a, out=self.buf) for _ in range(n)],
-                          n=2000, reps=3)
+
+        def pad(n: int) -> None:
+            for _ in range(n):
+                self.torch.mm(self.a, self.a, out=self.buf)
+            self.sync()
+
+        unit = per_iter_s(pad, n=2000, reps=3)
         for _ in range(3):
             base = median_step(15)
             missing = step_ms / 1e3 - base
@@ -169,7 +183,7 @@ class Calib(Arm):
 class Zeus(Arm):
     def __init__(self) -> None:
         super().__init__("zeus")
-        from zeus.monitor import ZeusMonitor
+        from zeus.monitor import ZeusMonitor  # type: ignore[import-untyped]
 
         self.monitor = ZeusMonitor(gpu_indices=[], cpu_indices=[])
 
@@ -188,10 +202,12 @@ class CodeCarbon(Arm):
         from codecarbon import OfflineEmissionsTracker
 
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
+        # Its documented per-task use: start_task/stop_task without start(). With start(), its
+        # periodic measurement runs in every block and start_task pauses it, so "on" blocks
+        # would have less of its background work than "off" blocks.
         self.tracker = OfflineEmissionsTracker(
             country_iso_code="FRA", save_to_file=False, log_level="error"
         )
-        self.tracker.start()
 
     def begin(self, args: Any, state: Any, control: Any) -> None:
         self.tracker.start_task(f"step-{state.global_step}")
@@ -222,13 +238,13 @@ def fake_gpus(n: int) -> str:
         fake = FakeNvml(gpus)
         if not hasattr(nvml_mod, "_load_nvml"):
             return "otel_energy.sensors.nvml._load_nvml is gone: no fake GPUs"
-        nvml_mod._load_nvml = lambda: fake  # type: ignore[attr-defined]
+        nvml_mod._load_nvml = lambda: fake
         return ""
     except Exception as exc:  # the benchmark still runs, without GPUs, and says so
         return f"fake NVML unavailable: {type(exc).__name__}: {exc}"
 
 
-def providers(exporter: str, endpoint: str) -> tuple[Any, Any]:
+def providers(exporter: str, endpoint: str, bsp_delay_ms: float) -> tuple[Any, Any]:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -239,15 +255,16 @@ def providers(exporter: str, endpoint: str) -> tuple[Any, Any]:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(f"{endpoint}/v1/traces")))
+        span_exporter = OTLPSpanExporter(f"{endpoint}/v1/traces")
+        tp.add_span_processor(BatchSpanProcessor(span_exporter, schedule_delay_millis=bsp_delay_ms))
         reader = PeriodicExportingMetricReader(OTLPMetricExporter(f"{endpoint}/v1/metrics"))
         return tp, MeterProvider(metric_readers=[reader])
 
-    class Drop(SpanExporter):  # type: ignore[misc]
+    class Drop(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    tp.add_span_processor(BatchSpanProcessor(Drop()))
+    tp.add_span_processor(BatchSpanProcessor(Drop(), schedule_delay_millis=bsp_delay_ms))
     return tp, MeterProvider()
 
 
@@ -295,8 +312,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     gpu_note = fake_gpus(cfg["gpus"])
-    tp, mp = providers(cfg["exporter"], cfg["endpoint"])
-    work = Work(cfg["step_ms"])
+    tp, mp = providers(cfg["exporter"], cfg["endpoint"], cfg["bsp_delay_ms"])
+    work = Work(cfg["step_ms"], cfg.get("device", "cpu"))
     work.calibrate(cfg["step_ms"])
     arms, skipped, cb = build_arms(cfg, tp, mp)
     if cb is None:
@@ -315,7 +332,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     by_name = {a.name: a for a in arms}
     off = Arm("off")
     clocks = ThreadClocks()
-    gate: SamplerGate | None = SamplerGate()
+    gate_obj = SamplerGate()
+    gate: SamplerGate | None = gate_obj
     gate_note = ""
     interval = 0.1
 
@@ -353,10 +371,12 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         s = current_session()
         assert s is not None, "no session open"
         interval = float(getattr(s.sampler, "interval_s", 0.1))
-        s.add_listener(gate.listener)
+        s.add_listener(gate_obj.listener)
     except Exception as exc:
         gate, gate_note = None, f"sampler gate unavailable ({type(exc).__name__}: {exc})"
     run_block(off, block)
+    c_start = clocks.read()
+    t_measured = time.perf_counter()
     blocks: list[tuple[Block, Block]] = []
     for first, second in pairs:
         a = run_block(off if first == "off" else by_name[first], block)
@@ -369,6 +389,11 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         arm.close()
     if gate is not None:
         gate.open()
+    flush0 = time.thread_time_ns()
+    tp.force_flush()  # the spans still queued are exported here, on this thread (SDK 1.45)
+    whole = group_cpu(cpu_delta(c_start, clocks.read()))
+    whole["sdk"] += time.thread_time_ns() - flush0
+    mode_steps = sum(n.hooked for _, n in blocks if n.arm == cfg["mode"]) or 1
     tp.shutdown()
     mp.shutdown()
     return {
@@ -381,7 +406,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "park_timeouts": gate.park_timeouts if gate else None,
         "skipped": skipped,
         "arms": {a.name: analyse(a, blocks, cfg) for a in arms},
-        "loop_s": t_end,
+        "sdk_cpu_us_per_mode_step_whole_run": whole["sdk"] / mode_steps / 1e3,
+        "measured_s": t_end - t_measured,
     }
 
 
@@ -399,6 +425,11 @@ def analyse(arm: Arm, blocks: list[tuple[Block, Block]], cfg: dict[str, Any]) ->
     def per_step(rows: list[dict[str, int]], key: str, steps: int) -> float:
         return sum(r[key] for r in rows) / steps / 1e3
 
+    threads: dict[str, int] = {}
+    for _, n in mine:
+        for k, v in n.cpu.items():
+            if k != "<training>":
+                threads[k] = threads.get(k, 0) + v
     train_added = [
         group_cpu(n.cpu)["training"] / max(n.steps, 1) / 1e3
         - group_cpu(o.cpu)["training"] / max(o.steps, 1) / 1e3
@@ -415,9 +446,12 @@ def analyse(arm: Arm, blocks: list[tuple[Block, Block]], cfg: dict[str, Any]) ->
         "ours_cpu_us_per_step": per_step(on_cpu, "ours", hooked),
         "sdk_cpu_us_per_step": per_step(on_cpu, "sdk", hooked),
         "ours_cpu_us_per_step_in_off_blocks": per_step(off_cpu, "ours", off_steps),
+        "other_threads_cpu_us_per_step": per_step(on_cpu, "other", hooked),
+        "other_threads_cpu_us_per_step_in_off_blocks": per_step(off_cpu, "other", off_steps),
         "sdk_cpu_us_per_step_in_off_blocks": per_step(off_cpu, "sdk", off_steps),
         "training_cpu_us_per_step_added": statistics.median(train_added) if train_added else None,
         "ours_cpu_share_of_core_on": sum(r["ours"] for r in on_cpu) / 1e9 / on_wall,
+        "threads_us_per_step": {k: round(v / hooked / 1e3, 2) for k, v in sorted(threads.items())},
     }
     if arm.name == "calib" and off_ms:
         out["expected_ratio"] = 1 + cfg["calib_us"] / 1e3 / off_ms
@@ -484,22 +518,32 @@ def plan(a: argparse.Namespace) -> list[dict[str, Any]]:
         "settle": a.settle,
         "calib_us": a.calib_us,
         "exporter": a.exporter,
+        "bsp_delay_ms": a.bsp_delay_ms,
+        "device": a.device,
     }
     for ms in a.steps_ms:
         for i, mode in enumerate(a.modes):
             extra = ["sampler", "calib", "aa"] if i == 0 else []
             if i == 0 and ms == 5 and a.peers:
                 extra += ["zeus", "codecarbon"]
-            runs.append({**base, "step_ms": ms, "mode": mode, "gpus": 8, "extra_arms": extra})
+            runs.append(
+                {**base, "step_ms": ms, "mode": mode, "gpus": a.main_gpus, "extra_arms": extra}
+            )
     for g in a.gpus:
-        if g != 8:
+        if g != a.main_gpus:
             runs.append(
                 {**base, "step_ms": 5, "mode": a.modes[0], "gpus": g, "extra_arms": ["sampler"]}
             )
     if a.compare_drop and a.exporter == "otlp":
         runs.append(
-            {**base, "step_ms": 5, "mode": a.modes[0], "gpus": 8, "extra_arms": [],
-             "exporter": "drop"}
+            {
+                **base,
+                "step_ms": 5,
+                "mode": a.modes[0],
+                "gpus": a.main_gpus,
+                "extra_arms": [],
+                "exporter": "drop",
+            }
         )
     return runs
 
@@ -534,6 +578,50 @@ def markdown(r: dict[str, Any]) -> str:
         " step: ours = otel-energy-* threads, SDK = OTel export threads (Otel*), training ="
         " CPU added on the training thread.",
     ]
+    md += [
+        "",
+        "## Headline: our arms (one row per process run)",
+        "",
+        "| step (ms, measured off) | mode | GPUs | exporter | median ratio | mean | 95% CI |"
+        " pairs | time ratio mean | ours CPU us/step | SDK CPU us/step (whole run) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in r["runs"]:
+        cfg, res = run["config"], run["result"]
+        a = res.get("arms", {}).get(cfg["mode"])
+        if a is None:
+            why = res.get("error") or res.get("skipped", {}).get(cfg["mode"], "no result")
+            md.append(
+                f"| {cfg['step_ms']} | {cfg['mode']} | {cfg['gpus']} | {cfg['exporter']} |"
+                f" skipped: {str(why)[-200:]} | | | | | | |"
+            )
+            continue
+        tr = a["time_ratio"]["mean"]
+        md.append(
+            f"| {cfg['step_ms']} ({a['step_ms_off']:.2f}) | {cfg['mode']} | {cfg['gpus']} |"
+            f" {cfg['exporter']} | {fmt_s(a['median_ratio'])} |"
+            f" {tr:.4f} | {a['ours_cpu_us_per_step']:.1f} |"
+            f" {res['sdk_cpu_us_per_mode_step_whole_run']:.1f} |"
+        )
+    shares = [
+        (run["config"]["gpus"], run["config"]["step_ms"], run["result"]["arms"]["sampler"])
+        for run in r["runs"]
+        if "sampler" in run["result"].get("arms", {})
+    ]
+    if shares:
+        md += [
+            "",
+            "Our threads' CPU while only the sampler ticks ('sampler' arm; % of one core per wall"
+            " second of its blocks; 100 ms interval unless set otherwise):",
+            "",
+            "| GPUs | step (ms) | % of a core | threads (us per step) |",
+            "|---|---|---|---|",
+        ]
+        for g, ms, a in shares:
+            md.append(
+                f"| {g} | {ms} | {a['ours_cpu_share_of_core_on'] * 100:.3f}% |"
+                f" {a['threads_us_per_step']} |"
+            )
     for run in r["runs"]:
         cfg = run["config"]
         head = (
@@ -572,6 +660,12 @@ def markdown(r: dict[str, Any]) -> str:
                 f" {a['ours_cpu_us_per_step_in_off_blocks']:.2f} |"
                 f" {a['ours_cpu_share_of_core_on'] * 100:.2f}% |"
             )
+        mode = res["arms"].get(cfg["mode"])
+        if mode:
+            md += [
+                "",
+                f"Threads' CPU per hooked step, {cfg['mode']} (us): {mode['threads_us_per_step']}",
+            ]
     return "\n".join(md)
 
 
@@ -592,9 +686,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--settle", type=int, default=1, help="periods dropped at a block's start")
     ap.add_argument("--calib-us", type=float, default=50.0, help="calibration arm's added work")
     ap.add_argument("--exporter", choices=("otlp", "drop"), default="otlp")
-    ap.add_argument("--no-drop", dest="compare_drop", action="store_false",
-                    help="skip the drop-exporter comparison run")
+    ap.add_argument(
+        "--no-drop",
+        dest="compare_drop",
+        action="store_false",
+        help="skip the drop-exporter comparison run",
+    )
     ap.add_argument("--no-peers", dest="peers", action="store_false")
+    ap.add_argument(
+        "--bsp-delay-ms",
+        type=float,
+        default=600_000.0,
+        help="BatchSpanProcessor schedule delay: the default exports by batch size (512 spans),"
+        " so exports start in blocks that made spans; 5000 is the SDK's timer",
+    )
+    ap.add_argument(
+        "--main-gpus",
+        type=int,
+        default=8,
+        help="fake GPUs of the step-length runs (0: none faked, the machine's own NVML)",
+    )
+    ap.add_argument("--device", default="cpu", help="torch device of the model (cuda on a GPU)")
     ap.add_argument("--name", default=None, help="result file name (overhead)")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -622,11 +734,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 cfg["endpoint"] = sink.url if sink else ""
                 cfg["workdir"] = os.path.join(tmp, f"run{i}")
                 os.makedirs(cfg["workdir"])
-                print(f"== {cfg['step_ms']} ms {cfg['mode']} gpus={cfg['gpus']}"
-                      f" {cfg['exporter']} arms={cfg['extra_arms']}", file=sys.stderr, flush=True)
+                print(
+                    f"== {cfg['step_ms']} ms {cfg['mode']} gpus={cfg['gpus']}"
+                    f" {cfg['exporter']} arms={cfg['extra_arms']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 res = run_worker(cfg, timeout_s=1800)
-                runs.append({"config": {k: v for k, v in cfg.items() if k != "workdir"},
-                             "result": res})
+                runs.append(
+                    {"config": {k: v for k, v in cfg.items() if k != "workdir"}, "result": res}
+                )
         sink_stats = sink.stats() if sink else None
     finally:
         if sink:

@@ -214,7 +214,7 @@ class SamplerGate:
 
 
 def busy_python(n: int) -> int:
-    """Pure-Python work that holds the GIL: ``n`` loop iterations (calibrate with ``per_iter_s``)."""
+    """Pure-Python work that holds the GIL: ``n`` loop iterations (time one with ``per_iter_s``)."""
     acc = 0
     for i in range(n):
         acc += i * i & 7

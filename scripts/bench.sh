@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-for b in bench_startup bench_step_overhead bench_inplace bench_peers bench_sampler bench_memory bench_accuracy; do
+for b in bench_startup bench_overhead bench_inplace bench_sampler bench_memory bench_accuracy; do
   echo "== $b" >&2
   .venv/bin/python "benchmarks/$b.py" "$@"
 done
