@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every benchmark, full length (about 10 minutes on 2 cores); results in benchmarks/results/.
+# Every benchmark, full length (about 25 minutes on 2 cores, 15 of them bench_overhead); results in
+# benchmarks/results/.
 # Run on an otherwise idle machine: the figures are ratios within one run, but noise still counts.
 # On a machine with an NVIDIA GPU, also: .venv/bin/python benchmarks/gpu_validate.py
 set -euo pipefail

@@ -104,7 +104,7 @@ def test_overhead_quick(tmp_path: Path) -> None:
     assert res["skipped"] == {}, res["skipped"]
     assert res["gate"] == "sampler parked in off blocks"
     arms = res["arms"]
-    assert set(arms) == {"default", "sampler", "calib", "aa", "zeus", "codecarbon"}
+    assert set(arms) == {"default", "sampler", "calib", "gil", "aa", "zeus", "codecarbon"}
     for name, arm in arms.items():
         for stat in ("median_ratio", "time_ratio"):
             s = arm[stat]
@@ -117,5 +117,6 @@ def test_overhead_quick(tmp_path: Path) -> None:
     assert any(k.startswith("otel-energy-") for k in arms["default"]["threads_us_per_step"])
     assert arms["sampler"]["ours_cpu_share_of_core_on"] > 0
     assert arms["calib"]["ours_cpu_us_per_step"] == arms["aa"]["ours_cpu_us_per_step"] == 0.0
+    assert arms["gil"]["other_threads_cpu_us_per_step"] > 0  # the burst thread ran in its blocks
     assert finite(arms["calib"]["expected_ratio"]) and arms["calib"]["expected_ratio"] > 1
     assert result["sink_stats"]["/v1/traces"][0] >= 1  # our spans reached the OTLP receiver
