@@ -206,10 +206,12 @@ class GilBurst(Arm):
         self.thread.start()
 
     def _run(self) -> None:
-        while not self.stop.is_set():
-            if self.active.wait(0.05):
-                busy_python(self.n)
-                self.stop.wait(self.every_s)
+        while True:
+            self.active.wait()  # asleep, without polling, outside its blocks
+            if self.stop.is_set():
+                return
+            busy_python(self.n)
+            self.stop.wait(self.every_s)
 
     def enter(self) -> None:
         self.active.set()
@@ -219,6 +221,7 @@ class GilBurst(Arm):
 
     def close(self) -> None:
         self.stop.set()
+        self.active.set()
         self.thread.join(5)
 
 
@@ -429,16 +432,16 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         b = run_block(off if second == "off" else by_name[second], block)
         blocks.append((a, b) if first == "off" else (b, a))
     t_end = time.perf_counter()
+    if gate is not None:
+        gate.open()  # the run's end may wait for a last sample
+    end0 = time.thread_time_ns()
     cb.on_epoch_end(args, state, control, **kw)
-    cb.on_train_end(args, state, control, **kw)
+    cb.on_train_end(args, state, control, **kw)  # ends the run; may flush the providers
+    tp.force_flush()  # the spans still queued are exported, on this thread in SDK 1.45
+    end_ns = time.thread_time_ns() - end0
+    whole = group_cpu(cpu_delta(c_start, clocks.read()))
     for arm in arms:
         arm.close()
-    if gate is not None:
-        gate.open()
-    flush0 = time.thread_time_ns()
-    tp.force_flush()  # the spans still queued are exported here, on this thread (SDK 1.45)
-    whole = group_cpu(cpu_delta(c_start, clocks.read()))
-    whole["sdk"] += time.thread_time_ns() - flush0
     mode_steps = sum(n.hooked for _, n in blocks if n.arm == cfg["mode"]) or 1
     tp.shutdown()
     mp.shutdown()
@@ -453,6 +456,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "skipped": skipped,
         "arms": {a.name: analyse(a, blocks, cfg) for a in arms},
         "sdk_cpu_us_per_mode_step_whole_run": whole["sdk"] / mode_steps / 1e3,
+        "run_end_cpu_us_per_mode_step": end_ns / mode_steps / 1e3,
         "measured_s": t_end - t_measured,
     }
 
@@ -570,9 +574,10 @@ def plan(a: argparse.Namespace) -> list[dict[str, Any]]:
     }
     for ms in a.steps_ms:
         for i, mode in enumerate(a.modes):
-            extra = ["sampler", "calib", "gil", "aa"] if i == 0 else []
-            if i == 0 and ms == 5 and a.peers:
-                extra += ["zeus", "codecarbon"]
+            extra = ["sampler", "calib", "aa"] if i == 0 else []
+            if i == 0 and ms == 5:
+                extra.insert(2, "gil")
+                extra += ["zeus", "codecarbon"] if a.peers else []
             runs.append(
                 {**base, "step_ms": ms, "mode": mode, "gpus": a.main_gpus, "extra_arms": extra}
             )
@@ -593,6 +598,38 @@ def plan(a: argparse.Namespace) -> list[dict[str, Any]]:
             }
         )
     return runs
+
+
+def method_checks(res: dict[str, Any]) -> dict[str, Any]:
+    """The A/A and calibration verdicts of one run ({} if it has neither)."""
+    arms = res.get("arms", {})
+    if "aa" not in arms or "calib" not in arms:
+        return {}
+
+    def mean_ci(s: dict[str, Any]) -> str:
+        if not s.get("pairs"):
+            return "-"
+        return f"{s['mean']:.4f} ({s['ci95'][0]:.4f}-{s['ci95'][1]:.4f})"
+
+    def contains(s: dict[str, Any], x: float) -> bool:
+        lo, hi = s["ci95"]
+        return bool(s.get("pairs")) and lo is not None and lo <= x <= hi
+
+    aa, cal = arms["aa"]["median_ratio"], arms["calib"]
+    expected = cal.get("expected_ratio") or float("nan")
+    out = {
+        "aa": mean_ci(aa),
+        "aa_contains_1": contains(aa, 1.0),
+        "calib_expected": f"{expected:.4f}",
+        "calib_median": mean_ci(cal["median_ratio"]),
+        "calib_time": mean_ci(cal["time_ratio"]),
+        "calib_contains_expected": (
+            f"{contains(cal['median_ratio'], expected)} / {contains(cal['time_ratio'], expected)}"
+        ),
+    }
+    if "gil" in arms:
+        out["gil"] = mean_ci(arms["gil"]["time_ratio"])
+    return out
 
 
 def fmt_s(s: dict[str, Any]) -> str:
@@ -623,15 +660,18 @@ def markdown(r: dict[str, Any]) -> str:
         "Ratio = on / off of adjacent blocks; 'median ratio' compares median step periods,"
         " 'time ratio' the added time per hooked step (bursts included). CPU in us per hooked"
         " step: ours = otel-energy-* threads, SDK = OTel export threads (Otel*), training ="
-        " CPU added on the training thread.",
+        " CPU added on the training thread. 'SDK CPU, whole run': the OTel SDK's threads over the"
+        " measured part; 'run end': the training thread's CPU in on_epoch_end, on_train_end and"
+        " the final flush (where queued spans are encoded and sent), per step of the mode.",
     ]
     md += [
         "",
         "## Headline: our arms (one row per process run)",
         "",
         "| step (ms, measured off) | mode | GPUs | exporter | median ratio | mean | 95% CI |"
-        " pairs | time ratio mean | ours CPU us/step | SDK CPU us/step (whole run) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " pairs | time ratio mean | ours CPU us/step | SDK CPU us/step (whole run) |"
+        " run end's CPU us/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in r["runs"]:
         cfg, res = run["config"], run["result"]
@@ -640,7 +680,7 @@ def markdown(r: dict[str, Any]) -> str:
             why = res.get("error") or res.get("skipped", {}).get(cfg["mode"], "no result")
             md.append(
                 f"| {cfg['step_ms']} | {cfg['mode']} | {cfg['gpus']} | {cfg['exporter']} |"
-                f" skipped: {str(why)[-200:]} | | | | | | |"
+                f" skipped: {str(why)[-200:]} | | | | | | | |"
             )
             continue
         tr = a["time_ratio"]["mean"]
@@ -649,7 +689,26 @@ def markdown(r: dict[str, Any]) -> str:
             f" {cfg['exporter']} | {fmt_s(a['median_ratio'])} |"
             f" {tr:.4f} | {a['ours_cpu_us_per_step']:.1f} |"
             f" {res['sdk_cpu_us_per_mode_step_whole_run']:.1f} |"
+            f" {res['run_end_cpu_us_per_mode_step']:.1f} |"
         )
+    checks = [(run["config"], c) for run in r["runs"] if (c := method_checks(run["result"]))]
+    if checks:
+        md += [
+            "",
+            "Checks of the method (same runs): the A/A arm's CI of the mean should contain 1.0;"
+            " the calibration arm's CI should contain 1 + calib/step (median-period ratio and"
+            " time ratio).",
+            "",
+            "| step (ms) | A/A mean (CI) | contains 1 | calib expected | calib median ratio mean"
+            " (CI) | time ratio mean (CI) | contains expected | GIL-burst time ratio mean (CI) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for cfg, c in checks:
+            md.append(
+                f"| {cfg['step_ms']} | {c['aa']} | {c['aa_contains_1']} | {c['calib_expected']} |"
+                f" {c['calib_median']} | {c['calib_time']} | {c['calib_contains_expected']} |"
+                f" {c.get('gil', '-')} |"
+            )
     shares = [
         (run["config"]["gpus"], run["config"]["step_ms"], run["result"]["arms"]["sampler"])
         for run in r["runs"]
@@ -727,7 +786,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps-ms", type=csv(float), default=None, help="default 1,5,20,100")
     ap.add_argument("--modes", type=csv(str), default=None, help="default default,all,off")
     ap.add_argument("--gpus", type=csv(int), default=None, help="5 ms GPU sweep: 1,8,64")
-    ap.add_argument("--pairs", type=int, default=None, help="block pairs per arm (20)")
+    ap.add_argument("--pairs", type=int, default=None, help="block pairs per arm (16)")
     ap.add_argument("--block-s", type=float, default=0.5, help="block length in seconds")
     ap.add_argument("--block-steps", type=int, default=0, help="fixed block length in steps")
     ap.add_argument("--settle", type=int, default=1, help="periods dropped at a block's start")
@@ -773,7 +832,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a.steps_ms = [int(x) if float(x).is_integer() else x for x in (a.steps_ms or [1, 5, 20, 100])]
     a.modes = a.modes or ["default", "all", "off"]
     a.gpus = a.gpus if a.gpus is not None else [1, 8, 64]
-    a.pairs = a.pairs or 20
+    a.pairs = a.pairs or 16
     t0 = time.monotonic()
     load0 = loadavg()
     sink = Sink() if a.exporter == "otlp" or a.compare_drop else None
@@ -791,6 +850,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     flush=True,
                 )
                 res = run_worker(cfg, timeout_s=1800)
+                res["checks"] = method_checks(res)
                 runs.append(
                     {"config": {k: v for k, v in cfg.items() if k != "workdir"}, "result": res}
                 )
