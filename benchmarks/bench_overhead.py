@@ -64,6 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, write
 from benchmarks.interleave import (
+    BASELINE,
     Block,
     SamplerGate,
     ThreadClocks,
@@ -377,7 +378,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     cb.on_train_begin(args, state, control, **kw)
     cb.on_epoch_begin(args, state, control, **kw)
     by_name = {a.name: a for a in arms}
-    off = Arm("off")
+    off = Arm(BASELINE)
     clocks = ThreadClocks()
     gate_obj = SamplerGate()
     gate: SamplerGate | None = gate_obj
@@ -428,9 +429,9 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     t_measured = time.perf_counter()
     blocks: list[tuple[Block, Block]] = []
     for first, second in pairs:
-        a = run_block(off if first == "off" else by_name[first], block)
-        b = run_block(off if second == "off" else by_name[second], block)
-        blocks.append((a, b) if first == "off" else (b, a))
+        a = run_block(off if first == BASELINE else by_name[first], block)
+        b = run_block(off if second == BASELINE else by_name[second], block)
+        blocks.append((a, b) if first == BASELINE else (b, a))
     t_end = time.perf_counter()
     if gate is not None:
         gate.open()  # the run's end may wait for a last sample

@@ -160,15 +160,22 @@ def summary(xs: Sequence[float]) -> dict[str, Any]:
     }
 
 
+BASELINE = "<off>"
+"""The label of baseline blocks: not a name any arm can have (an arm may be called "off", as
+``OTEL_PYTHON_ENERGY_STEP_SPANS=off`` is)."""
+
+
 def schedule(arms: Sequence[str], rounds: int) -> list[tuple[str, str]]:
-    """(first, second) block pairs: every arm against "off", ABBA order across rounds, arms
-    rotated each round so that none always follows the same neighbour."""
+    """(first, second) block pairs: every arm against a ``BASELINE`` block, ABBA order across
+    rounds, arms rotated each round so that none always follows the same neighbour."""
+    if BASELINE in arms:
+        raise ValueError(f"no arm may be called {BASELINE!r}")
     out: list[tuple[str, str]] = []
     k = len(arms)
     for r in range(rounds):
         order = [arms[(r + i) % k] for i in range(k)] if k else []
         for arm in order:
-            out.append(("off", arm) if r % 2 == 0 else (arm, "off"))
+            out.append((BASELINE, arm) if r % 2 == 0 else (arm, BASELINE))
     return out
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from benchmarks.interleave import (
+    BASELINE,
     Block,
     SamplerGate,
     ThreadClocks,
@@ -28,14 +29,24 @@ def block(arm: str, periods: list[float], hooked: int | None = None) -> Block:
     return Block(arm, stamps, hooked=len(periods) if hooked is None else hooked)
 
 
-def test_schedule_pairs_every_arm_with_off_in_abba_order() -> None:
+def test_schedule_pairs_every_arm_with_the_baseline_in_abba_order() -> None:
     pairs = schedule(["a", "b"], 4)
+    o = BASELINE
     assert pairs == [
-        ("off", "a"), ("off", "b"),  # round 0: off first
-        ("b", "off"), ("a", "off"),  # round 1: arm first, arms rotated
-        ("off", "a"), ("off", "b"),
-        ("b", "off"), ("a", "off"),
+        (o, "a"), (o, "b"),  # round 0: baseline first
+        ("b", o), ("a", o),  # round 1: arm first, arms rotated
+        (o, "a"), (o, "b"),
+        ("b", o), ("a", o),
     ]  # fmt: skip
+
+
+def test_an_arm_called_off_is_still_paired_with_the_baseline() -> None:
+    """STEP_SPANS=off's arm was named "off", like the baseline blocks were: its blocks ran as
+    baseline blocks and its "ratio" was an A/A one (0 us of our CPU per step)."""
+    pairs = schedule(["off"], 2)
+    assert pairs == [(BASELINE, "off"), ("off", BASELINE)]
+    with pytest.raises(ValueError):
+        schedule([BASELINE], 1)
 
 
 def test_pair_ratio_of_medians_and_of_time_per_hooked_step() -> None:
