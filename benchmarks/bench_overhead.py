@@ -436,11 +436,14 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     if gate is not None:
         gate.open()  # the run's end may wait for a last sample
     end0 = time.thread_time_ns()
+    c_end0 = clocks.read()
     cb.on_epoch_end(args, state, control, **kw)
     cb.on_train_end(args, state, control, **kw)  # ends the run; may flush the providers
     tp.force_flush()  # the spans still queued are exported, on this thread in SDK 1.45
     end_ns = time.thread_time_ns() - end0
-    whole = group_cpu(cpu_delta(c_start, clocks.read()))
+    c_end1 = clocks.read()
+    whole = group_cpu(cpu_delta(c_start, c_end1))
+    at_end = cpu_delta(c_end0, c_end1)  # by thread: who exported what was still queued
     for arm in arms:
         arm.close()
     mode_steps = sum(n.hooked for _, n in blocks if n.arm == cfg["mode"]) or 1
@@ -458,6 +461,9 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         "arms": {a.name: analyse(a, blocks, cfg) for a in arms},
         "sdk_cpu_us_per_mode_step_whole_run": whole["sdk"] / mode_steps / 1e3,
         "run_end_cpu_us_per_mode_step": end_ns / mode_steps / 1e3,
+        "run_end_threads_us_per_mode_step": {
+            k: round(v / mode_steps / 1e3, 2) for k, v in sorted(at_end.items())
+        },
         "measured_s": t_end - t_measured,
     }
 
@@ -787,7 +793,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--steps-ms", type=csv(float), default=None, help="default 1,5,20,100")
     ap.add_argument("--modes", type=csv(str), default=None, help="default default,all,off")
     ap.add_argument("--gpus", type=csv(int), default=None, help="5 ms GPU sweep: 1,8,64")
-    ap.add_argument("--pairs", type=int, default=None, help="block pairs per arm (16)")
+    ap.add_argument("--pairs", type=int, default=None, help="block pairs per arm (14)")
     ap.add_argument("--block-s", type=float, default=0.5, help="block length in seconds")
     ap.add_argument("--block-steps", type=int, default=0, help="fixed block length in steps")
     ap.add_argument("--settle", type=int, default=1, help="periods dropped at a block's start")
@@ -833,7 +839,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a.steps_ms = [int(x) if float(x).is_integer() else x for x in (a.steps_ms or [1, 5, 20, 100])]
     a.modes = a.modes or ["default", "all", "off"]
     a.gpus = a.gpus if a.gpus is not None else [1, 8, 64]
-    a.pairs = a.pairs or 16
+    a.pairs = a.pairs or 14
     t0 = time.monotonic()
     load0 = loadavg()
     sink = Sink() if a.exporter == "otlp" or a.compare_drop else None
