@@ -85,7 +85,7 @@ def start_ranks(tmp_path: Path, sharing: str = "on", job: str = "job-7") -> list
         OTEL_PYTHON_ENERGY_SOURCES="nvml",
         OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.05",
         OTEL_PYTHON_ENERGY_ATTRIBUTION="off",
-        OTEL_PYTHON_ENERGY_NODE_SHARING=sharing,
+        OTEL_PYTHON_ENERGY_SHARED_SAMPLING=sharing,
         TORCHELASTIC_RUN_ID=job,
         WORLD_SIZE=str(len(WATTS)),
         LOCAL_WORLD_SIZE=str(len(WATTS)),
@@ -181,7 +181,7 @@ def _lock_holder(tmp_path: Path) -> int:
 
 
 def test_the_setting_is_validated() -> None:
-    with pytest.raises(ConfigError, match="OTEL_PYTHON_ENERGY_NODE_SHARING='maybe'.*'on' or 'off'"):
-        load_config({"OTEL_PYTHON_ENERGY_NODE_SHARING": "maybe"})
+    with pytest.raises(ConfigError, match="OTEL_PYTHON_ENERGY_SHARED_SAMPLING='maybe'.*'on' or 'off'"):
+        load_config({"OTEL_PYTHON_ENERGY_SHARED_SAMPLING": "maybe"})
     assert load_config({}).node_sharing
-    assert not load_config({"OTEL_PYTHON_ENERGY_NODE_SHARING": "off"}).node_sharing
+    assert not load_config({"OTEL_PYTHON_ENERGY_SHARED_SAMPLING": "off"}).node_sharing

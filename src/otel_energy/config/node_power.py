@@ -80,8 +80,8 @@ def gpu_sync(env: Mapping[str, str]) -> bool:
 
 
 def node_sharing(env: Mapping[str, str]) -> bool:
-    """``OTEL_PYTHON_ENERGY_NODE_SHARING``: one reader of the hardware per node (default on)."""
-    name = ev.OTEL_PYTHON_ENERGY_NODE_SHARING
+    """``OTEL_PYTHON_ENERGY_SHARED_SAMPLING``: one reader of the hardware per node (default on)."""
+    name = ev.OTEL_PYTHON_ENERGY_SHARED_SAMPLING
     raw = env.get(name, "").strip().lower()
     if raw in ("", "on", "1", "true"):
         return True

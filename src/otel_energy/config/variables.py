@@ -208,7 +208,7 @@ typically a few milliseconds; the next launch starts from an empty queue). No ef
 torch or CUDA. Step boundaries are never synchronized (that would cost every step).
 """
 
-OTEL_PYTHON_ENERGY_NODE_SHARING = "OTEL_PYTHON_ENERGY_NODE_SHARING"
+OTEL_PYTHON_ENERGY_SHARED_SAMPLING = "OTEL_PYTHON_ENERGY_SHARED_SAMPLING"
 """``on`` (default): where several local ranks of one job run on a node (``LOCAL_WORLD_SIZE`` or
 the launcher's equivalent, and a job id), one process reads the hardware for all of them and the
 others fold its published samples (docs/distributed.md, "One sampler per node"); each rank still
