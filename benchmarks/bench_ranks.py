@@ -66,8 +66,9 @@ def thread_cpu_s(pid: int) -> float:
     return total / 1e9
 
 
-def measure(mode: str, ranks: int, gpus: int, interval: str, seconds: float) -> float:
-    """Percent of one core spent by the ranks' sampling threads over ``seconds`` of wall time."""
+def measure(mode: str, ranks: int, gpus: int, interval: str, seconds: float) -> list[float]:
+    """Percent of one core spent by each rank's sampling threads over ``seconds`` of wall time
+    (the node's reader, which also publishes, is the highest with sharing on)."""
     with tempfile.TemporaryDirectory(prefix="node-bench-") as tmp:
         os.chmod(tmp, 0o700)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CUDA_"))}
@@ -104,7 +105,7 @@ def measure(mode: str, ranks: int, gpus: int, interval: str, seconds: float) -> 
         finally:
             for p in procs:
                 p.communicate(timeout=120)
-    return 100.0 * (sum(after) - sum(before)) / wall
+    return [100.0 * (a - b) / wall for a, b in zip(after, before, strict=True)]
 
 
 def main() -> None:
@@ -124,9 +125,12 @@ def main() -> None:
     seconds, reps = (5.0, 1) if args.quick else (args.seconds, args.reps)
     load_before = os.getloadavg()
     runs: dict[str, list[float]] = {"off": [], "on": []}
+    per_rank: dict[str, list[list[float]]] = {"off": [], "on": []}
     for _ in range(reps):
         for mode in ("off", "on"):
-            runs[mode].append(measure(mode, args.ranks, args.gpus, args.interval, seconds))
+            shares = measure(mode, args.ranks, args.gpus, args.interval, seconds)
+            per_rank[mode].append(shares)
+            runs[mode].append(sum(shares))
     payload: dict[str, Any] = {
         "machine": machine(),
         "ranks": args.ranks,
@@ -137,6 +141,7 @@ def main() -> None:
         "load_avg_before": load_before,
         "load_avg_after": os.getloadavg(),
         "cpu_pct_of_core": runs,
+        "per_rank_pct": per_rank,
         "median_off": median(runs["off"]),
         "median_on": median(runs["on"]),
     }
@@ -148,6 +153,9 @@ def main() -> None:
         f" {', '.join(f'{x:.2f}' for x in runs['off'])} |\n"
         f"| on (one reader per node) | {payload['median_on']:.2f} |"
         f" {', '.join(f'{x:.2f}' for x in runs['on'])} |\n\n"
+        "Per rank, last run (on): "
+        + ", ".join(f"{x:.2f}" for x in per_rank["on"][-1])
+        + " (the highest is the node's reader: publisher + its own fold).\n\n"
         f"Load average before/after: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}"
         f" ({os.cpu_count()} CPUs). {seconds:g} s windows, {reps} alternations.\n"
     )

@@ -181,7 +181,9 @@ def _lock_holder(tmp_path: Path) -> int:
 
 
 def test_the_setting_is_validated() -> None:
-    with pytest.raises(ConfigError, match="OTEL_PYTHON_ENERGY_SHARED_SAMPLING='maybe'.*'on' or 'off'"):
+    with pytest.raises(
+        ConfigError, match=r"OTEL_PYTHON_ENERGY_SHARED_SAMPLING='maybe'.*'on' or 'off'"
+    ):
         load_config({"OTEL_PYTHON_ENERGY_SHARED_SAMPLING": "maybe"})
     assert load_config({}).node_sharing
     assert not load_config({"OTEL_PYTHON_ENERGY_SHARED_SAMPLING": "off"}).node_sharing

@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import threading
-import time
 
 from otel_energy.config import load_config
 from otel_energy.engine.runtime import build_sampler

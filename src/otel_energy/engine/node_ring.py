@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import mmap
 import os
 import stat
@@ -256,5 +255,3 @@ class RingReader:
 
     def close(self) -> None:
         self._mm.close()
-
-
