@@ -73,7 +73,7 @@ def report_all(ranks: list[Rank], t1: float) -> list[dict[str, Any]]:
     return results
 
 
-def start_ranks(tmp_path: Path, sharing: str = "on", job: str = "job-7") -> list[Rank]:
+def start_ranks(tmp_path: Path, sharing: str = "on", job: str | None = "job-7") -> list[Rank]:
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700, exist_ok=True)
     base = child_env()
@@ -86,10 +86,11 @@ def start_ranks(tmp_path: Path, sharing: str = "on", job: str = "job-7") -> list
         OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.05",
         OTEL_PYTHON_ENERGY_ATTRIBUTION="off",
         OTEL_PYTHON_ENERGY_SHARED_SAMPLING=sharing,
-        TORCHELASTIC_RUN_ID=job,
         WORLD_SIZE=str(len(WATTS)),
         LOCAL_WORLD_SIZE=str(len(WATTS)),
     )
+    if job is not None:  # without one, the ranks' parent (this test, like torchrun's agent) is
+        base["TORCHELASTIC_RUN_ID"] = job
     ranks = [Rank({**base, "RANK": str(k), "LOCAL_RANK": str(k)}) for k in range(len(WATTS))]
     for r in ranks:
         assert r.answer().startswith("ready ")
@@ -137,7 +138,8 @@ def test_off_every_rank_reads_its_own(tmp_path: Path) -> None:
 
 
 def test_a_killed_reader_is_replaced_and_energy_stays_continuous(tmp_path: Path) -> None:
-    ranks = start_ranks(tmp_path)
+    """Also: without a job id, the ranks one launcher process started are one job."""
+    ranks = start_ranks(tmp_path, job=None)
     t_before = time.monotonic()
     for r in ranks:
         r.ask(f"wait {t_before!r}")

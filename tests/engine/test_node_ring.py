@@ -20,7 +20,7 @@ from otel_energy.engine.node_ring import (
     process_start,
     share_dir,
 )
-from otel_energy.engine.node_share import FIELDS, SharedReadError, decode, encode
+from otel_energy.engine.node_rows import FIELDS, SharedReadError, decode, encode
 from otel_energy.sensors.base import GpuStats, Reading
 
 BOOT = boot_id()

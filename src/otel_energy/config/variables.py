@@ -210,7 +210,7 @@ torch or CUDA. Step boundaries are never synchronized (that would cost every ste
 
 OTEL_PYTHON_ENERGY_SHARED_SAMPLING = "OTEL_PYTHON_ENERGY_SHARED_SAMPLING"
 """``on`` (default): where several local ranks of one job run on a node (``LOCAL_WORLD_SIZE`` or
-the launcher's equivalent, and a job id), one process reads the hardware for all of them and the
+the launcher's equivalent), one process reads the hardware for all of them and the
 others fold its published samples (docs/distributed.md, "One sampler per node"); each rank still
 reports only its own devices. ``off``: every rank reads its own devices.
 """
