@@ -119,4 +119,10 @@ def assert_run_record(
     energy = run.attributes[A.ENERGY] if kind == "train" else row.energy_j
     assert row.energy_j == pytest.approx(energy, rel=1e-6) and row.energy_j > 0
     assert row.timeline.get("t_s"), "the row keeps the run's power timeline"
+    # whose joules: the same attribution fields whichever integration wrote the row
+    assert row.attributed_energy_j is not None and row.dynamic_energy_j is not None
+    how = row.attribution
+    assert how.get("method") and how["method"] != "none", how
+    idle = row.attributed_energy_j - row.dynamic_energy_j
+    assert how.get("idle_energy_j") == pytest.approx(idle, rel=1e-6, abs=1e-9), how
     return row
