@@ -65,10 +65,10 @@ class Rank:
         assert self.proc.returncode == 0
 
 
-def report_all(ranks: list[Rank], t1: float) -> list[dict[str, Any]]:
+def report_all(ranks: list[Rank], t1: float, stop: bool = True) -> list[dict[str, Any]]:
     """Every rank's report while all still run (a stopping reader hands over), then stop."""
     results = [r.report(t1) for r in ranks]
-    for r in ranks:
+    for r in ranks if stop else ():
         r.stop()
     return results
 
@@ -115,8 +115,16 @@ def test_one_process_reads_the_node_and_every_rank_reports_its_own(tmp_path: Pat
     t1 = time.monotonic()
     for r in ranks:  # every rank has folded a row at or after t1: the reader ran past it
         assert r.ask(f"wait {t1!r}").startswith("ok ")
-    results = report_all(ranks, t1)
+    results = report_all(ranks, t1, stop=False)
     check_own_energy(results)
+    # A hung driver call at the reader: every rank's window says its device was stalled, as its
+    # own reads would have (only the reader's fake GPUs are ever read, so only its hang counts)
+    for r in ranks:
+        assert r.ask("hang 1.0") == "ok"
+    t2 = time.monotonic() + 1.5  # after the hung call returned (it began after the command)
+    for r in ranks:
+        assert r.ask(f"wait {t2!r}").startswith("ok ")
+    assert all(r["stalled"] for r in report_all(ranks, t2))
     readers = [r for r in results if r["reads"] > 0]
     assert len(readers) == 1 and readers[0]["leading"]
     assert all(r["shared"] for r in results)

@@ -6,7 +6,8 @@ node-wide, so every process's fake GPU reads the same counter at the same instan
 
 Protocol on stdin/stdout (events, never sleeps): after its first sample the rank prints
 ``ready <t0>``; ``wait <t>`` answers ``ok <newest sample>`` once it has a sample at or after
-``t`` (a follower can only have one when some process read the GPU after ``t``); ``report <t1>``
+``t`` (a follower can only have one when some process read the GPU after ``t``); ``hang <s>``
+makes the next read of every GPU block ``s`` seconds; ``report <t1>``
 prints one JSON line: the window [t0, t1] of its own devices, how many NVML reads this process
 made since it was ready, its reader threads and its part in the node's sharing; ``stop 0``
 stops the sampler and exits.
@@ -52,6 +53,11 @@ def main() -> None:
             ok = sampler.wait_for_sample(float(value), 60.0)
             print(f"ok {sampler.newest_sample_s!r}" if ok else "timeout", flush=True)
             continue
+        if word == "hang":  # the next read of every GPU blocks this long (a hung driver)
+            for g in gpus:
+                g.hang_s = float(value)
+            print("ok", flush=True)
+            continue
         if word == "stop":
             sampler.stop()
             return
@@ -64,6 +70,7 @@ def main() -> None:
             "t0": t0,
             "t1": t1,
             "complete": w.complete,
+            "stalled": w.stalled,
             "by_device": w.by_device,
             "devices": [d.info.hw_id for d in sampler.snapshot().devices],
             "reads": sum(g.calls for g in gpus) - calls0,

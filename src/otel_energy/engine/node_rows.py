@@ -14,7 +14,7 @@ MAX_PIDS = 8
 FIELDS = 7 + 3 * MAX_PIDS
 """Per device: status, counter J, power W, utilization, memory used, memory total, pid count,
 pids, SM sample count, (pid, SM) pairs. NaN stands for None."""
-_OK, _ERROR = 1.0, 2.0  # status 0: not read this tick (backed off or stalled)
+_OK, _ERROR, _STALLED = 1.0, 2.0, 3.0  # status 0: not read this tick (backed off)
 
 
 class SharedReadError(RuntimeError):
@@ -29,10 +29,13 @@ def _o(v: float) -> float | None:
     return None if math.isnan(v) else v
 
 
-def encode(result: Result | None) -> list[float]:
-    """One device's fields for a row (``FIELDS`` floats)."""
+def encode(result: Result | None, stalled: bool = False) -> list[float]:
+    """One device's fields for a row (``FIELDS`` floats); ``stalled``: not read because its
+    family's driver call has not returned (``engine.readers``)."""
     out = [0.0] + [math.nan] * (FIELDS - 1)
-    if isinstance(result, Exception):
+    if result is None and stalled:
+        out[0] = _STALLED
+    elif isinstance(result, Exception):
         out[0] = _ERROR
     elif result is not None:
         out[0:3] = [_OK, _f(result.counter_j), _f(result.power_w)]
@@ -48,6 +51,11 @@ def encode(result: Result | None) -> list[float]:
             for k, (pid, pct) in enumerate(sm):
                 out[base + 1 + 2 * k : base + 3 + 2 * k] = [float(pid), pct]
     return out
+
+
+def is_stalled(fields: Sequence[float]) -> bool:
+    """The device was not read because its family was stalled at the reader."""
+    return fields[0] == _STALLED
 
 
 def decode(fields: Sequence[float], hw_id: str) -> Result | None:

@@ -38,7 +38,7 @@ from otel_energy.engine.node_ring import (
     share_dir,
     share_key,
 )
-from otel_energy.engine.node_rows import FIELDS, RecordingSensor, decode, encode
+from otel_energy.engine.node_rows import FIELDS, RecordingSensor, decode, encode, is_stalled
 from otel_energy.engine.readers import Result
 from otel_energy.sensors.base import Sensor
 
@@ -51,6 +51,8 @@ BATCH_S = 1.0
 """How often a follower copies new rows when nobody waits for a sample (s)."""
 
 NodeSensors = Callable[[], Sequence[Sensor]]
+Row = tuple[float, list[tuple[int, Result]], list[int]]
+"""A folded row: its time (s), the readings of our devices, our devices stalled at the reader."""
 
 
 class NodeShare:
@@ -115,7 +117,10 @@ class NodeShare:
             if rows is None:
                 self.close()
                 return False
-            for t, results in rows:
+            health = sampler._devices.health
+            for t, results, stalled in rows:
+                for i in stalled:  # as its own stalled read would: flagged, then resumed
+                    health.stale[i] = True
                 sampler.sample_at(t, results)
             if sampler._stop.is_set():
                 self.close()
@@ -123,7 +128,7 @@ class NodeShare:
             sampler._wake.wait(self.batch_s)
             sampler._wake.clear()
 
-    def poll(self, ids: list[str]) -> list[tuple[float, list[tuple[int, Result]]]] | None:
+    def poll(self, ids: list[str]) -> list[Row] | None:
         """New rows for the devices ``ids`` (in the sampler's column order), as (t, results);
         None when this process must read its own devices from now on."""
         with self._lock:
@@ -150,22 +155,25 @@ class NodeShare:
                 return None
             return out
 
-    def _rows(self, ids: list[str]) -> list[tuple[float, list[tuple[int, Result]]]]:
+    def _rows(self, ids: list[str]) -> list[Row]:
         assert self._reader is not None and self._columns is not None
         fields = self._reader.header.fields
-        out: list[tuple[float, list[tuple[int, Result]]]] = []
+        out: list[Row] = []
         for row in self._reader.rows():
             t = row[0]
             if t <= self._last_t:
                 continue
             self._last_t = t
             results: list[tuple[int, Result]] = []
+            stalled: list[int] = []
             for i, col in enumerate(self._columns):
                 at = 1 + col * fields
                 result = decode(row[at : at + fields], ids[i])
                 if result is not None:
                     results.append((i, result))
-            out.append((t, results))
+                elif is_stalled(row[at : at + fields]):
+                    stalled.append(i)
+            out.append((t, results, stalled))
         return out
 
     def _map(self, ids: list[str]) -> list[int] | None:
@@ -232,8 +240,10 @@ class NodeShare:
             )
             self._writer = RingWriter(self.ring_path, header)
         row = [t]
-        for sensor in self._recording:
-            row.extend(encode(sensor.last))
+        publisher = self._publisher
+        stale = publisher._devices.health.stale if publisher is not None else []
+        for k, sensor in enumerate(self._recording):
+            row.extend(encode(sensor.last, k < len(stale) and stale[k]))
             sensor.last = None
         self._writer.append(tuple(row))
 
