@@ -121,7 +121,10 @@ class NodeShare:
             for t, results, stalled in rows:
                 for i in stalled:  # as its own stalled read would: flagged, then resumed
                     health.stale[i] = True
-                sampler.sample_at(t, results)
+                try:
+                    sampler.sample_at(t, results)
+                except Exception:  # the sampler must outlive any bug in one tick
+                    _log.exception("otel-energy: folding a shared sample failed")
             if sampler._stop.is_set():
                 self.close()
                 return True
