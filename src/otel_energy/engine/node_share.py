@@ -113,7 +113,11 @@ class NodeShare:
         ids = [s.info.hw_id for s in sampler._ensure_sensors()]
         self._fresh = time.monotonic()  # the wait for a first ring starts now, not at build
         while True:
-            rows = self.poll(ids)
+            try:
+                rows = self.poll(ids)
+            except Exception:  # sharing must never cost the rank its measurement
+                _log.exception("otel-energy: node sharing failed; this rank reads its own devices")
+                rows = None
             if rows is None:
                 self.close()
                 return False
