@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+FIRST_RING_S = 30.0
+"""How long a follower waits for the reader's first ring before reading its own devices (s)."""
 BATCH_S = 1.0
 """How often a follower copies new rows when nobody waits for a sample (s)."""
 
@@ -144,8 +146,8 @@ class NodeShare:
                 self._lead(first=self._reader is None)
             self._attach()
             now = time.monotonic()
-            if self._reader is None:
-                return None if now - self._fresh > self.stale_s else []
+            if self._reader is None:  # the reader's discovery (nvmlInit...) may take a while
+                return None if now - self._fresh > max(FIRST_RING_S, self.stale_s) else []
             if self._columns is None:
                 self._columns = self._map(ids)
                 if self._columns is None:
