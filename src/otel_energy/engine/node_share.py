@@ -147,7 +147,14 @@ class NodeShare:
             self._attach()
             now = time.monotonic()
             if self._reader is None:  # the reader's discovery (nvmlInit...) may take a while
-                return None if now - self._fresh > max(FIRST_RING_S, self.stale_s) else []
+                if now - self._fresh <= max(FIRST_RING_S, self.stale_s):
+                    return []
+                _log.warning(
+                    "otel-energy: the node's reader published nothing in %.0f s; this rank"
+                    " reads its own devices.",
+                    now - self._fresh,
+                )
+                return None
             if self._columns is None:
                 self._columns = self._map(ids)
                 if self._columns is None:
