@@ -73,7 +73,9 @@ def report_all(ranks: list[Rank], t1: float, stop: bool = True) -> list[dict[str
     return results
 
 
-def start_ranks(tmp_path: Path, sharing: str = "on", job: str | None = "job-7") -> list[Rank]:
+def start_ranks(
+    tmp_path: Path, sharing: str = "on", job: str | None = "job-7", own_gpu_visible: bool = False
+) -> list[Rank]:
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700, exist_ok=True)
     base = child_env()
@@ -91,7 +93,17 @@ def start_ranks(tmp_path: Path, sharing: str = "on", job: str | None = "job-7") 
     )
     if job is not None:  # without one, the ranks' parent (this test, like torchrun's agent) is
         base["TORCHELASTIC_RUN_ID"] = job
-    ranks = [Rank({**base, "RANK": str(k), "LOCAL_RANK": str(k)}) for k in range(len(WATTS))]
+    ranks = [
+        Rank(
+            {
+                **base,
+                "RANK": str(k),
+                "LOCAL_RANK": str(k),
+                **({"CUDA_VISIBLE_DEVICES": str(k)} if own_gpu_visible else {}),
+            }
+        )
+        for k in range(len(WATTS))
+    ]
     for r in ranks:
         assert r.answer().startswith("ready ")
     return ranks
@@ -188,6 +200,19 @@ def _lock_holder(tmp_path: Path) -> int:
         if parts[1] == "FLOCK" and int(parts[5].rsplit(":", 1)[1]) == inode:
             return int(parts[4])
     raise AssertionError("nobody holds the lock")
+
+
+def test_ranks_that_see_other_gpus_than_the_reader_read_their_own(tmp_path: Path) -> None:
+    """Per-task CUDA_VISIBLE_DEVICES (``srun --gpus-per-task=1``): the reader's view holds only
+    its own GPU, so the others are not in the ring; each of them reads its own, exactly."""
+    ranks = start_ranks(tmp_path, own_gpu_visible=True)
+    t1 = time.monotonic()
+    for r in ranks:
+        assert r.ask(f"wait {t1!r}").startswith("ok ")
+    results = report_all(ranks, t1)
+    check_own_energy(results)
+    assert all(r["reads"] > 0 for r in results)
+    assert sum(r["leading"] for r in results) == 1
 
 
 def test_the_setting_is_validated() -> None:
