@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAGIC = b"OTELNR01"
-HEADER_SIZE = 4096
-"""Bytes before the first row: magic (8), rows written (u64), header length (u32), JSON."""
+HEADER_SIZE = 65536
+"""Bytes before the first row: magic (8), rows written (u64), header length (u32), JSON (room
+for the ids of about 1500 devices)."""
 _COUNT = struct.Struct("<Q")
 _LEN = struct.Struct("<I")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -169,7 +170,9 @@ class RingWriter:
             tmp.unlink()
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
         try:
-            os.ftruncate(fd, HEADER_SIZE + header.rows * header.row_size)
+            # Allocated now (ENOSPC here, as an error), never on a later write through the map:
+            # a page that a full tmpfs cannot back would be SIGBUS in the training process.
+            os.posix_fallocate(fd, 0, HEADER_SIZE + header.rows * header.row_size)
             self._mm = mmap.mmap(fd, 0)
         finally:
             os.close(fd)

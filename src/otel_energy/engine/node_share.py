@@ -254,7 +254,12 @@ class NodeShare:
                 FIELDS,
                 DEFAULT_ROWS,
             )
-            self._writer = RingWriter(self.ring_path, header)
+            try:
+                self._writer = RingWriter(self.ring_path, header)
+            except (OSError, ValueError) as exc:  # a full tmpfs: the followers read their own
+                _log.warning("otel-energy: cannot publish the node's samples: %s", exc)
+                self._publisher_failed()
+                return
         row = [t]
         publisher = self._publisher
         stale = publisher._devices.health.stale if publisher is not None else []
@@ -262,6 +267,13 @@ class NodeShare:
             row.extend(encode(sensor.last, k < len(stale) and stale[k]))
             sensor.last = None
         self._writer.append(tuple(row))
+
+    def _publisher_failed(self) -> None:
+        """Stop publishing for good, on the publisher's own thread (it cannot join itself): the
+        lock stays held, so no one else tries, and the followers time out to their own reads."""
+        publisher = self._publisher
+        if publisher is not None:
+            publisher.remove_listener(self._publish)
 
     def close(self) -> None:
         """Stop publishing (if leading) and release the lock; idempotent."""
