@@ -90,13 +90,16 @@ def assert_run_record(
         spans: every finished span of the run.
         logged: the values the framework logged (the last log with our keys).
         phases: span names of the phases run inside ``fit``/``train`` (``evaluate``...).
-        step_name: the step spans' name (``batch`` for ``EnergyMeter``).
+        step_name: the step spans' name (``batch`` for ``EnergyMeter``; their groups' spans:
+            ``steps``, ``batches``).
         kind: the ledger row's kind (``command`` for ``otel-energy run``).
         framework: the ``otel_energy.framework`` every span carries, if the integration sets one.
     """
     [run] = [s for s in spans if s.name == "train"]
     epochs = [s for s in spans if s.name == "epoch"]
-    steps = [s for s in spans if s.name == step_name]
+    # a step's own span, or its group's (``steps``/``batches``) where it was short
+    group = {"step": "steps", "batch": "batches"}[step_name]
+    steps = [s for s in spans if s.name in (step_name, group)]
     assert epochs and all(e.parent_id == run.span_id for e in epochs)
     epoch_ids = {e.span_id for e in epochs}
     assert steps and all(s.parent_id in epoch_ids for s in steps)

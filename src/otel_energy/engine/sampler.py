@@ -305,6 +305,14 @@ class Sampler:
     def history_size(self) -> int:
         return len(self._hist.t)
 
+    def cumulative(self, t0_s: float, t1_s: float) -> history.Cumulative:
+        """The components' cumulative energy and CO2e at the samples bracketing [t0_s, t1_s]:
+        many steps' energies from one lock and no window each (``history.Cumulative``)."""
+        with self._cond:
+            infos = [s.info for s in self._devices.sensors]
+            res = self._devices.resolution_s
+            return history.cumulative(self._hist, infos, t0_s, t1_s, res)
+
     def window(self, t0_s: float, t1_s: float, extrapolate: bool = False) -> WindowEnergy:
         """Energy, CO2e and allocation uncertainty over [t0_s, t1_s] (sampler clock, s).
 
