@@ -12,7 +12,12 @@ from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
 from otel_energy.config.attribution import attribution_mode, idle_power
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
-from otel_energy.config.node_power import NodePowerConfig, gpu_sync, node_power
+from otel_energy.config.node_power import (
+    NodePowerConfig,
+    gpu_sync,
+    node_power,
+    node_sharing,
+)
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
 from otel_energy.config.unknown import warn_unknown_variables
@@ -91,6 +96,8 @@ class EnergyConfig:
     """Whole-node meters: hwmon root, Redfish URL and credentials, BMC read interval."""
     gpu_sync: bool = False
     """``torch.cuda.synchronize()`` at epoch and evaluation boundaries."""
+    node_sharing: bool = True
+    """One reader of the hardware per node for the job's local ranks (engine.node_share)."""
     attribution: str = "auto"
     """Which processes are the job: ``auto``, ``process``, ``cgroup`` or ``off``."""
     idle_power_w: tuple[tuple[str, float], ...] | None = None
@@ -263,6 +270,7 @@ def load_config(
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
         node=node_power(env),
         gpu_sync=gpu_sync(env),
+        node_sharing=node_sharing(env),
         **_attribution(env),
         record_command_args=_record_command_args(env),
     )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from otel_energy.engine.accumulate import Track
 from otel_energy.engine.health import DeviceHealth
 from otel_energy.engine.history import Faults
-from otel_energy.engine.readers import Reader, make_readers
+from otel_energy.engine.readers import Reader, Result, make_readers
 from otel_energy.sensors.base import GpuStats, Reading, Sensor
 
 
@@ -58,12 +58,15 @@ class Devices:
         self._read_timeout_s = read_timeout_s
         self._util_t: list[float | None] = [None] * n
 
-    def read(self, t: float) -> list[tuple[int, float]]:
-        """Read every healthy device at ``t`` (s); returns (device, energy added in J) pairs."""
+    def read(
+        self, t: float, results: list[tuple[int, Result]] | None = None
+    ) -> list[tuple[int, float]]:
+        """Read every healthy device at ``t`` (s); returns (device, energy added in J) pairs.
+        ``results``: readings taken by the node's one reader (engine.node_share) instead."""
         before = list(self.health.stale)
         added: list[tuple[int, float]] = []
         utilized: set[int] = set()
-        for i, result in self._read_all(t):
+        for i, result in self._read_all(t) if results is None else results:
             if isinstance(result, Exception):
                 self.health.failure(i, self.sensors[i], result, t)
                 continue

@@ -13,6 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from otel_energy.carbon import (
     Intensity,
@@ -37,6 +38,10 @@ from otel_energy.engine.snapshot import (
 )
 from otel_energy.engine.snapshot import build as build_snapshot
 from otel_energy.sensors.base import Sensor, Unmeasured
+
+if TYPE_CHECKING:
+    from otel_energy.engine.node_share import NodeShare
+    from otel_energy.engine.readers import Result
 
 __all__ = [
     "POWER_WINDOW_S",
@@ -117,6 +122,8 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._listeners: list[Callable[[float], None]] = []
+        self.share: NodeShare | None = None
+        """Set: the node's one reader reads our devices (engine.node_share); None: we do."""
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
 
@@ -148,6 +155,8 @@ class Sampler:
         thread.join(timeout_s)
         self._thread = None
         self._devices.close()
+        if self.share is not None:
+            self.share.close()
         self._intensity.stop()
         self.job.close()
         for sensor in self._sensors or ():
@@ -174,6 +183,8 @@ class Sampler:
             return True
 
     def _run(self) -> None:
+        if self.share is not None and self.share.follow(self):
+            return  # stopped while following; otherwise read our own devices from now on
         next_t = time.monotonic()
         while True:
             try:
@@ -210,15 +221,21 @@ class Sampler:
     def sample_once(self) -> None:
         """Read every healthy sensor once and append a sample (called by the thread; tests too)."""
         self._ensure_sensors()
-        t = self.clock()
-        now_s = self._intensity.now_s()  # the carbon clock: wall seconds
+        self.sample_at(self.clock())
+
+    def sample_at(self, t: float, results: list[tuple[int, Result]] | None = None) -> None:
+        """Fold a sample taken at ``t`` (s): ``results`` read by the node's reader
+        (engine.node_share), or None to read the sensors now."""
+        # the carbon clock (wall seconds) when the sample was taken: a shared row is older
+        # (node sharing requires a CLOCK_MONOTONIC clock; this thread never stamps one)
+        now_s = self._intensity.now_s() - (0.0 if results is None else time.monotonic() - t)
         intensity = self._intensity.at(now_s)
         # The energy since the last sample was used during (previous, t]: charge it at the
         # intensity valid in the middle of that interval (half of it before now on the wall
         # clock), so a change of intensity inside a span is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
         mid = self._intensity.at(now_s - (t - previous) / 2)
-        for i, delta in (added := self._devices.read(t)):
+        for i, delta in (added := self._devices.read(t, results)):
             # A node meter's energy contains the components': its CO2e would count them twice.
             if not self._devices.sensors[i].info.whole_host:
                 self._co2[i] += co2e_g(delta, self.pue, mid.g_per_kwh)
