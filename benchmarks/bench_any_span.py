@@ -39,8 +39,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from benchmarks.bench_step_overhead import DropExporter
 from benchmarks.common import machine, median, write
+from benchmarks.harness import DropExporter
 from otel_energy.config import load_config
 from otel_energy.config.any_span import SpanSelection
 from otel_energy.engine.runtime import build_sampler

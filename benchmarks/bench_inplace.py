@@ -10,12 +10,14 @@ One process run of the tiny CPU BERT (otel_energy.testing.tiny):
    cost, subtracted from both). Each callee is timed with ``perf_counter_ns`` around its call; the
    order of the three rotates every step so that none is always the first to run after the step.
    Per step: our begin + end, the bare span's begin + end, medians over the run.
-2. **Wall time, with vs without.** Whole training runs, paired and interleaved (ABAB...): with
+2. **Wall time, with vs without** (a cross-check only: whole runs on a shared 2-core VM spread
+   far more than 1%; the project's overhead figure is bench_overhead.py's block-interleaved
+   one). Whole training runs, paired and interleaved (ABAB...): with
    our callback attached as users attach it, and without any. Per run: the ``train()`` wall time
    and the step loop's time (first ``on_step_begin`` to last ``on_step_end``, measured by a
    timing callback present in both). Ratios per pair, median and spread.
 3. **Tight loop** for comparison: our step pair and a bare span start + end called back to back
-   (warm caches), as in bench_step_overhead.py's microbenchmark.
+   (warm caches).
 
 Usage:
     python benchmarks/bench_inplace.py [--quick] [--out DIR] [--label NAME]
@@ -39,8 +41,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from transformers import TrainerCallback
 
-from benchmarks.bench_step_overhead import DropExporter, begin_direct_run, energy_callback
 from benchmarks.common import machine, median, write
+from benchmarks.harness import DropExporter, begin_direct_run, energy_callback
 from otel_energy.testing.tiny import tiny_trainer
 
 Hook = Callable[..., Any]

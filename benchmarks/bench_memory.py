@@ -25,8 +25,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from benchmarks.bench_step_overhead import begin_direct_run
 from benchmarks.common import machine, write
+from benchmarks.harness import begin_direct_run
 from otel_energy.config import load_config
 from otel_energy.hf import EnergyCallback
 
@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tp = TracerProvider()
     tp.add_span_processor(BatchSpanProcessor(exporter))
     mp = MeterProvider()
-    cb = EnergyCallback(tracer_provider=tp, meter_provider=mp, config=load_config(os.environ))
+    # A span per step (the worst case for memory): 0.5 ms steps are grouped by default.
+    env = {**os.environ, "OTEL_PYTHON_ENERGY_STEP_SPANS": "all"}
+    cb = EnergyCallback(tracer_provider=tp, meter_provider=mp, config=load_config(env))
     args, state, rec = begin_direct_run(cb, steps)
     trace_points = []
     for i in range(1, steps + 1):

@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+from otel_energy.history.ledger import Ledger
 from tests.support.loopback import QuietHandler, loopback_http
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.paths import SCRIPTS
@@ -149,15 +150,20 @@ def test_run_ends_within_the_flush_bound_whatever_the_collector(tmp_path: Path) 
         assert "Traceback" not in stderr, stderr[-3000:]
 
 
-def test_os_exit_right_after_train_keeps_the_run_span_and_the_gauges(tmp_path: Path) -> None:
+def test_os_exit_right_after_train_keeps_the_run_span_the_gauges_and_the_row(
+    tmp_path: Path,
+) -> None:
     """``os._exit(0)`` right after ``train()`` (no exit handler runs): the run span and the
     ``hw.*`` points have already left, though the batch processor waits 5 s and the metric
-    reader 60 s between exports. Before: the run span was still in the batch queue, lost."""
+    reader 60 s between exports, and the ledger row is written. Before: the run span was still
+    in the batch queue, and the row in the background writer's hands, both lost."""
+    ledger = tmp_path / "ledger.sqlite"
     with otlp_receiver() as (url, got):
         env = child_env(
             **otlp_env(url, "otel-energy-test", metric_interval_ms="60000"),
             OTEL_PYTHON_ENERGY_SOURCES="estimate",
             OTEL_PYTHON_ENERGY_SAMPLE_INTERVAL="0.02",
+            OTEL_PYTHON_ENERGY_LEDGER=str(ledger),
             OMP_NUM_THREADS="1",
         )
         script = [sys.executable, str(SCRIPTS / "train_then_exit.py"), "--os-exit"]
@@ -174,6 +180,8 @@ def test_os_exit_right_after_train_keeps_the_run_span_and_the_gauges(tmp_path: P
         assert len(runs) == 1, [s["name"] for s in got.ours()]
         assert runs[0]["attributes"]["otel_energy.energy"] > 0
         assert got.metric("hw.energy"), "the gauges did not leave with the run"
+    [row] = Ledger(ledger).rows()
+    assert row.status == "ok" and row.energy_j > 0
 
 
 def test_instrumented_exit_is_bounded(tmp_path: Path) -> None:

@@ -36,6 +36,12 @@ def test_defaults_from_empty_environment() -> None:
         ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "off"}, "step_span_every", 0),
         ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "All"}, "step_span_every", 1),
         ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "10"}, "step_span_every", 10),
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "Auto"}, "step_span_every", 1),
+        ({}, "step_span_groups", True),  # the default: short steps share a span per tick
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: " auto "}, "step_span_groups", True),
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "all"}, "step_span_groups", False),
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "off"}, "step_span_groups", False),
+        ({ev.OTEL_PYTHON_ENERGY_STEP_SPANS: "3"}, "step_span_groups", False),
     ],
 )
 def test_valid_values(env: dict[str, str], field: str, expected: object) -> None:
@@ -61,6 +67,7 @@ def test_valid_values(env: dict[str, str], field: str, expected: object) -> None
         (ev.OTEL_PYTHON_ENERGY_SOURCES, ",", "nvml, amd, rapl, estimate"),
         (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "0", "'all', 'off' or an integer N >= 1"),
         (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "some", "'all', 'off' or an integer N >= 1"),
+        (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "grouped", "'auto' (short steps grouped), 'all'"),
         (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "²", "'all', 'off' or an integer N >= 1"),
         (ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "\uff11\uff10", "'all', 'off' or an integer N >= 1"),
     ],

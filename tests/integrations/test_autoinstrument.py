@@ -17,6 +17,7 @@ from otel_energy.integrations.instrumentor import launcher_process, multiprocess
 from tests.support.otlp_receiver import Received, otlp_receiver
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.step_spans import STEP_NAMES, steps_covered
 from tests.support.subprocesses import run_instrumented as instrument
 
 TRAIN_ARGS = ["--epochs", "2", "--samples", "64", "--hidden", "32"]
@@ -47,8 +48,10 @@ def test_unmodified_trainer_script_gets_spans_and_metrics() -> None:
     with otlp_receiver() as (endpoint, got):
         instrument(SCRIPTS / "train_with_user_span.py", TRAIN_ARGS, endpoint)
     ours = got.ours()
-    names = Counter(s["name"] for s in ours)
-    assert names == {"train": 1, "epoch": 2, "step": 8, "evaluate": 2}
+    names = Counter(s["name"] for s in ours if s["name"] not in STEP_NAMES)
+    assert names == {"train": 1, "epoch": 2, "evaluate": 2}
+    # each step in its own span (measurable or failed) or its group's (short: the default)
+    assert steps_covered((s["name"], s["attributes"]) for s in ours) == list(range(1, 9))
     [user] = [s for s in got.spans if s["name"] == "experiment"]
     [run] = [s for s in ours if s["name"] == "train"]
     assert run["parent_id"] == user["span_id"] and run["trace_id"] == user["trace_id"]
@@ -58,16 +61,16 @@ def test_unmodified_trainer_script_gets_spans_and_metrics() -> None:
         assert a["otel_energy.energy"] > 0 and a["otel_energy.co2e"] > 0, s["name"]
         assert a["otel_energy.estimated"] is True  # no GPU or RAPL on this machine
         assert a["otel_energy.carbon_intensity.source"] == "table:owid-ember:world"
-        if s["name"] == "step":
+        if s["name"] in STEP_NAMES:
             assert s["parent_id"] in epochs
-    step_sum = sum(s["attributes"]["otel_energy.energy"] for s in ours if s["name"] == "step")
+    step_sum = sum(s["attributes"]["otel_energy.energy"] for s in ours if s["name"] in STEP_NAMES)
     assert step_sum <= run["attributes"]["otel_energy.energy"]
     check_energy_metrics(got)
     hists = got.metric("otel_energy.step.energy")
     assert hists[-1]["count"] == 8  # cumulative: every step
     # exemplars are kept per collection interval: look across all exports
     exemplars = [e for h in hists for e in h["exemplars"]]
-    step_ids = {s["span_id"] for s in ours if s["name"] == "step"}
+    step_ids = {s["span_id"] for s in ours if s["name"] in STEP_NAMES}
     assert exemplars and all(e["span_id"] in step_ids for e in exemplars)
 
 

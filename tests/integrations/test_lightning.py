@@ -31,10 +31,14 @@ from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
 from tests.support.otlp_receiver import otlp_receiver
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
+from tests.support.step_spans import STEP_NAMES, steps_covered
 from tests.support.subprocesses import capture, child_env
 from tests.support.subprocesses import run_instrumented as instrument
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
+
+
+ALL = {"OTEL_PYTHON_ENERGY_STEP_SPANS": "all"}  # a span per step, as before grouping
 
 
 def callback(
@@ -67,7 +71,7 @@ def fit(cb: LightningEnergyCallback, module: Any = None, **kwargs: Any) -> Train
 
 
 def test_fit_gives_the_trainer_callbacks_span_tree_with_exact_energies(tel: Telemetry) -> None:
-    trainer = fit(callback(tel), num_sanity_val_steps=1)
+    trainer = fit(callback(tel, ALL), num_sanity_val_steps=1)
     spans = tel.finished()
     # 2 epochs of 8 batches, validation after each epoch and one sanity check before training
     assert Counter(s.name for s in spans) == {"train": 1, "epoch": 2, "step": 16, "evaluate": 3}
@@ -109,7 +113,7 @@ def test_fit_gives_the_trainer_callbacks_span_tree_with_exact_energies(tel: Tele
 
 
 def test_step_histogram_exemplars_point_at_step_spans(tel: Telemetry) -> None:
-    fit(callback(tel), max_epochs=1)
+    fit(callback(tel, ALL), max_epochs=1)
     step_ids = {
         (s.context.trace_id, s.context.span_id): s.attributes["otel_energy.energy"]
         for s in tel.finished("step")
@@ -173,7 +177,7 @@ def test_energy_keys_follow_log_every_n_steps(tel: Telemetry, tmp_path: Path) ->
 
 
 def test_gradient_accumulation_step_spans_cover_optimizer_steps(tel: Telemetry) -> None:
-    trainer = fit(callback(tel), max_epochs=1, accumulate_grad_batches=3)
+    trainer = fit(callback(tel, ALL), max_epochs=1, accumulate_grad_batches=3)
     assert trainer.global_step == 3  # 8 batches: steps after batches 3, 6 and at the epoch's end
     steps = sorted(tel.finished("step"), key=lambda s: s.start_time or 0)
     assert [s.attributes["otel_energy.train.step"] for s in steps] == [1, 2, 3]
@@ -217,10 +221,15 @@ class Exploding(TinyRegressor):
 def test_a_failing_fit_ends_every_open_span_with_the_error(tel: Telemetry) -> None:
     with pytest.raises(RuntimeError, match="boom at step 5"):  # the user's error, unchanged
         fit(callback(tel), module=Exploding())
-    statuses = {s.name: s.status.status_code for s in tel.finished() if s.name != "step"}
+    statuses = {s.name: s.status.status_code for s in tel.finished() if s.name not in STEP_NAMES}
     assert statuses == {"train": StatusCode.ERROR, "epoch": StatusCode.ERROR}
-    steps = sorted(tel.finished("step"), key=lambda s: s.start_time or 0)
-    assert [s.status.status_code for s in steps] == [StatusCode.UNSET] * 4 + [StatusCode.ERROR]
+    # the failed step keeps a span of its own (by default too); the others are in groups or
+    # their own spans, unfailed
+    spans = tel.finished()
+    assert steps_covered((s.name, s.attributes) for s in spans) == [1, 2, 3, 4, 5]
+    failed = [s for s in spans if s.status.status_code == StatusCode.ERROR and s.name == "step"]
+    assert [s.attributes["otel_energy.train.step"] for s in failed] == [5]
+    assert all(s.status.status_code == StatusCode.UNSET for s in spans if s.name == "steps")
     [run] = tel.finished("train")
     assert run.events[0].name == "exception" and run.attributes["otel_energy.train.steps"] == 4
     # the conftest fixture fails the test if the sampler was left running
@@ -333,7 +342,9 @@ def test_unmodified_lightning_script_under_opentelemetry_instrument() -> None:
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["callbacks"].count("LightningEnergyCallback") == 1 and out["global_step"] == 16
     ours = got.ours()
-    assert Counter(s["name"] for s in ours) == {"train": 1, "epoch": 2, "step": 16, "evaluate": 2}
+    names = Counter(s["name"] for s in ours if s["name"] not in STEP_NAMES)
+    assert names == {"train": 1, "epoch": 2, "evaluate": 2}
+    assert steps_covered((s["name"], s["attributes"]) for s in ours) == list(range(1, 17))
     [user] = [s for s in got.spans if s["name"] == "experiment"]
     [run] = [s for s in ours if s["name"] == "train"]
     assert run["parent_id"] == user["span_id"] and run["trace_id"] == user["trace_id"]
@@ -343,7 +354,7 @@ def test_unmodified_lightning_script_under_opentelemetry_instrument() -> None:
         assert a["otel_energy.energy"] > 0 and a["otel_energy.estimated"] is True, s["name"]
     hists = got.metric("otel_energy.step.energy")
     assert hists[-1]["count"] == 16
-    step_ids = {s["span_id"] for s in ours if s["name"] == "step"}
+    step_ids = {s["span_id"] for s in ours if s["name"] in STEP_NAMES}  # a step's or its group's
     exemplars = [e for h in hists for e in h["exemplars"]]
     assert exemplars and all(e["span_id"] in step_ids for e in exemplars)
     assert got.metric("hw.energy")
@@ -378,10 +389,12 @@ def test_ddp_two_ranks_each_measure_their_own_gpu_and_node_devices_once(tmp_path
     assert set(series[1]) == {gpu_ids[1]}
     for r, watts in ((0, 100.0), (1, 200.0)):
         assert all(a["otel_energy.rank"] == r for a in series[r].values())
-        names = Counter(s["name"] for s in ranks[r]["spans"])
-        assert names == {"train": 1, "epoch": 1, "step": 4, "evaluate": 1}
+        names = Counter(s["name"] for s in ranks[r]["spans"] if s["name"] not in STEP_NAMES)
+        assert names == {"train": 1, "epoch": 1, "evaluate": 1}
+        covered = [(s["name"], s["attributes"]) for s in ranks[r]["spans"]]
+        assert steps_covered(covered) == [1, 2, 3, 4]
         for s in ranks[r]["spans"]:
-            if s["name"] != "step":  # step spans carry only their own attributes
+            if s["name"] not in STEP_NAMES:  # step spans carry only their own attributes
                 a = s["attributes"]
                 assert a["otel_energy.rank"] == a["otel_energy.local_rank"] == r
                 assert a["otel_energy.world_size"] == 2

@@ -66,8 +66,12 @@ def test_epochs_batches_summary_and_spans(tel: Telemetry) -> None:
     assert es["total_carbon_g"] == pytest.approx(es["total_energy_j"] / 3.6e6 * 450.0)
     spans = tel.finished()
     epochs = {s.context.span_id for s in spans if s.name == "epoch"}
-    batches = [s for s in spans if s.name == "batch"]
-    assert len(epochs) == 2 and len(batches) == 6
+    # A batch has its own span when measurable (two sample intervals or more), else a share of
+    # its group's ``batches`` span (docs/spans.md): which, depends on this machine's speed.
+    batches = [s for s in spans if s.name in ("batch", "batches")]
+    assert len(epochs) == 2
+    covered = sum(b.attributes.get("otel_energy.train.steps", 1) for b in batches)
+    assert covered == 6
     assert all(b.parent is not None and b.parent.span_id in epochs for b in batches)
     assert all(b.attributes["otel_energy.carbon_intensity.source"] == "override" for b in batches)
 

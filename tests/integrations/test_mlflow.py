@@ -36,6 +36,7 @@ def test_step_spans_in_mlflow_and_energy_as_mlflow_metrics(tmp_path: Path) -> No
             OTEL_EXPORTER_OTLP_TRACES_HEADERS="x-mlflow-experiment-id=0",
             MLFLOW_TRACKING_URI=base,
             OMP_NUM_THREADS="1",
+            OTEL_PYTHON_ENERGY_STEP_SPANS="all",  # a span per step (short ones are grouped)
         )
         proc = capture([INSTRUMENT, sys.executable, SCRIPTS / "train_mlflow.py"], env, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]

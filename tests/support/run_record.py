@@ -90,13 +90,16 @@ def assert_run_record(
         spans: every finished span of the run.
         logged: the values the framework logged (the last log with our keys).
         phases: span names of the phases run inside ``fit``/``train`` (``evaluate``...).
-        step_name: the step spans' name (``batch`` for ``EnergyMeter``).
+        step_name: the step spans' name (``batch`` for ``EnergyMeter``; their groups' spans:
+            ``steps``, ``batches``).
         kind: the ledger row's kind (``command`` for ``otel-energy run``).
         framework: the ``otel_energy.framework`` every span carries, if the integration sets one.
     """
     [run] = [s for s in spans if s.name == "train"]
     epochs = [s for s in spans if s.name == "epoch"]
-    steps = [s for s in spans if s.name == step_name]
+    # a step's own span, or its group's (``steps``/``batches``) where it was short
+    group = {"step": "steps", "batch": "batches"}[step_name]
+    steps = [s for s in spans if s.name in (step_name, group)]
     assert epochs and all(e.parent_id == run.span_id for e in epochs)
     epoch_ids = {e.span_id for e in epochs}
     assert steps and all(s.parent_id in epoch_ids for s in steps)
@@ -119,4 +122,10 @@ def assert_run_record(
     energy = run.attributes[A.ENERGY] if kind == "train" else row.energy_j
     assert row.energy_j == pytest.approx(energy, rel=1e-6) and row.energy_j > 0
     assert row.timeline.get("t_s"), "the row keeps the run's power timeline"
+    # whose joules: the same attribution fields whichever integration wrote the row
+    assert row.attributed_energy_j is not None and row.dynamic_energy_j is not None
+    how = row.attribution
+    assert how.get("method") and how["method"] != "none", how
+    idle = row.attributed_energy_j - row.dynamic_energy_j
+    assert how.get("idle_energy_j") == pytest.approx(idle, rel=1e-6, abs=1e-9), how
     return row

@@ -227,3 +227,34 @@ def test_selection_from_the_environment() -> None:
         span_selection(
             {"OTEL_PYTHON_ENERGY_SPANS": "server", "OTEL_PYTHON_ENERGY_SPANS_MAX_DELAY": "soon"}
         )
+
+
+def test_uninstrument_takes_the_annotators_sigterm_closer_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The instrumentor's span annotator registers with the SIGTERM guard; uninstrument must
+    unregister it (before: the closer stayed, so the guard never became idle and was never
+    uninstalled, and a later SIGTERM flushed a provider no longer ours)."""
+    import signal
+
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    from otel_energy.engine.signals import TerminationGuard
+    from otel_energy.instrumentor import EnergyInstrumentor
+
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_SPANS", "server")
+    monkeypatch.setenv("OTEL_PYTHON_ENERGY_LEDGER", "off")
+    before = signal.getsignal(signal.SIGTERM)
+    assert not isinstance(before, TerminationGuard)
+    make = fake_gpu_sampler_factory()
+    inst = EnergyInstrumentor()
+    inst.instrument(
+        tracer_provider=SdkTracerProvider(), meter_provider=MeterProvider(), sampler=make()
+    )
+    try:
+        guard = signal.getsignal(signal.SIGTERM)
+        assert isinstance(guard, TerminationGuard) and not guard.idle
+    finally:
+        inst.uninstrument()
+    assert guard.idle
+    assert signal.getsignal(signal.SIGTERM) is before  # the guard is gone with its last closer

@@ -12,7 +12,12 @@ from otel_energy.carbon import MAX_G_PER_KWH, Intensity, table_intensity
 from otel_energy.config import variables as ev
 from otel_energy.config.attribution import attribution_mode, idle_power
 from otel_energy.config.live_carbon import CARBON_PROVIDERS, LiveCarbonConfig, live_carbon
-from otel_energy.config.node_power import NodePowerConfig, gpu_sync, node_power
+from otel_energy.config.node_power import (
+    NodePowerConfig,
+    gpu_sync,
+    node_power,
+    node_sharing,
+)
 from otel_energy.config.overrides import OVERRIDES, check_overrides, visible_devices
 from otel_energy.config.rules import NUMBERS, ConfigError, check_country, check_number
 from otel_energy.config.unknown import warn_unknown_variables
@@ -74,6 +79,10 @@ class EnergyConfig:
     pue: float = 1.0
     step_span_every: int = 1
     """1: every step gets a span; N: every Nth; 0: none."""
+    step_span_groups: bool = True
+    """``auto`` (the default): a step shorter than two sample intervals (its energy is
+    interpolated) has no span of its own; the steps completed at one sampler tick share one
+    ``steps`` span. False with ``all``, ``off`` or N."""
     carbon: LiveCarbonConfig | None = None
     """The live intensity provider, None for the table or an override."""
     predict_after_steps: int = 0
@@ -87,6 +96,8 @@ class EnergyConfig:
     """Whole-node meters: hwmon root, Redfish URL and credentials, BMC read interval."""
     gpu_sync: bool = False
     """``torch.cuda.synchronize()`` at epoch and evaluation boundaries."""
+    node_sharing: bool = True
+    """One reader of the hardware per node for the job's local ranks (engine.node_share)."""
     attribution: str = "auto"
     """Which processes are the job: ``auto``, ``process``, ``cgroup`` or ``off``."""
     idle_power_w: tuple[tuple[str, float], ...] | None = None
@@ -168,18 +179,24 @@ def _intensity(env: Mapping[str, str], checked: Mapping[str, Any]) -> tuple[str 
     return country, table_intensity(country)
 
 
-def _step_spans(env: Mapping[str, str]) -> int:
+def _step_spans(env: Mapping[str, str]) -> dict[str, Any]:
+    """``step_span_every`` and ``step_span_groups`` from ``OTEL_PYTHON_ENERGY_STEP_SPANS``."""
     raw = env.get(ev.OTEL_PYTHON_ENERGY_STEP_SPANS, "").strip().lower()
-    if raw in ("", "all"):
-        return 1
-    if raw == "off":
-        return 0
-    if raw.isascii() and raw.isdigit() and int(raw) >= 1:  # "²".isdigit() but int("²") fails
-        return int(raw)
-    raise ConfigError(
-        f"{ev.OTEL_PYTHON_ENERGY_STEP_SPANS}={raw!r} is not valid: expected 'all', 'off' or an"
-        " integer N >= 1 (a span every Nth step)."
-    )
+    every: int | None = None
+    if raw in ("", "auto"):
+        return {"step_span_every": 1, "step_span_groups": True}
+    if raw == "all":
+        every = 1
+    elif raw == "off":
+        every = 0
+    elif raw.isascii() and raw.isdigit() and int(raw) >= 1:  # "²".isdigit(), int("²") fails
+        every = int(raw)
+    if every is None:
+        raise ConfigError(
+            f"{ev.OTEL_PYTHON_ENERGY_STEP_SPANS}={raw!r} is not valid: expected 'auto' (short"
+            " steps grouped), 'all', 'off' or an integer N >= 1 (a span every Nth step)."
+        )
+    return {"step_span_every": every, "step_span_groups": False}
 
 
 def _predict_after(env: Mapping[str, str]) -> int:
@@ -246,13 +263,14 @@ def load_config(
         or DEFAULT_POWERCAP_ROOT,
         country=country,
         intensity=intensity,
-        step_span_every=_step_spans(env),
+        **_step_spans(env),
         carbon=live_carbon(env, "carbon_intensity_g_per_kwh" in checked),
         predict_after_steps=_predict_after(env),
         flush_timeout_s=flush_timeout_s(env),
         cuda_visible_devices=visible_devices(env, checked.get("gpu_ids")),
         node=node_power(env),
         gpu_sync=gpu_sync(env),
+        node_sharing=node_sharing(env),
         **_attribution(env),
         record_command_args=_record_command_args(env),
     )

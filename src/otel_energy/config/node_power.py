@@ -77,3 +77,14 @@ def gpu_sync(env: Mapping[str, str]) -> bool:
     if raw in ("on", "1", "true"):
         return True
     raise ConfigError(f"{name}={raw!r} is not valid: expected 'on' or 'off'.")
+
+
+def node_sharing(env: Mapping[str, str]) -> bool:
+    """``OTEL_PYTHON_ENERGY_SHARED_SAMPLING``: one reader of the hardware per node (default on)."""
+    name = ev.OTEL_PYTHON_ENERGY_SHARED_SAMPLING
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "on", "1", "true"):
+        return True
+    if raw in ("off", "0", "false"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not valid: expected 'on' or 'off'.")

@@ -208,6 +208,13 @@ typically a few milliseconds; the next launch starts from an empty queue). No ef
 torch or CUDA. Step boundaries are never synchronized (that would cost every step).
 """
 
+OTEL_PYTHON_ENERGY_SHARED_SAMPLING = "OTEL_PYTHON_ENERGY_SHARED_SAMPLING"
+"""``on`` (default): where several local ranks of one job run on a node (``LOCAL_WORLD_SIZE`` or
+the launcher's equivalent), one process reads the hardware for all of them and the
+others fold its published samples (docs/distributed.md, "One sampler per node"); each rank still
+reports only its own devices. ``off``: every rank reads its own devices.
+"""
+
 OTEL_PYTHON_ENERGY_ATTRIBUTION = "OTEL_PYTHON_ENERGY_ATTRIBUTION"
 """Which processes are the job whose share of the node is reported (docs/attribution.md):
 ``auto`` (default: the process's own cgroup where it has one, a Kubernetes pod, a SLURM job step

@@ -14,7 +14,7 @@ from operator import attrgetter
 from otel_energy.engine.accumulate import Track
 from otel_energy.engine.health import DeviceHealth
 from otel_energy.engine.history import Faults
-from otel_energy.engine.readers import GuardedReader, Reader, make_readers
+from otel_energy.engine.readers import GuardedReader, Reader, Result, make_readers
 from otel_energy.sensors.base import GpuStats, Reading, Sensor
 
 _ENERGY = attrgetter("energy_j")
@@ -74,8 +74,11 @@ class Devices:
         """The device's latest utilization may be held: read, and a good read every tick since."""
         self._gpus = [i for i, s in enumerate(sensors) if s.info.hw_type == "gpu"]
 
-    def read(self, t: float) -> list[tuple[int, float]]:
+    def read(
+        self, t: float, results: list[tuple[int, Result]] | None = None
+    ) -> list[tuple[int, float]]:
         """Read every healthy device at ``t`` (s); returns (device, energy added in J) pairs.
+        ``results``: readings taken by the node's one reader (engine.node_share) instead.
 
         GPU stats (utilization, memory, processes) are read every ``STATS_PERIOD_S`` of the
         sampler clock (every tick at intervals of a second or more); energy and power every tick.
@@ -83,9 +86,11 @@ class Devices:
         stats = self._stats_t is None or t - self._stats_t >= STATS_PERIOD_S - self._interval_s / 2
         if stats:
             self._stats_t = t
+        # A shared row carries stats when the node's reader read them: none is "not read".
+        asked = stats and results is None
         before = list(self.health.stale)
         added: list[tuple[int, float]] = []
-        for i, result in self._read_all(t, stats):
+        for i, result in self._read_all(t, stats) if results is None else results:
             if isinstance(result, Exception):
                 self.health.failure(i, self.sensors[i], result, t)
                 continue
@@ -94,7 +99,7 @@ class Devices:
             if gpu is not None:
                 self.gpu[i] = gpu
                 self._util_ok[i] = gpu.utilization is not None
-            elif stats:  # asked for, none: not reported (unsupported, a transient error)
+            elif asked:  # asked for, none: not reported (unsupported, a transient error)
                 self._util_ok[i] = False
         self._fold_utilization(t)
         self.health.count_stalls(before)

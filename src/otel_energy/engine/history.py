@@ -242,6 +242,58 @@ def window(
     )
 
 
+@dataclass(frozen=True)
+class Cumulative:
+    """The components' cumulative energy and CO2e at the samples around a span of time: what a
+    bulk completion needs to give many steps their energy with no window each.
+
+    Linear interpolation of a cumulative series between samples is the same as piecewise-
+    constant power between them, so ``at(t1) - at(t0)`` equals ``window(t0, t1).energy_j`` (and
+    its ``co2e_g``) up to float rounding.
+
+    Attributes:
+        t: sample times (s, sampler clock), increasing.
+        energy_j: the components' (not the node meter's) cumulative energy at each (J).
+        co2e_g: the cumulative CO2e at each (g).
+        resolution_s: the coarsest sensor period (s): a window shorter than twice this is
+            interpolated.
+    """
+
+    t: tuple[float, ...]
+    energy_j: tuple[float, ...]
+    co2e_g: tuple[float, ...]
+    resolution_s: float
+
+    def at(self, t: float) -> tuple[float, float]:
+        """(J, g) cumulative at ``t``, interpolated as ``History.bracket`` does (clamped to the
+        ends; within ``SNAP_S`` of a sample: that sample)."""
+        ts = self.t
+        i = bisect_right(ts, t)
+        if i == 0:
+            return (self.energy_j[0], self.co2e_g[0]) if ts else (0.0, 0.0)
+        a = i - 1
+        if i == len(ts) or t - ts[a] <= SNAP_S:
+            return self.energy_j[a], self.co2e_g[a]
+        if ts[i] - t <= SNAP_S:
+            return self.energy_j[i], self.co2e_g[i]
+        f = (t - ts[a]) / (ts[i] - ts[a])
+        e, c = self.energy_j, self.co2e_g
+        return e[a] + f * (e[i] - e[a]), c[a] + f * (c[i] - c[a])
+
+
+def cumulative(
+    hist: History, devices: Sequence[DeviceInfo], t0_s: float, t1_s: float, resolution_s: float
+) -> Cumulative:
+    """The samples of ``hist`` that bracket [t0_s, t1_s] with the components' summed energy
+    (``devices[d]`` is column ``d``; the node meter is left out, as in ``WindowEnergy``)."""
+    ts = hist.t
+    lo = max(0, bisect_right(ts, t0_s) - 1)
+    hi = min(len(ts), bisect_right(ts, t1_s) + 1)
+    cols = [d for d, info in enumerate(devices) if info.hw_type != HOST]
+    sums = tuple(sum([row[d] for d in cols]) for row in hist.e[lo:hi])
+    return Cumulative(tuple(ts[lo:hi]), sums, tuple(hist.c[lo:hi]), resolution_s)
+
+
 def _integrals(
     hist: History, start: tuple[int, int, float], end: tuple[int, int, float]
 ) -> tuple[float | None, float, float, float]:

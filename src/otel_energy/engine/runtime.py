@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from otel_energy.carbon import table_intensity
 from otel_energy.carbon.factory import provider_for
 from otel_energy.config import EnergyConfig
 from otel_energy.config import variables as ev
-from otel_energy.distributed.ranks import rank_info
+from otel_energy.distributed.ranks import RankInfo, rank_info
 from otel_energy.engine.job_energy import JobEnergy
+from otel_energy.engine.node_share import share_for
 from otel_energy.engine.sampler import Sampler
-from otel_energy.sensors import Unmeasured, discover_sensors
+from otel_energy.sensors import Sensor, Unmeasured, discover_sensors
 from otel_energy.sensors.processes import (
     DEFAULT_CGROUP_ROOT,
     DEFAULT_PROC_ROOT,
@@ -54,7 +56,7 @@ def build_sampler(
         )
 
     _warn_if_history_capped(config)
-    return Sampler(
+    sampler = Sampler(
         sensors,
         interval_s=config.sample_interval_s,
         history_len=config.history_len,
@@ -65,6 +67,44 @@ def build_sampler(
         unmeasured=unmeasured,
         job=job_energy(config, env),
     )
+    # Rows carry CLOCK_MONOTONIC times (node-wide on Linux): a clock of another origin (tests'
+    # fake clocks) keeps every rank on its own; one that reads it may say so (``node_wide``).
+    if config.node_sharing and (clock is time.monotonic or getattr(clock, "node_wide", False)):
+
+        def node_sensors() -> list[Sensor]:
+            return _node_sensors(config, env, nvml, rank, amdsmi)
+
+        def publisher(found: Callable[[], list[Sensor]], interval_s: float) -> Sampler:
+            return Sampler(found, interval_s=interval_s, history_len=64, rank=rank, clock=clock)
+
+        sampler.share = share_for(
+            env,
+            rank.job_id,
+            rank.local_world_size,
+            node_sensors,
+            config.sample_interval_s,
+            publisher,
+        )
+    return sampler
+
+
+def _node_sensors(
+    config: EnergyConfig,
+    env: Mapping[str, str],
+    nvml: Any | None,
+    rank: RankInfo,
+    amdsmi: Any | None,
+) -> list[Sensor]:
+    """Every device the node's local ranks measure: each local rank's selection, once."""
+    seen: dict[str, Sensor] = {}
+    for k in range(rank.local_world_size or 1):
+        view = replace(rank, local_rank=k)
+        for s in discover_sensors(config, env, nvml=nvml, rank=view, amdsmi=amdsmi):
+            if s.info.hw_id in seen:
+                s.close()
+            else:
+                seen[s.info.hw_id] = s
+    return list(seen.values())
 
 
 def job_energy(

@@ -13,6 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from otel_energy.carbon import (
     Intensity,
@@ -38,6 +39,10 @@ from otel_energy.engine.snapshot import (
 )
 from otel_energy.engine.snapshot import build as build_snapshot
 from otel_energy.sensors.base import Sensor, Unmeasured
+
+if TYPE_CHECKING:
+    from otel_energy.engine.node_share import NodeShare
+    from otel_energy.engine.readers import Result
 
 __all__ = [
     "POWER_WINDOW_S",
@@ -122,6 +127,8 @@ class Sampler:
         self._watchdog: threading.Thread | None = None
         self._pid = os.getpid()
         self._listeners: list[Callable[[float], None]] = []
+        self.share: NodeShare | None = None
+        """Set: the node's one reader reads our devices (engine.node_share); None: we do."""
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
 
@@ -141,11 +148,8 @@ class Sampler:
         self._stop.clear()
         self._finished = finished = threading.Event()
         self._intensity.start()  # a live source refreshes on its own thread; the table: no-op
+        self._watchdog = None
         self._spawn(finished)
-        self._watchdog = threading.Thread(
-            target=self._watch, args=(finished,), name="otel-energy-watchdog", daemon=True
-        )
-        self._watchdog.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Take a last sample, stop the thread and close the sensors (idempotent)."""
@@ -162,6 +166,8 @@ class Sampler:
             if ended is not None:
                 ended.join(max(0.0, deadline - time.monotonic()))
         self._thread = self._watchdog = None
+        if self.share is not None:
+            self.share.close()
         self._intensity.stop()
         self.job.close()
         for sensor in self._sensors or ():
@@ -214,14 +220,21 @@ class Sampler:
     def _run(self, finished: threading.Event) -> None:
         abandoned = False
         try:
-            self._loop()
+            if self.share is not None and self.share.follow(self):
+                return  # stopped while following; otherwise read our own devices from now on
+            self._loop(finished)
         except Abandoned:
             abandoned = True  # a replacement samples now; ``finished`` is its to set
         finally:
             if not abandoned:
                 finished.set()
 
-    def _loop(self) -> None:
+    def _loop(self, finished: threading.Event) -> None:
+        if self._watchdog is None:  # with our own reads only: a rank following the node's
+            self._watchdog = threading.Thread(  # reader (engine.node_share) needs none
+                target=self._watch, args=(finished,), name="otel-energy-watchdog", daemon=True
+            )
+            self._watchdog.start()
         next_t = time.monotonic()
         while True:
             try:
@@ -258,15 +271,21 @@ class Sampler:
     def sample_once(self) -> None:
         """Read every healthy sensor once and append a sample (called by the thread; tests too)."""
         self._ensure_sensors()
-        t = self.clock()
-        now_s = self._intensity.now_s()  # the carbon clock: wall seconds
+        self.sample_at(self.clock())
+
+    def sample_at(self, t: float, results: list[tuple[int, Result]] | None = None) -> None:
+        """Fold a sample taken at ``t`` (s): ``results`` read by the node's reader
+        (engine.node_share), or None to read the sensors now."""
+        # the carbon clock (wall seconds) when the sample was taken: a shared row is older
+        # (node sharing requires a CLOCK_MONOTONIC clock; this thread never stamps one)
+        now_s = self._intensity.now_s() - (0.0 if results is None else time.monotonic() - t)
         intensity = self._intensity.at(now_s)
         # The energy since the last sample was used during (previous, t]: charge it at the
         # intensity valid in the middle of that interval (half of it before now on the wall
         # clock), so a change of intensity inside a span is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
         mid = self._intensity.at(now_s - (t - previous) / 2)
-        for i, delta in (added := self._devices.read(t)):
+        for i, delta in (added := self._devices.read(t, results)):
             # A node meter's energy contains the components': its CO2e would count them twice.
             if not self._devices.sensors[i].info.whole_host:
                 self._co2[i] += co2e_g(delta, self.pue, mid.g_per_kwh)
@@ -335,6 +354,14 @@ class Sampler:
     @property
     def history_size(self) -> int:
         return len(self._hist.t)
+
+    def cumulative(self, t0_s: float, t1_s: float) -> history.Cumulative:
+        """The components' cumulative energy and CO2e at the samples bracketing [t0_s, t1_s]:
+        many steps' energies from one lock and no window each (``history.Cumulative``)."""
+        with self._cond:
+            infos = [s.info for s in self._devices.sensors]
+            res = self._devices.resolution_s
+            return history.cumulative(self._hist, infos, t0_s, t1_s, res)
 
     def window(self, t0_s: float, t1_s: float, extrapolate: bool = False) -> WindowEnergy:
         """Energy, CO2e and allocation uncertainty over [t0_s, t1_s] (sampler clock, s).

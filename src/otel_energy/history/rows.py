@@ -16,7 +16,13 @@ from typing import Any
 
 from otel_energy.distributed.job import job_id
 from otel_energy.history.schema import RunRow, new_run_id
-from otel_energy.report.model import RunReport, build_report, device_label, job_block
+from otel_energy.report.model import (
+    RunReport,
+    build_report,
+    device_label,
+    job_block,
+    job_deltas,
+)
 from otel_energy.report.series import LEDGER_POINTS, RunSeries, thinned
 from otel_energy.safety.redact import redact_args
 
@@ -116,6 +122,8 @@ def row_from_totals(
     """
     intensity = series.last.intensity
     how = job_block(series.first, series.last)
+    methods = {d[3] for d in job_deltas(series.first, series.last).values()}
+    attributed, dynamic = job_j
     return RunRow(
         kind=kind,
         command=command_line(),
@@ -131,12 +139,17 @@ def row_from_totals(
         job_id=job_id(os.environ),
         rank=series.sampler.rank.rank,
         timeline=ledger_timeline(series),
-        attributed_energy_j=job_j[0],
-        dynamic_energy_j=job_j[1],
+        attributed_energy_j=attributed,
+        dynamic_energy_j=dynamic,
         attribution={
+            # the same fields as report_attribution's, the run's idle from its own window
+            "method": "+".join(sorted(methods)) or "none",
             "scope": how.scope,
             "others_busy": how.others_busy,
             "others_share": how.others_share,
+            "idle_energy_j": (
+                None if attributed is None or dynamic is None else attributed - dynamic
+            ),
             "baseline": how.baseline,
         },
     )

@@ -117,6 +117,18 @@ class LedgerWriter:
         with self._cond:
             return not self._queue and not self._busy
 
+    def wait(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` (s) until every row handed over is written or queued, doing
+        nothing else (no I/O on the caller's thread). True when the writer is idle."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self._cond:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None:
+                    return False
+                self._cond.wait(left)
+        return True
+
     def flush(self, timeout_s: float) -> bool:
         """Wait at most ``timeout_s`` until every row handed over is written or queued. True
         then; False when the time ran out: the rows not yet done are appended to the side file
@@ -184,6 +196,20 @@ def record_async(row: RunRow, environ: Mapping[str, str] | None = None) -> bool:
         return True
     except Exception:
         _log.exception("otel-energy: handing the run to the ledger writer failed")
+        return False
+
+
+def wait_written(timeout_s: float) -> bool:
+    """Wait at most ``timeout_s`` (s) in all for every writer of this process to be idle, with no
+    I/O on the caller's thread (unlike ``flush``, nothing is queued by the caller). True when
+    every row handed over is written or queued; never raises."""
+    deadline = time.monotonic() + max(0.0, timeout_s)
+    with _lock:
+        writers = list(_writers.values())
+    try:
+        return all(w.wait(deadline - time.monotonic()) for w in writers)
+    except Exception:
+        _log.debug("otel-energy: waiting for the ledger writer failed", exc_info=True)
         return False
 
 

@@ -24,7 +24,11 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 
 from otel_energy.config import ConfigError, load_config
 from otel_energy.config.any_span import span_selection
-from otel_energy.engine.signals import install_termination_guard
+from otel_energy.engine.signals import (
+    TerminationGuard,
+    install_termination_guard,
+    uninstall_termination_guard,
+)
 from otel_energy.history import writer as ledger_writer
 from otel_energy.history.errors import LedgerError
 from otel_energy.history.ledger import Ledger, ledger_path, under_parent_run
@@ -86,6 +90,7 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     _ledger_pid = 0
     _annotator: EnergySpanProcessor | None = None
     _annotated: Any = None  # the tracer provider the annotator sits in
+    _guard: TerminationGuard | None = None  # the SIGTERM guard the annotator registered with
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -168,7 +173,12 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._annotated = tp
         guard = install_termination_guard()  # SIGTERM: hand on the held spans, then die
         if guard is not None:
-            guard.register(lambda _signum: None, tp, mp)
+            guard.register(self._on_term, tp, mp)
+            self._guard = guard
+
+    @staticmethod
+    def _on_term(_signum: int) -> None:
+        """Nothing to close on SIGTERM: the guard's flush of the providers hands on the spans."""
 
     def _on_trainer_import(self, tracer_provider: Any, meter_provider: Any) -> None:
         if not self._patch_trainer:  # uninstrumented before transformers was imported
@@ -228,6 +238,10 @@ class EnergyInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if self._annotator is not None:
                 uninstall(self._annotated, self._annotator)
                 self._annotator = self._annotated = None
+            if self._guard is not None:
+                self._guard.unregister(self._on_term)
+                uninstall_termination_guard(self._guard)  # only when no one else holds it
+                self._guard = None
             if self._observer is not None:
                 self._observer.sampler = None
             if self._timeline is not None:

@@ -38,10 +38,14 @@ class _Totals:
     carbon_g: float = 0.0
 
     def add(self, m: Measurement) -> None:
+        self.add_values(m.duration_s, m.energy_j, m.co2e_g)
+
+    def add_values(self, duration_s: float, energy_j: float, co2e_g: float) -> None:
+        """One block: its duration (s), energy (J) and CO2e (g)."""
         self.count += 1
-        self.duration_s += m.duration_s
-        self.energy_j += m.energy_j
-        self.carbon_g += m.co2e_g
+        self.duration_s += duration_s
+        self.energy_j += energy_j
+        self.carbon_g += co2e_g
 
     def summary(self) -> dict[str, float | int]:
         n = max(self.count, 1)
@@ -127,6 +131,7 @@ class EnergyMeter:
             intensity=intensity,
         )
         self.tracker.on_complete.append(self._completed)
+        self.tracker.on_step.append(self._batch_done)
         self.tracker.on_open.append(self._opened)
         self._lock = threading.Lock()
         self._batches = _Totals()
@@ -146,6 +151,7 @@ class EnergyMeter:
     def _opened(self, session: Session) -> None:
         assert self.tracker.recorder is not None
         self.tracker.recorder.step_name = "batch"
+        self.tracker.recorder.group_name = "batches"
 
     # ---- what is measured ----
     @property
@@ -224,14 +230,26 @@ class EnergyMeter:
 
     def _completed(self, iv: Interval) -> None:
         w = iv.result
-        if w is None or iv.kind not in ("step", "epoch"):
+        if w is None or iv.kind != "epoch":
             return
         with self._lock:
-            totals = self._batches if iv.kind == "step" else self._epochs
-            totals.add(Measurement.of(w, iv.co2e_g))
-            if iv.kind == "step" and iv.attributes.get(A.TRAIN_STEP) == self._batch_index:
-                self._last_block = _block(w, iv.co2e_g, final=True)
-                self._final_for = self._batch_index
+            self._epochs.add(Measurement.of(w, iv.co2e_g))
+
+    def _batch_done(
+        self, number: int, t0_s: float, t1_s: float, energy_j: float, co2e_g: float
+    ) -> None:
+        """A batch is measured (the tracker's per-step hook, on the sampler thread): into the
+        totals; the latest batch's full result (by type, flags) from one window."""
+        with self._lock:
+            self._batches.add_values(t1_s - t0_s, energy_j, co2e_g)
+            latest = number == self._batch_index
+        rec = self._rec
+        if latest and rec is not None:  # at most once per tick: only the newest batch
+            w = rec.sampler.window(t0_s, t1_s)
+            with self._lock:
+                if number == self._batch_index:
+                    self._last_block = _block(w, rec.co2e_of(w), final=True)
+                    self._final_for = number
 
     # ---- results ----
     def last_batch(self) -> dict[str, Any]:

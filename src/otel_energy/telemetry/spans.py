@@ -5,8 +5,10 @@ A span's energy is known once the sampler has a sample after the span's end, so 
 completed later, on the sampler thread (a listener), with ``end_time`` set to when they really
 ended. Step spans are never the current context, so nothing needs them during the step: the
 training thread only appends the step's two clock readings (a ``StepMark``), and the sampler
-thread creates and fills the span with its true start and end times; ``telemetry.handoff``'s
-thread ends it (a stalled exporter cannot stop the samples). ``flush`` completes the rest, waiting
+thread completes the steps of each tick in bulk (``telemetry.step_groups``: by default one span
+per group of short steps, a span of its own for a step that can be measured), with their true
+start and end times; ``telemetry.handoff``'s thread ends the spans (a stalled exporter cannot
+stop the samples). ``flush`` completes the rest, waiting
 at most a couple of sample intervals, once per run, and (bounded) for the export thread.
 """
 
@@ -38,6 +40,13 @@ from otel_energy.telemetry.span_attributes import STEP_ENERGY_BUCKETS_J as STEP_
 from otel_energy.telemetry.span_attributes import AttrValue as AttrValue
 from otel_energy.telemetry.span_attributes import energy_attributes as energy_attributes
 from otel_energy.telemetry.span_attributes import utilization_verdict
+from otel_energy.telemetry.step_groups import (
+    GROUPED,
+    StepHook,
+    StepMark,
+    call_hooks,
+    complete_steps,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -68,30 +77,6 @@ class Interval:
     @property
     def duration_s(self) -> float:
         return (self.t1_s if self.t1_s is not None else self.t0_s) - self.t0_s
-
-
-class StepMark:
-    """A finished step as the training thread leaves it: two clock readings and what the span
-    needs later. Slotted and built positionally: the whole of the step's cost on that thread.
-
-    Times ``t0_s``/``t1_s`` on the sampler's monotonic clock (s).
-    """
-
-    __slots__ = ("context", "error", "extra", "number", "parent", "record_span", "t0_s", "t1_s")
-
-    def __init__(
-        self,
-        t0_s: float,
-        t1_s: float,
-        number: int,
-        parent: Interval | None,
-        context: Context | None,
-        record_span: bool,
-        error: BaseException | None,
-        extra: Mapping[str, AttrValue] | None,
-    ) -> None:
-        self.t0_s, self.t1_s, self.number, self.parent = t0_s, t1_s, number, parent
-        self.context, self.record_span, self.error, self.extra = context, record_span, error, extra
 
 
 class SpanEnergyRecorder:
@@ -126,8 +111,10 @@ class SpanEnergyRecorder:
         self.step_histogram = step_histogram
         self.identity = dict(identity if identity is not None else sampler.rank.attributes())
         self.carbon = RecorderCarbon(pue, intensity)
-        self.on_complete: list[Callable[[Interval], None]] = []
+        self.on_complete: list[Callable[[Interval], None]] = []  # steps with a span of their own
+        self.on_step: list[StepHook] = []  # every step, however it is completed
         self.step_name = "step"  # the span name of ``step_end``'s steps (EnergyMeter: batch)
+        self.group_name = "steps"  # the span of a group of short steps (EnergyMeter: batches)
         self._clock = sampler.clock
         # Span timestamps derive from the same clock reading as the energy window, through one
         # fixed offset: a span's duration is then exactly the interval its energy covers, even
@@ -159,7 +146,7 @@ class SpanEnergyRecorder:
         """
         sync_at(kind, self.gpu_sync)
         t0 = self._clock()
-        start_ns = self._wall_ns(t0)
+        start_ns = self.wall_ns(t0)
         attrs = attributes or {}
         span = None
         if record_span and self.tracer is not None:
@@ -186,7 +173,7 @@ class SpanEnergyRecorder:
             return  # already finished (defensive: error paths may finish twice)
         sync_at(interval.kind, self.gpu_sync)
         interval.t1_s = self._clock()
-        interval.end_ns = self._wall_ns(interval.t1_s)
+        interval.end_ns = self.wall_ns(interval.t1_s)
         interval.error = error
         if attributes:
             interval.end_attributes.update(attributes)
@@ -201,21 +188,22 @@ class SpanEnergyRecorder:
         t0_s: float,
         number: int,
         parent: Interval | None,
-        record_span: bool = True,
+        span: int = GROUPED,
         error: BaseException | None = None,
         extra: Mapping[str, AttrValue] | None = None,
     ) -> None:
-        """The step begun at ``t0_s`` ends now: queue it; its span (named ``step``, child of
-        ``parent``, attributes ``otel_energy.train.step`` = ``number`` plus ``extra``) is created
-        and ended on the sampler thread. ``record_span=False``: measured (the step histogram
-        still records it) without a span. No span is started here: no allocation beyond one
-        small record, no attribute validation, no context building."""
+        """The step begun at ``t0_s`` ends now: queue it; it is completed on the sampler thread.
+        ``span`` (``telemetry.step_groups``): ``GROUPED`` (its own span, named ``step``, child of
+        ``parent``, attributes ``otel_energy.train.step`` = ``number`` plus ``extra``, only if
+        it is long or failed, else a share of a group's span), ``OWN_SPAN`` (its own span) or
+        ``NO_SPAN`` (measured: the step histogram still records it). No span is started here:
+        no allocation beyond one small record, no attribute validation, no context building."""
         t1_s = self._clock()
         if parent is not None:
             ctx = parent.context
         else:  # rare (no run span): the current context is this thread's, so capture it now
             ctx = self._top_context() or otel_context.get_current()
-        self._pending.append(StepMark(t0_s, t1_s, number, parent, ctx, record_span, error, extra))
+        self._pending.append(StepMark(t0_s, t1_s, number, parent, ctx, span, error, extra))
 
     def _top_context(self) -> Context | None:
         """An in-process current span wins over the job's context from the environment."""
@@ -223,7 +211,7 @@ class SpanEnergyRecorder:
             return None
         return self.root_context
 
-    def _wall_ns(self, t_s: float) -> int:
+    def wall_ns(self, t_s: float) -> int:
         return round(t_s * 1e9) + self._offset_ns
 
     def provisional(self, t0_s: float) -> WindowEnergy:
@@ -249,28 +237,47 @@ class SpanEnergyRecorder:
         if newest_s != float("inf"):
             newest_s = min(newest_s, self.sampler.newest_sample_s)
         with self._resolving:
+            steps: list[StepMark] = []  # this tick's steps, completed in bulk
             while self._pending and (self._pending[0].t1_s or 0.0) <= newest_s:
                 item = self._pending.popleft()
+                if isinstance(item, StepMark):
+                    steps.append(item)
+                    continue
+                complete_steps(self, steps)  # a parent ends after its steps
+                steps = []
                 try:
-                    iv = self._step_interval(item) if isinstance(item, StepMark) else item
-                    self._complete(iv)
+                    self._complete(item)
                 except Exception:  # never lose the rest of the queue to one bad interval
-                    kind = "step" if isinstance(item, StepMark) else item.kind
-                    _log.exception("otel-energy: completing a %s span failed", kind)
+                    _log.exception("otel-energy: completing a %s span failed", item.kind)
+            complete_steps(self, steps)
 
-    def _step_interval(self, m: StepMark) -> Interval:
-        """The step's interval, with its span started at its true start time (sampler thread;
-        ``_complete`` ends it at its true end time)."""
+    def complete_step_alone(self, m: StepMark) -> None:
+        """A step with a span of its own (or measured alone): an interval, its window, its span
+        started at its true start time and ended at its true end time (``_complete``)."""
         attrs: dict[str, AttrValue] = {A.TRAIN_STEP: m.number}
         if m.extra:
             attrs = {**m.extra, **attrs}
-        start_ns, end_ns = self._wall_ns(m.t0_s), self._wall_ns(m.t1_s)
+        start_ns, end_ns = self.wall_ns(m.t0_s), self.wall_ns(m.t1_s)
         span = None
-        if m.record_span and self.tracer is not None:
+        if m.span and self.tracer is not None:
             span = self.tracer.start_span(self.step_name, context=m.context, start_time=start_ns)
         iv = Interval("step", span, m.t0_s, start_ns, m.parent, m.t1_s, end_ns, m.error, attrs)
-        iv.end_attributes = dict(attrs)
-        return iv
+        iv.end_attributes = attrs
+        self._complete(iv)
+        if self.on_step and iv.result is not None:
+            call_hooks(self.on_step, m, iv.result.energy_j, iv.co2e_g)
+
+    def span_energy_attributes(self, w: WindowEnergy, co2e_g: float) -> dict[str, AttrValue]:
+        """The ``otel_energy.*`` energy attributes of a span over ``w`` at this recorder's
+        settings (``co2e_g``: ``co2e_of(w)``)."""
+        # The newest tick's intensity (a reference, not a snapshot built for every step).
+        intensity = self.carbon.intensity or self.sampler.latest_tick().intensity
+        attrs = energy_attributes(w, co2e_g, intensity, self.carbon.pue_of(self.sampler.pue))
+        if w.attributed_j is not None:  # the job's CO2e at this recorder's PUE/intensity too
+            attrs[A.ATTRIBUTED_CO2E] = self.carbon.co2e(
+                w.attributed_j, w.attributed_co2e_g or 0.0, self.sampler.pue
+            )
+        return attrs
 
     @property
     def pue(self) -> float:
@@ -284,17 +291,10 @@ class SpanEnergyRecorder:
     def _complete(self, iv: Interval) -> None:
         assert iv.t1_s is not None
         w = self.sampler.window(iv.t0_s, iv.t1_s)
-        # The newest tick's intensity (a reference, not a snapshot built for every step).
-        intensity = self.carbon.intensity or self.sampler.latest_tick().intensity
-        pue = self.carbon.pue_of(self.sampler.pue)
         co2e = self.co2e_of(w)
         iv.result, iv.co2e_g = w, co2e
         if iv.span is not None:
-            attrs: dict[str, Any] = energy_attributes(w, co2e, intensity, pue)
-            if w.attributed_j is not None:  # the job's CO2e at this recorder's PUE/intensity too
-                attrs[A.ATTRIBUTED_CO2E] = self.carbon.co2e(
-                    w.attributed_j, w.attributed_co2e_g or 0.0, self.sampler.pue
-                )
+            attrs = self.span_energy_attributes(w, co2e)
             if iv.kind == "run":
                 gpus = [s.info for s in self.sampler.sensors if s.info.hw_type == "gpu"]
                 attrs.update(utilization_verdict(w, gpus))

@@ -2,7 +2,9 @@
 
 Both run after the run's spans are complete (the recorder was flushed), on the thread that ends
 the run; the job root's gathering waits on a background thread, the row goes to the ledger's
-background writer (``history.writer.record_async``): no file I/O on the training thread.
+background writer (``history.writer.record_async``): no file I/O on the training thread, which
+then waits a bounded time (``ROW_WAIT_S``, at most the flush timeout) for the row to be written,
+so that a process leaving by ``os._exit`` right after training keeps its row.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from otel_energy.distributed.ranks import RankInfo
 from otel_energy.engine.sampler import Sampler
 from otel_energy.history.ledger import ledger_path, under_parent_run
 from otel_energy.history.rows import row_from_totals, utc_iso
-from otel_energy.history.writer import record_async
+from otel_energy.history.writer import record_async, wait_written
 from otel_energy.report.series import RunSeries
 from otel_energy.telemetry.spans import AttrValue, Interval
 from otel_energy.tracker.recording import Recording
+
+ROW_WAIT_S = 1.0
+"""The most the end of a run waits (s) for its ledger row to be written. A free ledger takes
+milliseconds; a locked one is waited for by the writer (``WRITE_WAIT_S``), never by training."""
 
 
 def finish_job(
@@ -44,10 +50,15 @@ def finish_job(
 
 
 def write_ledger(
-    series: RunSeries | None, run: Interval, error: BaseException | None, started_at: str
+    series: RunSeries | None,
+    run: Interval,
+    error: BaseException | None,
+    started_at: str,
+    wait_s: float = ROW_WAIT_S,
 ) -> None:
     """Hand the finished run (energy J, CO2e g, its recorded series) to the ledger's background
-    writer: no I/O here (nothing when the ledger is off: ``series`` None, or no result)."""
+    writer and wait at most ``wait_s`` (s) for it: no I/O here (nothing when the ledger is off:
+    ``series`` None, or no result)."""
     if series is None:
         return
     series.close()
@@ -67,7 +78,8 @@ def write_ledger(
         status,
         (w.attributed_j, w.dynamic_j),
     )
-    record_async(row)
+    if record_async(row):
+        wait_written(wait_s)
 
 
 class RunRecords:
@@ -84,4 +96,5 @@ class RunRecords:
         rec, rank = held.recorder, held.session.rank
         finish_job(held.job, rec.tracer, run, rank, rec.identity)
         series, self.series = self.series, None
-        write_ledger(series, run, error, self.started_at)
+        wait_s = min(ROW_WAIT_S, rec.flush_timeout_s)
+        write_ledger(series, run, error, self.started_at, wait_s)

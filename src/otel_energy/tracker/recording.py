@@ -25,6 +25,7 @@ from otel_energy.engine.signals import (
 from otel_energy.session import Session, end_recording, open_session
 from otel_energy.telemetry.predict import Projection, attach_gauges
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
+from otel_energy.telemetry.step_groups import StepHook
 
 SamplerFactory = Callable[[Mapping[str, str]], Sampler]
 """Builds the process's sampler from an environment (the rank's), if none runs yet."""
@@ -55,6 +56,7 @@ class TrackerSettings(Protocol):
     sampler_factory: SamplerFactory | None
     intensity: Intensity | None
     on_complete: list[Callable[[Interval], None]]
+    on_step: list[StepHook]
 
     def prediction_source(self) -> tuple[Projection | None, dict[str, AttrValue]]: ...
 
@@ -76,6 +78,7 @@ def open_recording(tracker: TrackerSettings, environ: Mapping[str, str] | None) 
     fixed = tracker.intensity or asked
     rec = session.recorder(tp, mp, root_context=job.context, intensity=fixed, pue=pue)
     rec.on_complete.extend(tracker.on_complete)
+    rec.on_step.extend(tracker.on_step)
     # OTEL_PYTHON_ENERGY_FLUSH_TIMEOUT (or the config given in code) bounds every wait at the
     # end of the run, the run span's own flush included, not only the providers' flush.
     rec.flush_timeout_s = config.flush_timeout_s

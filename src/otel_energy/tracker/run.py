@@ -22,6 +22,7 @@ from otel_energy.session import Session
 from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.predict import Predictor, Progress, Projection
 from otel_energy.telemetry.spans import AttrValue, Interval, SpanEnergyRecorder
+from otel_energy.telemetry.step_groups import GROUPED, NO_SPAN, OWN_SPAN, StepHook
 from otel_energy.tracker.outcome import RunRecords
 from otel_energy.tracker.progress import LogClock, progress, project
 from otel_energy.tracker.recording import Recording, SamplerFactory, SignalHold, open_recording
@@ -56,6 +57,8 @@ class RunTracker:
         self.attributes: dict[str, AttrValue] = dict(attributes or {})
         self.intensity = intensity
         self.on_complete: list[Callable[[Interval], None]] = []  # per finished interval
+        # Per finished step, however it is completed: (number, t0_s, t1_s, J, gCO2e).
+        self.on_step: list[StepHook] = []
         self.on_open: list[Callable[[Session], None]] = []  # each time the session is taken
         self.on_close: list[Callable[[], None]] = []  # each time it is let go
         # After a run's spans are complete, before the session is let go: (run, error).
@@ -158,9 +161,12 @@ class RunTracker:
         self._step = None
         t0_s, number = opened
         every = self.config.step_span_every
-        record = every > 0 and number % every == 0
+        if every > 0 and number % every == 0:
+            span = GROUPED if self.config.step_span_groups else OWN_SPAN
+        else:
+            span = NO_SPAN
         parent = self.epoch or self.run
-        held.recorder.step_end(t0_s, number, parent, record, error, self.attributes or None)
+        held.recorder.step_end(t0_s, number, parent, span, error, self.attributes or None)
         if not counted:
             return
         for parent in (self.epoch, self.run):

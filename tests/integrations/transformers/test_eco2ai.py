@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ from tests.support.hf_helpers import (
 )
 
 
-def test_report_metrics_and_spans_agree(tmp_path: Path, tel: Telemetry) -> None:
+def test_report_metrics_and_spans_agree(
+    tmp_path: Path, tel: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "otel_energy")
     report_path = tmp_path / "carbon_report.json"
     config = CarbonConfig(
         project_name="tiny-bert",
@@ -38,6 +42,11 @@ def test_report_metrics_and_spans_agree(tmp_path: Path, tel: Telemetry) -> None:
     tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=2, n_train=32).train()
     [run] = tel.finished("train")
     assert run.attributes["otel_energy.train.project"] == "tiny-bert"
+    # log_level="STEP": a line per step with its energy, whatever span the step got
+    step_lines = [r.args for r in caplog.records if r.msg == "otel-energy: step %s: %.3f J"]
+    assert [n for n, _ in step_lines] == list(range(1, 9))  # type: ignore[misc]
+    step_j = [j for _, j in step_lines]  # type: ignore[misc]
+    assert all(j > 0 for j in step_j) and sum(step_j) <= run.attributes["otel_energy.energy"]
     report = json.loads(report_path.read_text())
     assert report == cb.generate_report().to_dict()
     assert report["project_name"] == "tiny-bert"

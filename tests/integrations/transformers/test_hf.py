@@ -29,6 +29,7 @@ from tests.support.hf_helpers import (
 from tests.support.paths import DOCS
 
 E_TOL = 0.005  # J: 1 mJ counter resolution + microseconds between clock and read, at 300 W
+ALL = {"OTEL_PYTHON_ENERGY_STEP_SPANS": "all"}  # a span per step, as before grouping
 
 
 def callback(tel: Telemetry, env: dict[str, str] | None = None, **kw: Any) -> EnergyCallback:
@@ -54,8 +55,86 @@ def duration_s(span: ReadableSpan) -> float:
     return (span.end_time - span.start_time) / 1e9
 
 
-def test_span_tree_energy_and_logs(tmp_path: Path, tel: Telemetry) -> None:
+def step_spans_by_number(tel: Telemetry) -> dict[int, ReadableSpan]:
+    """Each step number -> the span covering it: its own ``step`` span or its group's ``steps``
+    span. Fails if a step is covered twice or a group's count disagrees with its range."""
+    covered: dict[int, ReadableSpan] = {}
+    for s in tel.finished("step"):
+        n = s.attributes["otel_energy.train.step"]
+        assert n not in covered, f"step {n} twice"
+        covered[n] = s
+    for g in tel.finished("steps"):
+        first = g.attributes["otel_energy.train.first_step"]
+        last = g.attributes["otel_energy.train.last_step"]
+        assert g.attributes["otel_energy.train.steps"] == last - first + 1
+        for n in range(first, last + 1):
+            assert n not in covered, f"step {n} twice"
+            covered[n] = g
+    return covered
+
+
+def step_energy_point(tel: Telemetry) -> Any:
+    """The one data point of ``otel_energy.step.energy``."""
+    data = tel.reader.get_metrics_data()
+    [point] = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == "otel_energy.step.energy"
+        for p in m.data.data_points
+    ]
+    return point
+
+
+def test_short_steps_share_one_span_per_tick_by_default(tmp_path: Path, tel: Telemetry) -> None:
+    """Default (auto): a step shorter than two sample intervals has no span of its own; the
+    steps completed at one tick share a ``steps`` span with their interval's energy. Which steps
+    are short depends on this machine's speed, so every property is checked for both kinds."""
     cb = callback(tel)
+    resolution: list[float] = []
+    cb.tracker.on_open.append(lambda s: resolution.append(s.sampler.cumulative(0, 0).resolution_s))
+    tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=2, n_train=64).train()
+    long_s = 2 * resolution[0]
+    covered = step_spans_by_number(tel)
+    assert sorted(covered) == list(range(1, 17))  # every step, once
+    groups, own = tel.finished("steps"), tel.finished("step")
+    index = by_id(tel.finished())
+    for g in groups:
+        a = g.attributes
+        assert parent_name(g, index) == "epoch"
+        lo, mean, hi = (a[f"otel_energy.train.step_duration.{k}"] for k in ("min", "mean", "max"))
+        assert 0 < lo <= mean <= hi < long_s
+        assert hi <= duration_s(g) + 1e-6
+        # its interval's energy (the fake GPU draws exactly 300 W), the steps' own inside it
+        assert a["otel_energy.energy"] == pytest.approx(GPU_W * duration_s(g), abs=E_TOL)
+        assert a["otel_energy.gpu.energy"] == a["otel_energy.energy"]
+        steps_j = a["otel_energy.train.steps_energy"]
+        assert steps_j == pytest.approx(GPU_W * mean * a["otel_energy.train.steps"], abs=E_TOL)
+        assert steps_j <= a["otel_energy.energy"] + E_TOL
+        assert a["otel_energy.complete"] is True
+    for s in own:  # measurable steps keep their own span
+        assert duration_s(s) >= long_s - 1e-6 and parent_name(s, index) == "epoch"
+    # Every step is in the histogram; its sum is the steps' energy; exemplars link to our spans.
+    point = step_energy_point(tel)
+    assert point.count == 16
+    own_j = sum(s.attributes["otel_energy.energy"] for s in own)
+    groups_j = sum(g.attributes["otel_energy.train.steps_energy"] for g in groups)
+    assert point.sum == pytest.approx(own_j + groups_j, rel=1e-9)
+    span_ids = {(s.context.trace_id, s.context.span_id) for s in groups + own}
+    assert point.exemplars and all((e.trace_id, e.span_id) in span_ids for e in point.exemplars)
+    # An epoch's energy is its groups' and steps' plus the time between them.
+    for epoch in tel.finished("epoch"):
+        kids = [s for s in groups + own if s.parent.span_id == epoch.context.span_id]
+        kids_j = sum(k.attributes["otel_energy.energy"] for k in kids)
+        gaps = duration_s(epoch) - sum(duration_s(k) for k in kids)
+        assert epoch.attributes["otel_energy.energy"] - kids_j == pytest.approx(
+            GPU_W * gaps, abs=5 * E_TOL
+        )
+
+
+def test_span_tree_energy_and_logs(tmp_path: Path, tel: Telemetry) -> None:
+    cb = callback(tel, env=ALL)
     trainer = tiny_trainer(
         str(tmp_path),
         callbacks=[cb],
@@ -141,7 +220,8 @@ def test_callback_runs_before_the_report_to_loggers(tmp_path: Path, tel: Telemet
 
 
 def test_step_histogram_exemplars_point_at_step_spans(tmp_path: Path, tel: Telemetry) -> None:
-    trainer = tiny_trainer(str(tmp_path), callbacks=[callback(tel)], num_train_epochs=1, n_train=32)
+    cb = callback(tel, env=ALL)
+    trainer = tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=32)
     trainer.train()
     step_ids = {
         (s.context.trace_id, s.context.span_id): s.attributes["otel_energy.energy"]
@@ -221,7 +301,7 @@ def test_no_span_is_started_on_the_training_thread_during_a_step(
 ) -> None:
     """Step spans are created on the sampler thread, off the training loop's hot path."""
     tp = ThreadRecordingProvider(tel.tracer_provider)
-    cb = callback(tel)
+    cb = callback(tel, env=ALL)
     cb.tracker.tracer_provider = tp  # type: ignore[assignment]  # the real provider, wrapped
     training = threading.current_thread()
     tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=32).train()
@@ -235,7 +315,7 @@ def test_no_span_is_started_on_the_training_thread_during_a_step(
 def test_step_span_times_are_the_steps_clock_readings(tmp_path: Path, tel: Telemetry) -> None:
     """Made later on another thread, a step span still starts and ends when the step did: in
     on_step_begin and on_step_end, bracketed by clock readings in the events around ours."""
-    cb = callback(tel)
+    cb = callback(tel, env=ALL)
     mark = ClockMark(cb)
     tiny_trainer(str(tmp_path), callbacks=[cb, mark], num_train_epochs=1, n_train=32).train()
     assert mark.offset_ns is not None
@@ -298,7 +378,7 @@ def assert_well_formed(tel: Telemetry) -> list[ReadableSpan]:
 @pytest.mark.parametrize("mode", ["max_steps", "early_stop"])
 def test_training_that_stops_mid_epoch(tmp_path: Path, tel: Telemetry, mode: str) -> None:
     extra: dict[str, Any] = {"max_steps": 3} if mode == "max_steps" else {}
-    callbacks: list[Any] = [callback(tel)] + ([StopAt(3)] if mode == "early_stop" else [])
+    callbacks: list[Any] = [callback(tel, env=ALL)] + ([StopAt(3)] if mode == "early_stop" else [])
     tiny_trainer(
         str(tmp_path), callbacks=callbacks, num_train_epochs=2, n_train=64, **extra
     ).train()
@@ -313,18 +393,17 @@ def test_training_that_raises_leaves_error_spans(tmp_path: Path, tel: Telemetry)
     with pytest.raises(RuntimeError, match="out of memory"):
         trainer.train()
     spans = assert_well_formed(tel)
-    statuses = {s.name: s.status.status_code for s in spans if s.name != "step"}
+    statuses = {s.name: s.status.status_code for s in spans if s.name not in ("step", "steps")}
     assert statuses == {"train": StatusCode.ERROR, "epoch": StatusCode.ERROR}
     [run] = tel.finished("train")
     assert any(e.name == "exception" for e in run.events)
     assert "out of memory" in (run.status.description or "")
-    # our callback runs first, so step 3 had begun when the other callback raised
-    steps = sorted(tel.finished("step"), key=lambda s: s.attributes["otel_energy.train.step"])
-    assert [s.status.status_code for s in steps] == [
-        StatusCode.UNSET,
-        StatusCode.UNSET,
-        StatusCode.ERROR,
-    ]
+    # our callback runs first, so step 3 had begun when the other callback raised: a failed
+    # step keeps a span of its own (by default too); steps 1 and 2 are in groups or their own
+    covered = step_spans_by_number(tel)
+    assert sorted(covered) == [1, 2, 3]
+    assert covered[3].name == "step" and covered[3].status.status_code == StatusCode.ERROR
+    assert all(covered[n].status.status_code == StatusCode.UNSET for n in (1, 2))
     from otel_energy.session import current_session
 
     assert current_session() is None  # the sampler was released
@@ -333,7 +412,7 @@ def test_training_that_raises_leaves_error_spans(tmp_path: Path, tel: Telemetry)
 def test_resume_from_checkpoint(tmp_path: Path, tel: Telemetry) -> None:
     first = tiny_trainer(
         str(tmp_path),
-        callbacks=[callback(tel)],
+        callbacks=[callback(tel, env=ALL)],
         num_train_epochs=2,
         n_train=32,
         save_strategy="steps",
@@ -342,7 +421,11 @@ def test_resume_from_checkpoint(tmp_path: Path, tel: Telemetry) -> None:
     first.train()
     tel.spans.clear()
     second = tiny_trainer(
-        str(tmp_path), callbacks=[callback(tel)], num_train_epochs=2, n_train=32, save_strategy="no"
+        str(tmp_path),
+        callbacks=[callback(tel, env=ALL)],
+        num_train_epochs=2,
+        n_train=32,
+        save_strategy="no",
     )
     second.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
     spans = assert_well_formed(tel)

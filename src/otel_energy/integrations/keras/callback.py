@@ -29,6 +29,12 @@ FRAMEWORK: dict[str, AttrValue] = {A.FRAMEWORK: "keras"}
 
 _log = logging.getLogger(__name__)
 
+# A failure inside fit ends the run with the error. Installed when this module is imported, not
+# when a callback is built: in ``model.fit(x, y, callbacks=[KerasEnergyCallback()])`` Python
+# looks ``model.fit`` up before it builds the arguments, so a wrapper installed by the
+# constructor would miss the first fit of the process (its run then stayed open on an error).
+patch_fit()
+
 
 class KerasEnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
     """Spans with energy and CO2e for ``fit`` (``train``), epochs, steps, evaluate and predict.
@@ -61,7 +67,6 @@ class KerasEnergyCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.log_metrics = log_metrics
         self._steps = 0  # optimizer steps of the current fit
         self._failed_hooks: set[str] = set()
-        patch_fit()  # a failure inside fit ends the run with the error
 
     @guarded
     def on_train_begin(self, logs: Any = None) -> None:

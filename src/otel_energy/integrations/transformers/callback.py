@@ -156,4 +156,6 @@ class EnergyCallback(TrainerCallback):
             _log.exception("otel-energy: ending a %s span failed", getattr(iv, "kind", "?"))
 
     def _on_complete(self, iv: Interval) -> None:
-        """Hook for subclasses; called on the sampler thread (or in flush) per finished interval."""
+        """Hook for subclasses; called on the sampler thread (or in flush) per finished interval:
+        run, epoch, phase, and a step only where it has a span of its own (every step's energy:
+        ``self.tracker.on_step``)."""

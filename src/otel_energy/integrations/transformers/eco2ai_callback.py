@@ -46,6 +46,8 @@ class Eco2AICallback(EnergyCallback):
         super().__init__(config=self.carbon_config.to_energy_config(), **kwargs)
         self.integrations = list(integrations or [])
         self._epochs: list[dict[str, Any]] = []
+        if self.carbon_config.log_level == "STEP":  # a per-step result only when asked for
+            self.tracker.on_step.append(self._log_step)
         self._report: CarbonReport | None = None
         if self.carbon_config.use_real_time_carbon and self.config.carbon is None:
             _log.warning(
@@ -101,12 +103,12 @@ class Eco2AICallback(EnergyCallback):
                     m.avg_power_w,
                     m.co2e_g,
                 )
-        elif iv.kind == "step" and self.carbon_config.log_level == "STEP" and iv.result:
-            _log.info(
-                "otel-energy: step %s: %.3f J",
-                iv.attributes.get(A.TRAIN_STEP),
-                iv.result.energy_j,
-            )
+
+    def _log_step(
+        self, number: int, t0_s: float, t1_s: float, energy_j: float, co2e_g: float
+    ) -> None:
+        """``log_level="STEP"``: a line per step (the tracker's per-step hook, sampler thread)."""
+        _log.info("otel-energy: step %s: %.3f J", number, energy_j)
 
     def _on_run_end(self, run: Interval, error: BaseException | None) -> None:
         """The run's spans are complete; the session is still held (the tracker's hook)."""
