@@ -3,14 +3,14 @@
 Every family is read inline on the sampler thread (a hand-off to a reader thread cost two thread
 wake-ups per tick, most of the sampler's CPU: docs/performance.md). A driver family (NVML,
 amdsmi: any family not in ``INLINE_FAMILIES``) can hang in a call, so its reads are *guarded*:
-``GuardedReader`` notes when a read starts, and the sampler's watchdog (``Sampler``) wakes every
-``read_timeout_s`` to look, or at the deadline of a read it found in progress. A read still out
-after ``read_timeout_s`` is *abandoned*: the watchdog starts a replacement sampler thread, which
-measures the other families and finds this family *stalled* (busy on the abandoned thread) until
-the call returns. The abandoned thread then clears the family's busy mark and ends
+``GuardedReader`` notes when a read starts, and the sampler's watchdog (``Sampler``) wakes once a
+second (``WATCH_PERIOD_S``) to look, or at the deadline of a read it found in progress. A read
+still out after ``read_timeout_s`` is *abandoned*: the watchdog starts a replacement sampler
+thread, which measures the other families and finds this family *stalled* (busy on the abandoned
+thread) until the call returns. The abandoned thread then clears the family's busy mark and ends
 (``Abandoned``); the next tick reads the family again. So a hung call costs the other devices
-about ``read_timeout_s`` (plus a tick) and one thread, once, instead of two thread wake-ups per
-tick for ever.
+at most a watch period of samples (plus a tick) and one thread, once, instead of two thread
+wake-ups per tick for ever.
 """
 
 from __future__ import annotations

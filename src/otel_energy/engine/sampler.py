@@ -59,6 +59,14 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
+WATCH_PERIOD_S = 1.0
+"""How often the watchdog looks for a hung driver read (s; the read timeout if longer). A read
+takes microseconds, so a look rarely finds one in progress; a hung call is given up on at the
+first look after its read timeout: the other devices go without samples for at most this long
+(their counters and the estimates' next reads cover the gap). Each look is a thread wake-up,
+about as costly as a tick's on a loaded machine: a look per read timeout (0.2 s) was 0.04% of
+a core."""
+
 Clock = Callable[[], float]
 
 
@@ -80,9 +88,9 @@ class Sampler:
         unmeasured: devices that discovery found but cannot measure; the factory may fill this
             list on the sampler thread. Windows name them in ``missing_devices``.
         read_timeout_s: how long a driver family's read may stay out before the watchdog
-            gives up on it and a replacement thread measures the other devices (the family is
-            then stalled, logged once, until the call returns; ``engine.readers``); default two
-            intervals, at least 0.2 s.
+            gives up on it (at its next look, every ``WATCH_PERIOD_S``) and a replacement thread
+            measures the other devices (the family is then stalled, logged once, until the call
+            returns; ``engine.readers``); default two intervals, at least 0.2 s.
         job: the job's share of each device (``engine.job_energy``); None: attribution off.
     """
 
@@ -159,7 +167,7 @@ class Sampler:
         self._stop.set()
         self._wake.set()
         # The last sample is taken by whichever thread samples then: a thread stuck in a driver
-        # call is replaced after about a read timeout, and its replacement takes it.
+        # call is replaced within a watch period, and its replacement takes it.
         deadline = time.monotonic() + timeout_s
         self._finished.wait(timeout_s)
         for ended in (self._thread, self._watchdog):  # the watchdog ends with ``finished``
@@ -203,11 +211,13 @@ class Sampler:
         self._thread = thread  # after start: ``running`` never sees a thread not yet alive
 
     def _watch(self, finished: threading.Event) -> None:
-        """The watchdog: every read timeout (or at the deadline of a read found in progress),
-        give up on a driver read that has been out longer than the timeout and start a
-        replacement sampler thread (``engine.readers``). One wake-up per timeout, instead of a
-        hand-off to a reader thread per tick."""
-        timeout = wait_s = self._read_timeout_s
+        """The watchdog: every ``WATCH_PERIOD_S`` (or the read timeout if longer; at the
+        deadline of a read found in progress), give up on a driver read that has been out
+        longer than the read timeout and start a replacement sampler thread
+        (``engine.readers``). One wake-up a second, instead of a hand-off to a reader thread
+        per tick."""
+        timeout = self._read_timeout_s
+        period = wait_s = max(timeout, WATCH_PERIOD_S)
         while not finished.wait(wait_s):
             devices = self._devices
             if devices.readers is not None and not devices.guarded:
@@ -215,7 +225,7 @@ class Sampler:
             left = devices.abandon_overdue(time.monotonic(), timeout)
             if left == 0.0:
                 self._spawn(finished)
-            wait_s = min(timeout, left) if left > 0.0 else timeout
+            wait_s = min(period, left) if left > 0.0 else period
 
     def _run(self, finished: threading.Event) -> None:
         abandoned = False
