@@ -93,6 +93,55 @@ def test_exception_in_a_batch_is_recorded_and_reraised(tel: Telemetry) -> None:
     }
 
 
+def test_a_failure_of_ours_never_reaches_the_loop_nor_replaces_its_error(
+    tel: Telemetry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: ``batch()`` and ``epoch()`` called the tracker in ``finally`` unguarded, so a bug
+    of ours raised into the user's loop, or replaced the exception the user must see."""
+    with EnergyMeter(
+        tracer_provider=tel.tracer_provider,
+        meter_provider=tel.meter_provider,
+        sampler_factory=fake_gpu_sampler_factory(),
+    ) as meter:
+
+        def broken(*_args: object) -> None:
+            raise RuntimeError("ours")
+
+        for name in ("begin_epoch", "end_epoch", "step_begin", "step_end"):
+            monkeypatch.setattr(meter.tracker, name, broken)
+        with meter.epoch(), meter.batch():  # nothing raised into the loop
+            pass
+        with pytest.raises(ValueError, match="theirs"), meter.epoch(), meter.batch():
+            raise ValueError("theirs")
+        monkeypatch.undo()
+    logged = [r.getMessage() for r in caplog.records if "the loop goes on" in r.getMessage()]
+    assert sorted(logged) == [
+        "otel-energy: EnergyMeter.batch() failed; the loop goes on",
+        "otel-energy: EnergyMeter.epoch() failed; the loop goes on",
+    ]  # once per kind, not per block
+
+
+def test_last_batch_is_provisional_then_final(tel: Telemetry) -> None:
+    """``last_batch()`` never waits: right after the block its tail is extrapolated (``final``
+    False), once the sampler has passed the block's end it is the measured value."""
+    with EnergyMeter(
+        tracer_provider=tel.tracer_provider,
+        meter_provider=tel.meter_provider,
+        sampler_factory=fake_gpu_sampler_factory(),
+        sample_interval=0.05,
+    ) as meter:
+        with meter.epoch(), meter.batch():
+            busy(0.01)
+        first = meter.last_batch()
+        meter.summary()  # waits for the sample after the last batch
+        final = meter.last_batch()
+    assert final["final"] and final["energy_j"] > 0
+    # the same block: the provisional one between the meter's own two clock readings around it
+    assert first["duration_s"] == pytest.approx(final["duration_s"], abs=5e-3)
+    if not first["final"]:
+        assert first["energy_j"] > 0
+
+
 def test_last_batch_before_any_batch_is_a_clear_error(tel: Telemetry) -> None:
     with (
         EnergyMeter(

@@ -120,3 +120,33 @@ def test_a_read_before_cpu_time_elapsed_is_the_busy_fraction_since_boot_not_zero
     write_in_place(tmp_path / "stat", stat_line(200, 50, 700, 50))
     cpu = CpuEstimate(tdp_w=100.0, proc_root=tmp_path)
     assert cpu.read().power_w == pytest.approx(25.0)  # 250 busy of 1000 s since boot
+
+
+def test_a_shared_read_is_reused_only_while_fresh(tmp_path: Path) -> None:
+    """The CPU estimate and attribution share one ``/proc/stat`` read per tick: a second read
+    within ``max_age_s`` returns the same bytes, a later one the file's new content."""
+    from otel_energy.sensors.procfs import SharedRead
+
+    path = tmp_path / "stat"
+    path.write_bytes(b"cpu 1 0 0 9 0 0 0 0\n")
+    now = [100.0]
+    shared = SharedRead(path, max_age_s=0.005, clock=lambda: now[0])
+    assert shared.read().startswith(b"cpu 1 ")
+    write_in_place(path, "cpu 2 0 0 9 0 0 0 0\n")
+    now[0] += 0.004
+    assert shared.read().startswith(b"cpu 1 ")  # fresh: the tick's one read
+    now[0] += 0.002
+    assert shared.read().startswith(b"cpu 2 ")
+
+
+def test_the_estimate_and_attribution_share_the_real_proc_stat() -> None:
+    from otel_energy.sensors.estimate import CpuEstimate
+    from otel_energy.sensors.processes import METHOD_PROCESS_TREE, CpuTimes, JobScope
+    from otel_energy.sensors.procfs import FRESH_S, shared_stat
+
+    cpu = CpuEstimate(tdp_w=100.0)
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, os.getpid()))
+    assert cpu._stat is times._stat is shared_stat(Path("/proc"))
+    assert cpu._stat._max_age_s == FRESH_S
+    # a test tree is never reused: its rewrites must be seen at once
+    assert shared_stat(Path("/tmp/not-proc"))._max_age_s == 0.0

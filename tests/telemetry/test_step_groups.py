@@ -5,6 +5,7 @@ step is short or long is decided here, not by this machine's speed."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ from opentelemetry.trace import StatusCode
 from otel_energy.engine.sampler import Sampler
 from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
-from otel_energy.telemetry.step_groups import GROUPED, NO_SPAN, OWN_SPAN
+from otel_energy.telemetry.step_groups import GROUP_S, GROUPED, NO_SPAN, OWN_SPAN
 from otel_energy.telemetry.step_histogram import step_histogram
 from tests.conftest import FakeClock
 from tests.fakes.nvml import FakeGpu, FakeNvml
@@ -102,6 +103,7 @@ def r(clock: FakeClock) -> Iterator[Rig]:
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader])
     rec = SpanEnergyRecorder(sampler, tp.get_tracer("test"), step_histogram(mp))
+    rec.group_s = 0.0  # a group per tick here; gathering across ticks: its own test
     r = Rig(clock, sampler, rec, spans, reader)
     rec.on_step.append(lambda *a: r.hooked.append(a))
     yield r
@@ -208,6 +210,52 @@ def test_short_steps_share_a_span_per_tick_long_and_failed_ones_keep_their_own(r
         edges.append(epoch.t1_s)
         gaps_j = sum(r.window_j(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True))
         assert epoch.result.energy_j == pytest.approx(kids_j + gaps_j, rel=REL)
+
+
+def test_a_group_gathers_steps_across_ticks_for_about_a_second(r: Rig) -> None:
+    """By default a group stays open over the ticks until a tick comes ``GROUP_S`` after its
+    first step began: one span a second instead of one a tick; its energy then covers many samples (measured, not
+    interpolated). The epoch's end and the flush close what is open."""
+    r.rec.group_s = GROUP_S
+    short = r.res / 8
+    run = r.rec.start("run", "train")
+    epoch = r.rec.start("epoch", "epoch", run)
+    ticks_per_group = 0
+    n = 0
+    while r.clock.t - epoch.t0_s < 2.5 * GROUP_S:  # 2.5 s of short steps, a tick every res
+        for _ in range(4):
+            n += 1
+            r.step(n, epoch, short)
+        r.clock.advance(r.res - 4 * (short + r.res / 50))
+        r.tick()
+        ticks_per_group += 1
+    r.rec.finish(epoch)
+    r.rec.finish(run)
+    r.clock.advance(r.res)
+    r.tick()
+    assert r.rec.flush() and r.rec.open_group is None
+    groups = sorted(r.finished("steps"), key=lambda g: g.start_time or 0)
+    times = {k: (t0, t1) for k, t0, t1, _, _ in r.hooked}
+    assert sorted(times) == list(range(1, n + 1))
+    spans = [
+        (g.attributes["otel_energy.train.first_step"], g.attributes["otel_energy.train.last_step"])
+        for g in groups
+    ]  # type: ignore[index]
+    assert spans[0][0] == 1 and spans[-1][1] == n  # every step in exactly one group
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans))
+    assert len(groups) == 3  # two of a second or more, the rest closed by the epoch's end
+    for g, (first, last) in zip(groups, spans, strict=True):
+        a = g.attributes
+        assert a is not None
+        t0, t1 = times[first][0], times[last][1]  # type: ignore[index]
+        assert a["otel_energy.energy"] == pytest.approx(r.window_j(t0, t1), rel=REL)
+        assert a["otel_energy.train.steps"] == last - first + 1  # type: ignore[operator]
+    for g in groups[:2]:
+        # closed at the first tick a second after its first step began: within a tick of 1 s
+        assert (g.end_time - g.start_time) / 1e9 >= GROUP_S - r.res  # type: ignore[operator]
+        assert g.attributes["otel_energy.interpolated"] is False  # type: ignore[index]
+    # one exemplar-carrying record per group: the histogram still counts every step
+    assert r.step_point().count == n
 
 
 def test_bulk_energy_of_each_step_equals_its_window(r: Rig) -> None:

@@ -10,8 +10,9 @@ the meter's life is the run (span ``train``, its ledger row and job root, the pr
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from otel_energy.telemetry import attributes as A
 from otel_energy.telemetry.results import Measurement
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 from otel_energy.tracker import RunTracker
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -139,6 +142,8 @@ class EnergyMeter:
         self._last_block: dict[str, Any] | None = None
         self._batch_index = 0
         self._final_for = 0  # the batch whose measured (final) value is in _last_block
+        self._ended: tuple[int, float, float] | None = None  # newest batch: (number, t0, t1 s)
+        self._failed: set[str] = set()  # block kinds whose failure was logged
         self._epoch_index = 0
         # The meter's life is the run; waits once for discovery and a first sample, so that
         # ``device`` is known when this returns.
@@ -177,7 +182,7 @@ class EnergyMeter:
     @contextmanager
     def epoch(self) -> Iterator[None]:
         """Measure an epoch (a span named ``epoch``, child of the meter's run)."""
-        self.tracker.begin_epoch(self._epoch_index, self._batch_index)
+        self._quietly("epoch", self.tracker.begin_epoch, self._epoch_index, self._batch_index)
         self._epoch_index += 1
         error: BaseException | None = None
         try:
@@ -185,8 +190,8 @@ class EnergyMeter:
         except BaseException as exc:
             error = exc
             raise
-        finally:
-            self.tracker.end_epoch(self._batch_index, error)
+        finally:  # a failure of ours never replaces the user's exception, nor raises one
+            self._quietly("epoch", self.tracker.end_epoch, self._batch_index, error)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -194,20 +199,18 @@ class EnergyMeter:
         self._batch_index += 1
         rec = self.tracker.recorder
         t0_s = rec.now() if rec is not None else 0.0
-        self.tracker.step_begin(self._batch_index)
+        self._quietly("batch", self.tracker.step_begin, self._batch_index)
         error: BaseException | None = None
         try:
             yield
         except BaseException as exc:
             error = exc
             raise
-        finally:
-            self.tracker.step_end(error)
-            if rec is not None:  # never waits; exact once the sampler catches up
-                w = rec.provisional(t0_s)
+        finally:  # two clock readings and a queued record: last_batch() computes on demand
+            self._quietly("batch", self.tracker.step_end, error)
+            if rec is not None:
                 with self._lock:
-                    if self._final_for != self._batch_index:  # the sampler may have been first
-                        self._last_block = _block(w, rec.co2e_of(w), final=False)
+                    self._ended = (self._batch_index, t0_s, rec.now())
 
     @contextmanager
     def evaluate(self, name: str = "evaluate") -> Iterator[None]:
@@ -257,10 +260,27 @@ class EnergyMeter:
         as carbon_g, its first name), and whether the value is ``final`` (False: the sampler had
         not yet passed its end; the tail is extrapolated at current power and replaced by the
         measured value shortly after)."""
+        rec = self._rec
         with self._lock:
-            if self._last_block is None:
-                raise RuntimeError("last_batch() needs a finished 'with meter.batch():' block.")
-            return dict(self._last_block)
+            ended, block = self._ended, self._last_block
+            if ended is not None and self._final_for == ended[0]:
+                ended = None  # the sampler has measured it: the final value is there
+        if ended is not None and rec is not None:  # never waits: the tail at current power
+            w = rec.sampler.window(ended[1], ended[2], extrapolate=True)
+            block = _block(w, rec.co2e_of(w), final=False)
+        if block is None:
+            raise RuntimeError("last_batch() needs a finished 'with meter.batch():' block.")
+        return dict(block)
+
+    def _quietly(self, what: str, call: Callable[..., None], *args: Any) -> None:
+        """``call(*args)``; a failure of ours is logged once per block kind, never raised into
+        the user's loop."""
+        try:
+            call(*args)
+        except Exception:
+            if what not in self._failed:
+                self._failed.add(what)
+                _log.exception("otel-energy: EnergyMeter.%s() failed; the loop goes on", what)
 
     def summary(self) -> dict[str, Any]:
         """Totals and means over every batch and epoch (waits once for the last sample):

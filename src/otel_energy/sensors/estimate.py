@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 
 from otel_energy.sensors.base import METHOD_ESTIMATE, DeviceInfo, Reading
-from otel_energy.sensors.procfs import KeptOpen, cpu_ticks, memory_used_b
+from otel_energy.sensors.procfs import KeptOpen, SharedRead, cpu_ticks, memory_used_b, shared_stat
 
 DEFAULT_PROC_ROOT = "/proc"
 
@@ -57,10 +57,10 @@ class CpuEstimate:
     wrap_j: float | None = None
     _last: tuple[float, float] | None = None
     _power_w: float = 0.0
-    _stat: KeptOpen | None = None
+    _stat: SharedRead | None = None
 
     def __post_init__(self) -> None:
-        self._stat = KeptOpen(self.proc_root / "stat")
+        self._stat = shared_stat(self.proc_root)  # one read a tick, shared with attribution
         try:
             self._last = self._times()  # a baseline, so that the first read is already a rate
         except OSError:  # no /proc (macOS): psutil's portable reading, per tick

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from otel_energy.sensors.procfs import shared_stat
+
 METHOD_PROCESS_TREE = "process_tree"
 METHOD_CGROUP = "cgroup"
 
@@ -160,15 +162,13 @@ class CpuTimes:
         self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
         self._fds: dict[int, int] = {}
         """The job's processes and their open ``stat`` files."""
-        self._stat_fd: int | None = None
+        self._stat = shared_stat(proc_root)
         self._pid_set = frozenset([scope.root_pid])
         self._scanned_at = -float("inf")
 
     def read(self) -> CpuSample:
         """The job's and the node's CPU seconds now. Raises OSError when ``/proc`` is unreadable."""
-        if self._stat_fd is None:
-            self._stat_fd = os.open(self.proc_root / "stat", os.O_RDONLY | os.O_CLOEXEC)
-        node = node_busy_s_from(os.pread(self._stat_fd, 4096, 0), self._tick_s)
+        node = node_busy_s_from(self._stat.read(), self._tick_s)  # the CPU estimate's read
         now = self._clock()
         rescan = now - self._scanned_at >= self.rescan_s
         if rescan:
@@ -205,9 +205,7 @@ class CpuTimes:
         """Close the files held open between reads (idempotent)."""
         self._follow([])
         self._scanned_at = -float("inf")  # a later read lists the tree again
-        if self._stat_fd is not None:
-            os.close(self._stat_fd)
-            self._stat_fd = None
+        self._stat.close()  # shared: a later read by anyone opens it again
 
     def _follow(self, pids: list[int]) -> None:
         """Hold the ``stat`` files of exactly ``pids`` open (one open per process, not per read)."""

@@ -10,6 +10,9 @@ place.
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC
@@ -46,6 +49,69 @@ class KeptOpen:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+FRESH_S = 0.005
+"""How long a shared read of ``/proc/stat`` is reused (s): well below its 10 ms resolution
+(USER_HZ = 100), so a reuse never hides a change the file could show."""
+
+
+class SharedRead:
+    """One kept-open file read at most once per ``max_age_s`` by all its users.
+
+    The CPU estimate and the job's attribution both need ``/proc/stat`` in the same tick; the
+    kernel builds the whole file at every read (every CPU's line and every interrupt count: on a
+    large node, more than the rest of a tick), so they share one read.
+
+    Args:
+        path: the file.
+        max_age_s: a read younger than this is returned again (s).
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        max_age_s: float = FRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._file = KeptOpen(path)
+        self._max_age_s, self._clock = max_age_s, clock
+        self._last: tuple[float, bytes] | None = None
+        self._lock = threading.Lock()  # a node's publisher and follower samplers may both read
+
+    def read(self) -> bytes:
+        """The file's head, read now or at most ``max_age_s`` ago. Raises OSError as
+        ``KeptOpen.read``."""
+        with self._lock:
+            now, last = self._clock(), self._last
+            if last is not None and now - last[0] < self._max_age_s:
+                return last[1]
+            raw = self._file.read()
+            self._last = (now, raw)
+            return raw
+
+    def close(self) -> None:
+        """Close the file (a later read opens it again)."""
+        with self._lock:
+            self._file.close()
+            self._last = None
+
+
+_shared: dict[Path, SharedRead] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_stat(proc_root: Path) -> SharedRead:
+    """The process's one shared reader of ``<proc_root>/stat``. Reads are reused only under the
+    real ``/proc``: a test tree rewritten between two reads must be seen at once."""
+    path = proc_root / "stat"
+    with _shared_lock:
+        reader = _shared.get(path)
+        if reader is None:
+            age = FRESH_S if proc_root == Path("/proc") else 0.0
+            reader = _shared[path] = SharedRead(path, age)
+        return reader
 
 
 def cpu_ticks(stat: bytes) -> tuple[int, int]:

@@ -6,7 +6,7 @@ completed later, on the sampler thread (a listener), with ``end_time`` set to wh
 ended. Step spans are never the current context, so nothing needs them during the step: the
 training thread only appends the step's two clock readings (a ``StepMark``), and the sampler
 thread completes the steps of each tick in bulk (``telemetry.step_groups``: by default one span
-per group of short steps, a span of its own for a step that can be measured), with their true
+per second of short steps, a span of its own for a step that can be measured), with their true
 start and end times; ``telemetry.handoff``'s thread ends the spans (a stalled exporter cannot
 stop the samples). ``flush`` completes the rest, waiting
 at most a couple of sample intervals, once per run, and (bounded) for the export thread.
@@ -41,10 +41,13 @@ from otel_energy.telemetry.span_attributes import AttrValue as AttrValue
 from otel_energy.telemetry.span_attributes import energy_attributes as energy_attributes
 from otel_energy.telemetry.span_attributes import utilization_verdict
 from otel_energy.telemetry.step_groups import (
+    GROUP_S,
     GROUPED,
+    OpenGroup,
     StepHook,
     StepMark,
     call_hooks,
+    close_group,
     complete_steps,
 )
 
@@ -115,6 +118,8 @@ class SpanEnergyRecorder:
         self.on_step: list[StepHook] = []  # every step, however it is completed
         self.step_name = "step"  # the span name of ``step_end``'s steps (EnergyMeter: batch)
         self.group_name = "steps"  # the span of a group of short steps (EnergyMeter: batches)
+        self.group_s = GROUP_S  # how long a group of short steps is gathered (s)
+        self.open_group: OpenGroup | None = None  # the group being gathered (sampler thread)
         self._clock = sampler.clock
         # Span timestamps derive from the same clock reading as the energy window, through one
         # fixed offset: a span's duration is then exactly the interval its energy covers, even
@@ -244,12 +249,16 @@ class SpanEnergyRecorder:
                     steps.append(item)
                     continue
                 complete_steps(self, steps)  # a parent ends after its steps
+                close_group(self)  # and after their group
                 steps = []
                 try:
                     self._complete(item)
                 except Exception:  # never lose the rest of the queue to one bad interval
                     _log.exception("otel-energy: completing a %s span failed", item.kind)
             complete_steps(self, steps)
+            group = self.open_group  # a group never waits more than group_s for more steps
+            if group is not None and newest_s - group.first.t0_s >= self.group_s:
+                close_group(self)  # (a flush, newest_s = inf, leaves nothing open)
 
     def complete_step_alone(self, m: StepMark) -> None:
         """A step with a span of its own (or measured alone): an interval, its window, its span

@@ -3,8 +3,8 @@
 A step shorter than two sample intervals has an interpolated energy (an allocation between two
 samples, not a measurement), and an SDK span per 5 ms step costs more than the whole 1% budget
 (docs/performance.md). So by default (``OTEL_PYTHON_ENERGY_STEP_SPANS=auto``) such steps get no
-span of their own: the consecutive ones of one parent that are completed at one tick share one
-``steps`` span, whose energy is that of exactly its interval (one window per group), with the
+span of their own: the consecutive ones of one parent share one ``steps`` span (about a second of
+them: ``GROUP_S``), whose energy is that of exactly its interval (one window per group), with the
 count, first and last step number and the min/mean/max step duration. Every step still goes into
 ``otel_energy.step.energy``; the group's first step carries the exemplar linking to it. A step
 with an error, or as long as two sample intervals or more, keeps its own span.
@@ -70,87 +70,109 @@ class StepMark:
         self.context, self.span, self.error, self.extra = context, span, error, extra
 
 
-# One group of steps: their marks and each one's energy (J) and sampler CO2e (g).
-_Group = list[tuple[StepMark, float, float]]
+GROUP_S = 1.0
+"""A group of short steps stays open until it spans this long (s, on the sampler clock), its
+parent ends, a step with its own span comes, or the recorder flushes: one span a second instead
+of one a tick (each costs a window, ~25 attributes and an export), and a group of a second or more
+covers many samples, so its energy is measured rather than interpolated."""
+
+
+class OpenGroup:
+    """The group of short steps being gathered: its span (started at the first step's true start
+    time, ended at the last one's end), its first and last marks and running figures."""
+
+    __slots__ = ("count", "d_max", "d_min", "d_sum", "energy_j", "first", "last", "span")
+
+    def __init__(self, first: StepMark, span: trace.Span | None) -> None:
+        self.first = self.last = first
+        self.span = span
+        self.count = 0
+        self.energy_j = self.d_sum = self.d_max = 0.0
+        self.d_min = float("inf")
+
+    def add(self, m: StepMark, energy_j: float) -> None:
+        """Step ``m`` (energy J) joins the group."""
+        d = m.t1_s - m.t0_s
+        self.last = m
+        self.count += 1
+        self.energy_j += energy_j
+        self.d_sum += d
+        self.d_min = min(self.d_min, d)
+        self.d_max = max(self.d_max, d)
 
 
 def complete_steps(rec: SpanEnergyRecorder, marks: list[StepMark]) -> None:
     """Complete ``marks`` (in the order they finished, all before the newest sample): the
-    histogram, the per-step hooks, a span per group or per measurable/failed/chosen step."""
+    histogram and the per-step hooks at once, a span per measurable/failed/chosen step, and the
+    short ones into the open group (closed here once it spans ``rec.group_s``)."""
     if not marks:
         return
     cum = rec.sampler.cumulative(min(m.t0_s for m in marks), max(m.t1_s for m in marks))
     at, long_s = cum.at, 2 * cum.resolution_s
-    group: _Group = []
+    hist, identity, hooks = rec.step_histogram, rec.identity, rec.on_step
     for m in marks:
         try:
             if m.span == OWN_SPAN or (
                 m.span == GROUPED and (m.error is not None or m.t1_s - m.t0_s >= long_s)
             ):
-                _close(rec, group)
-                group = []
+                close_group(rec)
                 rec.complete_step_alone(m)
                 continue
             e0, c0 = at(m.t0_s)
             e1, c1 = at(m.t1_s)
-            if m.span == NO_SPAN:
-                _measured(rec, [(m, e1 - e0, c1 - c0)], None)
-                continue
-            if group and group[-1][0].parent is not m.parent:  # never across an epoch boundary
-                _close(rec, group)
-                group = []
-            group.append((m, e1 - e0, c1 - c0))
+            energy, ctx = e1 - e0, None
+            if m.span == GROUPED:
+                group = rec.open_group
+                if group is not None and group.first.parent is not m.parent:
+                    close_group(rec)  # never across an epoch boundary
+                    group = None
+                if group is None:  # its first step carries the exemplar linking to it
+                    group = rec.open_group = OpenGroup(m, _start(rec, m))
+                    if group.span is not None:
+                        ctx = trace.set_span_in_context(group.span)
+                group.add(m, energy)
+            if hist is not None:  # one attribute dict for every record
+                hist.record(energy, attributes=identity, context=ctx)
+            if hooks:
+                call_hooks(hooks, m, energy, rec.carbon.co2e(energy, c1 - c0, rec.sampler.pue))
         except Exception:  # never lose the rest of the tick to one bad step
             _log.exception("otel-energy: completing step %s failed", m.number)
-    try:
-        _close(rec, group)
-    except Exception:
-        _log.exception("otel-energy: completing a group of steps failed")
+    group = rec.open_group
+    if group is not None and group.last.t1_s - group.first.t0_s >= rec.group_s:
+        close_group(rec)
 
 
-def _close(rec: SpanEnergyRecorder, group: _Group) -> None:
-    """The group's span (``steps``, its interval's energy), then each step's record."""
-    if not group:
+def _start(rec: SpanEnergyRecorder, first: StepMark) -> trace.Span | None:
+    """The group's span, started at its first step's true start time (attributes at its end)."""
+    if rec.tracer is None:
+        return None
+    start_ns = rec.wall_ns(first.t0_s)
+    return rec.tracer.start_span(rec.group_name, context=first.context, start_time=start_ns)
+
+
+def close_group(rec: SpanEnergyRecorder) -> None:
+    """End the open group's span (if any) with the energy of exactly its interval (one window)
+    and the steps' count, numbers and durations (s); never raises."""
+    group, rec.open_group = rec.open_group, None
+    if group is None or group.span is None:
         return
-    first, last = group[0][0], group[-1][0]
-    span = None
-    if rec.tracer is not None:
+    try:
+        first, last = group.first, group.last
         w = rec.sampler.window(first.t0_s, last.t1_s)
         attrs = rec.span_energy_attributes(w, rec.co2e_of(w))
-        durations = [m.t1_s - m.t0_s for m, _, _ in group]
         if first.extra:
             attrs.update(first.extra)
-        attrs[A.TRAIN_STEPS] = len(group)
+        attrs[A.TRAIN_STEPS] = group.count
         attrs[A.TRAIN_FIRST_STEP] = first.number
         attrs[A.TRAIN_LAST_STEP] = last.number
-        attrs[A.TRAIN_STEP_DURATION_MIN] = min(durations)
-        attrs[A.TRAIN_STEP_DURATION_MEAN] = sum(durations) / len(durations)
-        attrs[A.TRAIN_STEP_DURATION_MAX] = max(durations)
-        attrs[A.TRAIN_STEPS_ENERGY] = sum(e for _, e, _ in group)
-        span = rec.tracer.start_span(
-            rec.group_name,
-            context=first.context,
-            attributes=attrs,
-            start_time=rec.wall_ns(first.t0_s),
-        )
-        span_handoff().end(span, rec.wall_ns(last.t1_s))
-    _measured(rec, group, span)
-
-
-def _measured(rec: SpanEnergyRecorder, steps: _Group, span: trace.Span | None) -> None:
-    """Each step into the histogram (the first with ``span`` as exemplar context: one context,
-    not one per step) and to the per-step hooks."""
-    hist, identity = rec.step_histogram, rec.identity  # one attribute dict for every record
-    if hist is not None:
-        ctx = trace.set_span_in_context(span) if span is not None else None
-        for _, e, _ in steps:
-            hist.record(e, attributes=identity, context=ctx)
-            ctx = None
-    hooks = rec.on_step
-    if hooks:
-        carbon, pue = rec.carbon, rec.sampler.pue
-        for m, e, c in steps:
-            call_hooks(hooks, m, e, carbon.co2e(e, c, pue))
+        attrs[A.TRAIN_STEP_DURATION_MIN] = group.d_min
+        attrs[A.TRAIN_STEP_DURATION_MEAN] = group.d_sum / group.count
+        attrs[A.TRAIN_STEP_DURATION_MAX] = group.d_max
+        attrs[A.TRAIN_STEPS_ENERGY] = group.energy_j
+        group.span.set_attributes(attrs)
+    except Exception:
+        _log.exception("otel-energy: completing a group of steps failed")
+    span_handoff().end(group.span, rec.wall_ns(group.last.t1_s))
 
 
 def call_hooks(hooks: list[StepHook], m: StepMark, energy_j: float, co2e_g: float) -> None:
