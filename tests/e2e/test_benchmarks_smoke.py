@@ -117,7 +117,9 @@ def test_overhead_quick(tmp_path: Path) -> None:
     assert 0 <= ours["ours_cpu_us_per_step_in_off_blocks"] < 0.5 * ours["ours_cpu_us_per_step"]
     assert any(k.startswith("otel-energy-") for k in arms["default"]["threads_us_per_step"])
     assert arms["sampler"]["ours_cpu_share_of_core_on"] > 0
-    assert arms["calib"]["ours_cpu_us_per_step"] == arms["aa"]["ours_cpu_us_per_step"] == 0.0
+    for name in ("calib", "aa"):  # no event of ours: only the hung-call watchdog's looks
+        busy = {k: v for k, v in arms[name]["threads_us_per_step"].items() if v > 0}
+        assert set(busy) <= {"otel-energy-watchdog", "bench-gil-burst"}, (name, busy)
     assert arms["gil"]["other_threads_cpu_us_per_step"] > 0  # the burst thread ran in its blocks
     assert finite(arms["calib"]["expected_ratio"]) and arms["calib"]["expected_ratio"] > 1
     assert result["sink_stats"]["/v1/traces"][0] >= 1  # our spans reached the OTLP receiver
