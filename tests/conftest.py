@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -102,6 +103,22 @@ def _no_leaked_sampler() -> Iterator[None]:
         leaked.sampler.stop()
         session._reset_for_tests()
         pytest.fail("a test left the process sampler running")
+
+
+def one_point(reader: InMemoryMetricReader, name: str) -> Any:
+    """The one data point of the metric ``name`` (e.g. a histogram's, with its count and
+    exemplars) in one collection; fails unless there is exactly one."""
+    data = reader.get_metrics_data()
+    assert data is not None
+    [point] = [
+        p
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name == name
+        for p in m.data.data_points
+    ]
+    return point
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, object], float]]]:

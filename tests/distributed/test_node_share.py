@@ -129,6 +129,11 @@ def test_one_process_reads_the_node_and_every_rank_reports_its_own(tmp_path: Pat
         assert r.ask(f"wait {t1!r}").startswith("ok ")
     results = report_all(ranks, t1, stop=False)
     check_own_energy(results)
+    # A run's end waits for one sample after it (its flush: two intervals): a follower then
+    # copies rows at the reader's pace, not once a second (before: every answer took 1.00 s)
+    t_end = time.monotonic()
+    for r in ranks:
+        assert r.ask(f"soon {t_end!r}").startswith("ok ")
     # A hung driver call at the reader: every rank's window says its device was stalled, as its
     # own reads would have (only the reader's fake GPUs are ever read, so only its hang counts)
     for r in ranks:
@@ -137,6 +142,8 @@ def test_one_process_reads_the_node_and_every_rank_reports_its_own(tmp_path: Pat
     for r in ranks:
         assert r.ask(f"wait {t2!r}").startswith("ok ")
     assert all(r["stalled"] for r in report_all(ranks, t2))
+    # a clean end leaves no ring behind in the private directory (only the lock file)
+    assert not list((tmp_path / "run").rglob("*.ring")), list((tmp_path / "run").rglob("*"))
     readers = [r for r in results if r["reads"] > 0]
     assert len(readers) == 1 and readers[0]["leading"]
     assert all(r["shared"] for r in results)

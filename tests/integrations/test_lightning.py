@@ -25,6 +25,7 @@ from otel_energy.integrations import lightning as pl_energy
 from otel_energy.integrations.lightning import LightningEnergyCallback, rank_environ
 from otel_energy.session import close_session, open_session
 from otel_energy.tracker import JOB_LOG_KEYS
+from tests.conftest import one_point
 from tests.scripts.train_lightning import TinyRegressor, loaders, quiet_trainer, tiny_module
 from tests.support.backends import free_port
 from tests.support.hf_helpers import GPU_W, Telemetry, fake_gpu_sampler_factory
@@ -196,17 +197,7 @@ def test_step_spans_every_n_but_the_histogram_counts_all(tel: Telemetry) -> None
     fit(callback(tel, {"OTEL_PYTHON_ENERGY_STEP_SPANS": "4"}))
     steps = tel.finished("step")
     assert sorted(s.attributes["otel_energy.train.step"] for s in steps) == [4, 8, 12, 16]
-    data = tel.reader.get_metrics_data()
-    assert data is not None
-    [point] = [
-        p
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == "otel_energy.step.energy"
-        for p in m.data.data_points
-    ]
-    assert point.count == 16
+    assert one_point(tel.reader, "otel_energy.step.energy").count == 16
     [run] = tel.finished("train")
     assert run.attributes["otel_energy.train.steps"] == 16
 

@@ -6,7 +6,8 @@ node-wide, so every process's fake GPU reads the same counter at the same instan
 
 Protocol on stdin/stdout (events, never sleeps): after its first sample the rank prints
 ``ready <t0>``; ``wait <t>`` answers ``ok <newest sample>`` once it has a sample at or after
-``t`` (a follower can only have one when some process read the GPU after ``t``); ``hang <s>``
+``t`` (a follower can only have one when some process read the GPU after ``t``); ``soon <t>``
+the same within 0.6 s (a follower otherwise copies rows once a second); ``hang <s>``
 makes the next read of every GPU block ``s`` seconds; ``report <t1>``
 prints one JSON line: the window [t0, t1] of its own devices, how many NVML reads this process
 made since it was ready, its reader threads and its part in the node's sharing; ``stop 0``
@@ -51,6 +52,10 @@ def main() -> None:
         word, value = line.split()
         if word == "wait":
             ok = sampler.wait_for_sample(float(value), 60.0)
+            print(f"ok {sampler.newest_sample_s!r}" if ok else "timeout", flush=True)
+            continue
+        if word == "soon":  # a wait bounded well under a follower's 1 s batch (a run's flush)
+            ok = sampler.wait_for_sample(float(value), 0.6)
             print(f"ok {sampler.newest_sample_s!r}" if ok else "timeout", flush=True)
             continue
         if word == "hang":  # the next read of every GPU blocks this long (a hung driver)

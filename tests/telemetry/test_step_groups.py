@@ -23,7 +23,7 @@ from otel_energy.sensors.nvml import discover_nvml
 from otel_energy.telemetry.spans import Interval, SpanEnergyRecorder
 from otel_energy.telemetry.step_groups import GROUP_S, GROUPED, NO_SPAN, OWN_SPAN
 from otel_energy.telemetry.step_histogram import step_histogram
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, one_point
 from tests.fakes.nvml import FakeGpu, FakeNvml
 
 REL = 1e-9  # the bulk sums and the window's interpolation differ only by float rounding
@@ -74,17 +74,7 @@ class Rig:
         return self.sampler.window(t0, t1).energy_j
 
     def step_point(self) -> Any:
-        data = self.reader.get_metrics_data()
-        assert data is not None
-        [point] = [
-            p
-            for rm in data.resource_metrics
-            for sm in rm.scope_metrics
-            for m in sm.metrics
-            if m.name == "otel_energy.step.energy"
-            for p in m.data.data_points
-        ]
-        return point
+        return one_point(self.reader, "otel_energy.step.energy")
 
 
 @pytest.fixture
@@ -214,8 +204,8 @@ def test_short_steps_share_a_span_per_tick_long_and_failed_ones_keep_their_own(r
 
 def test_a_group_gathers_steps_across_ticks_for_about_a_second(r: Rig) -> None:
     """By default a group stays open over the ticks until a tick comes ``GROUP_S`` after its
-    first step began: one span a second instead of one a tick; its energy then covers many samples (measured, not
-    interpolated). The epoch's end and the flush close what is open."""
+    first step began: one span a second instead of one a tick; its energy then covers many
+    samples (measured, not interpolated). The epoch's end and the flush close what is open."""
     r.rec.group_s = GROUP_S
     short = r.res / 8
     run = r.rec.start("run", "train")

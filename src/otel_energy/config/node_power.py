@@ -68,23 +68,23 @@ def node_power(env: Mapping[str, str]) -> NodePowerConfig:
     )
 
 
-def gpu_sync(env: Mapping[str, str]) -> bool:
-    """``OTEL_PYTHON_ENERGY_GPU_SYNC``: True for ``on``/``1``/``true``."""
-    name = ev.OTEL_PYTHON_ENERGY_GPU_SYNC
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """An on/off variable: ``on``/``1``/``true`` or ``off``/``0``/``false``; unset: ``default``."""
     raw = env.get(name, "").strip().lower()
-    if raw in ("", "off", "0", "false"):
-        return False
+    if raw == "":
+        return default
     if raw in ("on", "1", "true"):
-        return True
-    raise ConfigError(f"{name}={raw!r} is not valid: expected 'on' or 'off'.")
-
-
-def node_sharing(env: Mapping[str, str]) -> bool:
-    """``OTEL_PYTHON_ENERGY_SHARED_SAMPLING``: one reader of the hardware per node (default on)."""
-    name = ev.OTEL_PYTHON_ENERGY_SHARED_SAMPLING
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "on", "1", "true"):
         return True
     if raw in ("off", "0", "false"):
         return False
     raise ConfigError(f"{name}={raw!r} is not valid: expected 'on' or 'off'.")
+
+
+def gpu_sync(env: Mapping[str, str]) -> bool:
+    """``OTEL_PYTHON_ENERGY_GPU_SYNC``: True for ``on``/``1``/``true`` (default off)."""
+    return _switch(env, ev.OTEL_PYTHON_ENERGY_GPU_SYNC, False)
+
+
+def node_sharing(env: Mapping[str, str]) -> bool:
+    """``OTEL_PYTHON_ENERGY_SHARED_SAMPLING``: one reader of the hardware per node (default on)."""
+    return _switch(env, ev.OTEL_PYTHON_ENERGY_SHARED_SAMPLING, True)

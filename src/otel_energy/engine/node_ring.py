@@ -181,6 +181,9 @@ class RingWriter:
         self._mm[20 : 20 + len(raw)] = raw
         self.count = 0
         os.replace(tmp, path)
+        self.path = path
+        st = os.stat(path, follow_symlinks=False)
+        self.inode = (st.st_dev, st.st_ino)
 
     def append(self, values: tuple[float, ...]) -> None:
         """Write one row (time, then each column's fields), then publish it."""
@@ -191,6 +194,16 @@ class RingWriter:
 
     def close(self) -> None:
         self._mm.close()
+
+    def unlink_if_ours(self) -> None:
+        """Remove the ring file if it is still the one this writer created (a newer reader's
+        ring, renamed over it, stays)."""
+        try:
+            st = os.stat(self.path, follow_symlinks=False)
+            if (st.st_dev, st.st_ino) == self.inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
 
 
 class RingReader:

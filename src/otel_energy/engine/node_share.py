@@ -134,7 +134,9 @@ class NodeShare:
             if sampler._stop.is_set():
                 self.close()
                 return True
-            sampler._wake.wait(self.batch_s)
+            # Someone waits for a sample (a run's end: its flush waits two intervals): copy rows
+            # at the publisher's pace until it has one, not once a second.
+            sampler._wake.wait(sampler.interval_s / 2 if sampler.waiters else self.batch_s)
             sampler._wake.clear()
 
     def poll(self, ids: list[str]) -> list[Row] | None:
@@ -243,6 +245,9 @@ class NodeShare:
 
     def _publish(self, t: float) -> None:
         """After each of the publisher's ticks (its thread): append the tick's readings."""
+        publisher = self._publisher
+        if publisher is None or not self.election.held:
+            return  # closed (or the lock gone): a late tick must not create a ring
         if self._writer is None:
             header = Header(
                 os.getuid(),
@@ -261,29 +266,39 @@ class NodeShare:
                 self._publisher_failed()
                 return
         row = [t]
-        publisher = self._publisher
-        stale = publisher._devices.health.stale if publisher is not None else []
+        stale = publisher._devices.health.stale
         for k, sensor in enumerate(self._recording):
             row.extend(encode(sensor.last, k < len(stale) and stale[k]))
             sensor.last = None
         self._writer.append(tuple(row))
 
     def _publisher_failed(self) -> None:
-        """Stop publishing for good, on the publisher's own thread (it cannot join itself): the
-        lock stays held, so no one else tries, and the followers time out to their own reads."""
+        """Stop publishing for good, on the publisher's own thread (it cannot join itself): no
+        more rows, and its sampler stops reading the node's devices at its next tick; the lock
+        stays held, so no one else tries, and the followers time out to their own reads."""
         publisher = self._publisher
         if publisher is not None:
             publisher.remove_listener(self._publish)
+            publisher._stop.set()  # its loop ends after this tick; stop() from close() joins it
 
     def close(self) -> None:
-        """Stop publishing (if leading) and release the lock; idempotent."""
-        publisher, self._publisher = self._publisher, None
+        """Stop publishing (if leading), remove our ring, release the lock and the reader;
+        idempotent."""
+        with self._lock:
+            publisher, self._publisher = self._publisher, None
         if publisher is not None:
+            publisher.remove_listener(self._publish)  # no row, no new ring after this
             publisher.stop()
-        self.election.close()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        with self._lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer.unlink_if_ours()  # a run that ends leaves no ring behind
+                self._writer = None
+            self.election.close()
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            self._columns = None
 
     def _forget_in_child(self) -> None:
         self._lock = threading.Lock()

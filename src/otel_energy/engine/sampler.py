@@ -135,6 +135,8 @@ class Sampler:
         self._watchdog: threading.Thread | None = None
         self._pid = os.getpid()
         self._listeners: list[Callable[[float], None]] = []
+        self.waiters = 0
+        """Threads in ``wait_for_sample`` now (a node follower then polls every interval)."""
         self.share: NodeShare | None = None
         """Set: the node's one reader reads our devices (engine.node_share); None: we do."""
         ref = weakref.ref(self)
@@ -192,14 +194,18 @@ class Sampler:
         deadline = time.monotonic() + timeout_s
         self._wake.set()  # once: a sample at each notification would sample back to back
         with self._cond:
-            while not self._hist.t or self._hist.t[-1] < after_s:
-                if not self.running:
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, self.interval_s))
-            return True
+            self.waiters += 1  # a node follower copies rows at the sample interval meanwhile
+            try:
+                while not self._hist.t or self._hist.t[-1] < after_s:
+                    if not self.running:
+                        return False
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cond.wait(min(left, self.interval_s))
+                return True
+            finally:
+                self.waiters -= 1
 
     def _spawn(self, finished: threading.Event) -> None:
         """Start a sampler thread for the run that ``finished`` ends (the first, or the
@@ -230,8 +236,13 @@ class Sampler:
     def _run(self, finished: threading.Event) -> None:
         abandoned = False
         try:
-            if self.share is not None and self.share.follow(self):
-                return  # stopped while following; otherwise read our own devices from now on
+            share = self.share
+            if share is not None:
+                if share.follow(self):
+                    return  # stopped while following
+                # From now on this rank reads its own devices, for good: a replacement thread
+                # (after a hung driver call) must not go back to following a ring it left.
+                self.share = None
             self._loop(finished)
         except Abandoned:
             abandoned = True  # a replacement samples now; ``finished`` is its to set

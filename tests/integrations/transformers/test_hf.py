@@ -19,6 +19,7 @@ from otel_energy.config import load_config
 from otel_energy.hf import LOG_KEYS, EnergyCallback
 from otel_energy.telemetry.scope import SCHEMA_URL
 from otel_energy.testing.tiny import tiny_trainer
+from tests.conftest import one_point
 from tests.support.hf_helpers import (
     GPU_W,
     SAMPLE_CLOCK,
@@ -75,16 +76,7 @@ def step_spans_by_number(tel: Telemetry) -> dict[int, ReadableSpan]:
 
 def step_energy_point(tel: Telemetry) -> Any:
     """The one data point of ``otel_energy.step.energy``."""
-    data = tel.reader.get_metrics_data()
-    [point] = [
-        p
-        for rm in data.resource_metrics
-        for sm in rm.scope_metrics
-        for m in sm.metrics
-        if m.name == "otel_energy.step.energy"
-        for p in m.data.data_points
-    ]
-    return point
+    return one_point(tel.reader, "otel_energy.step.energy")
 
 
 def test_short_steps_share_one_span_per_tick_by_default(tmp_path: Path, tel: Telemetry) -> None:
