@@ -104,7 +104,7 @@ class OpenGroup:
 def complete_steps(rec: SpanEnergyRecorder, marks: list[StepMark]) -> None:
     """Complete ``marks`` (in the order they finished, all before the newest sample): the
     histogram and the per-step hooks at once, a span per measurable/failed/chosen step, and the
-    short ones into the open group (closed here once it spans ``rec.group_s``)."""
+    short ones into the open group (the recorder closes it ``rec.group_s`` after it began)."""
     if not marks:
         return
     cum = rec.sampler.cumulative(min(m.t0_s for m in marks), max(m.t1_s for m in marks))
@@ -137,9 +137,6 @@ def complete_steps(rec: SpanEnergyRecorder, marks: list[StepMark]) -> None:
                 call_hooks(hooks, m, energy, rec.carbon.co2e(energy, c1 - c0, rec.sampler.pue))
         except Exception:  # never lose the rest of the tick to one bad step
             _log.exception("otel-energy: completing step %s failed", m.number)
-    group = rec.open_group
-    if group is not None and group.last.t1_s - group.first.t0_s >= rec.group_s:
-        close_group(rec)
 
 
 def _start(rec: SpanEnergyRecorder, first: StepMark) -> trace.Span | None:
