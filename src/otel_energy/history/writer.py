@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from otel_energy.history.errors import describe, log_once
@@ -133,13 +133,8 @@ class LedgerWriter:
         """Wait at most ``timeout_s`` until every row handed over is written or queued. True
         then; False when the time ran out: the rows not yet done are appended to the side file
         by this thread (merged once later even if the writer thread still writes them)."""
-        deadline = time.monotonic() + max(0.0, timeout_s)
+        self.wait(timeout_s)
         with self._cond:
-            while self._queue or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._thread is None:
-                    break
-                self._cond.wait(left)
             left_over = [*self._busy, *self._queue]
             self._queue.clear()
         if not left_over:
@@ -203,14 +198,23 @@ def wait_written(timeout_s: float) -> bool:
     """Wait at most ``timeout_s`` (s) in all for every writer of this process to be idle, with no
     I/O on the caller's thread (unlike ``flush``, nothing is queued by the caller). True when
     every row handed over is written or queued; never raises."""
+    return _each_writer(LedgerWriter.wait, timeout_s)
+
+
+def _each_writer(call: Callable[[LedgerWriter, float], bool], timeout_s: float) -> bool:
+    """``call(writer, seconds left)`` for every writer of this process, ``timeout_s`` (s) in
+    all; True when every call was; a failure is logged, never raised."""
     deadline = time.monotonic() + max(0.0, timeout_s)
     with _lock:
         writers = list(_writers.values())
-    try:
-        return all(w.wait(deadline - time.monotonic()) for w in writers)
-    except Exception:
-        _log.debug("otel-energy: waiting for the ledger writer failed", exc_info=True)
-        return False
+    ok = True
+    for w in writers:
+        try:
+            ok = call(w, deadline - time.monotonic()) and ok
+        except Exception:
+            _log.exception("otel-energy: the run ledger's writer failed")
+            ok = False
+    return ok
 
 
 def submitted() -> int:
@@ -222,17 +226,7 @@ def submitted() -> int:
 def flush(timeout_s: float = EXIT_FLUSH_S) -> bool:
     """Flush every writer of this process within ``timeout_s`` in all (see ``LedgerWriter``).
     True when every row handed over is written or queued; never raises."""
-    deadline = time.monotonic() + timeout_s
-    ok = True
-    with _lock:
-        writers = list(_writers.values())
-    for w in writers:
-        try:
-            ok = w.flush(deadline - time.monotonic()) and ok
-        except Exception:
-            _log.exception("otel-energy: flushing the run ledger failed")
-            ok = False
-    return ok
+    return _each_writer(LedgerWriter.flush, timeout_s)
 
 
 def record(row: RunRow, environ: Mapping[str, str] | None = None) -> int | None:
