@@ -54,16 +54,22 @@ def test_window_utilization_is_time_weighted(clock: FakeClock) -> None:
 
 
 def test_stats_are_read_once_a_second_and_held_between_reads(clock: FakeClock) -> None:
-    """At 0.1 s, utilization/memory are read every tenth tick (STATS_PERIOD_S), energy and
-    power every tick; a figure is charged to the tick it was read at and held for the ticks
-    after it until the next read."""
-    util, reads = [20], [0]
+    """At 0.1 s, utilization/memory and power are read every tenth tick (STATS_PERIOD_S), the
+    energy counter every tick; a figure is charged to the tick it was read at and held for the
+    ticks after it until the next read."""
+    util, reads, powers = [20], [0], [0]
 
     def pct() -> int:
         reads[0] += 1
         return util[0]
 
-    gpu = FakeGpu(UUID, energy_mj=lambda: round(clock.t * 1000), utilization_pct=pct)
+    def power() -> int:
+        powers[0] += 1
+        return 1000
+
+    gpu = FakeGpu(
+        UUID, energy_mj=lambda: round(clock.t * 1000), utilization_pct=pct, power_mw=power
+    )
     s = sampler_for(gpu, clock)
     t0 = clock.t
     s.sample_once()  # a stats read: starts the integral
@@ -72,7 +78,8 @@ def test_stats_are_read_once_a_second_and_held_between_reads(clock: FakeClock) -
             util[0] = 80  # between reads: seen at the read at k = 10
         clock.advance(0.1)
         s.sample_once()
-    assert reads[0] == 4  # k = 0, 10, 20, 30 of 31 ticks
+    assert reads[0] == powers[0] == 4  # k = 0, 10, 20, 30 of 31 ticks
+    assert s.snapshot().devices[0].power_w == pytest.approx(1.0)  # held between reads
     # (t0, t0+0.9]: the 20 % read at t0, held; (t0+0.9, t0+3]: 80 %, read at t0+1 and held.
     w = s.window(t0, clock.t)
     assert w.gpu_utilization == pytest.approx((0.2 * 0.9 + 0.8 * 2.1) / 3.0)

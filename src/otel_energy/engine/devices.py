@@ -23,10 +23,11 @@ _FILLED = attrgetter("filled_j")
 
 STATS_PERIOD_S = 1.0
 """How often GPU utilization, memory and per-process figures are read (s of the sampler clock;
-every tick at intervals of a second or more). Energy and power are read every tick. NVML's own
-utilization is the busy fraction of its last 1/6 s to 1 s, and per-process samples accumulate in
-the driver between reads, so a read per second loses little; it halves the NVML calls per tick
-(docs/performance.md)."""
+every tick at intervals of a second or more), and an NVML GPU's power when its energy counter
+carries the energy (the counter is read every tick; without one, the power is, as the energy's
+only source). NVML's own utilization is the busy fraction of its last 1/6 s to 1 s, and
+per-process samples accumulate in the driver between reads, so a read per second loses little;
+it leaves one NVML call per GPU per tick, from four (docs/performance.md)."""
 
 
 class Devices:
@@ -81,7 +82,7 @@ class Devices:
         ``results``: readings taken by the node's one reader (engine.node_share) instead.
 
         GPU stats (utilization, memory, processes) are read every ``STATS_PERIOD_S`` of the
-        sampler clock (every tick at intervals of a second or more); energy and power every tick.
+        sampler clock (every tick at intervals of a second or more); energy every tick.
         """
         stats = self._stats_t is None or t - self._stats_t >= STATS_PERIOD_S - self._interval_s / 2
         if stats:

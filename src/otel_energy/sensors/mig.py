@@ -35,7 +35,14 @@ class MigShare:
     wrap_j: float | None = None
 
     def read(self) -> Reading:
-        r = self.parent.read_energy()  # an instance reports no stats of its own
+        """Energy and power (an instance reports no stats of its own)."""
+        return self._scaled(self.parent.read_meters())
+
+    def read_energy(self) -> Reading:
+        """Energy only, between the sampler's stats reads (as the parent's ``read_energy``)."""
+        return self._scaled(self.parent.read_energy())
+
+    def _scaled(self, r: Reading) -> Reading:
         return Reading(
             counter_j=None if r.counter_j is None else r.counter_j * self.share,
             power_w=None if r.power_w is None else r.power_w * self.share,

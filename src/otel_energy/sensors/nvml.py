@@ -69,8 +69,17 @@ class NvmlGpu:
         return Reading(counter_j=counter_j, power_w=power_w, gpu=self._stats())
 
     def read_energy(self) -> Reading:
-        """Energy and power only (two NVML calls): the sampler's ticks between stats reads
-        (``engine.devices.STATS_PERIOD_S``)."""
+        """Energy only: the sampler's ticks between stats reads (``engine.devices.
+        STATS_PERIOD_S``). One NVML call: the energy counter where the GPU has one (its power is
+        read with the stats, once a second: the counter, not the power, carries the energy), else
+        the power, which is then the energy's only source."""
+        if not self.use_counter:
+            return Reading(power_w=self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0)
+        counter_j = self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
+        return Reading(counter_j=counter_j)
+
+    def read_meters(self) -> Reading:
+        """Energy and power, no stats (two NVML calls where the GPU has a counter)."""
         power_w = self.nvml.nvmlDeviceGetPowerUsage(self.handle) / 1000.0
         if not self.use_counter:
             return Reading(power_w=power_w)
