@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.fakes.powercap import server_tree
 
-from benchmarks.bench_sampler import sampler_threads_cpu_s
+from benchmarks.bench_sampler import sampler_threads_cpu_s, ticks_read
 from benchmarks.common import machine, median, write
 from otel_energy.engine.job_energy import JobEnergy
 from otel_energy.engine.sampler import Sampler
@@ -90,9 +90,9 @@ def block(root: Path, mode: str, seconds: float) -> float:
     sampler.start()
     sampler.wait_for_sample(float("-inf"), 5.0)
     time.sleep(0.3)
-    c0, n0 = sampler_threads_cpu_s(), sampler.history_size
+    c0, n0 = sampler_threads_cpu_s(), ticks_read(sampler)
     time.sleep(seconds)
-    c1, n1 = sampler_threads_cpu_s(), sampler.history_size
+    c1, n1 = sampler_threads_cpu_s(), ticks_read(sampler)
     snap = sampler.snapshot()
     sampler.stop()
     if on:  # the attribution really ran: the shared GPUs were split by SM share

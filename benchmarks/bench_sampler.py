@@ -65,9 +65,9 @@ def cpu_share(n_gpus: int, interval: float, seconds: float, root: Path) -> dict[
     sampler.start()
     sampler.wait_for_sample(float("-inf"), 5.0)
     time.sleep(0.3)  # past start-up
-    c0, w0, n0 = sampler_threads_cpu_s(), time.monotonic(), sampler.history_size
+    c0, w0, n0 = sampler_threads_cpu_s(), time.monotonic(), ticks_read(sampler)
     time.sleep(seconds)
-    c1, w1, n1 = sampler_threads_cpu_s(), time.monotonic(), sampler.history_size
+    c1, w1, n1 = sampler_threads_cpu_s(), time.monotonic(), ticks_read(sampler)
     sampler.stop()
     ticks = max(n1 - n0, 1)
     return {
@@ -148,6 +148,12 @@ def default_sampler(n_gpus: int, interval: float) -> Any:
     return build_sampler(load_config(env), env, nvml=FakeNvml(gpus))
 
 
+def ticks_read(sampler: Any) -> int:
+    """Ticks that read the devices: ``reads`` where the sampler folds its rows a second at a
+    time (the history then grows in bursts), else the history's length (older code)."""
+    return int(getattr(sampler, "reads", sampler.history_size))
+
+
 def ticks_child(n_gpus: int, interval: float, seconds: float) -> dict[str, float]:
     """One measurement in this process: the CPU of every ``otel-energy-*`` thread (sampler,
     watchdog, reader threads where the code has them) per wall second and per tick."""
@@ -155,9 +161,9 @@ def ticks_child(n_gpus: int, interval: float, seconds: float) -> dict[str, float
     sampler.start()
     sampler.wait_for_sample(float("-inf"), 30.0)
     time.sleep(0.5)  # past discovery and start-up
-    c0, w0, n0 = sampler_threads_cpu_s(), time.monotonic(), sampler.history_size
+    c0, w0, n0 = sampler_threads_cpu_s(), time.monotonic(), ticks_read(sampler)
     time.sleep(seconds)
-    c1, w1, n1 = sampler_threads_cpu_s(), time.monotonic(), sampler.history_size
+    c1, w1, n1 = sampler_threads_cpu_s(), time.monotonic(), ticks_read(sampler)
     sampler.stop()
     return {
         "cpu_share_of_one_core": (c1 - c0) / (w1 - w0),
@@ -169,7 +175,8 @@ def ticks_child(n_gpus: int, interval: float, seconds: float) -> dict[str, float
 def tick_parts(n_gpus: int, seconds: float) -> dict[str, float]:
     """CPU (us per tick, per-thread clocks) of each part of a tick on a running sampler at
     0.1 s: sensor reads by family (timed on whichever thread runs them), the fold, the job's
-    attribution, publishing, and every ``otel-energy-*`` thread's whole CPU per tick."""
+    attribution, publishing, and every ``otel-energy-*`` thread's whole CPU per tick. Where the
+    sampler folds a second of rows at a time, a fold's cost is spread over the ticks read."""
     sampler = default_sampler(n_gpus, 0.1)
     sampler.start()
     sampler.wait_for_sample(float("-inf"), 30.0)
@@ -191,14 +198,19 @@ def tick_parts(n_gpus: int, seconds: float) -> dict[str, float]:
         if hasattr(sensor, "read_energy"):
             sensor.read_energy = timed(f"read {family}", sensor.read_energy)
     sampler._devices.readers = None  # rebuilt on the next tick, with the timed methods bound
-    sampler._devices.read = timed("devices.read (reads + fold)", sampler._devices.read)
+    devices = sampler._devices
+    if hasattr(devices, "read_row"):  # reads at each tick, folds a second of rows at a time
+        devices.read_row = timed("devices.read_row (reads)", devices.read_row)
+        devices.fold = timed("devices.fold", devices.fold)
+    else:  # older code: read and fold in one call per tick
+        devices.read = timed("devices.read (reads + fold)", devices.read)
     sampler.job.tick = timed("job.tick (attribution)", sampler.job.tick)
     sampler._publish = timed("publish", sampler._publish)
     time.sleep(0.5)
     parts.clear()
-    c0, n0 = sampler_threads_cpu_s(), sampler.history_size
+    c0, n0 = sampler_threads_cpu_s(), ticks_read(sampler)
     time.sleep(seconds)
-    c1, n1 = sampler_threads_cpu_s(), sampler.history_size
+    c1, n1 = sampler_threads_cpu_s(), ticks_read(sampler)
     sampler.stop()
     ticks = max(n1 - n0, 1)
     out = {k: v / ticks for k, v in parts.items()}

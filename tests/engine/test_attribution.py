@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -304,3 +305,67 @@ def test_consequential_co2e_at_the_marginal_intensity_attributional_at_the_avera
     assert totals.attributed_co2e_g == pytest.approx(36_000.0 / 3.6e6 * 100.0)  # average
     assert totals.dynamic_co2e_g == pytest.approx(35_990.0 / 3.6e6 * 500.0)  # marginal
     assert job.view().consequential_kind == "marginal"
+
+
+def test_rows_folded_a_second_at_a_time_keep_each_ticks_cpu_time(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The thread reads the job's CPU time with the devices at every tick and folds a second of
+    rows at once (FOLD_PERIOD_S): each interval is charged with its own tick's CPU time, not
+    with what /proc says at the fold (which would give the whole second's CPU time to its
+    first interval)."""
+    node = Node(tmp_path, clock)
+    node.proc.set(JOB, 1, 0.0)
+    node.proc.set(OTHER, 1, 0.0)
+    sampler = sampler_on(node, tmp_path, JobEnergy(tree(node, JOB)))
+    sampler.sample_once()
+    t0 = clock.t
+    for i in range(10):  # the job burns the first half second, another process the second
+        node.advance(0.1, {JOB if i < 5 else OTHER: 0.1})
+        sampler._tick()
+        if i < 9:  # read, not folded: nothing newer than the first sample yet
+            assert sampler.history_size == 1 and sampler.newest_sample_s == t0
+    assert sampler.history_size == 11 and sampler.reads == 11  # folded at a second of rows
+    first, second = sampler.window(t0, t0 + 0.5), sampler.window(t0 + 0.5, t0 + 1.0)
+    assert first.energy_j == second.energy_j == pytest.approx(node.per_cpu_w * 0.5)
+    assert first.attributed_j == pytest.approx(first.energy_j, rel=0.02)
+    assert second.attributed_j == pytest.approx(0.0, abs=0.02 * second.energy_j)
+
+
+def test_a_followers_batch_shares_one_cpu_reading(tmp_path: Path, clock: FakeClock) -> None:
+    """A rank following the node's reader folds a second of its rows at a time: it reads the
+    job's CPU time once per batch (``note_cpu``) and folds every row with ``cpu="held"``; the
+    batch's share covers the batch, so the job still gets exactly its CPU time's energy."""
+    node = Node(tmp_path, clock)
+    node.proc.set(JOB, 1, 0.0)
+    node.proc.set(OTHER, 1, 0.0)
+    reader = sampler_on(node, tmp_path, JobEnergy(None))  # reads the rows, folds none
+    reader._ensure_sensors()
+    times = tree(node, JOB)
+    follower = sampler_on(node, tmp_path, JobEnergy(times))
+    follower._ensure_sensors()
+    reads = [0]
+    read = times.read
+
+    def counted() -> Any:
+        reads[0] += 1
+        return read()
+
+    times.read = counted  # type: ignore[method-assign]
+    job_j, batches = 0.0, 6
+    for k in range(batches + 1):
+        rows = []
+        for i in range(10 if k else 1):  # k = 0: the first row, nothing before it
+            use = {JOB: 0.1} if i < 4 else {OTHER: 0.1}  # the job: 40 % of each second
+            if k:
+                node.advance(0.1, use)
+                job_j += node.per_cpu_w * use.get(JOB, 0.0)
+            results, stalled, _ = reader._devices.read_row(clock.t)
+            rows.append((clock.t, results, stalled))
+        follower.job.note_cpu(rows[-1][0], follower.job.read_cpu())
+        for t, results, stalled in rows:
+            follower.sample_at(t, results, stalled, cpu="held")
+    assert reads[0] == batches + 1  # one reading per batch, not one per row
+    snap = follower.snapshot().devices[0]
+    assert snap.energy_j == pytest.approx(node.node_j)
+    assert snap.attributed_j == pytest.approx(job_j, rel=0.02)

@@ -75,11 +75,9 @@ class Devices:
         """The device's latest utilization may be held: read, and a good read every tick since."""
         self._gpus = [i for i, s in enumerate(sensors) if s.info.hw_type == "gpu"]
 
-    def read(
-        self, t: float, results: list[tuple[int, Result]] | None = None
-    ) -> list[tuple[int, float]]:
-        """Read every healthy device at ``t`` (s); returns (device, energy added in J) pairs.
-        ``results``: readings taken by the node's one reader (engine.node_share) instead.
+    def read_row(self, t: float) -> tuple[list[tuple[int, Result]], list[int], bool]:
+        """Read every healthy device at ``t`` (s), folding nothing: (results, the devices of
+        families still stalled on an abandoned thread, whether GPU stats were asked for).
 
         GPU stats (utilization, memory, processes) are read every ``STATS_PERIOD_S`` of the
         sampler clock (every tick at intervals of a second or more); energy every tick.
@@ -87,13 +85,28 @@ class Devices:
         stats = self._stats_t is None or t - self._stats_t >= STATS_PERIOD_S - self._interval_s / 2
         if stats:
             self._stats_t = t
-        # A shared row carries stats when the node's reader read them: none is "not read".
-        asked = stats and results is None
-        before = list(self.health.stale)
+        results, stalled = self._read_all(t, stats)
+        return results, stalled, stats
+
+    def fold(
+        self,
+        t: float,
+        results: list[tuple[int, Result]],
+        stalled: Sequence[int] = (),
+        asked: bool = False,
+    ) -> list[tuple[int, float]]:
+        """Fold a row read at ``t`` (s): ``results`` by device, ``stalled`` devices not read
+        because their family's call is still out, ``asked``: GPU stats were asked for (a GPU
+        answering without them reports none; a row of the node's reader carries stats when
+        it read them: none is "not read"). Returns (device, energy added in J) pairs."""
+        health = self.health
+        before = list(health.stale)
+        for i in stalled:
+            health.stale[i] = True
         added: list[tuple[int, float]] = []
-        for i, result in self._read_all(t, stats) if results is None else results:
+        for i, result in results:
             if isinstance(result, Exception):
-                self.health.failure(i, self.sensors[i], result, t)
+                health.failure(i, self.sensors[i], result, t)
                 continue
             added.append((i, self._fold(i, t, result)))
             gpu = result.gpu
@@ -103,7 +116,7 @@ class Devices:
             elif asked:  # asked for, none: not reported (unsupported, a transient error)
                 self._util_ok[i] = False
         self._fold_utilization(t)
-        self.health.count_stalls(before)
+        health.count_stalls(before)
         return added
 
     def energies_j(self) -> tuple[float, ...]:
@@ -134,23 +147,28 @@ class Devices:
             default=math.inf,
         )
 
-    def _read_all(self, t: float, stats: bool) -> list[tuple[int, Reading | Exception]]:
-        """Every family's reads for this tick (with GPU stats when ``stats``); a family whose call
-        is still out on an abandoned thread (stalled) is skipped without waiting."""
+    def _read_all(
+        self, t: float, stats: bool
+    ) -> tuple[list[tuple[int, Reading | Exception]], list[int]]:
+        """Every family's reads for this tick (with GPU stats when ``stats``), and the devices
+        of each family whose call is still out on an abandoned thread (stalled: skipped
+        without waiting)."""
         readers = self.readers
         if readers is None:
             readers = self.readers = make_readers(self.sensors)
         health = self.health
         out: list[tuple[int, Reading | Exception]] = []
+        stalled: list[int] = []
         for reader in readers:
             results = reader.read(health.skip(reader, t), stats)  # may raise Abandoned
             if results is None:
                 health.stalled(reader)
+                stalled.extend(i for i, _ in reader.sensors)
                 continue
             if reader.stall_logged:
                 health.answered(reader)
             out.extend(results)
-        return out
+        return out, stalled
 
     def _fold(self, i: int, t: float, reading: Reading) -> float:
         """A good reading: clear failure state, update the track; returns the energy added (J)."""

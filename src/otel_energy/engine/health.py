@@ -118,10 +118,10 @@ class DeviceHealth:
                 RETRY_MAX_S,
             )
 
-    def stalled(self, reader: Reader) -> None:
-        """``reader``'s family has not answered this tick: its devices are stale (logged once)."""
-        for i, _ in reader.sensors:
-            self.stale[i] = True
+    @staticmethod
+    def stalled(reader: Reader) -> None:
+        """``reader``'s family has not answered this tick: logged once (its devices are marked
+        stale when the tick's row is folded: ``Devices.fold``)."""
         if not reader.stall_logged and reader.busy_since is not None:
             reader.stall_logged = True
             _log.warning(

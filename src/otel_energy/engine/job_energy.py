@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from otel_energy.engine import idle as idle_mod
 from otel_energy.engine.attribution import Attribution, AttributionTotals, cpu_share
@@ -20,6 +21,9 @@ from otel_energy.sensors.base import DeviceInfo, GpuStats
 from otel_energy.sensors.processes import CpuSample, CpuTimes
 
 _log = logging.getLogger(__name__)
+
+JobCpu = tuple[CpuSample, frozenset[int]]
+"""The job's CPU time read at a tick, and its pids then (``CpuTimes.pids``)."""
 
 OTHERS_MATERIAL = 0.10
 """Other processes used a material share of the node above this fraction of its busy CPU time."""
@@ -88,6 +92,10 @@ class JobEnergy:
         self._first: CpuSample | None = None
         self._last: CpuSample | None = None
         self._last_t: float | None = None
+        self._cpu_t: float | None = None
+        """Sampler-clock time (s) of ``_last``, the latest CPU reading."""
+        self._held: tuple[frozenset[int] | None, float | None] = (None, None)
+        """The job's pids and the node's busy fraction at the latest reading (``"held"``)."""
         self._host_cols: frozenset[int] = frozenset()
         """Columns of whole-node meters: never charged to the job (they contain the rest)."""
         self._backlog_s = 0.0
@@ -108,6 +116,7 @@ class JobEnergy:
         gpus: Sequence[GpuStats | None],
         intensity: tuple[float, str],
         pue: float,
+        cpu: JobCpu | Literal["held"] | None = None,
     ) -> None:
         """Charge this tick's energy deltas (column, J) read at ``t`` (s) to the job.
 
@@ -115,8 +124,14 @@ class JobEnergy:
             intensity: the interval's grid intensity (gCO2e/kWh) and its kind (``average``,
                 ``marginal``): the consequential view uses it as it is, the attributional view
                 the average one.
+            cpu: the job's CPU time read with the devices (``read_cpu`` at ``t``); ``"held"``:
+                no CPU time of its own, the share and busy fraction of the latest ``note_cpu``
+                apply (rows of the node's reader, folded a batch at a time); None: read now.
         """
-        pids, busy = self._read_cpu(t)
+        if cpu == "held":
+            pids, busy = self._held
+        else:
+            pids, busy = self._fold_cpu(t, cpu if cpu is not None else self.read_cpu())
         # A whole-node meter contains the components: charging it too would count them twice.
         host = self._host_cols
         added = [(i, e) for i, e in added if i not in host] if host else list(added)
@@ -134,12 +149,13 @@ class JobEnergy:
             unused = stats is not None and stats.processes == () if info.hw_type == "gpu" else quiet
             self._learner.fold(i, energy, dt, unused)
 
-    def _read_cpu(self, t: float) -> tuple[frozenset[int] | None, float | None]:
-        """The job's pids and the node's busy fraction this interval; updates the CPU share."""
+    def read_cpu(self) -> JobCpu | None:
+        """The job's CPU time and pids now (None: attribution off, or ``/proc`` unreadable,
+        said once; the devices are then charged whole)."""
         if self.cpu is None:
-            return None, None
+            return None
         try:
-            sample = self.cpu.read()
+            return self.cpu.read(), self.cpu.pids
         except (OSError, ValueError, IndexError) as exc:
             _log.warning(
                 "otel-energy: cannot read the job's CPU time under %s (%s); each device is"
@@ -150,21 +166,36 @@ class JobEnergy:
             )
             self.cpu.close()
             self.cpu = None
-            return None, None
+            return None
+
+    def note_cpu(self, t: float, cpu: JobCpu | None) -> None:
+        """The job's CPU time read at ``t`` (s) for rows folded after it with ``cpu="held"``:
+        the share and busy fraction since the previous reading apply to them (one ``/proc``
+        read per batch of the node reader's rows, not one per row at the same moment)."""
+        self._fold_cpu(t, cpu)
+
+    def _fold_cpu(self, t: float, cpu: JobCpu | None) -> tuple[frozenset[int] | None, float | None]:
+        """The job's pids and the node's busy fraction over the interval since the previous
+        reading, ending at ``t`` (s); updates the CPU share and what ``"held"`` rows use."""
+        if cpu is None:
+            self._held = (None, None)
+            return self._held
+        sample, pids = cpu
         busy: float | None = None
         last = self._last
-        if last is not None and self._last_t is not None and t > self._last_t:
+        if last is not None and self._cpu_t is not None and t > self._cpu_t:
             node_delta = sample.node_busy_s - last.node_busy_s
             job_delta = max(0.0, sample.job_cpu_s - last.job_cpu_s)
             attribution = self.attribution
             attribution.cpu_share, self._backlog_s = cpu_share(
                 job_delta, node_delta, attribution.cpu_share, self._backlog_s
             )
-            busy = node_delta / ((t - self._last_t) * self._n_cpus)
+            busy = node_delta / ((t - self._cpu_t) * self._n_cpus)
         if self._first is None:
             self._first = sample
-        self._last = sample
-        return self.cpu.pids, busy
+        self._last, self._cpu_t = sample, t
+        self._held = (pids, busy)
+        return self._held
 
     def view(self) -> JobView:
         """How the figures were found and the CPU time behind them."""

@@ -1,13 +1,12 @@
-"""One sampler per node, the rows: a device's reading (or error) as a ring row's fields, and the
-sensor wrapper that keeps the publisher's last result of each device for the row."""
+"""One sampler per node, the rows: a device's reading (or error) as a ring row's fields."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from otel_energy.engine.readers import Result
-from otel_energy.sensors.base import DeviceInfo, GpuStats, Reading, Sensor
+from otel_energy.sensors.base import GpuStats, Reading
 
 MAX_PIDS = 8
 """Compute processes (and SM samples) carried per GPU reading; more: ``processes`` unknown."""
@@ -80,33 +79,3 @@ def decode(fields: Sequence[float], hw_id: str) -> Result | None:
             sm,
         )
     return Reading(_o(fields[1]), _o(fields[2]), gpu)
-
-
-class RecordingSensor:
-    """A sensor whose last result (reading or exception) is kept for the ring."""
-
-    def __init__(self, inner: Sensor) -> None:
-        self.inner = inner
-        self.info: DeviceInfo = inner.info
-        self.wrap_j = inner.wrap_j
-        self.last: Result | None = None
-
-    def read(self) -> Reading:
-        return self._record(self.inner.read)
-
-    def read_energy(self) -> Reading:
-        """Energy and power only, where the sensor has such a read: the sampler's ticks between
-        GPU stats reads (engine.devices.STATS_PERIOD_S)."""
-        return self._record(getattr(self.inner, "read_energy", self.inner.read))
-
-    def _record(self, read: Callable[[], Reading]) -> Reading:
-        try:
-            reading = read()
-        except Exception as exc:
-            self.last = exc
-            raise
-        self.last = reading
-        return reading
-
-    def close(self) -> None:
-        self.inner.close()

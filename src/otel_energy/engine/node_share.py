@@ -38,7 +38,7 @@ from otel_energy.engine.node_ring import (
     share_dir,
     share_key,
 )
-from otel_energy.engine.node_rows import FIELDS, RecordingSensor, decode, encode, is_stalled
+from otel_energy.engine.node_rows import FIELDS, decode, encode, is_stalled
 from otel_energy.engine.readers import Result
 from otel_energy.sensors.base import Sensor
 
@@ -92,7 +92,6 @@ class NodeShare:
         self._node_sensors = node_sensors
         self._make_publisher = make_publisher
         self._publisher: Sampler | None = None
-        self._recording: list[RecordingSensor] = []
         self._writer: RingWriter | None = None
         self._reader: RingReader | None = None
         self._columns: list[int] | None = None  # ring column of each own device
@@ -123,12 +122,11 @@ class NodeShare:
             if rows is None:
                 self.close()
                 return False
-            health = sampler._devices.health
+            if rows:  # the job's CPU time once per batch, its share applied to every row
+                sampler.job.note_cpu(rows[-1][0], sampler.job.read_cpu())
             for t, results, stalled in rows:
-                for i in stalled:  # as its own stalled read would: flagged, then resumed
-                    health.stale[i] = True
-                try:
-                    sampler.sample_at(t, results)
+                try:  # a stalled device as its own stalled read would be: flagged, then resumed
+                    sampler.sample_at(t, results, stalled, cpu="held")
                 except Exception:  # the sampler must outlive any bug in one tick
                     _log.exception("otel-energy: folding a shared sample failed")
             if sampler._stop.is_set():
@@ -234,17 +232,14 @@ class NodeShare:
             self.took_over += 1
             _log.info("otel-energy: the node's reader is gone; this rank reads the node now.")
 
-        def sensors() -> list[Sensor]:
-            self._recording = [RecordingSensor(s) for s in self._node_sensors()]
-            return list(self._recording)
-
-        publisher = self._make_publisher(sensors, self.interval_s)
-        publisher.add_listener(self._publish)
+        publisher = self._make_publisher(lambda: list(self._node_sensors()), self.interval_s)
+        publisher.on_read = self._publish
         self._publisher = publisher
         publisher.start()
 
-    def _publish(self, t: float) -> None:
-        """After each of the publisher's ticks (its thread): append the tick's readings."""
+    def _publish(self, t: float, results: list[tuple[int, Result]], stalled: list[int]) -> None:
+        """At each of the publisher's ticks, as soon as it has read (its thread): append the
+        readings as a row (the results of that read, never a later one)."""
         publisher = self._publisher
         if publisher is None or not self.election.held:
             return  # closed (or the lock gone): a late tick must not create a ring
@@ -255,7 +250,7 @@ class NodeShare:
                 self.job_id,
                 os.getpid(),
                 process_start(os.getpid()),
-                tuple(s.info.hw_id for s in self._recording),
+                tuple(s.info.hw_id for s in publisher.sensors),
                 FIELDS,
                 DEFAULT_ROWS,
             )
@@ -266,10 +261,9 @@ class NodeShare:
                 self._publisher_failed()
                 return
         row = [t]
-        stale = publisher._devices.health.stale
-        for k, sensor in enumerate(self._recording):
-            row.extend(encode(sensor.last, k < len(stale) and stale[k]))
-            sensor.last = None
+        by_device = dict(results)
+        for k in range(len(publisher.sensors)):
+            row.extend(encode(by_device.get(k), k in stalled))
         self._writer.append(tuple(row))
 
     def _publisher_failed(self) -> None:
@@ -278,7 +272,7 @@ class NodeShare:
         stays held, so no one else tries, and the followers time out to their own reads."""
         publisher = self._publisher
         if publisher is not None:
-            publisher.remove_listener(self._publish)
+            publisher.on_read = None
             publisher._stop.set()  # its loop ends after this tick; stop() from close() joins it
 
     def close(self) -> None:
@@ -287,7 +281,7 @@ class NodeShare:
         with self._lock:
             publisher, self._publisher = self._publisher, None
         if publisher is not None:
-            publisher.remove_listener(self._publish)  # no row, no new ring after this
+            publisher.on_read = None  # no row, no new ring after this
             publisher.stop()
         with self._lock:
             if self._writer is not None:

@@ -12,8 +12,8 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from otel_energy.carbon import (
     Intensity,
@@ -27,8 +27,8 @@ from otel_energy.engine import history
 from otel_energy.engine.devices import Devices
 from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, discover
 from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, WindowEnergy
-from otel_energy.engine.job_energy import JobEnergy
-from otel_energy.engine.readers import Abandoned
+from otel_energy.engine.job_energy import JobCpu, JobEnergy
+from otel_energy.engine.readers import Abandoned, Result
 from otel_energy.engine.snapshot import (
     DeviceState,
     Snapshot,
@@ -38,11 +38,11 @@ from otel_energy.engine.snapshot import (
     extrapolate_from,
 )
 from otel_energy.engine.snapshot import build as build_snapshot
+from otel_energy.engine.wake import Wake
 from otel_energy.sensors.base import Sensor, Unmeasured
 
 if TYPE_CHECKING:
     from otel_energy.engine.node_share import NodeShare
-    from otel_energy.engine.readers import Result
 
 __all__ = [
     "POWER_WINDOW_S",
@@ -67,7 +67,20 @@ first look after its read timeout: the other devices go without samples for at m
 about as costly as a tick's on a loaded machine: a look per read timeout (0.2 s) was 0.04% of
 a core."""
 
+FOLD_PERIOD_S = 1.0
+"""How often the sampler thread folds the rows it has read (s of the sampler clock; every tick at
+intervals of a second or more, and every tick while someone waits for a sample or at a stop).
+A tick only reads the devices and the job's CPU time and keeps the row: the fold (tracks, CO2e,
+attribution, history, listeners) of a second's rows runs in one burst whose code is then hot in
+the caches, instead of once per tick after the training thread has evicted it; a tick's CPU on a
+2-core VM was mostly that cold code (docs/performance.md). Windows, snapshots and listeners see
+a sample up to this late; a run's end (``wait_for_sample``) and ``stop`` fold at once."""
+
 Clock = Callable[[], float]
+RawRow = tuple[float, float, list[tuple[int, Result]], list[int], bool, JobCpu | None]
+"""A tick's row not yet folded: (sampler-clock s, carbon-clock s, results by device, stalled
+devices, GPU stats asked for, the job's CPU time then)."""
+ReadHook = Callable[[float, list[tuple[int, Result]], list[int]], None]
 
 
 class Sampler:
@@ -128,7 +141,7 @@ class Sampler:
         self._snapshot: Snapshot | None = Snapshot(0.0, (), self._latest.intensity, pue)
         self._cond = threading.Condition(threading.Lock())
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = Wake()
         self._thread: threading.Thread | None = None
         self._finished = threading.Event()
         """Set by the thread that takes the last sample of a run (after ``stop``)."""
@@ -139,6 +152,13 @@ class Sampler:
         """Threads in ``wait_for_sample`` now (a node follower then polls every interval)."""
         self.share: NodeShare | None = None
         """Set: the node's one reader reads our devices (engine.node_share); None: we do."""
+        self.on_read: ReadHook | None = None
+        """Called on the sampler thread with each tick's (t, results, stalled devices) as soon
+        as they are read, before any fold: the node's reader publishes its rows with it."""
+        self.reads = 0
+        """Ticks that read the devices since start (each a row, folded now or soon)."""
+        self._rows: list[RawRow] = []
+        """Rows read and not yet folded (``FOLD_PERIOD_S``; the sampling thread's own)."""
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget_in_child(ref))
 
@@ -192,9 +212,11 @@ class Sampler:
         Used once at the end of a run so that its last span has a sample on both sides.
         """
         deadline = time.monotonic() + timeout_s
-        self._wake.set()  # once: a sample at each notification would sample back to back
         with self._cond:
-            self.waiters += 1  # a node follower copies rows at the sample interval meanwhile
+            # Counted before the wake: the tick it causes folds its row at once (and a node
+            # follower copies rows at the sample interval) while someone waits.
+            self.waiters += 1
+            self._wake.set()  # once: a sample at each notification would sample back to back
             try:
                 while not self._hist.t or self._hist.t[-1] < after_s:
                     if not self.running:
@@ -259,12 +281,13 @@ class Sampler:
         next_t = time.monotonic()
         while True:
             try:
-                self.sample_once()
+                self._tick()
             except Abandoned:
                 raise
             except Exception:  # the sampler must outlive any bug in one tick
                 _log.exception("otel-energy: sampler tick failed")
             if self._stop.is_set():
+                self._fold_rows()  # a row read while stop was asked for is the run's last
                 return
             next_t += self.interval_s
             now = time.monotonic()
@@ -290,27 +313,72 @@ class Sampler:
         return self._sensors
 
     def sample_once(self) -> None:
-        """Read every healthy sensor once and append a sample (called by the thread; tests too)."""
+        """Read every healthy sensor once and fold it, with any rows read before (tests; the
+        thread reads every tick and folds every ``FOLD_PERIOD_S``)."""
         self._ensure_sensors()
-        self.sample_at(self.clock())
+        self._read(self.clock())
+        self._fold_rows()
 
-    def sample_at(self, t: float, results: list[tuple[int, Result]] | None = None) -> None:
-        """Fold a sample taken at ``t`` (s): ``results`` read by the node's reader
-        (engine.node_share), or None to read the sensors now."""
-        # the carbon clock (wall seconds) when the sample was taken: a shared row is older
-        # (node sharing requires a CLOCK_MONOTONIC clock; this thread never stamps one)
-        now_s = self._intensity.now_s() - (0.0 if results is None else time.monotonic() - t)
+    def _tick(self) -> None:
+        """One tick of the thread: read, then fold the rows when one is due."""
+        self._ensure_sensors()
+        t = self.clock()
+        self._read(t)
+        # The rows cover (first - interval, t]: fold once they cover a second (half a tick
+        # of jitter allowed), at every tick at intervals of a second or more.
+        covered = t - self._rows[0][0] + self.interval_s
+        if self.waiters or self._stop.is_set() or covered >= FOLD_PERIOD_S - self.interval_s / 2:
+            self._fold_rows()
+
+    def _read(self, t: float) -> None:
+        """Read the devices and the job's CPU time at ``t`` (s) and keep the row."""
+        results, stalled, asked = self._devices.read_row(t)  # may raise Abandoned
+        self.reads += 1
+        now_s = self._intensity.now_s()  # the carbon clock (wall s) when it was read
+        self._rows.append((t, now_s, results, stalled, asked, self.job.read_cpu()))
+        hook = self.on_read
+        if hook is not None:
+            try:
+                hook(t, results, stalled)
+            except Exception:  # publishing must never stop sampling
+                _log.exception("otel-energy: the sampler's read hook failed")
+
+    def _fold_rows(self) -> None:
+        """Fold the rows read since the last fold, oldest first."""
+        rows, self._rows = self._rows, []
+        for t, now_s, results, stalled, asked, cpu in rows:
+            try:
+                self.sample_at(t, results, stalled, asked=asked, cpu=cpu, now_s=now_s)
+            except Exception:  # one bad row must not cost the ones after it
+                _log.exception("otel-energy: sampler tick failed")
+
+    def sample_at(
+        self,
+        t: float,
+        results: list[tuple[int, Result]],
+        stalled: Sequence[int] = (),
+        *,
+        asked: bool = False,
+        cpu: JobCpu | Literal["held"] | None = None,
+        now_s: float | None = None,
+    ) -> None:
+        """Fold a row read at ``t`` (s): ``results`` by device, ``stalled`` devices (see
+        ``Devices.fold``); ``cpu``: the job's CPU time read with it (``JobEnergy.tick``);
+        ``now_s``: the carbon clock (wall s) when it was read (None: a row of the node's reader
+        (engine.node_share), whose age is known on the monotonic clock)."""
+        if now_s is None:  # node sharing requires a CLOCK_MONOTONIC sampler clock
+            now_s = self._intensity.now_s() - (time.monotonic() - t)
         intensity = self._intensity.at(now_s)
         # The energy since the last sample was used during (previous, t]: charge it at the
         # intensity valid in the middle of that interval (half of it before now on the wall
         # clock), so a change of intensity inside a span is integrated interval by interval.
         previous = self._hist.t[-1] if self._hist.t else t
         mid = self._intensity.at(now_s - (t - previous) / 2)
-        for i, delta in (added := self._devices.read(t, results)):
+        for i, delta in (added := self._devices.fold(t, results, stalled, asked)):
             # A node meter's energy contains the components': its CO2e would count them twice.
             if not self._devices.sensors[i].info.whole_host:
                 self._co2[i] += co2e_g(delta, self.pue, mid.g_per_kwh)
-        self.job.tick(t, added, self._devices.gpu, (mid.g_per_kwh, mid.kind), self.pue)
+        self.job.tick(t, added, self._devices.gpu, (mid.g_per_kwh, mid.kind), self.pue, cpu)
         self._publish(t, intensity)
 
     def _publish(self, t: float, intensity: Intensity) -> None:
@@ -412,4 +480,4 @@ def _forget_in_child(ref: weakref.ref[Sampler]) -> None:
         sampler._finished = threading.Event()
         sampler._cond = threading.Condition(threading.Lock())
         sampler._stop = threading.Event()
-        sampler._wake = threading.Event()
+        sampler._wake = Wake()
