@@ -95,6 +95,39 @@ def wake_floor(interval: float, seconds: float) -> float:
     return (c1 - c0) / (w1 - w0)
 
 
+def bare_reads_share(n_gpus: int, interval: float, seconds: float) -> float:
+    """CPU share of a thread that wakes every ``interval`` (``time.sleep``) and only calls the
+    energy read of every sensor the default sampler has (``n_gpus`` fake GPUs and the ``/proc``
+    estimates), keeping the readings and folding nothing: the floor of reading these devices
+    from Python at that rate on this machine, whatever is done with the readings."""
+    import threading
+
+    sampler = default_sampler(n_gpus, interval)
+    sensors = sampler._ensure_sensors()
+    reads = [getattr(s, "read_energy", s.read) for s in sensors]
+    stop = threading.Event()
+    kept: list[Any] = []
+
+    def loop() -> None:
+        while not stop.is_set():
+            time.sleep(interval)
+            kept.append([read() for read in reads])
+            if len(kept) > 100:
+                kept.clear()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    c0, w0 = thread_cpu_s(t), time.monotonic()
+    time.sleep(seconds)
+    c1, w1 = thread_cpu_s(t), time.monotonic()
+    stop.set()
+    t.join()
+    for sensor in sensors:
+        sensor.close()
+    return (c1 - c0) / (w1 - w0)
+
+
 def window_latency_us(n_gpus: int, root: Path, n: int) -> float:
     clock = {"t": 0.0}
     sampler = Sampler(
@@ -205,6 +238,9 @@ def tick_parts(n_gpus: int, seconds: float) -> dict[str, float]:
     else:  # older code: read and fold in one call per tick
         devices.read = timed("devices.read (reads + fold)", devices.read)
     sampler.job.tick = timed("job.tick (attribution)", sampler.job.tick)
+    if hasattr(sampler.job, "read_cpu"):  # the job's CPU time read with each tick's row
+        sampler.job.read_cpu = timed("job.read_cpu (the job's /proc read)", sampler.job.read_cpu)
+    sampler._wake.wait = timed("wake-up (sleep between ticks)", sampler._wake.wait)
     sampler._publish = timed("publish", sampler._publish)
     time.sleep(0.5)
     parts.clear()
@@ -412,6 +448,7 @@ def before_after(a: argparse.Namespace) -> dict[str, Any]:
             parts.setdefault(side, {})[n] = json.loads(out.stdout.strip().splitlines()[-1])
     result["parts_us"] = parts
     result["idle_wakeup_floor_share"] = wake_floor(0.1, seconds)
+    result["bare_reads_share"] = {n: bare_reads_share(n, 0.1, seconds) for n in gpus}
     result["machine"] = machine()
     m = result["machine"]
     md = [
@@ -424,7 +461,10 @@ def before_after(a: argparse.Namespace) -> dict[str, Any]:
     md += [
         "",
         "Floor on this machine: a thread that only wakes up every 100 ms uses"
-        f" {result['idle_wakeup_floor_share'] * 100:.3f}% of a core.",
+        f" {result['idle_wakeup_floor_share'] * 100:.3f}% of a core; one that wakes every"
+        " 100 ms (`time.sleep`) and only calls every sensor's energy read, folding nothing: "
+        + ", ".join(f"{v * 100:.3f}% ({n} GPUs)" for n, v in result["bare_reads_share"].items())
+        + ".",
         "",
         "CPU per part of a tick (us per tick, per-thread clocks, running sampler):",
         "",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark, full length (about 35 minutes on 2 cores); results in benchmarks/results/, the
+# Every benchmark, full length (about 40 minutes on 2 cores); results in benchmarks/results/, the
 # files docs/performance.md quotes. Run on an otherwise idle machine: the figures are ratios within
 # one run, but noise still counts. BEFORE_SRC=<a src/ of other code> adds the sampler's
 # before/after rows (e.g. git archive <commit> src | tar -x -C /tmp/before; BEFORE_SRC=/tmp/before/src).
@@ -15,11 +15,11 @@ run benchmarks/bench_overhead.py --steps-ms 1,20,100 --modes default,all --gpus 
 run benchmarks/bench_overhead.py --steps-ms 5 --modes default --gpus 8 --pairs 20 --no-drop --name overhead_peers
 run benchmarks/bench_overhead.py --steps-ms 5 --modes default --gpus 1,64 --pairs 16 --no-drop --no-peers --name overhead_gpus
 if [ -n "${BEFORE_SRC:-}" ]; then
-  run benchmarks/bench_sampler.py --before "$BEFORE_SRC" --pairs 3 --seconds 5
+  run benchmarks/bench_sampler.py --before "$BEFORE_SRC" --pairs 5 --seconds 10
 else
   run benchmarks/bench_sampler.py
 fi
-run benchmarks/bench_ranks.py --seconds 10 --reps 2
+run benchmarks/bench_ranks.py --seconds 10 --reps 3
 run benchmarks/bench_completion.py --runs 3
 run benchmarks/bench_inplace.py
 run benchmarks/bench_memory.py
