@@ -296,9 +296,9 @@ def test_consequential_co2e_at_the_marginal_intensity_attributional_at_the_avera
     job = JobEnergy(tree(node, JOB), {"cpu": 10.0}, average_g_per_kwh=100.0)
     info = DeviceInfo("intel-rapl:0", "cpu", "package-0", "rapl")
     job.start([info])
-    job.tick(clock.t, [(0, 0.0)], [None], (500.0, "marginal"), 1.0)
+    job.tick(clock.t, [(0, 0.0)], [None], (500.0, "marginal"), 1.0, job.read_cpu())
     node.advance(1.0, {JOB: 1.0})  # the job is the only busy process
-    job.tick(clock.t, [(0, 36_000.0)], [None], (500.0, "marginal"), 1.0)
+    job.tick(clock.t, [(0, 36_000.0)], [None], (500.0, "marginal"), 1.0, job.read_cpu())
     totals = job.totals()
     assert totals.attributed_j == pytest.approx(36_000.0)
     assert totals.dynamic_j == pytest.approx(36_000.0 - 10.0)

@@ -396,3 +396,64 @@ def test_a_snapshot_is_one_tick_never_energy_of_one_and_power_of_the_next(
         sampler.sample_once()
     # Tick k (k = 0..2) has energy 200 J x k and power 100 W x 2^k: each view is one tick.
     assert [(e, p) for _, e, p in seen] == [(0.0, 100.0), (200.0, 200.0), (400.0, 400.0)]
+
+
+@dataclass
+class Broken:
+    """An inline-family sensor whose every read fails (counted)."""
+
+    info: DeviceInfo = field(
+        default_factory=lambda: DeviceInfo("cpu:0", "cpu", "cpu", "rapl", family="rapl")
+    )
+    wrap_j: float | None = None
+    reads: int = 0
+
+    def read(self) -> Reading:
+        self.reads += 1
+        raise OSError("gone")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_failing_device_backs_off_as_if_every_tick_were_folded(clock: FakeClock) -> None:
+    """The thread folds a second of rows at a time; a failed read folds at once, so that the
+    failure policy (third failure: retried after 1 s, then 2 s, 4 s...) decides the next
+    tick's reads. Folding the failures a second late read the device every tick and counted ten
+    failures at once: 30 s of back-off after the first second."""
+    broken = Broken()
+    sampler = Sampler([broken], clock=clock, max_failures=3)
+    sampler._ensure_sensors()
+    t0 = clock.t
+    for _ in range(60):  # 6 s at 0.1 s
+        sampler._tick()
+        clock.advance(0.1)
+    # Reads at 0, 0.1, 0.2 (third failure: back-off 1 s), 1.2 (2 s), 3.2 (4 s): five.
+    assert broken.reads == 5
+    health = sampler._devices.health
+    assert health.failed == [True] and health.backoff == [4.0]
+    assert health.retry_at[0] == pytest.approx(t0 + 3.2 + 4.0)
+
+
+def test_the_run_series_starts_at_the_first_sample_of_the_run(clock: FakeClock) -> None:
+    """A series made while the sampler holds a second of unfolded rows starts at the first
+    sample read at or after its start, not at the newest folded one (up to a second older)."""
+    from otel_energy.report.series import RunSeries
+
+    t0 = clock.t
+    sampler = Sampler([Ramp(clock, lambda t: 10.0 * (t - t0))], clock=clock)
+    sampler.sample_once()  # folded: the newest tick is at t0
+    for _ in range(5):
+        clock.advance(0.1)
+        sampler._tick()  # read, kept: 0.5 s of rows not folded yet
+    assert sampler.newest_sample_s == t0
+    start = clock.t
+    series = RunSeries(sampler)
+    for _ in range(20):
+        clock.advance(0.1)
+        sampler._tick()
+    sampler.sample_once()  # the run's end folds what is left (its flush waits for a sample)
+    series.close()
+    assert series.first.t_s == pytest.approx(start)
+    assert series.t_s[0] == 0.0 and series.t_s[-1] == pytest.approx(clock.t - start)
+    assert series.energy_j[-1][0] == pytest.approx(10.0 * (clock.t - start))

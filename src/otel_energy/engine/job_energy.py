@@ -24,6 +24,9 @@ _log = logging.getLogger(__name__)
 
 JobCpu = tuple[CpuSample, frozenset[int]]
 """The job's CPU time read at a tick, and its pids then (``CpuTimes.pids``)."""
+RowCpu = JobCpu | Literal["held"] | None
+"""What a row carries of the job's CPU time: a reading, ``"held"`` (the latest share applies)
+or None (attribution off)."""
 
 OTHERS_MATERIAL = 0.10
 """Other processes used a material share of the node above this fraction of its busy CPU time."""
@@ -116,7 +119,7 @@ class JobEnergy:
         gpus: Sequence[GpuStats | None],
         intensity: tuple[float, str],
         pue: float,
-        cpu: JobCpu | Literal["held"] | None = None,
+        cpu: RowCpu = None,
     ) -> None:
         """Charge this tick's energy deltas (column, J) read at ``t`` (s) to the job.
 
@@ -125,13 +128,11 @@ class JobEnergy:
                 ``marginal``): the consequential view uses it as it is, the attributional view
                 the average one.
             cpu: the job's CPU time read with the devices (``read_cpu`` at ``t``); ``"held"``:
-                no CPU time of its own, the share and busy fraction of the latest ``note_cpu``
-                apply (rows of the node's reader, folded a batch at a time); None: read now.
+                no CPU time of its own, the share and busy fraction of the latest reading apply
+                (rows of the node's reader, folded a batch at a time after ``note_cpu``; a read
+                that failed unexpectedly); None: none (attribution off: devices whole).
         """
-        if cpu == "held":
-            pids, busy = self._held
-        else:
-            pids, busy = self._fold_cpu(t, cpu if cpu is not None else self.read_cpu())
+        pids, busy = self._held if cpu == "held" else self._fold_cpu(t, cpu)
         # A whole-node meter contains the components: charging it too would count them twice.
         host = self._host_cols
         added = [(i, e) for i, e in added if i not in host] if host else list(added)
@@ -168,11 +169,21 @@ class JobEnergy:
             self.cpu = None
             return None
 
-    def note_cpu(self, t: float, cpu: JobCpu | None) -> None:
+    def note_cpu(self, t: float, cpu: RowCpu) -> None:
         """The job's CPU time read at ``t`` (s) for rows folded after it with ``cpu="held"``:
         the share and busy fraction since the previous reading apply to them (one ``/proc``
         read per batch of the node reader's rows, not one per row at the same moment)."""
-        self._fold_cpu(t, cpu)
+        if cpu != "held":
+            self._fold_cpu(t, cpu)
+
+    def read_cpu_safely(self) -> RowCpu:
+        """``read_cpu`` that never raises: after an unexpected error (a bug, not ``/proc``),
+        logged, the interval is ``"held"``: charged at the latest share."""
+        try:
+            return self.read_cpu()
+        except Exception:  # the sampler must not lose a row, nor a follower its thread
+            _log.exception("otel-energy: reading the job's CPU time failed")
+            return "held"
 
     def _fold_cpu(self, t: float, cpu: JobCpu | None) -> tuple[frozenset[int] | None, float | None]:
         """The job's pids and the node's busy fraction over the interval since the previous

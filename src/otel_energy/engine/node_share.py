@@ -123,7 +123,7 @@ class NodeShare:
                 self.close()
                 return False
             if rows:  # the job's CPU time once per batch, its share applied to every row
-                sampler.job.note_cpu(rows[-1][0], sampler.job.read_cpu())
+                sampler.job.note_cpu(rows[-1][0], sampler.job.read_cpu_safely())
             for t, results, stalled in rows:
                 try:  # a stalled device as its own stalled read would be: flagged, then resumed
                     sampler.sample_at(t, results, stalled, cpu="held")

@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from otel_energy.carbon import (
     Intensity,
@@ -27,7 +27,7 @@ from otel_energy.engine import history
 from otel_energy.engine.devices import Devices
 from otel_energy.engine.health import RETRY_FIRST_S, RETRY_MAX_S, SensorSource, discover
 from otel_energy.engine.history import POWER_WINDOW_S, SNAP_S, History, WindowEnergy
-from otel_energy.engine.job_energy import JobCpu, JobEnergy
+from otel_energy.engine.job_energy import JobEnergy, RowCpu
 from otel_energy.engine.readers import Abandoned, Result
 from otel_energy.engine.snapshot import (
     DeviceState,
@@ -69,7 +69,8 @@ a core."""
 
 FOLD_PERIOD_S = 1.0
 """How often the sampler thread folds the rows it has read (s of the sampler clock; every tick at
-intervals of a second or more, and every tick while someone waits for a sample or at a stop).
+intervals of a second or more; at once while someone waits for a sample, at a stop, and after
+a failed or stalled read, so that the failure policy's back-off is current for the next tick).
 A tick only reads the devices and the job's CPU time and keeps the row: the fold (tracks, CO2e,
 attribution, history, listeners) of a second's rows runs in one burst whose code is then hot in
 the caches, instead of once per tick after the training thread has evicted it; a tick's CPU on a
@@ -77,7 +78,7 @@ the caches, instead of once per tick after the training thread has evicted it; a
 a sample up to this late; a run's end (``wait_for_sample``) and ``stop`` fold at once."""
 
 Clock = Callable[[], float]
-RawRow = tuple[float, float, list[tuple[int, Result]], list[int], bool, JobCpu | None]
+RawRow = tuple[float, float, list[tuple[int, Result]], list[int], bool, RowCpu]
 """A tick's row not yet folded: (sampler-clock s, carbon-clock s, results by device, stalled
 devices, GPU stats asked for, the job's CPU time then)."""
 ReadHook = Callable[[float, list[tuple[int, Result]], list[int]], None]
@@ -323,25 +324,34 @@ class Sampler:
         """One tick of the thread: read, then fold the rows when one is due."""
         self._ensure_sensors()
         t = self.clock()
-        self._read(t)
+        trouble = self._read(t)
         # The rows cover (first - interval, t]: fold once they cover a second (half a tick
-        # of jitter allowed), at every tick at intervals of a second or more.
+        # of jitter allowed), at every tick at intervals of a second or more. A failed or
+        # stalled read folds at once: the failure policy (count, back-off, retry time) must
+        # be current before the next tick decides what to read.
         covered = t - self._rows[0][0] + self.interval_s
-        if self.waiters or self._stop.is_set() or covered >= FOLD_PERIOD_S - self.interval_s / 2:
+        if (
+            trouble
+            or self.waiters
+            or self._stop.is_set()
+            or covered >= FOLD_PERIOD_S - self.interval_s / 2
+        ):
             self._fold_rows()
 
-    def _read(self, t: float) -> None:
-        """Read the devices and the job's CPU time at ``t`` (s) and keep the row."""
+    def _read(self, t: float) -> bool:
+        """Read the devices and the job's CPU time at ``t`` (s) and keep the row; True when a
+        device failed or its family is stalled."""
         results, stalled, asked = self._devices.read_row(t)  # may raise Abandoned
         self.reads += 1
         now_s = self._intensity.now_s()  # the carbon clock (wall s) when it was read
-        self._rows.append((t, now_s, results, stalled, asked, self.job.read_cpu()))
+        self._rows.append((t, now_s, results, stalled, asked, self.job.read_cpu_safely()))
         hook = self.on_read
         if hook is not None:
             try:
                 hook(t, results, stalled)
             except Exception:  # publishing must never stop sampling
                 _log.exception("otel-energy: the sampler's read hook failed")
+        return bool(stalled) or any(isinstance(r, Exception) for _, r in results)
 
     def _fold_rows(self) -> None:
         """Fold the rows read since the last fold, oldest first."""
@@ -359,7 +369,7 @@ class Sampler:
         stalled: Sequence[int] = (),
         *,
         asked: bool = False,
-        cpu: JobCpu | Literal["held"] | None = None,
+        cpu: RowCpu = None,
         now_s: float | None = None,
     ) -> None:
         """Fold a row read at ``t`` (s): ``results`` by device, ``stalled`` devices (see
@@ -481,3 +491,4 @@ def _forget_in_child(ref: weakref.ref[Sampler]) -> None:
         sampler._cond = threading.Condition(threading.Lock())
         sampler._stop = threading.Event()
         sampler._wake = Wake()
+        sampler._rows = []  # the parent's rows are the parent's to fold

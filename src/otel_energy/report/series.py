@@ -66,9 +66,20 @@ class RunSeries:
     def __init__(self, sampler: Sampler, max_points: int = RUN_POINTS) -> None:
         self.sampler = sampler
         self.max_points = max_points
-        self.first = sampler.latest_tick()
-        self.last = self.first
-        self.origin_s = self.first.t_s if self.first.infos else sampler.clock()
+        self._start_s = sampler.clock()
+        """When the run began (sampler clock, s): the sampler folds a second of samples at a
+        time, so its newest tick may be older; the first tick at or after this is the zero."""
+        self._zeroed = False
+        self._lock = threading.Lock()  # the listener (sampler thread) against readers
+        self._open = True
+        self._set_zero(sampler.latest_tick())
+        sampler.add_listener(self._on_tick)
+
+    def _set_zero(self, first: Tick) -> None:
+        """Make ``first`` the zero and the series' first point (its only one)."""
+        self.first = first
+        self.last = first
+        self.origin_s = first.t_s if first.infos else self._start_s
         self.infos: dict[str, DeviceInfo] = {}
         """Every device seen, by ``hw.id``, in the order of ``energy_j``'s columns."""
         self.t_s: list[float] = []
@@ -88,16 +99,20 @@ class RunSeries:
         self._base_g = sum(self.first.co2e_g)
         self._stride = 1
         self._seen = 0
-        self._lock = threading.Lock()  # the listener (sampler thread) against readers
-        self._open = True
-        if self.first.infos:
-            self._append(self.first)
-        sampler.add_listener(self._on_tick)
+        if first.infos:
+            self._append(first)
 
     # ---- recording (sampler thread) ----
     def _on_tick(self, _t_s: float) -> None:
         tick = self.sampler.latest_tick()
         with self._lock:
+            if not self._zeroed and tick.infos:
+                if tick.t_s < self._start_s:
+                    return  # read before the run began, folded since
+                self._zeroed = True
+                if self.first.t_s < self._start_s:
+                    self._set_zero(tick)  # the newest tick at the start was older than it
+                    return
             self.last = tick
             self._seen += 1
             if (self._seen - 1) % self._stride:

@@ -203,7 +203,8 @@ class Sensor(Protocol):
         """Read the device now (energy, power and, for a GPU, its stats). May raise or block: the
         sampler calls it on its own thread, retries failing devices with backoff, and its
         watchdog gives up on a hung driver family. A GPU sensor may also offer
-        ``read_energy()`` (energy and power only), called between stats reads."""
+        ``read_energy()`` (what carries the energy only: the counter where there is one, else
+        the power; no stats), called between stats reads."""
         ...
 
     def close(self) -> None:
