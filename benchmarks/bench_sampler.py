@@ -86,12 +86,19 @@ def wake_floor(interval: float, seconds: float) -> float:
         target=lambda: [None for _ in iter(lambda: stop.wait(interval), True)], daemon=True
     )
     t.start()
-    time.sleep(0.2)
+    share = running_share(t, 0.2, seconds)
+    stop.set()
+    t.join()
+    return share
+
+
+def running_share(t: Any, warm_s: float, seconds: float) -> float:
+    """CPU share of one core that the running thread ``t`` uses over ``seconds`` of wall time,
+    after ``warm_s`` of warm-up (its own clock)."""
+    time.sleep(warm_s)
     c0, w0 = thread_cpu_s(t), time.monotonic()
     time.sleep(seconds)
     c1, w1 = thread_cpu_s(t), time.monotonic()
-    stop.set()
-    t.join()
     return (c1 - c0) / (w1 - w0)
 
 
@@ -117,15 +124,12 @@ def bare_reads_share(n_gpus: int, interval: float, seconds: float) -> float:
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
-    time.sleep(0.5)
-    c0, w0 = thread_cpu_s(t), time.monotonic()
-    time.sleep(seconds)
-    c1, w1 = thread_cpu_s(t), time.monotonic()
+    share = running_share(t, 0.5, seconds)
     stop.set()
     t.join()
     for sensor in sensors:
         sensor.close()
-    return (c1 - c0) / (w1 - w0)
+    return share
 
 
 def window_latency_us(n_gpus: int, root: Path, n: int) -> float:

@@ -435,9 +435,9 @@ def test_a_failing_device_backs_off_as_if_every_tick_were_folded(clock: FakeCloc
     assert health.retry_at[0] == pytest.approx(t0 + 3.2 + 4.0)
 
 
-def test_the_run_series_starts_at_the_first_sample_of_the_run(clock: FakeClock) -> None:
-    """A series made while the sampler holds a second of unfolded rows starts at the first
-    sample read at or after its start, not at the newest folded one (up to a second older)."""
+def test_the_run_series_starts_at_the_newest_sample_before_the_run(clock: FakeClock) -> None:
+    """A series made while the sampler holds a second of unfolded rows starts at the newest
+    sample read at or before its start, not at the newest folded one (up to a second older)."""
     from otel_energy.report.series import RunSeries
 
     t0 = clock.t
@@ -447,6 +447,7 @@ def test_the_run_series_starts_at_the_first_sample_of_the_run(clock: FakeClock) 
         clock.advance(0.1)
         sampler._tick()  # read, kept: 0.5 s of rows not folded yet
     assert sampler.newest_sample_s == t0
+    clock.advance(0.05)  # the run begins between two ticks
     start = clock.t
     series = RunSeries(sampler)
     for _ in range(20):
@@ -454,6 +455,7 @@ def test_the_run_series_starts_at_the_first_sample_of_the_run(clock: FakeClock) 
         sampler._tick()
     sampler.sample_once()  # the run's end folds what is left (its flush waits for a sample)
     series.close()
-    assert series.first.t_s == pytest.approx(start)
-    assert series.t_s[0] == 0.0 and series.t_s[-1] == pytest.approx(clock.t - start)
-    assert series.energy_j[-1][0] == pytest.approx(10.0 * (clock.t - start))
+    zero = start - 0.05  # the tick read 0.05 s before the start, folded after it
+    assert series.first.t_s == pytest.approx(zero)
+    assert series.t_s[0] == 0.0 and series.t_s[-1] == pytest.approx(clock.t - zero)
+    assert series.energy_j[-1][0] == pytest.approx(10.0 * (clock.t - zero))

@@ -67,8 +67,9 @@ class RunSeries:
         self.sampler = sampler
         self.max_points = max_points
         self._start_s = sampler.clock()
-        """When the run began (sampler clock, s): the sampler folds a second of samples at a
-        time, so its newest tick may be older; the first tick at or after this is the zero."""
+        """When the run began (sampler clock, s). The zero is the newest sample read at or
+        before it: the sampler folds a second of samples at a time, so a newer one than its
+        newest tick now may still come (each such one replaces the zero)."""
         self._zeroed = False
         self._lock = threading.Lock()  # the listener (sampler thread) against readers
         self._open = True
@@ -107,12 +108,10 @@ class RunSeries:
         tick = self.sampler.latest_tick()
         with self._lock:
             if not self._zeroed and tick.infos:
-                if tick.t_s < self._start_s:
-                    return  # read before the run began, folded since
-                self._zeroed = True
-                if self.first.t_s < self._start_s:
-                    self._set_zero(tick)  # the newest tick at the start was older than it
+                if tick.t_s <= self._start_s:  # read before the run began, folded since
+                    self._set_zero(tick)
                     return
+                self._zeroed = True
             self.last = tick
             self._seen += 1
             if (self._seen - 1) % self._stride:
