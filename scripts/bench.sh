@@ -20,6 +20,7 @@ else
   run benchmarks/bench_sampler.py
 fi
 run benchmarks/bench_ranks.py --seconds 10 --reps 3
+run benchmarks/bench_wake.py
 run benchmarks/bench_completion.py --runs 3
 run benchmarks/bench_inplace.py
 run benchmarks/bench_memory.py

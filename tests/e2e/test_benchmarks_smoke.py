@@ -39,6 +39,7 @@ def finite(x: object) -> bool:
         "bench_ledger_lock.py",
         "bench_any_span.py",
         "bench_attribution.py",
+        "bench_wake.py",
     ],
 )
 def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
@@ -72,6 +73,9 @@ def test_benchmark_quick_mode(tmp_path: Path, script: str) -> None:
     elif script == "bench_attribution.py":
         assert result["proc_reader"]["processes"] == 64
         assert all(finite(v) for v in result["us_per_tick"].values())
+    elif script == "bench_wake.py":
+        assert len(result["us_per_wake"]) == 3
+        assert all(finite(v) and v > 0 for v in result["us_per_wake"].values())
     elif script == "bench_memory.py":
         assert result["spans_exported"] >= result["steps"]
         assert finite(result["rss_growth_mb_after_first_mark"])
@@ -123,3 +127,13 @@ def test_overhead_quick(tmp_path: Path) -> None:
     assert arms["gil"]["other_threads_cpu_us_per_step"] > 0  # the burst thread ran in its blocks
     assert finite(arms["calib"]["expected_ratio"]) and arms["calib"]["expected_ratio"] > 1
     assert result["sink_stats"]["/v1/traces"][0] >= 1  # our spans reached the OTLP receiver
+
+
+def test_sampler_before_after_quick(tmp_path: Path) -> None:
+    """The before/after mode (this tree against itself): rows, tick parts and both floors."""
+    before = ("--before", str(ROOT / "src"), "--gpus", "1", "--pairs", "1")
+    result = run_quick("bench_sampler.py", tmp_path, *before)
+    [row] = result["rows"]
+    assert all(0 < row[side]["cpu_share_of_one_core"] < 1 for side in ("before", "after"))
+    assert result["parts_us"]["after"]["1"]["devices.read_row (reads)"] > 0
+    assert 0 < result["bare_reads_share"]["1"] < 1 and 0 < result["idle_wakeup_floor_share"] < 1

@@ -2,9 +2,10 @@
 
 ``threading.Event.wait`` builds a ``Condition`` waiter (a new lock, a list append and removal,
 the condition's own lock taken twice) at every call: on a 2-core VM a thread that waits on an
-Event every 100 ms used about 180 us of CPU per wake-up against 147 us for a bare
-``Lock.acquire(timeout)`` and 119 us for ``time.sleep`` (medians of 6 alternated 3 s runs;
-docs/performance.md). ``Wake`` is that bare lock: held while nobody asks, released by ``set``.
+Event every 100 ms used 205 us of CPU per wake-up against 155 us for a bare
+``Lock.acquire(timeout)`` and 92 us for ``time.sleep``, which cannot be cut short
+(``benchmarks/bench_wake.py``, docs/performance.md). ``Wake`` is that bare lock: held while
+nobody asks, released by ``set``.
 """
 
 from __future__ import annotations
