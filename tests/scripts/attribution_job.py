@@ -91,6 +91,10 @@ def main() -> None:
     (sync / f"ready-{os.getpid()}").write_text("")
     wait_for(sync / "go")
     seen_by_sampler(sampler, {int(p) for p in gpu_state(sync)["pids"]})  # type: ignore[attr-defined]
+    # Each sampler sees the list at its own once-a-second stats read: the jobs start burning
+    # together once both have (their measured windows are then one stretch within a tick).
+    (sync / f"seen-{os.getpid()}").write_text("")
+    wait_for(sync / "start")
     first, cpu0 = sample_now(sampler)
     subprocess.run([sys.executable, "-c", BURNER, str(rate), str(seconds)], check=True)
     (sync / f"burnt-{os.getpid()}").write_text("")
