@@ -262,7 +262,7 @@ class NodeShare:
                 return
         row = [t]
         by_device = dict(results)
-        for k in range(len(publisher.sensors)):
+        for k in range(len(self._writer.header.columns)):  # the ring's columns: our sensors
             row.extend(encode(by_device.get(k), k in stalled))
         self._writer.append(tuple(row))
 
