@@ -132,6 +132,113 @@ def bare_reads_share(n_gpus: int, interval: float, seconds: float) -> float:
     return share
 
 
+FLOOR_CASES = (
+    "wake every 100 ms",
+    "+ the GPUs' energy reads",
+    "+ the /proc estimates' reads",
+    "+ the job's CPU time",
+    "the sampler, default settings",
+)
+"""The ``--floors`` rows at each GPU count, from nothing but a wake-up to the whole sampler."""
+
+
+def floor_case(case: str, n_gpus: int, interval: float, seconds: float) -> float:
+    """CPU share of one core of one ``FLOOR_CASES`` row: a thread that wakes every ``interval``
+    (``time.sleep``, the cheapest wake-up) and calls what the row names on the default
+    sampler's sensors, keeping the results and folding nothing; or the running sampler's
+    threads."""
+    import threading
+
+    sampler = default_sampler(n_gpus, interval)
+    if case == FLOOR_CASES[-1]:
+        sampler.start()
+        sampler.wait_for_sample(float("-inf"), 30.0)
+        time.sleep(0.5)  # past discovery and start-up
+        c0, w0 = sampler_threads_cpu_s(), time.monotonic()
+        time.sleep(seconds)
+        c1, w1 = sampler_threads_cpu_s(), time.monotonic()
+        sampler.stop()
+        return (c1 - c0) / (w1 - w0)
+    sensors = sampler._ensure_sensors()
+    level = FLOOR_CASES.index(case)
+    chosen = [s for s in sensors if level >= 2 or s.info.hw_type == "gpu"] if level else []
+    reads = [getattr(s, "read_energy", s.read) for s in chosen]
+    job = sampler.job.read_cpu if level >= 3 else None
+    stop = threading.Event()
+    kept: list[Any] = []
+
+    def loop() -> None:
+        while not stop.is_set():
+            time.sleep(interval)
+            kept.append(([read() for read in reads], job() if job else None))
+            if len(kept) > 100:
+                kept.clear()
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    share = running_share(t, 0.5, seconds)
+    stop.set()
+    t.join()
+    sampler.job.close()
+    for sensor in sensors:
+        sensor.close()
+    return share
+
+
+def floors(gpus: list[int], seconds: float, rounds: int) -> dict[str, Any]:
+    """Every ``FLOOR_CASES`` row at each GPU count and a thread that wakes once a second (what
+    a rank following the node's reader must at least do), ``rounds`` times in rotated order;
+    the medians, and the least 8 ranks could cost: the reader's wake-up and GPU reads at 8
+    GPUs plus 7 followers that only wake once a second."""
+    cells = [(c, n) for n in gpus for c in FLOOR_CASES] + [("wake every 1 s", 0)]
+    runs: dict[str, dict[int, list[float]]] = {}
+    for r in range(rounds):
+        k = r % len(cells)
+        for case, n in cells[k:] + cells[:k]:
+            if case == "wake every 1 s":
+                share = wake_floor(1.0, seconds)
+            else:
+                share = floor_case(case, n, 0.1, seconds)
+            runs.setdefault(case, {}).setdefault(n, []).append(share)
+    medians = {c: {n: median(v) for n, v in by_n.items()} for c, by_n in runs.items()}
+    out: dict[str, Any] = {"runs": runs, "median_share": medians}
+    if 8 in gpus:
+        out["least_8_ranks_share"] = medians[FLOOR_CASES[1]][8] + 7 * medians["wake every 1 s"][0]
+    return out
+
+
+def floors_table(result: dict[str, Any], seconds: float, rounds: int) -> list[str]:
+    m, med = result["machine"], result["median_share"]
+    gpus = sorted(med[FLOOR_CASES[0]])
+    targets = {8: "< 0.2%", 64: "< 0.6%"}
+    md = [
+        "# Sampler floors: what a thread reading these devices every 100 ms costs here",
+        "",
+        f"Machine: {m['cpu']} ({m['logical_cpus']} logical CPUs), Python {m['python']};"
+        f" {m['date']}. Fake NVML GPUs (counter mode, the test suite's fake: about 1 us a call"
+        " when hot). Each row is a thread that wakes every 100 ms (`time.sleep`) and calls what"
+        " the row adds to the rows above, keeping the results and folding nothing; the last row"
+        " is the sampler itself (all `otel-energy-*` threads). Per-thread CPU clocks,"
+        f" {seconds:g} s per cell, {rounds} round{'s' if rounds != 1 else ''} in rotated order, medians (load"
+        f" {result['load']}).",
+        "",
+        "| % of one core | " + " | ".join(f"{n} GPUs" for n in gpus) + " |",
+        "|---|" + "---|" * len(gpus),
+    ]
+    for case in FLOOR_CASES:
+        md.append(f"| {case} | " + " | ".join(f"{med[case][n] * 100:.3f}%" for n in gpus) + " |")
+    md.append("| target (issue 23) | " + " | ".join(targets.get(n, "-") for n in gpus) + " |")
+    wake_1s = med["wake every 1 s"][0] * 100
+    md += ["", f"A thread that wakes once a second: {wake_1s:.4f}% of a core."]
+    if "least_8_ranks_share" in result:
+        md.append(
+            "The least 8 ranks on a node can cost (one reader that wakes every 100 ms and reads"
+            " 8 GPUs, 7 followers that only wake once a second):"
+            f" {result['least_8_ranks_share'] * 100:.3f}% of a core (target < 0.3%)."
+        )
+    return md
+
+
 def window_latency_us(n_gpus: int, root: Path, n: int) -> float:
     clock = {"t": 0.0}
     sampler = Sampler(
@@ -391,7 +498,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="a src/ of the code to compare with (e.g. main exported): default-settings"
         " before/after rows, alternated, and the per-part timing of a tick",
     )
-    ap.add_argument("--gpus", default="1,8,64", help="GPU counts of the --before rows")
+    ap.add_argument(
+        "--floors",
+        action="store_true",
+        help="the floors: wake-up, device reads, the job's CPU time, then the sampler (rotated"
+        " rounds; sampler_floors.md)",
+    )
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the --floors cells")
+    ap.add_argument("--gpus", default="1,8,64", help="GPU counts of the --before/--floors rows")
     ap.add_argument("--pairs", type=int, default=3, help="before/after pairs per row")
     ap.add_argument("--seconds", type=float, default=None, help="seconds per measurement")
     ap.add_argument("--child-ticks", nargs=3, default=None, help=argparse.SUPPRESS)
@@ -407,6 +521,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if a.before is not None:
         return before_after(a)
+    if a.floors:
+        return floors_main(a)
     seconds, reps = (0.5, 1) if a.quick else (5.0, 3)
     reps = a.reps or reps
     with tempfile.TemporaryDirectory() as tmp:
@@ -430,6 +546,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     md = cpu_table(rows, seconds, reps, floor) + query_table(latency, memory)
     write("sampler_quick" if a.quick else "sampler", result, "\n".join(md), a.out)
+    print("\n".join(md))
+    return result
+
+
+def floors_main(a: argparse.Namespace) -> dict[str, Any]:
+    """``--floors``: the floor rows at each GPU count, saved as ``sampler_floors``."""
+    seconds = a.seconds or (0.5 if a.quick else 10.0)
+    rounds = 1 if a.quick else a.rounds
+    gpus = [int(g) for g in a.gpus.split(",")]
+    load0 = load_avg()
+    result = floors(gpus, seconds, rounds)
+    result["machine"] = machine()
+    result["load"] = f"{load0} .. {load_avg()}"
+    md = floors_table(result, seconds, rounds)
+    write("sampler_floors_quick" if a.quick else "sampler_floors", result, "\n".join(md), a.out)
     print("\n".join(md))
     return result
 

@@ -137,3 +137,17 @@ def test_sampler_before_after_quick(tmp_path: Path) -> None:
     assert all(0 < row[side]["cpu_share_of_one_core"] < 1 for side in ("before", "after"))
     assert result["parts_us"]["after"]["1"]["devices.read_row (reads)"] > 0
     assert 0 < result["bare_reads_share"]["1"] < 1 and 0 < result["idle_wakeup_floor_share"] < 1
+
+
+def test_sampler_floors_quick(tmp_path: Path) -> None:
+    """The floors mode: every row at one GPU count, the once-a-second wake-up, the 8-rank
+    least."""
+    result = run_quick("bench_sampler.py", tmp_path, "--floors", "--gpus", "1,8")
+    med = result["median_share"]
+    assert len(med) == 6  # five rows and the once-a-second wake-up
+    for case, by_n in med.items():
+        expected = {"0"} if case == "wake every 1 s" else {"1", "8"}
+        assert set(by_n) == expected, case
+        assert all(0 <= v < 1 for v in by_n.values())
+    assert med["the sampler, default settings"]["8"] > 0
+    assert result["least_8_ranks_share"] >= med["+ the GPUs' energy reads"]["8"]
