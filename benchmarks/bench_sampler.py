@@ -219,8 +219,8 @@ def floors_table(result: dict[str, Any], seconds: float, rounds: int) -> list[st
         " when hot). Each row is a thread that wakes every 100 ms (`time.sleep`) and calls what"
         " the row adds to the rows above, keeping the results and folding nothing; the last row"
         " is the sampler itself (all `otel-energy-*` threads). Per-thread CPU clocks,"
-        f" {seconds:g} s per cell, {rounds} round{'s' if rounds != 1 else ''} in rotated order, medians (load"
-        f" {result['load']}).",
+        f" {seconds:g} s per cell, {rounds} round{'s' if rounds != 1 else ''} in rotated order,"
+        f" medians (load {result['load']}).",
         "",
         "| % of one core | " + " | ".join(f"{n} GPUs" for n in gpus) + " |",
         "|---|" + "---|" * len(gpus),
