@@ -307,17 +307,25 @@ def test_consequential_co2e_at_the_marginal_intensity_attributional_at_the_avera
     assert job.view().consequential_kind == "marginal"
 
 
-def test_rows_folded_a_second_at_a_time_keep_each_ticks_cpu_time(
-    tmp_path: Path, clock: FakeClock
-) -> None:
-    """The thread reads the job's CPU time with the devices at every tick and folds a second of
-    rows at once (FOLD_PERIOD_S): each interval is charged with its own tick's CPU time, not
-    with what /proc says at the fold (which would give the whole second's CPU time to its
-    first interval)."""
+def test_a_second_of_rows_shares_one_cpu_reading(tmp_path: Path, clock: FakeClock) -> None:
+    """The thread reads the devices at every tick and folds a second of rows at once
+    (FOLD_PERIOD_S), reading the job's CPU time once per fold: the share over that second
+    applies to each of its rows. The second is charged exactly the job's CPU time (nothing of
+    it moves into a neighbouring second), while a window inside it gets the second's average
+    share: the CPU share is found a second at a time, as the GPUs' process lists are."""
     node = Node(tmp_path, clock)
     node.proc.set(JOB, 1, 0.0)
     node.proc.set(OTHER, 1, 0.0)
-    sampler = sampler_on(node, tmp_path, JobEnergy(tree(node, JOB)))
+    times = tree(node, JOB)
+    reads = [0]
+    read = times.read
+
+    def counted() -> Any:
+        reads[0] += 1
+        return read()
+
+    times.read = counted  # type: ignore[method-assign]
+    sampler = sampler_on(node, tmp_path, JobEnergy(times))
     sampler.sample_once()
     t0 = clock.t
     for i in range(10):  # the job burns the first half second, another process the second
@@ -326,10 +334,13 @@ def test_rows_folded_a_second_at_a_time_keep_each_ticks_cpu_time(
         if i < 9:  # read, not folded: nothing newer than the first sample yet
             assert sampler.history_size == 1 and sampler.newest_sample_s == t0
     assert sampler.history_size == 11 and sampler.reads == 11  # folded at a second of rows
+    assert reads[0] == 2  # the first sample's fold and this second's: not one per tick
+    whole = sampler.window(t0, t0 + 1.0)
+    assert whole.energy_j == pytest.approx(node.per_cpu_w * 1.0)
+    assert whole.attributed_j == pytest.approx(node.per_cpu_w * 0.5, rel=0.02)
     first, second = sampler.window(t0, t0 + 0.5), sampler.window(t0 + 0.5, t0 + 1.0)
-    assert first.energy_j == second.energy_j == pytest.approx(node.per_cpu_w * 0.5)
-    assert first.attributed_j == pytest.approx(first.energy_j, rel=0.02)
-    assert second.attributed_j == pytest.approx(0.0, abs=0.02 * second.energy_j)
+    assert first.attributed_j == pytest.approx(second.attributed_j, rel=0.02)
+    assert first.attributed_j == pytest.approx(first.energy_j / 2, rel=0.02)
 
 
 def test_a_followers_batch_shares_one_cpu_reading(tmp_path: Path, clock: FakeClock) -> None:

@@ -1,4 +1,4 @@
-"""The job's energy on the sampler thread: its CPU time read each tick, shares, idle, totals.
+"""The job's energy on the sampler thread: its CPU time read once per fold, shares, idle, totals.
 
 Glue between ``sensors.processes`` (whose CPU time), the GPU sensors' process lists, the idle
 baseline (``engine.idle``) and the maths (``engine.attribution``). One instance per sampler;
@@ -129,8 +129,9 @@ class JobEnergy:
                 the average one.
             cpu: the job's CPU time read with the devices (``read_cpu`` at ``t``); ``"held"``:
                 no CPU time of its own, the share and busy fraction of the latest reading apply
-                (rows of the node's reader, folded a batch at a time after ``note_cpu``; a read
-                that failed unexpectedly); None: none (attribution off: devices whole).
+                (the sampler's rows, folded a second at a time after one ``note_cpu``, and a
+                node follower's; a read that failed unexpectedly); None: none (attribution off:
+                devices whole).
         """
         pids, busy = self._held if cpu == "held" else self._fold_cpu(t, cpu)
         # A whole-node meter contains the components: charging it too would count them twice.

@@ -71,16 +71,18 @@ FOLD_PERIOD_S = 1.0
 """How often the sampler thread folds the rows it has read (s of the sampler clock; every tick at
 intervals of a second or more; at once while someone waits for a sample, at a stop, and after
 a failed or stalled read, so that the failure policy's back-off is current for the next tick).
-A tick only reads the devices and the job's CPU time and keeps the row: the fold (tracks, CO2e,
+A tick only reads the devices and keeps the row: the fold (the job's CPU time, tracks, CO2e,
 attribution, history, listeners) of a second's rows runs in one burst whose code is then hot in
 the caches, instead of once per tick after the training thread has evicted it; a tick's CPU on a
-2-core VM was mostly that cold code (docs/performance.md). Windows, snapshots and listeners see
-a sample up to this late; a run's end (``wait_for_sample``) and ``stop`` fold at once."""
+2-core VM was mostly that cold code (docs/performance.md, ``sampler_floors.md``). The job's CPU
+time is read once per fold, so its CPU share is found a second at a time, as the GPUs' process
+lists are (``engine.devices.STATS_PERIOD_S``). Windows, snapshots and listeners see a sample up
+to this late; a run's end (``wait_for_sample``) and ``stop`` fold at once."""
 
 Clock = Callable[[], float]
-RawRow = tuple[float, float, list[tuple[int, Result]], list[int], bool, RowCpu]
+RawRow = tuple[float, float, list[tuple[int, Result]], list[int], bool]
 """A tick's row not yet folded: (sampler-clock s, carbon-clock s, results by device, stalled
-devices, GPU stats asked for, the job's CPU time then)."""
+devices, GPU stats asked for)."""
 ReadHook = Callable[[float, list[tuple[int, Result]], list[int]], None]
 
 
@@ -339,12 +341,12 @@ class Sampler:
             self._fold_rows()
 
     def _read(self, t: float) -> bool:
-        """Read the devices and the job's CPU time at ``t`` (s) and keep the row; True when a
-        device failed or its family is stalled."""
+        """Read the devices at ``t`` (s) and keep the row; True when a device failed or its
+        family is stalled."""
         results, stalled, asked = self._devices.read_row(t)  # may raise Abandoned
         self.reads += 1
         now_s = self._intensity.now_s()  # the carbon clock (wall s) when it was read
-        self._rows.append((t, now_s, results, stalled, asked, self.job.read_cpu_safely()))
+        self._rows.append((t, now_s, results, stalled, asked))
         hook = self.on_read
         if hook is not None:
             try:
@@ -354,11 +356,17 @@ class Sampler:
         return bool(stalled) or any(isinstance(r, Exception) for _, r in results)
 
     def _fold_rows(self) -> None:
-        """Fold the rows read since the last fold, oldest first."""
+        """Fold the rows read since the last fold, oldest first, after one reading of the job's
+        CPU time: its share since the previous fold applies to every row (``JobEnergy.
+        note_cpu``), as a node follower's batch does (engine.node_share)."""
         rows, self._rows = self._rows, []
-        for t, now_s, results, stalled, asked, cpu in rows:
+        if not rows:
+            return
+        # Read now, in the tick that read the newest row: the share covers exactly these rows.
+        self.job.note_cpu(rows[-1][0], self.job.read_cpu_safely())
+        for t, now_s, results, stalled, asked in rows:
             try:
-                self.sample_at(t, results, stalled, asked=asked, cpu=cpu, now_s=now_s)
+                self.sample_at(t, results, stalled, asked=asked, cpu="held", now_s=now_s)
             except Exception:  # one bad row must not cost the ones after it
                 _log.exception("otel-energy: sampler tick failed")
 
