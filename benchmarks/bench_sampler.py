@@ -14,6 +14,11 @@ measures the sampler as ``session`` builds it with default settings (psutil esti
 is no powercap, attribution on) at 1/8/64 fake GPUs and 0.1 s, in child processes alternating
 before/after (``--pairs``, order swapped each pair), with the load average next to each row, and
 the CPU of each part of a tick from per-thread clocks (``sampler_ticks.md``).
+
+``--floors`` measures what reading these devices every 100 ms costs on this machine whatever is
+done with the readings: a thread that only wakes up, then one that also reads the GPUs, the
+``/proc`` estimates and the job's CPU time, and the sampler itself, at each ``--gpus`` count in
+``--rounds`` rotated rounds (``sampler_floors.md``).
 """
 
 from __future__ import annotations

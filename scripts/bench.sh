@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every benchmark, full length (about 40 minutes on 2 cores); results in benchmarks/results/, the
+# Every benchmark, full length (about 55 minutes on 2 cores); results in benchmarks/results/, the
 # files docs/performance.md quotes. Run on an otherwise idle machine: the figures are ratios within
 # one run, but noise still counts. BEFORE_SRC=<a src/ of other code> adds the sampler's
 # before/after rows (e.g. git archive <commit> src | tar -x -C /tmp/before; BEFORE_SRC=/tmp/before/src).
@@ -19,6 +19,7 @@ if [ -n "${BEFORE_SRC:-}" ]; then
 else
   run benchmarks/bench_sampler.py
 fi
+run benchmarks/bench_sampler.py --floors --rounds 5
 run benchmarks/bench_ranks.py --seconds 10 --reps 3
 run benchmarks/bench_wake.py
 run benchmarks/bench_completion.py --runs 3
