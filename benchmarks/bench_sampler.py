@@ -107,36 +107,6 @@ def running_share(t: Any, warm_s: float, seconds: float) -> float:
     return (c1 - c0) / (w1 - w0)
 
 
-def bare_reads_share(n_gpus: int, interval: float, seconds: float) -> float:
-    """CPU share of a thread that wakes every ``interval`` (``time.sleep``) and only calls the
-    energy read of every sensor the default sampler has (``n_gpus`` fake GPUs and the ``/proc``
-    estimates), keeping the readings and folding nothing: the floor of reading these devices
-    from Python at that rate on this machine, whatever is done with the readings."""
-    import threading
-
-    sampler = default_sampler(n_gpus, interval)
-    sensors = sampler._ensure_sensors()
-    reads = [getattr(s, "read_energy", s.read) for s in sensors]
-    stop = threading.Event()
-    kept: list[Any] = []
-
-    def loop() -> None:
-        while not stop.is_set():
-            time.sleep(interval)
-            kept.append([read() for read in reads])
-            if len(kept) > 100:
-                kept.clear()
-
-    t = threading.Thread(target=loop, daemon=True)
-    t.start()
-    share = running_share(t, 0.5, seconds)
-    stop.set()
-    t.join()
-    for sensor in sensors:
-        sensor.close()
-    return share
-
-
 FLOOR_CASES = (
     "wake every 100 ms",
     "+ the GPUs' energy reads",
@@ -588,7 +558,8 @@ def before_after(a: argparse.Namespace) -> dict[str, Any]:
             parts.setdefault(side, {})[n] = json.loads(out.stdout.strip().splitlines()[-1])
     result["parts_us"] = parts
     result["idle_wakeup_floor_share"] = wake_floor(0.1, seconds)
-    result["bare_reads_share"] = {n: bare_reads_share(n, 0.1, seconds) for n in gpus}
+    # every sensor's energy read, folding nothing: the floor of reading these devices from Python
+    result["bare_reads_share"] = {n: floor_case(FLOOR_CASES[2], n, 0.1, seconds) for n in gpus}
     result["machine"] = machine()
     m = result["machine"]
     md = [

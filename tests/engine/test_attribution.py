@@ -307,6 +307,19 @@ def test_consequential_co2e_at_the_marginal_intensity_attributional_at_the_avera
     assert job.view().consequential_kind == "marginal"
 
 
+def counted_reads(times: Any) -> list[int]:
+    """Count ``times.read()`` calls (the job's CPU-time readings) in the returned one-item list."""
+    reads = [0]
+    read = times.read
+
+    def counted() -> Any:
+        reads[0] += 1
+        return read()
+
+    times.read = counted
+    return reads
+
+
 def test_a_second_of_rows_shares_one_cpu_reading(tmp_path: Path, clock: FakeClock) -> None:
     """The thread reads the devices at every tick and folds a second of rows at once
     (FOLD_PERIOD_S), reading the job's CPU time once per fold: the share over that second
@@ -317,14 +330,7 @@ def test_a_second_of_rows_shares_one_cpu_reading(tmp_path: Path, clock: FakeCloc
     node.proc.set(JOB, 1, 0.0)
     node.proc.set(OTHER, 1, 0.0)
     times = tree(node, JOB)
-    reads = [0]
-    read = times.read
-
-    def counted() -> Any:
-        reads[0] += 1
-        return read()
-
-    times.read = counted  # type: ignore[method-assign]
+    reads = counted_reads(times)
     sampler = sampler_on(node, tmp_path, JobEnergy(times))
     sampler.sample_once()
     t0 = clock.t
@@ -355,14 +361,7 @@ def test_a_followers_batch_shares_one_cpu_reading(tmp_path: Path, clock: FakeClo
     times = tree(node, JOB)
     follower = sampler_on(node, tmp_path, JobEnergy(times))
     follower._ensure_sensors()
-    reads = [0]
-    read = times.read
-
-    def counted() -> Any:
-        reads[0] += 1
-        return read()
-
-    times.read = counted  # type: ignore[method-assign]
+    reads = counted_reads(times)
     job_j, batches = 0.0, 6
     for k in range(batches + 1):
         rows = []
