@@ -111,7 +111,7 @@ FLOOR_CASES = (
     "wake every 100 ms",
     "+ the GPUs' energy reads",
     "+ the /proc estimates' reads",
-    "+ the job's CPU time",
+    "+ the job's CPU time once a second",
     "the sampler, default settings",
 )
 """The ``--floors`` rows at each GPU count, from nothing but a wake-up to the whole sampler."""
@@ -139,13 +139,16 @@ def floor_case(case: str, n_gpus: int, interval: float, seconds: float) -> float
     chosen = [s for s in sensors if level >= 2 or s.info.hw_type == "gpu"] if level else []
     reads = [getattr(s, "read_energy", s.read) for s in chosen]
     job = sampler.job.read_cpu if level >= 3 else None
+    every = max(1, round(1.0 / interval))  # the sampler reads it once per fold of a second
     stop = threading.Event()
     kept: list[Any] = []
 
     def loop() -> None:
+        k = 0
         while not stop.is_set():
             time.sleep(interval)
-            kept.append(([read() for read in reads], job() if job else None))
+            k += 1
+            kept.append(([read() for read in reads], job() if job and k % every == 0 else None))
             if len(kept) > 100:
                 kept.clear()
 
@@ -164,7 +167,8 @@ def floors(gpus: list[int], seconds: float, rounds: int) -> dict[str, Any]:
     """Every ``FLOOR_CASES`` row at each GPU count and a thread that wakes once a second (what
     a rank following the node's reader must at least do), ``rounds`` times in rotated order;
     the medians, and the least 8 ranks could cost: the reader's wake-up and GPU reads at 8
-    GPUs plus 7 followers that only wake once a second."""
+    GPUs plus 8 followers (the reader's process follows the ring too) that only wake once a
+    second."""
     cells = [(c, n) for n in gpus for c in FLOOR_CASES] + [("wake every 1 s", 0)]
     runs: dict[str, dict[int, list[float]]] = {}
     for r in range(rounds):
@@ -178,7 +182,7 @@ def floors(gpus: list[int], seconds: float, rounds: int) -> dict[str, Any]:
     medians = {c: {n: median(v) for n, v in by_n.items()} for c, by_n in runs.items()}
     out: dict[str, Any] = {"runs": runs, "median_share": medians}
     if 8 in gpus:
-        out["least_8_ranks_share"] = medians[FLOOR_CASES[1]][8] + 7 * medians["wake every 1 s"][0]
+        out["least_8_ranks_share"] = medians[FLOOR_CASES[1]][8] + 8 * medians["wake every 1 s"][0]
     return out
 
 
@@ -208,7 +212,8 @@ def floors_table(result: dict[str, Any], seconds: float, rounds: int) -> list[st
     if "least_8_ranks_share" in result:
         md.append(
             "The least 8 ranks on a node can cost (one reader that wakes every 100 ms and reads"
-            " 8 GPUs, 7 followers that only wake once a second):"
+            " 8 GPUs, and 8 followers, the reader's process included, that only wake once a"
+            " second):"
             f" {result['least_8_ranks_share'] * 100:.3f}% of a core (target < 0.3%)."
         )
     return md

@@ -331,7 +331,7 @@ def test_a_second_of_rows_shares_one_cpu_reading(tmp_path: Path, clock: FakeCloc
     node.proc.set(OTHER, 1, 0.0)
     times = tree(node, JOB)
     reads = counted_reads(times)
-    sampler = sampler_on(node, tmp_path, JobEnergy(times))
+    sampler = sampler_on(node, tmp_path, JobEnergy(times, n_cpus=2))
     sampler.sample_once()
     t0 = clock.t
     for i in range(10):  # the job burns the first half second, another process the second
@@ -340,13 +340,36 @@ def test_a_second_of_rows_shares_one_cpu_reading(tmp_path: Path, clock: FakeCloc
         if i < 9:  # read, not folded: nothing newer than the first sample yet
             assert sampler.history_size == 1 and sampler.newest_sample_s == t0
     assert sampler.history_size == 11 and sampler.reads == 11  # folded at a second of rows
-    assert reads[0] == 2  # the first sample's fold and this second's: not one per tick
+    # the first row's baseline, the first sample's fold and this second's: not one per tick
+    assert reads[0] == 3
     whole = sampler.window(t0, t0 + 1.0)
     assert whole.energy_j == pytest.approx(node.per_cpu_w * 1.0)
     assert whole.attributed_j == pytest.approx(node.per_cpu_w * 0.5, rel=0.02)
     first, second = sampler.window(t0, t0 + 0.5), sampler.window(t0 + 0.5, t0 + 1.0)
     assert first.attributed_j == pytest.approx(second.attributed_j, rel=0.02)
     assert first.attributed_j == pytest.approx(first.energy_j / 2, rel=0.02)
+    # the reading closes the newest row's interval: the node's busy fraction over the whole
+    # second (one of its 2 CPUs busy), not over the time since the second's first row
+    assert sampler.job._held[1] == pytest.approx(0.5)
+
+
+def test_a_fresh_samplers_first_second_gets_its_share(tmp_path: Path, clock: FakeClock) -> None:
+    """With no sample asked for, a fresh sampler folds its first rows a second after the first
+    read: the job's CPU time read with the first row starts that second's share (without it the
+    second would be charged at the starting share of 1: the whole node)."""
+    node = Node(tmp_path, clock)
+    node.proc.set(JOB, 1, 0.0)
+    node.proc.set(OTHER, 1, 0.0)
+    sampler = sampler_on(node, tmp_path, JobEnergy(tree(node, JOB), n_cpus=2))
+    sampler._tick()  # the first row: read, not folded
+    t0 = clock.t
+    for _ in range(9):
+        node.advance(0.1, {JOB: 0.04, OTHER: 0.06})
+        sampler._tick()
+    assert sampler.history_size == 10  # the second's rows are folded
+    window = sampler.window(t0, clock.t)
+    assert window.energy_j == pytest.approx(node.node_j)
+    assert window.attributed_j == pytest.approx(0.4 * window.energy_j, rel=0.02)
 
 
 def test_a_followers_batch_shares_one_cpu_reading(tmp_path: Path, clock: FakeClock) -> None:

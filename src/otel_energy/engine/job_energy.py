@@ -2,8 +2,10 @@
 
 Glue between ``sensors.processes`` (whose CPU time), the GPU sensors' process lists, the idle
 baseline (``engine.idle``) and the maths (``engine.attribution``). One instance per sampler;
-``tick`` runs right after the devices' read, so the CPU times and the energy cover the same
-interval. A failure to read ``/proc`` is said once and the devices are then charged whole.
+the sampler reads the job's CPU time once per batch of rows (with the newest row; the first
+row ever is a baseline) and ``tick`` folds each row of it at that share, so the CPU times and the
+energy cover the same interval. A failure to read ``/proc`` is said once and the devices are then
+charged whole.
 """
 
 from __future__ import annotations
@@ -169,6 +171,12 @@ class JobEnergy:
             self.cpu.close()
             self.cpu = None
             return None
+
+    @property
+    def needs_baseline(self) -> bool:
+        """True until the first reading of the job's CPU time (with attribution on): the rows
+        read before the next one need it as the start of their share's interval."""
+        return self.cpu is not None and self._cpu_t is None
 
     def note_cpu(self, t: float, cpu: RowCpu) -> None:
         """The job's CPU time read at ``t`` (s) for rows folded after it with ``cpu="held"``:

@@ -113,6 +113,8 @@ class NodeShare:
         """Feed ``sampler`` from the ring until it stops (True) or must read its own (False)."""
         ids = [s.info.hw_id for s in sampler._ensure_sensors()]
         self._fresh = time.monotonic()  # the wait for a first ring starts now, not at build
+        if sampler.job.needs_baseline:  # the first batch's share starts here, not at 1.0
+            sampler.note_job_cpu(sampler.clock())
         while True:
             try:
                 rows = self.poll(ids)
@@ -123,7 +125,7 @@ class NodeShare:
                 self.close()
                 return False
             if rows:  # the job's CPU time once per batch, its share applied to every row
-                sampler.job.note_cpu(rows[-1][0], sampler.job.read_cpu_safely())
+                sampler.note_job_cpu(rows[-1][0])
             for t, results, stalled in rows:
                 try:  # a stalled device as its own stalled read would be: flagged, then resumed
                     sampler.sample_at(t, results, stalled, cpu="held")

@@ -347,6 +347,8 @@ class Sampler:
         self.reads += 1
         now_s = self._intensity.now_s()  # the carbon clock (wall s) when it was read
         self._rows.append((t, now_s, results, stalled, asked))
+        if self.job.needs_baseline:  # the first row: the first fold's share must cover it
+            self.note_job_cpu(t)
         hook = self.on_read
         if hook is not None:
             try:
@@ -363,12 +365,21 @@ class Sampler:
         if not rows:
             return
         # Read now, in the tick that read the newest row: the share covers exactly these rows.
-        self.job.note_cpu(rows[-1][0], self.job.read_cpu_safely())
+        self.note_job_cpu(rows[-1][0])
         for t, now_s, results, stalled, asked in rows:
             try:
                 self.sample_at(t, results, stalled, asked=asked, cpu="held", now_s=now_s)
             except Exception:  # one bad row must not cost the ones after it
                 _log.exception("otel-energy: sampler tick failed")
+
+    def note_job_cpu(self, t: float) -> None:
+        """Read the job's CPU time now, for the rows up to ``t`` (s) folded next with
+        ``cpu="held"`` (``JobEnergy.note_cpu``). Never raises: after a bug, logged, those rows
+        are charged at the previous share instead of being lost."""
+        try:
+            self.job.note_cpu(t, self.job.read_cpu_safely())
+        except Exception:
+            _log.exception("otel-energy: noting the job's CPU time failed")
 
     def sample_at(
         self,
