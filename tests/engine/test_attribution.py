@@ -402,3 +402,33 @@ def test_a_followers_batch_shares_one_cpu_reading(tmp_path: Path, clock: FakeClo
     snap = follower.snapshot().devices[0]
     assert snap.energy_j == pytest.approx(node.node_j)
     assert snap.attributed_j == pytest.approx(job_j, rel=0.02)
+
+
+def test_a_bug_reading_the_jobs_cpu_time_loses_no_row(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected error (a bug, not a /proc error) while reading the job's CPU time at a fold
+    is logged; the second's rows are still folded, at the previous share, and sampling goes on."""
+    node = Node(tmp_path, clock)
+    node.proc.set(JOB, 1, 0.0)
+    node.proc.set(OTHER, 1, 0.0)
+    times = tree(node, JOB)
+    sampler = sampler_on(node, tmp_path, JobEnergy(times, n_cpus=2))
+    sampler.sample_once()
+    node.advance(0.1, {JOB: 0.1})
+    sampler.sample_once()  # the share is now the job's: 1.0
+    read = times.read
+    times.read = lambda: 1 / 0  # type: ignore[method-assign, assignment, return-value]
+    t0 = clock.t
+    for _ in range(10):
+        node.advance(0.1, {JOB: 0.05, OTHER: 0.05})
+        sampler._tick()
+    assert sampler.history_size == 12  # every row folded
+    window = sampler.window(t0, clock.t)
+    assert window.energy_j == pytest.approx(node.per_cpu_w * 1.0)
+    assert window.attributed_j == pytest.approx(window.energy_j)  # the previous share: 1.0
+    assert "reading the job's CPU time failed" in caplog.text
+    times.read = read  # type: ignore[method-assign]
+    node.advance(0.1, {JOB: 0.05, OTHER: 0.05})
+    sampler.sample_once()  # reads again: the share since the last good reading
+    assert sampler.history_size == 13

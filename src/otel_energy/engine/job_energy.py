@@ -132,8 +132,7 @@ class JobEnergy:
             cpu: the job's CPU time read with the devices (``read_cpu`` at ``t``); ``"held"``:
                 no CPU time of its own, the share and busy fraction of the latest reading apply
                 (the sampler's rows, folded a second at a time after one ``note_cpu``, and a
-                node follower's; a read that failed unexpectedly); None: none (attribution off:
-                devices whole).
+                node follower's); None: none (attribution off: devices whole).
         """
         pids, busy = self._held if cpu == "held" else self._fold_cpu(t, cpu)
         # A whole-node meter contains the components: charging it too would count them twice.
@@ -178,21 +177,11 @@ class JobEnergy:
         read before the next one need it as the start of their share's interval."""
         return self.cpu is not None and self._cpu_t is None
 
-    def note_cpu(self, t: float, cpu: RowCpu) -> None:
+    def note_cpu(self, t: float, cpu: JobCpu | None) -> None:
         """The job's CPU time read at ``t`` (s) for rows folded after it with ``cpu="held"``:
         the share and busy fraction since the previous reading apply to them (one ``/proc``
-        read per batch of the node reader's rows, not one per row at the same moment)."""
-        if cpu != "held":
-            self._fold_cpu(t, cpu)
-
-    def read_cpu_safely(self) -> RowCpu:
-        """``read_cpu`` that never raises: after an unexpected error (a bug, not ``/proc``),
-        logged, the interval is ``"held"``: charged at the latest share."""
-        try:
-            return self.read_cpu()
-        except Exception:  # the sampler must not lose a row, nor a follower its thread
-            _log.exception("otel-energy: reading the job's CPU time failed")
-            return "held"
+        read per batch of rows, not one per row)."""
+        self._fold_cpu(t, cpu)
 
     def _fold_cpu(self, t: float, cpu: JobCpu | None) -> tuple[frozenset[int] | None, float | None]:
         """The job's pids and the node's busy fraction over the interval since the previous

@@ -374,12 +374,13 @@ class Sampler:
 
     def note_job_cpu(self, t: float) -> None:
         """Read the job's CPU time now, for the rows up to ``t`` (s) folded next with
-        ``cpu="held"`` (``JobEnergy.note_cpu``). Never raises: after a bug, logged, those rows
-        are charged at the previous share instead of being lost."""
+        ``cpu="held"`` (``JobEnergy.note_cpu``). Never raises: after a bug (``/proc`` errors are
+        ``read_cpu``'s), logged, those rows are charged at the previous share instead of being
+        lost, and a node follower keeps its thread."""
         try:
-            self.job.note_cpu(t, self.job.read_cpu_safely())
+            self.job.note_cpu(t, self.job.read_cpu())
         except Exception:
-            _log.exception("otel-energy: noting the job's CPU time failed")
+            _log.exception("otel-energy: reading the job's CPU time failed")
 
     def sample_at(
         self,
