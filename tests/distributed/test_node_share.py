@@ -150,8 +150,9 @@ def test_one_process_reads_the_node_and_every_rank_reports_its_own(tmp_path: Pat
     # only the reader watches driver calls (a watchdog thread); the others never read the driver
     with_thread = [r for r in results if "otel-energy-watchdog" in r["threads"]]
     assert with_thread == readers
-    # a run reads every GPU once per tick: the reader read all four
-    assert readers[0]["reads"] >= 2 * len(WATTS)
+    # a run reads every GPU each tick: the reader read all four since it was ready (its sample
+    # at or after t1 came after its first; how many ticks that was depends on when it started)
+    assert all(n >= 1 for n in readers[0]["reads_by_gpu"]), readers[0]["reads_by_gpu"]
 
 
 def test_off_every_rank_reads_its_own(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ Protocol on stdin/stdout (events, never sleeps): after its first sample the rank
 the same within 0.6 s (a follower otherwise copies rows once a second); ``hang <s>``
 makes the next read of every GPU block ``s`` seconds; ``report <t1>``
 prints one JSON line: the window [t0, t1] of its own devices, how many NVML reads this process
-made since it was ready, its reader threads and its part in the node's sharing; ``stop 0``
-stops the sampler and exits.
+made since it was ready (in all and per GPU), its reader threads and its part in the node's
+sharing; ``stop 0`` stops the sampler and exits.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def main() -> None:
     if not sampler.wait_for_sample(float("-inf"), 60.0):
         raise SystemExit("no first sample")
     t0 = sampler.newest_sample_s
-    calls0 = sum(g.calls for g in gpus)
+    calls0 = [g.calls for g in gpus]
     print(f"ready {t0!r}", flush=True)
     for line in sys.stdin:
         word, value = line.split()
@@ -78,7 +78,8 @@ def main() -> None:
             "stalled": w.stalled,
             "by_device": w.by_device,
             "devices": [d.info.hw_id for d in sampler.snapshot().devices],
-            "reads": sum(g.calls for g in gpus) - calls0,
+            "reads": sum(g.calls for g in gpus) - sum(calls0),
+            "reads_by_gpu": [g.calls - c for g, c in zip(gpus, calls0, strict=True)],
             "threads": sorted(t.name for t in threading.enumerate()),
             "shared": share is not None,
             "leading": share is not None and share.leading,
