@@ -2,12 +2,16 @@
 
 ``/proc/stat``'s first line and ``/proc/<pid>/stat`` are written in place between sampler ticks,
 so that ``sensors.processes`` is exercised unchanged on a node whose load the test controls.
+With ``children=True`` each process also has its main thread's ``task/<pid>/children`` file
+(CONFIG_PROC_CHILDREN), rewritten in place as processes come and go; without, the tree is that
+of a kernel without them (found by listing ``/proc``).
 CPU times are given in seconds and written in clock ticks (``SC_CLK_TCK``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +26,7 @@ class FakeProc:
     busy_s: float = 0.0
     idle_s: float = 0.0
     processes: dict[int, tuple[int, float]] = field(default_factory=dict)
+    children: bool = False
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -33,14 +38,14 @@ class FakeProc:
         (self.root / str(pid)).mkdir(exist_ok=True)
         (self.root / str(pid) / "cgroup").write_text(f"0::{cgroup}\n")
         self._write_pid(pid)
+        self._write_children()
 
     def remove(self, pid: int) -> None:
         """The process exited and was reaped (its time moves to its parent's cutime: the test's
         job, by calling ``set`` on the parent)."""
         self.processes.pop(pid, None)
-        for child in (self.root / str(pid)).iterdir():
-            child.unlink()
-        (self.root / str(pid)).rmdir()
+        shutil.rmtree(self.root / str(pid))
+        self._write_children()
 
     def advance(self, busy_s: float, idle_s: float = 0.0) -> None:
         """The node's CPUs were busy ``busy_s`` and idle ``idle_s`` more seconds."""
@@ -57,6 +62,16 @@ class FakeProc:
         )
         for pid in self.processes:
             self._write_pid(pid)
+
+    def _write_children(self) -> None:
+        """Each process's ``task/<pid>/children``: its children's pids, space-terminated."""
+        if not self.children:
+            return
+        for pid in self.processes:
+            kids = "".join(f"{c} " for c, (ppid, _) in self.processes.items() if ppid == pid)
+            task = self.root / str(pid) / "task" / str(pid)
+            task.mkdir(parents=True, exist_ok=True)
+            (task / "children").write_text(kids)  # in place: an open file reads the new text
 
     def _write_pid(self, pid: int) -> None:
         ppid, cpu_s = self.processes[pid]

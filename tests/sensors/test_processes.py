@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -63,6 +64,89 @@ def test_the_tree_is_rescanned_and_known_processes_are_read_between(tmp_path: Pa
     clock.advance(1.0)
     assert times.read().job_cpu_s == pytest.approx(3.5)
     assert times.pids == {10, 11, 13}
+
+
+def test_reads_a_fold_apart_list_the_tree_at_each_despite_jitter(tmp_path: Path) -> None:
+    """Without children files: reads come a fold apart, a little under a second at times; each
+    lists /proc (a period of a second skipped every other one: a child's CPU time from before
+    the previous read then landed in a later interval, beyond the node's)."""
+    clock = FakeClock()
+    proc = FakeProc(tmp_path)
+    proc.set(10, 1, 1.0)
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, clock=clock)
+    times.read()
+    proc.set(11, 10, 0.5)
+    clock.advance(0.9)
+    assert times.read().job_cpu_s == pytest.approx(1.5)
+    assert times.pids == {10, 11}
+
+
+def test_children_files_follow_the_tree_at_every_read(tmp_path: Path) -> None:
+    """With the kernel's children files (held open): a grandchild is the job's at the next read,
+    with no listing due; a reaped branch's files are closed; none is left open after close."""
+    clock = FakeClock()
+    proc = FakeProc(tmp_path, children=True)
+    proc.set(10, 1, 1.0)
+    proc.set(11, 10, 0.5)
+    proc.set(12, 1, 9.0)  # not ours
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, rescan_s=60.0, clock=clock)
+    assert times.read().job_cpu_s == pytest.approx(1.5)
+    proc.set(13, 11, 2.0)  # no time passes: only the children files can show it
+    assert times.read().job_cpu_s == pytest.approx(3.5)
+    assert times.pids == {10, 11, 13}
+    assert len(open_under(tmp_path)) == 7  # /proc/stat, and stat + children of 10, 11, 13
+    proc.remove(13)
+    proc.remove(11)
+    proc.set(10, 1, 4.0)  # reaped: their time moved into the root's cutime
+    assert times.read().job_cpu_s == pytest.approx(4.0)
+    assert times.pids == {10}
+    assert sorted(open_under(tmp_path)) == ["10/stat", "10/task/10/children", "stat"]
+    times.close()
+    assert open_under(tmp_path) == []
+
+
+def test_a_child_reaped_between_its_parents_read_and_its_own_is_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent's stat is read before its child is reaped (its cutime without the child), the
+    child's after (ESRCH, as the kernel answers a held file of a reaped process): the read
+    must count the child's time once, not drop it for that read."""
+    proc = FakeProc(tmp_path, children=True)
+    proc.set(10, 1, 1.0)
+    proc.set(11, 10, 2.0)
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path)
+    assert times.read().job_cpu_s == pytest.approx(3.0)
+    real_pread = os.pread
+    reaped = False
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        nonlocal reaped
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if reaped and target.startswith(f"{tmp_path}/11/"):
+            raise ProcessLookupError(errno.ESRCH, "No such process")
+        raw = real_pread(fd, n, offset)
+        if target == f"{tmp_path}/10/stat" and not reaped:
+            reaped = True  # right after the parent's read: reaped, its time in 10's cutime
+            proc.remove(11)
+            proc.set(10, 1, 3.0)
+        return raw
+
+    monkeypatch.setattr(os, "pread", pread)
+    assert times.read().job_cpu_s == pytest.approx(3.0)
+    assert times.pids == {10}
+
+
+def open_under(root: Path) -> list[str]:
+    """This process's open files under ``root`` (relative paths; deleted ones included)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)")
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+        if target.startswith(f"{root}/"):
+            out.append(target[len(str(root)) + 1 :])
+    return out
 
 
 def test_own_cgroup_stands_for_the_tree(tmp_path: Path) -> None:

@@ -10,8 +10,10 @@ The job is either
   ranks) and every descendant. Per process ``utime + stime + cutime + cstime`` from
   ``/proc/<pid>/stat``: a child's time moves into its parent's ``cutime``/``cstime`` when it is
   reaped, so the sum is continuous across exits and counts a child that lived between two scans
-  once. The tree is rescanned every ``rescan_s`` (a full ``/proc`` listing); in between only the
-  known processes' ``stat`` files are read.
+  once. The tree is followed at every read through the kernel's ``children`` files, held open
+  like the ``stat`` files, so a child is part of the job from the first read after it started
+  (its CPU time then falls inside the interval being charged). A kernel without them
+  (no CONFIG_PROC_CHILDREN) has ``/proc`` listed instead, at most every ``rescan_s``.
 * ``cgroup``: the process lives in a cgroup of its own (a Kubernetes pod, a SLURM job step, a
   container): its ``cpu.stat`` ``usage_usec`` stands for the tree, one file read per tick.
 
@@ -141,8 +143,10 @@ class CpuTimes:
     Args:
         scope: which processes are the job.
         proc_root: where ``/proc`` is.
-        rescan_s: how often the process tree is listed again (s); between listings the known
-            processes' ``stat`` files are read.
+        rescan_s: the least time (s) between two listings of ``/proc`` (a kernel without
+            ``children`` files) or of a cgroup's processes; between them the known processes'
+            ``stat`` files are read. Reads come once per fold (about a second, with jitter either
+            side), so the default half a second lists at every one of them.
         clock: monotonic seconds, for the rescan period.
     """
 
@@ -150,7 +154,7 @@ class CpuTimes:
         self,
         scope: JobScope,
         proc_root: Path = Path(DEFAULT_PROC_ROOT),
-        rescan_s: float = 1.0,
+        rescan_s: float = 0.5,
         clock: Callable[[], float] | None = None,
     ) -> None:
         import time
@@ -162,6 +166,10 @@ class CpuTimes:
         self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
         self._fds: dict[int, int] = {}
         """The job's processes and their open ``stat`` files."""
+        self._kids: dict[int, int] = {}
+        """The job's processes and their main thread's open ``children`` file."""
+        self._has_children_files = True
+        """False once the root's ``children`` file was found missing: ``/proc`` is listed."""
         self._stat = shared_stat(proc_root)
         self._pid_set = frozenset([scope.root_pid])
         self._scanned_at = -float("inf")
@@ -179,11 +187,25 @@ class CpuTimes:
                     _cgroup_pids(self.scope.cgroup_dir) or [self.scope.root_pid]
                 )
             return CpuSample(_cgroup_usage_s(self.scope.cgroup_dir), node, len(self._pid_set))
-        if rescan:
-            self._follow(self._tree())
+        tree = self._tree() if self._has_children_files else None
+        if tree is None and rescan:
+            tree = self._listed_tree()
+        if tree is not None:
+            self._follow(tree)
+        total, gone = self._sum()
+        while gone:  # each pass drops one process at least: it ends
+            # A process reaped between the reads of its parent (before: its time not yet in
+            # the parent's cutime) and of itself (after: ESRCH) would drop out of the sum for
+            # this read; the parents are read first (tree order), so reading again counts it.
+            self._follow([pid for pid in self._fds if pid not in gone])
+            total, gone = self._sum()
+        return CpuSample(total * self._tick_s, node, len(self._fds))
+
+    def _sum(self) -> tuple[int, list[int]]:
+        """(clock ticks of CPU time of the known processes, those found gone)."""
         total = 0
         gone = []
-        for pid, fd in self._fds.items():
+        for pid, fd in self._fds.items():  # parents before their children (tree order)
             try:  # an open /proc file read again from offset 0 gives the current values
                 raw = os.pread(fd, 1024, 0)
                 fields = raw[raw.rindex(b")") + 2 :].split(maxsplit=15)
@@ -192,9 +214,7 @@ class CpuTimes:
                 continue
             # utime stime cutime cstime are fields 14-17 of stat (11-14 after the name).
             total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-        if gone:
-            self._follow([pid for pid in self._fds if pid not in gone])
-        return CpuSample(total * self._tick_s, node, len(self._fds))
+        return total, gone
 
     @property
     def pids(self) -> frozenset[int]:
@@ -204,6 +224,7 @@ class CpuTimes:
     def close(self) -> None:
         """Close the files held open between reads (idempotent)."""
         self._follow([])
+        self._close_kids([])
         self._scanned_at = -float("inf")  # a later read lists the tree again
         self._stat.close()  # shared: a later read by anyone opens it again
 
@@ -219,28 +240,39 @@ class CpuTimes:
                     continue  # already gone
         self._pid_set = frozenset(self._fds) or frozenset([self.scope.root_pid])
 
-    def _tree(self) -> list[int]:
-        """The root and its descendants: from the known processes' ``children`` files (the
-        kernel's list of a thread's children; CONFIG_PROC_CHILDREN), else one listing of
-        ``/proc``. The children files are read for the main thread of each process: a child
-        forked by another thread is found through the listing only, and its time is counted
-        in its parent's ``cutime`` once reaped."""
+    def _tree(self) -> list[int] | None:
+        """The root and its descendants from the kernel's ``children`` files (held open, read
+        again from offset 0 each time: a few microseconds a process), or None on a kernel
+        without them (CONFIG_PROC_CHILDREN). The file is the main thread's: a child forked by
+        another thread is found by the listing only, and its time is counted in its parent's
+        ``cutime`` once reaped."""
         out: list[int] = []
         todo = [self.scope.root_pid]
         while todo:
             pid = todo.pop()
+            fd = self._kids.get(pid)
             try:
-                with open(f"{self.proc_root}/{pid}/task/{pid}/children", "rb") as f:
-                    kids = [int(k) for k in f.read().split()]
+                if fd is None:
+                    fd = os.open(f"{self.proc_root}/{pid}/task/{pid}/children", _OPEN_FLAGS)
+                    self._kids[pid] = fd
+                raw = _pread_all(fd)
             except FileNotFoundError:
-                if pid == self.scope.root_pid:
-                    return self._listed_tree()  # no children files on this kernel (or tree)
-                continue  # exited
-            except (OSError, ValueError):
-                continue
+                if pid == self.scope.root_pid and fd is None:
+                    if os.path.isdir(f"{self.proc_root}/{pid}/task/{pid}"):
+                        self._has_children_files = False  # a kernel without them
+                    return None  # (or the root is gone): /proc is listed
+                continue  # exited before it was opened
+            except OSError:
+                continue  # exited (ESRCH on the open file: its pid may be reused later)
             out.append(pid)
-            todo.extend(kids)
+            todo.extend(int(k) for k in raw.split())
+        self._close_kids(out)
         return out
+
+    def _close_kids(self, keep: list[int]) -> None:
+        """Close the ``children`` files of every process but ``keep``."""
+        for pid in [p for p in self._kids if p not in keep]:
+            os.close(self._kids.pop(pid))
 
     def _listed_tree(self) -> list[int]:
         """The root and its descendants, from one listing of ``/proc`` (parent of each pid)."""
@@ -260,6 +292,15 @@ class CpuTimes:
             out.append(pid)
             todo.extend(children.get(pid, ()))
         return out
+
+
+def _pread_all(fd: int) -> bytes:
+    """The whole of an open ``/proc`` file, read from offset 0."""
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 65536, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _cgroup_pids(directory: Path) -> list[int]:
