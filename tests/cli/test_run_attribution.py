@@ -66,13 +66,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, Path]:  # 
     return json.loads(report.read_text()), proc.stderr + "\n" + history.stdout, tmp
 
 
-@pytest.mark.xfail(
-    reason="known gap (issue 21 note): the burning child is found by the once-a-second tree scan;"
-    " its CPU time from before is carried as a backlog that a node as busy as the job never has"
-    " room to charge before the command ends, so the attributed energy falls short of the CPU"
-    " time x J per CPU second (55-64% seen on an idle 2-core VM)",
-    strict=False,
-)
 def test_the_report_gains_the_jobs_keys_and_keeps_the_nodes(run: tuple) -> None:  # type: ignore[type-arg]
     data, _, _ = run
     total, devices = data["total"], data["devices"]

@@ -353,6 +353,36 @@ def test_a_second_of_rows_shares_one_cpu_reading(tmp_path: Path, clock: FakeCloc
     assert sampler.job._held[1] == pytest.approx(0.5)
 
 
+def test_each_rows_tick_carries_the_cpu_time_up_to_its_own_time(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A second's rows are folded after one reading at its end: each row's published tick says
+    the job's and the node's CPU time up to that row's time (the readings around it
+    interpolated), not up to the fold's reading. A run whose zero is such a row (``otel-energy
+    run``'s series) otherwise lost the first second of the job's CPU time from its report."""
+    node = Node(tmp_path, clock)
+    node.proc.set(JOB, 1, 0.0)
+    node.proc.set(OTHER, 1, 0.0)
+    sampler = sampler_on(node, tmp_path, JobEnergy(tree(node, JOB), n_cpus=2))
+    sampler.sample_once()
+    t0 = clock.t
+    seen: list[tuple[float, float, float]] = []
+
+    def on_tick(t: float) -> None:
+        view = sampler.latest_tick().job
+        assert view is not None
+        seen.append((t - t0, view.job_cpu_s, view.node_busy_s))
+
+    sampler.add_listener(on_tick)
+    for _ in range(20):  # the job burns 0.03 s of CPU a tick, another process 0.05
+        node.advance(0.1, {JOB: 0.03, OTHER: 0.05})
+        sampler._tick()
+    assert len(seen) == 20  # two folds of ten rows
+    for dt, job_s, node_s in seen:
+        assert job_s == pytest.approx(0.3 * dt, abs=1e-3)
+        assert node_s == pytest.approx(0.8 * dt, abs=1e-3)
+
+
 def test_a_fresh_samplers_first_second_gets_its_share(tmp_path: Path, clock: FakeClock) -> None:
     """With no sample asked for, a fresh sampler folds its first rows a second after the first
     read: the job's CPU time read with the first row starts that second's share (without it the

@@ -99,6 +99,11 @@ class JobEnergy:
         self._last_t: float | None = None
         self._cpu_t: float | None = None
         """Sampler-clock time (s) of ``_last``, the latest CPU reading."""
+        self._prev: tuple[CpuSample, float] | None = None
+        """The reading before ``_last`` and its time (s): the rows between the two are folded
+        at the share between them, and their views interpolate the CPU times between them."""
+        self._row_t: float | None = None
+        """Sampler-clock time (s) of the row folded last (``tick``)."""
         self._held: tuple[frozenset[int] | None, float | None] = (None, None)
         """The job's pids and the node's busy fraction at the latest reading (``"held"``)."""
         self._host_cols: frozenset[int] = frozenset()
@@ -135,6 +140,7 @@ class JobEnergy:
                 node follower's); None: none (attribution off: devices whole).
         """
         pids, busy = self._held if cpu == "held" else self._fold_cpu(t, cpu)
+        self._row_t = t
         # A whole-node meter contains the components: charging it too would count them twice.
         host = self._host_cols
         added = [(i, e) for i, e in added if i not in host] if host else list(added)
@@ -202,17 +208,20 @@ class JobEnergy:
             busy = node_delta / ((t - self._cpu_t) * self._n_cpus)
         if self._first is None:
             self._first = sample
+        if last is not None and self._cpu_t is not None:
+            self._prev = (last, self._cpu_t)
         self._last, self._cpu_t = sample, t
         self._held = (pids, busy)
         return self._held
 
     def view(self) -> JobView:
-        """How the figures were found and the CPU time behind them."""
+        """How the figures were found and the CPU time behind them, up to the row folded last
+        (its time falls between two readings when it was folded with ``"held"``)."""
         first, last = self._first, self._last
         job = node = 0.0
         if first is not None and last is not None:
-            job = last.job_cpu_s - first.job_cpu_s
-            node = last.node_busy_s - first.node_busy_s
+            job_s, node_s = self._cpu_at_row(last)
+            job, node = job_s - first.job_cpu_s, node_s - first.node_busy_s
         others = node > 0 and 1.0 - job / node > OTHERS_MATERIAL
         if self.cpu is None:
             return JobView(
@@ -232,6 +241,20 @@ class JobEnergy:
             node,
             others or self.attribution.others_busy,
             self.consequential_kind,
+        )
+
+    def _cpu_at_row(self, last: CpuSample) -> tuple[float, float]:
+        """(the job's, the node's busy) cumulative CPU s at the row folded last: the readings
+        around it (``last`` the latest) interpolated linearly (the share between them is
+        constant: the figures the row was charged with), else the latest reading."""
+        prev, t, t1 = self._prev, self._row_t, self._cpu_t
+        if prev is None or t is None or t1 is None or not prev[1] <= t < t1:
+            return last.job_cpu_s, last.node_busy_s
+        sample, t0 = prev
+        f = (t - t0) / (t1 - t0)
+        return (
+            sample.job_cpu_s + f * (last.job_cpu_s - sample.job_cpu_s),
+            sample.node_busy_s + f * (last.node_busy_s - sample.node_busy_s),
         )
 
     def totals(self) -> AttributionTotals:
