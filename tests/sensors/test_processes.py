@@ -28,13 +28,14 @@ def test_a_real_child_is_part_of_the_job_and_its_time_survives_its_exit() -> Non
     """This process's tree on the real /proc: a child that burns CPU, then is reaped."""
     times = CpuTimes(JobScope(METHOD_PROCESS_TREE, os.getpid()), rescan_s=0.0)
     before = times.read()
-    child = subprocess.Popen([sys.executable, "-c", BURN.format(s=0.3) + "input()"], stdin=-1)
+    script = BURN.format(s=0.3) + "print('burnt', flush=True)\ninput()"
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=-1, stdout=-1)
     try:
-        while True:  # until the child's own clock says it burnt its 0.3 s
-            during = times.read()
-            if child.pid in times.pids and during.job_cpu_s - before.job_cpu_s >= 0.3:
-                break
-        assert during.processes >= 2
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"burnt\n"  # its own clock says it burnt its 0.3 s
+        during = times.read()  # the child waits on its input: alive, done burning
+        assert child.pid in times.pids and during.processes >= 2
+        assert during.job_cpu_s - before.job_cpu_s >= 0.3 - 2 * TICK_S
     finally:
         child.communicate(b"\n", timeout=60)
     after = times.read()  # reaped: its time is in our cutime now, not lost, not counted twice
