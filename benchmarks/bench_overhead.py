@@ -17,7 +17,8 @@ thread nothing queued. So "off" = the training loop alone with our threads aslee
 SDK's metric reader (every 60 s) still fires where it falls, and the CPU of our threads and the
 SDK's in off blocks is reported ("in off blocks"). An "on" block of an arm that runs our
 sampler = N steps with events, then a tail of steps without events until the sampler has taken
-its next tick (completing those N steps) and parked: the tail belongs to the on block, so every
+its next tick (completing those N steps; a short-lived waiter makes that tick fold its rows at
+once) and parked: the tail belongs to the on block, so every
 cost our steps cause is inside it. If the gate cannot be installed (the code changed), off
 blocks include the sampler's ticks and the result says so.
 
@@ -81,6 +82,9 @@ from benchmarks.interleave import (
 
 HERE = Path(__file__).resolve().parent
 GATED = "gated"  # arms whose blocks run our sampler
+PARK_GUARD_S = 10.0
+"""A gated block's tail waits for the sampler to park at most this long (s): a waiter makes it
+fold at its next tick, so this only guards against a hang."""
 
 
 # ---------------------------------------------------------------- the worker (one process run)
@@ -384,6 +388,7 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
     gate_note = ""
     interval = 0.1
     ask_fold: Callable[[], object] | None = None  # the sampler's wait_for_sample, once known
+    sampler_clock: Callable[[], float] | None = None  # its clock, once known
 
     def run_block(arm: Arm, n: int) -> Block:
         b = Block(arm.name)
@@ -401,19 +406,23 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         b.hooked = n
         if arm.gated and gate is not None:
             # the tail: steps without events until the sampler has ticked past them and parked
-            gate.close()
+            gate.close(sampler_clock() if sampler_clock is not None else -float("inf"))
             # The sampler folds (and calls listeners) a second of rows at a time, at once when
             # someone waits for a sample: a short-lived waiter makes it fold at its next tick,
             # so the tail is a tick or two, not up to a second (a tail that gave up first left
             # the sampler running into the next blocks: 11 of 13 at 100 ms steps, 98aaaf2).
+            asker = None
             if ask_fold is not None:
-                threading.Thread(target=ask_fold, name="bench-fold", daemon=True).start()
-            give_up = pc() + 3 * interval + 0.5
+                asker = threading.Thread(target=ask_fold, name="bench-fold", daemon=True)
+                asker.start()
+            give_up = pc() + (PARK_GUARD_S if asker is not None else 3 * interval + 0.5)
             while not gate.parked() and pc() < give_up:
                 b.stamps.append(pc())
                 work.step()
                 state.global_step += 1
             b.parked = gate.parked()
+            if asker is not None:  # woken by the fold: its exit is this block's, not the next's
+                asker.join(PARK_GUARD_S)
         b.stamps.append(pc())
         arm.leave()
         b.cpu = cpu_delta(c0, clocks.read())
@@ -429,9 +438,10 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
         interval = float(getattr(s.sampler, "interval_s", 0.1))
         s.add_listener(gate_obj.listener)
         sampler = s.sampler
+        sampler_clock = sampler.clock
 
         def ask_fold() -> object:
-            return sampler.wait_for_sample(sampler.clock(), 3 * interval + 0.5)
+            return sampler.wait_for_sample(sampler.clock(), PARK_GUARD_S)
     except Exception as exc:
         gate, gate_note = None, f"sampler gate unavailable ({type(exc).__name__}: {exc})"
     run_block(off, block)

@@ -192,13 +192,16 @@ class SamplerGate:
     def __init__(self, max_park_s: float = 30.0) -> None:
         self._cond = threading.Condition()
         self._closed = False
+        self._after = -float("inf")
         self._parked = False
         self.max_park_s = max_park_s
         self.park_timeouts = 0
 
     def listener(self, t_s: float) -> None:
         with self._cond:
-            if not self._closed:
+            # The sampler publishes a fold's rows one by one: parking at an older row would
+            # leave the newer ones (and the steps they complete) for after the park.
+            if not self._closed or t_s < self._after:
                 return
             self._parked = True
             self._cond.notify_all()
@@ -206,9 +209,11 @@ class SamplerGate:
                 self.park_timeouts += 1
             self._parked = False
 
-    def close(self) -> None:
+    def close(self, after_s: float = -float("inf")) -> None:
+        """Park at the first sample read at or after ``after_s`` (sampler clock, s)."""
         with self._cond:
             self._closed = True
+            self._after = after_s
 
     def open(self) -> None:
         with self._cond:

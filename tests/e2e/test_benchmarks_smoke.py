@@ -116,6 +116,8 @@ def test_overhead_quick(tmp_path: Path) -> None:
             assert s["pairs"] == 3, (name, s)
             assert all(finite(x) and x > 0 for x in (s["median"], s["mean"], *s["ci95"]))
             assert s["ci95"][0] <= s["mean"] <= s["ci95"][1]
+    for name in ("default", "sampler"):  # every tail ended with the sampler parked
+        assert arms[name]["not_parked_blocks"] == 0, (name, arms[name]["not_parked_blocks"])
     ours = arms["default"]
     # parked: what runs in off blocks is at most the export thread finishing the last tick's spans
     assert 0 <= ours["ours_cpu_us_per_step_in_off_blocks"] < 0.5 * ours["ours_cpu_us_per_step"]
