@@ -74,7 +74,11 @@ def report_all(ranks: list[Rank], t1: float, stop: bool = True) -> list[dict[str
 
 
 def start_ranks(
-    tmp_path: Path, sharing: str = "on", job: str | None = "job-7", own_gpu_visible: bool = False
+    tmp_path: Path,
+    sharing: str = "on",
+    job: str | None = "job-7",
+    own_gpu_visible: bool = False,
+    batch_s: float | None = None,
 ) -> list[Rank]:
     runtime = tmp_path / "run"
     runtime.mkdir(mode=0o700, exist_ok=True)
@@ -91,6 +95,8 @@ def start_ranks(
         WORLD_SIZE=str(len(WATTS)),
         LOCAL_WORLD_SIZE=str(len(WATTS)),
     )
+    if batch_s is not None:
+        base["FOLLOWER_BATCH_S"] = str(batch_s)
     if job is not None:  # without one, the ranks' parent (this test, like torchrun's agent) is
         base["TORCHELASTIC_RUN_ID"] = job
     ranks = [
@@ -123,17 +129,19 @@ def check_own_energy(results: list[dict[str, Any]]) -> None:
 
 
 def test_one_process_reads_the_node_and_every_rank_reports_its_own(tmp_path: Path) -> None:
-    ranks = start_ranks(tmp_path)
+    # Followers copy rows once an hour unless someone waits: every answer below needs a wait
+    # to make them copy at the reader's pace (a run's end: its flush waits two intervals)
+    ranks = start_ranks(tmp_path, batch_s=3600.0)
     t1 = time.monotonic()
     for r in ranks:  # every rank has folded a row at or after t1: the reader ran past it
         assert r.ask(f"wait {t1!r}").startswith("ok ")
     results = report_all(ranks, t1, stop=False)
     check_own_energy(results)
-    # A run's end waits for one sample after it (its flush: two intervals): a follower then
-    # copies rows at the reader's pace, not once a second (before: every answer took 1.00 s)
+    # A run's end waits for one sample after it: a follower then copies rows at the reader's
+    # pace, not once a batch (an hour here; before: every answer took the 1 s batch)
     t_end = time.monotonic()
     for r in ranks:
-        assert r.ask(f"soon {t_end!r}").startswith("ok ")
+        assert r.ask(f"wait {t_end!r}").startswith("ok ")
     # A hung driver call at the reader: every rank's window says its device was stalled, as its
     # own reads would have (only the reader's fake GPUs are ever read, so only its hang counts)
     for r in ranks:

@@ -107,7 +107,9 @@ def two_jobs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, A
         (tmp / "gpu.json").write_text(json.dumps(gpu))
         (tmp / "go").write_text("")
         wait_for([tmp / f"seen-{p.pid}" for p in procs], procs)
-        (tmp / "start").write_text("")  # both samplers list both jobs on the GPU: burn now
+        (tmp / "start").write_text("")  # both samplers list both jobs on the GPU: sample
+        wait_for([tmp / f"sampled-{p.pid}" for p in procs], procs)
+        (tmp / "burn").write_text("")  # both took their first sample: burn now
         wait_for([tmp / f"burnt-{p.pid}" for p in procs], procs)
         (tmp / "stop").write_text("")
         for p in procs:

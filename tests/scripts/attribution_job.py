@@ -2,7 +2,7 @@
 
 Its own sampler, as any job would have, over the test's fake powercap tree (whose energy the test
 writes from the node's real busy CPU time) and a fake NVML GPU that lists both jobs' processes
-with their SM utilization (from SYNC_DIR/gpu.json). Between the test's ``go`` and ``stop`` files
+with their SM utilization (from SYNC_DIR/gpu.json). Between the test's ``burn`` and ``stop`` files
 a child process burns CPU at RATE of one core (the job is this process and its descendants). It
 writes its figures over that stretch, read back from the snapshot and the metric reader, to
 SYNC_DIR/job-<pid>.json.
@@ -96,6 +96,10 @@ def main() -> None:
     (sync / f"seen-{os.getpid()}").write_text("")
     wait_for(sync / "start")
     first, cpu0 = sample_now(sampler)
+    # Both jobs' first samples come before either burns: the overlap of the two windows (the
+    # test's node-wide check) then holds all of each job's burning, its interpreter start too.
+    (sync / f"sampled-{os.getpid()}").write_text("")
+    wait_for(sync / "burn")
     subprocess.run([sys.executable, "-c", BURNER, str(rate), str(seconds)], check=True)
     (sync / f"burnt-{os.getpid()}").write_text("")
     wait_for(sync / "stop")

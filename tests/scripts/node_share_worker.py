@@ -2,12 +2,12 @@
 
 Environment: torchrun's rank variables and a job id, FAKE_WATTS (JSON list: one GPU per local
 rank, each drawing that many watts; its energy counter is watts x CLOCK_MONOTONIC, which is
-node-wide, so every process's fake GPU reads the same counter at the same instant).
+node-wide, so every process's fake GPU reads the same counter at the same instant);
+FOLLOWER_BATCH_S, if set: how often a follower copies rows when nobody waits (s).
 
 Protocol on stdin/stdout (events, never sleeps): after its first sample the rank prints
 ``ready <t0>``; ``wait <t>`` answers ``ok <newest sample>`` once it has a sample at or after
-``t`` (a follower can only have one when some process read the GPU after ``t``); ``soon <t>``
-the same within 0.6 s (a follower otherwise copies rows once a second); ``hang <s>``
+``t`` (a follower can only have one when some process read the GPU after ``t``); ``hang <s>``
 makes the next read of every GPU block ``s`` seconds; ``report <t1>``
 prints one JSON line: the window [t0, t1] of its own devices, how many NVML reads this process
 made since it was ready (in all and per GPU), its reader threads and its part in the node's
@@ -42,6 +42,8 @@ def main() -> None:
         for k, w in enumerate(watts)
     ]
     sampler = build_sampler(load_config(os.environ), os.environ, FakeNvml(gpus), clock=clock)
+    if sampler.share is not None and "FOLLOWER_BATCH_S" in os.environ:
+        sampler.share.batch_s = float(os.environ["FOLLOWER_BATCH_S"])
     sampler.start()
     if not sampler.wait_for_sample(float("-inf"), 60.0):
         raise SystemExit("no first sample")
@@ -52,10 +54,6 @@ def main() -> None:
         word, value = line.split()
         if word == "wait":
             ok = sampler.wait_for_sample(float(value), 60.0)
-            print(f"ok {sampler.newest_sample_s!r}" if ok else "timeout", flush=True)
-            continue
-        if word == "soon":  # a wait bounded well under a follower's 1 s batch (a run's flush)
-            ok = sampler.wait_for_sample(float(value), 0.6)
             print(f"ok {sampler.newest_sample_s!r}" if ok else "timeout", flush=True)
             continue
         if word == "hang":  # the next read of every GPU blocks this long (a hung driver)
