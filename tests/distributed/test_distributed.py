@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.scripts.dist_worker import GPUS
+from tests.support.backends import free_port
 from tests.support.paths import SCRIPTS
 from tests.support.subprocesses import capture, child_env
 
@@ -22,7 +23,7 @@ def test_each_rank_measures_its_own_gpu_and_node_devices_once(tmp_path: Path) ->
             "torch.distributed.run",
             "--nproc_per_node=2",
             "--master_addr=127.0.0.1",
-            "--master_port=29517",
+            f"--master_port={free_port()}",
             str(SCRIPTS / "dist_worker.py"),
         ],
         env,

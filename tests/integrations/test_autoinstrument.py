@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from otel_energy.integrations.instrumentor import launcher_process, multiprocessing_child
+from tests.support.backends import free_port
 from tests.support.otlp_receiver import Received, otlp_receiver
 from tests.support.paths import REPO as ROOT
 from tests.support.paths import SCRIPTS
@@ -166,7 +167,7 @@ def test_torchrun_launcher_leaves_measuring_to_the_ranks() -> None:
                 "torch.distributed.run",
                 "--nproc_per_node=2",
                 "--master_addr=127.0.0.1",
-                "--master_port=29533",
+                f"--master_port={free_port()}",
                 str(SCRIPTS / "ranks_busy.py"),
             ],
             endpoint,

@@ -45,9 +45,9 @@ def test_environment_drives_a_real_sampler(
         sampler = inst.sampler
         assert sampler is not None and sampler is current_session().sampler  # type: ignore[union-attr]
         assert sampler.interval_s == 0.01
-        assert sampler.wait_for_sample(time.monotonic(), 5.0)
+        assert sampler.wait_for_sample(time.monotonic(), 60.0)
         zones["package-0"].add_j(12.5)
-        assert sampler.wait_for_sample(time.monotonic(), 5.0)
+        assert sampler.wait_for_sample(time.monotonic(), 60.0)
         got = points(metric_reader)
         energy = {a["hw.id"]: v for a, v in got["hw.energy"]}
         assert energy == {"intel-rapl:0": pytest.approx(12.5), "intel-rapl:0:2": 0.0}

@@ -110,7 +110,7 @@ def test_uninstrument_stops_sampler_and_silences_instruments(
     assert sampler.running
     import time
 
-    assert sampler.wait_for_sample(time.monotonic(), 5.0)
+    assert sampler.wait_for_sample(time.monotonic(), 60.0)
     assert points(metric_reader)["hw.energy"]
     inst.uninstrument()
     assert not sampler.running
@@ -118,7 +118,7 @@ def test_uninstrument_stops_sampler_and_silences_instruments(
     # instrumenting again revives the same instruments (a meter cannot register a name twice)
     sampler2 = Sampler(lambda: discover_rapl(tmp_path), interval_s=0.01)
     inst.instrument(meter_provider=meter_provider, sampler=sampler2)
-    assert sampler2.wait_for_sample(time.monotonic(), 5.0)
+    assert sampler2.wait_for_sample(time.monotonic(), 60.0)
     assert len(points(metric_reader)["hw.energy"]) == 2
     inst.uninstrument()
 
