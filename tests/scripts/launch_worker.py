@@ -41,9 +41,11 @@ def main() -> None:
     sampler = build_sampler(config, os.environ, FakeNvml(gpus), clock=SAMPLE_CLOCK)
     reader = InMemoryMetricReader()
     attach(MeterProvider(metric_readers=[reader]), sampler)
+    published: list[float] = []
+    sampler.add_listener(published.append)  # hw.energy counts from the first sample's time
     sampler.start()
     sampler.wait_for_sample(float("-inf"), 30.0)
-    t0 = sampler.snapshot().t_s
+    t0 = published[0]  # not the newest snapshot's: this thread may wake ticks later
     time.sleep(0.5)
     t1 = SAMPLE_CLOCK()
     sampler.wait_for_sample(t1, 30.0)
