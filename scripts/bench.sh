@@ -12,6 +12,7 @@ run() { echo "== $*" >&2; "$py" "$@"; }
 run benchmarks/bench_startup.py
 run benchmarks/bench_overhead.py --steps-ms 5 --modes default,all,off --gpus 8 --pairs 40 --no-drop --no-peers --name overhead_5ms
 run benchmarks/bench_overhead.py --steps-ms 1,20,100 --modes default,all --gpus 8 --pairs 16 --no-drop --no-peers --name overhead_steps
+run benchmarks/bench_overhead.py --steps-ms 100 --modes default --gpus 8 --pairs 32 --no-drop --no-peers --name overhead_100ms
 run benchmarks/bench_overhead.py --steps-ms 5 --modes default --gpus 8 --pairs 20 --no-drop --name overhead_peers
 run benchmarks/bench_overhead.py --steps-ms 5 --modes default --gpus 1,64 --pairs 16 --no-drop --no-peers --name overhead_gpus
 if [ -n "${BEFORE_SRC:-}" ]; then
