@@ -61,6 +61,10 @@ def cli(*args: str, ledger: Path | str) -> subprocess.CompletedProcess[str]:
 
 
 # ---- item 6: a locked ledger ----
+WAIT_S = 10.0
+"""The test's writer waits this long (s) for the locked ledger, then queues its row."""
+
+
 def test_a_locked_ledger_neither_holds_up_train_nor_loses_the_row(
     tmp_path: Path, tel: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -76,6 +80,9 @@ def test_a_locked_ledger_neither_holds_up_train_nor_loses_the_row(
         sampler_factory=fake_gpu_sampler_factory(),
     )
     trainer = tiny_trainer(str(tmp_path), callbacks=[cb], num_train_epochs=1, n_train=32)
+    # The writer's wait for the lock, longer than WRITE_WAIT_S (3 s): still waiting when train()
+    # returns however slowly a loaded machine tears the Trainer down after ROW_WAIT_S (1 s).
+    ledger_writer.writer_for(path).wait_s = WAIT_S
     with locked(path):
         trainer.train()
         returned_ns = time.time_ns()
@@ -89,8 +96,8 @@ def test_a_locked_ledger_neither_holds_up_train_nor_loses_the_row(
         # path (before: a 60 s wait here).
         assert tail_s < ROW_WAIT_S + (run.end_time - run.start_time) / 1e9, tail_s
         assert not handled_at_return
-        # The writer gives up after WRITE_WAIT_S and queues the row next to the ledger.
-        assert ledger_writer.flush(WRITE_WAIT_S + 30)
+        # The writer gives up after its wait and queues the row next to the ledger.
+        assert ledger_writer.flush(WAIT_S + 30)
         pending = PendingRows(path)
         assert pending.exists()
         assert stat.S_IMODE(pending.path.stat().st_mode) == 0o600
