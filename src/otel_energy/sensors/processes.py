@@ -230,7 +230,8 @@ class CpuTimes:
 
     def _follow(self, pids: list[int]) -> None:
         """Hold the ``stat`` files of exactly ``pids`` open (one open per process, not per read)."""
-        for pid in [p for p in self._fds if p not in pids]:
+        keeping = set(pids)
+        for pid in [p for p in self._fds if p not in keeping]:
             os.close(self._fds.pop(pid))
         for pid in pids:
             if pid not in self._fds:
@@ -271,7 +272,8 @@ class CpuTimes:
 
     def _close_kids(self, keep: list[int]) -> None:
         """Close the ``children`` files of every process but ``keep``."""
-        for pid in [p for p in self._kids if p not in keep]:
+        keeping = set(keep)
+        for pid in [p for p in self._kids if p not in keeping]:
             os.close(self._kids.pop(pid))
 
     def _listed_tree(self) -> list[int]:
