@@ -17,8 +17,9 @@ thread nothing queued. So "off" = the training loop alone with our threads aslee
 SDK's metric reader (every 60 s) still fires where it falls, and the CPU of our threads and the
 SDK's in off blocks is reported ("in off blocks"). An "on" block of an arm that runs our
 sampler = N steps with events, then a tail of steps without events until the sampler has taken
-its next tick (completing those N steps; a short-lived waiter makes that tick fold its rows at
-once) and parked: the tail belongs to the on block, so every
+a tick (completing those N steps; a short-lived waiter asks for that tick at once and makes it
+fold its rows: one tick per block earlier than its schedule, which can only add to our cost) and
+parked: the tail belongs to the on block, so every
 cost our steps cause is inside it. If the gate cannot be installed (the code changed), off
 blocks include the sampler's ticks and the result says so.
 
@@ -408,8 +409,8 @@ def worker(cfg: dict[str, Any]) -> dict[str, Any]:
             # the tail: steps without events until the sampler has ticked past them and parked
             gate.close(sampler_clock() if sampler_clock is not None else -float("inf"))
             # The sampler folds (and calls listeners) a second of rows at a time, at once when
-            # someone waits for a sample: a short-lived waiter makes it fold at its next tick,
-            # so the tail is a tick or two, not up to a second (a tail that gave up first left
+            # someone waits for a sample: a short-lived waiter makes it tick now and fold, so
+            # the tail is a tick, not up to a second (a tail that gave up first left
             # the sampler running into the next blocks: 11 of 13 at 100 ms steps, 98aaaf2).
             asker = None
             if ask_fold is not None:

@@ -44,6 +44,11 @@ class FakeProc:
         """The process exited and was reaped (its time moves to its parent's cutime: the test's
         job, by calling ``set`` on the parent)."""
         self.processes.pop(pid, None)
+        # Emptied in place first: a file held open reads nothing, as the kernel's held files of
+        # a reaped process fail (stat: ESRCH) or read empty (children).
+        for f in (self.root / str(pid)).rglob("*"):
+            if f.is_file():
+                f.write_bytes(b"")
         shutil.rmtree(self.root / str(pid))
         self._write_children()
 

@@ -106,6 +106,76 @@ def test_children_files_follow_the_tree_at_every_read(tmp_path: Path) -> None:
     assert open_under(tmp_path) == []
 
 
+def test_a_live_child_a_walk_misses_stays_the_jobs(tmp_path: Path) -> None:
+    """proc(5): a children file may leave out a live child while its siblings exit. Dropping
+    it for that read would take its whole CPU time out of the sum, to come back at the next
+    read as new CPU time (charged again); it stays, and its own file is still read."""
+    proc = FakeProc(tmp_path, children=True)
+    proc.set(10, 1, 1.0)
+    proc.set(11, 10, 2.0)
+    proc.set(12, 11, 0.5)
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, rescan_s=60.0)
+    assert times.read().job_cpu_s == pytest.approx(3.5)
+    proc.set(13, 11, 0.25)  # a new child of the missed one: found through 11's own file
+    (tmp_path / "10" / "task" / "10" / "children").write_text("")  # 11 left out of one walk
+    assert times.read().job_cpu_s == pytest.approx(3.75)
+    assert times.pids == {10, 11, 12, 13}
+
+
+def test_a_process_re_parented_out_of_the_tree_leaves_the_job(tmp_path: Path) -> None:
+    """Its parent exited (or it daemonized): init or a subreaper outside the job adopts it, and
+    it (with its own children) is no longer the job's, though no walk had to miss it."""
+    proc = FakeProc(tmp_path, children=True)
+    proc.set(10, 1, 1.0)
+    proc.set(11, 10, 2.0)
+    proc.set(12, 11, 0.5)
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, rescan_s=60.0)
+    assert times.read().job_cpu_s == pytest.approx(3.5)
+    proc.set(11, 1, 2.0)  # adopted by init
+    assert times.read().job_cpu_s == pytest.approx(1.0)
+    assert times.pids == {10}
+
+
+def test_no_file_descriptor_for_the_roots_children_file_is_not_a_kernel_without_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE opening the root's children file: that read lists /proc instead (the tree is
+    still the job's), and the next read follows the children files again."""
+    proc = FakeProc(tmp_path, children=True)
+    proc.set(10, 1, 1.0)
+    proc.set(11, 10, 2.0)
+    real_open = os.open
+
+    def no_fd(path: str, flags: int, *args: int) -> int:
+        if str(path).endswith("/children"):
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args)
+
+    clock = FakeClock()
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, clock=clock)
+    with monkeypatch.context() as m:
+        m.setattr(os, "open", no_fd)
+        assert times.read().job_cpu_s == pytest.approx(3.0)  # by the listing
+    proc.set(12, 11, 0.5)  # no listing is due: only the children files can show it
+    assert times.read().job_cpu_s == pytest.approx(3.5)
+
+
+def test_a_kernel_without_children_files_lists_proc_when_due(tmp_path: Path) -> None:
+    """No CONFIG_PROC_CHILDREN: the task directories exist, their children files do not."""
+    proc = FakeProc(tmp_path)
+    proc.set(10, 1, 1.0)
+    (tmp_path / "10" / "task" / "10").mkdir(parents=True)
+    clock = FakeClock()
+    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, rescan_s=0.5, clock=clock)
+    assert times.read().job_cpu_s == pytest.approx(1.0)
+    proc.set(11, 10, 2.0)
+    clock.advance(0.25)
+    assert times.read().job_cpu_s == pytest.approx(1.0)  # no listing due yet
+    clock.advance(0.25)
+    assert times.read().job_cpu_s == pytest.approx(3.0)
+    assert sorted(open_under(tmp_path)) == ["10/stat", "11/stat", "stat"]  # no children file
+
+
 def test_a_child_reaped_between_its_parents_read_and_its_own_is_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

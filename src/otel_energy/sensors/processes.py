@@ -170,6 +170,8 @@ class CpuTimes:
         """The job's processes and their main thread's open ``children`` file."""
         self._has_children_files = True
         """False once the root's ``children`` file was found missing: ``/proc`` is listed."""
+        self._root_gone = False
+        """The root exited: its pid may be reused by anyone, so no walk starts there again."""
         self._stat = shared_stat(proc_root)
         self._pid_set = frozenset([scope.root_pid])
         self._scanned_at = -float("inf")
@@ -187,34 +189,58 @@ class CpuTimes:
                     _cgroup_pids(self.scope.cgroup_dir) or [self.scope.root_pid]
                 )
             return CpuSample(_cgroup_usage_s(self.scope.cgroup_dir), node, len(self._pid_set))
-        tree = self._tree() if self._has_children_files else None
-        if tree is None and rescan:
-            tree = self._listed_tree()
-        if tree is not None:
-            self._follow(tree)
-        total, gone = self._sum()
+        if not self._root_gone:  # its pid may be anyone's now: nothing new is the job's
+            found = self._tree() if self._has_children_files else None
+            if found is None and rescan:
+                found = self._listed_tree()
+            if found is not None:
+                self._add(found)
+        stats, gone = self._stats()
         while gone:  # each pass drops one process at least: it ends
             # A process reaped between the reads of its parent (before: its time not yet in
             # the parent's cutime) and of itself (after: ESRCH) would drop out of the sum for
             # this read; the parents are read first (tree order), so reading again counts it.
-            self._follow([pid for pid in self._fds if pid not in gone])
-            total, gone = self._sum()
+            self._drop(gone)
+            stats, gone = self._stats()
+        ours = self._in_tree(stats)
+        left = [pid for pid in stats if pid not in ours]
+        if left:  # re-parented out of the tree (daemonized, or their parent exited)
+            self._drop(left)
+        total = sum(stats[pid][0] for pid in ours)
         return CpuSample(total * self._tick_s, node, len(self._fds))
 
-    def _sum(self) -> tuple[int, list[int]]:
-        """(clock ticks of CPU time of the known processes, those found gone)."""
-        total = 0
+    def _stats(self) -> tuple[dict[int, tuple[int, int]], list[int]]:
+        """({pid: (clock ticks of CPU time, parent pid)} of the known processes, those found
+        gone), read in tree order (parents before their children)."""
+        stats: dict[int, tuple[int, int]] = {}
         gone = []
-        for pid, fd in self._fds.items():  # parents before their children (tree order)
+        for pid, fd in self._fds.items():
             try:  # an open /proc file read again from offset 0 gives the current values
                 raw = os.pread(fd, 1024, 0)
                 fields = raw[raw.rindex(b")") + 2 :].split(maxsplit=15)
-            except (OSError, ValueError):
+                # ppid is field 4 of stat (1 after the name); utime stime cutime cstime are
+                # fields 14-17 (11-14 after the name).
+                ticks = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+                stats[pid] = (ticks, int(fields[1]))
+            except (OSError, ValueError, IndexError):
                 gone.append(pid)  # exited and reaped (ESRCH): its time is in its parent's now
-                continue
-            # utime stime cutime cstime are fields 14-17 of stat (11-14 after the name).
-            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-        return total, gone
+        return stats, gone
+
+    def _in_tree(self, stats: dict[int, tuple[int, int]]) -> set[int]:
+        """The known processes still descending from the root, by their parent pids now."""
+        root = self.scope.root_pid
+        if root not in stats:  # gone: its children were re-parented out of the tree
+            return set()
+        children: dict[int, list[int]] = {}
+        for pid, (_, ppid) in stats.items():
+            children.setdefault(ppid, []).append(pid)
+        ours, todo = {root}, [root]
+        while todo:
+            for kid in children.get(todo.pop(), ()):
+                if kid not in ours:
+                    ours.add(kid)
+                    todo.append(kid)
+        return ours
 
     @property
     def pids(self) -> frozenset[int]:
@@ -223,58 +249,78 @@ class CpuTimes:
 
     def close(self) -> None:
         """Close the files held open between reads (idempotent)."""
-        self._follow([])
-        self._close_kids([])
+        for fd in [*self._fds.values(), *self._kids.values()]:
+            os.close(fd)
+        self._fds.clear()
+        self._kids.clear()
         self._scanned_at = -float("inf")  # a later read lists the tree again
         self._stat.close()  # shared: a later read by anyone opens it again
 
-    def _follow(self, pids: list[int]) -> None:
-        """Hold the ``stat`` files of exactly ``pids`` open (one open per process, not per read)."""
-        keeping = set(pids)
-        for pid in [p for p in self._fds if p not in keeping]:
-            os.close(self._fds.pop(pid))
+    def _add(self, pids: list[int]) -> None:
+        """Hold the ``stat`` files of ``pids`` open too (one open per process, not per read),
+        in the order given (the tree's: parents first). A walk of the ``children`` files may
+        miss a live process (proc(5): they are complete only for a frozen tree), so a process
+        leaves the job only when it is gone or re-parented out of it (``read``), never because
+        a walk did not list it."""
         for pid in pids:
             if pid not in self._fds:
                 try:
                     self._fds[pid] = os.open(f"{self.proc_root}/{pid}/stat", _OPEN_FLAGS)
                 except OSError:
                     continue  # already gone
+        for pid in [p for p in self._kids if p not in self._fds]:
+            os.close(self._kids.pop(pid))  # a walk opened it, its stat could not be
+        self._pid_set = frozenset(self._fds) or frozenset([self.scope.root_pid])
+
+    def _drop(self, pids: list[int]) -> None:
+        """Close the files of ``pids`` (gone, or out of the tree)."""
+        for pid in pids:
+            if pid == self.scope.root_pid:
+                self._root_gone = True
+            fd = self._fds.pop(pid, None)
+            if fd is not None:
+                os.close(fd)
+            kids = self._kids.pop(pid, None)
+            if kids is not None:
+                os.close(kids)
         self._pid_set = frozenset(self._fds) or frozenset([self.scope.root_pid])
 
     def _tree(self) -> list[int] | None:
         """The root and its descendants from the kernel's ``children`` files (held open, read
-        again from offset 0 each time: a few microseconds a process), or None on a kernel
-        without them (CONFIG_PROC_CHILDREN). The file is the main thread's: a child forked by
-        another thread is found by the listing only, and its time is counted in its parent's
-        ``cutime`` once reaped."""
-        out: list[int] = []
-        todo = [self.scope.root_pid]
-        while todo:
-            pid = todo.pop()
-            fd = self._kids.get(pid)
-            try:
-                if fd is None:
-                    fd = os.open(f"{self.proc_root}/{pid}/task/{pid}/children", _OPEN_FLAGS)
-                    self._kids[pid] = fd
-                raw = _pread_all(fd)
-            except FileNotFoundError:
-                if pid == self.scope.root_pid and fd is None:
-                    if os.path.isdir(f"{self.proc_root}/{pid}/task/{pid}"):
-                        self._has_children_files = False  # a kernel without them
-                    return None  # (or the root is gone): /proc is listed
-                continue  # exited before it was opened
-            except OSError:
-                continue  # exited (ESRCH on the open file: its pid may be reused later)
-            out.append(pid)
-            todo.extend(int(k) for k in raw.split())
-        self._close_kids(out)
-        return out
+        again from offset 0 each time: a few microseconds a process), parents first; None when
+        the root's cannot be read (a kernel without them, CONFIG_PROC_CHILDREN, or no file
+        descriptor left): the known processes are kept and ``/proc`` is listed when due.
 
-    def _close_kids(self, keep: list[int]) -> None:
-        """Close the ``children`` files of every process but ``keep``."""
-        keeping = set(keep)
-        for pid in [p for p in self._kids if p not in keeping]:
-            os.close(self._kids.pop(pid))
+        The files may miss a live child while its siblings exit (proc(5)): each known process's
+        own file is read too, and what a walk misses is not dropped (``_add``). A file is the
+        main thread's: a child forked by another thread is found by a listing only (or counted
+        in its parent's ``cutime`` once reaped)."""
+        root = self.scope.root_pid
+        out: list[int] = []
+        seen: set[int] = set()
+        for start in [root, *self._fds]:
+            todo = [start]
+            while todo:
+                pid = todo.pop()
+                if pid in seen:
+                    continue
+                seen.add(pid)
+                fd = self._kids.get(pid)
+                try:
+                    if fd is None:
+                        fd = os.open(f"{self.proc_root}/{pid}/task/{pid}/children", _OPEN_FLAGS)
+                        self._kids[pid] = fd
+                    raw = _pread_all(fd)  # a reaped process's held file reads empty
+                except OSError as exc:
+                    if pid == root and fd is None:
+                        task = f"{self.proc_root}/{pid}/task/{pid}"
+                        if isinstance(exc, FileNotFoundError) and os.path.isdir(task):
+                            self._has_children_files = False  # a kernel without them
+                        return None
+                    continue  # exited, or unreadable for now: a known one stays known
+                out.append(pid)
+                todo.extend(int(k) for k in raw.split())
+        return out
 
     def _listed_tree(self) -> list[int]:
         """The root and its descendants, from one listing of ``/proc`` (parent of each pid)."""
