@@ -106,16 +106,23 @@ def test_children_files_follow_the_tree_at_every_read(tmp_path: Path) -> None:
     assert open_under(tmp_path) == []
 
 
-def test_a_live_child_a_walk_misses_stays_the_jobs(tmp_path: Path) -> None:
-    """proc(5): a children file may leave out a live child while its siblings exit. Dropping
-    it for that read would take its whole CPU time out of the sum, to come back at the next
-    read as new CPU time (charged again); it stays, and its own file is still read."""
+def three_generations(tmp_path: Path) -> tuple[FakeProc, CpuTimes]:
+    """A job of three generations (10 > 11 > 12, 3.5 CPU s) with children files, read once;
+    no listing of /proc falls due."""
     proc = FakeProc(tmp_path, children=True)
     proc.set(10, 1, 1.0)
     proc.set(11, 10, 2.0)
     proc.set(12, 11, 0.5)
     times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, rescan_s=60.0)
     assert times.read().job_cpu_s == pytest.approx(3.5)
+    return proc, times
+
+
+def test_a_live_child_a_walk_misses_stays_the_jobs(tmp_path: Path) -> None:
+    """proc(5): a children file may leave out a live child while its siblings exit. Dropping
+    it for that read would take its whole CPU time out of the sum, to come back at the next
+    read as new CPU time (charged again); it stays, and its own file is still read."""
+    proc, times = three_generations(tmp_path)
     proc.set(13, 11, 0.25)  # a new child of the missed one: found through 11's own file
     (tmp_path / "10" / "task" / "10" / "children").write_text("")  # 11 left out of one walk
     assert times.read().job_cpu_s == pytest.approx(3.75)
@@ -125,12 +132,7 @@ def test_a_live_child_a_walk_misses_stays_the_jobs(tmp_path: Path) -> None:
 def test_a_process_re_parented_out_of_the_tree_leaves_the_job(tmp_path: Path) -> None:
     """Its parent exited (or it daemonized): init or a subreaper outside the job adopts it, and
     it (with its own children) is no longer the job's, though no walk had to miss it."""
-    proc = FakeProc(tmp_path, children=True)
-    proc.set(10, 1, 1.0)
-    proc.set(11, 10, 2.0)
-    proc.set(12, 11, 0.5)
-    times = CpuTimes(JobScope(METHOD_PROCESS_TREE, 10), tmp_path, rescan_s=60.0)
-    assert times.read().job_cpu_s == pytest.approx(3.5)
+    proc, times = three_generations(tmp_path)
     proc.set(11, 1, 2.0)  # adopted by init
     assert times.read().job_cpu_s == pytest.approx(1.0)
     assert times.pids == {10}
