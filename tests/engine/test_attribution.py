@@ -340,8 +340,9 @@ def test_a_second_of_rows_shares_one_cpu_reading(tmp_path: Path, clock: FakeCloc
         if i < 9:  # read, not folded: nothing newer than the first sample yet
             assert sampler.history_size == 1 and sampler.newest_sample_s == t0
     assert sampler.history_size == 11 and sampler.reads == 11  # folded at a second of rows
-    # the first row's baseline, the first sample's fold and this second's: not one per tick
-    assert reads[0] == 3
+    # the first row's baseline (its fold, at the same time, reads nothing more) and this
+    # second's: not one per tick
+    assert reads[0] == 2
     whole = sampler.window(t0, t0 + 1.0)
     assert whole.energy_j == pytest.approx(node.per_cpu_w * 1.0)
     assert whole.attributed_j == pytest.approx(node.per_cpu_w * 0.5, rel=0.02)

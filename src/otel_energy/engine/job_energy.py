@@ -183,6 +183,11 @@ class JobEnergy:
         read before the next one need it as the start of their share's interval."""
         return self.cpu is not None and self._cpu_t is None
 
+    @property
+    def cpu_read_at_s(self) -> float | None:
+        """Sampler-clock time (s) of the latest reading of the job's CPU time (None: none)."""
+        return self._cpu_t
+
     def note_cpu(self, t: float, cpu: JobCpu | None) -> None:
         """The job's CPU time read at ``t`` (s) for rows folded after it with ``cpu="held"``:
         the share and busy fraction since the previous reading apply to them (one ``/proc``

@@ -377,6 +377,8 @@ class Sampler:
         ``cpu="held"`` (``JobEnergy.note_cpu``). Never raises: after a bug (``/proc`` errors are
         ``read_cpu``'s), logged, those rows are charged at the previous share instead of being
         lost, and a node follower keeps its thread."""
+        if self.job.cpu_read_at_s == t:  # read with this very row (the first row's baseline)
+            return
         try:
             self.job.note_cpu(t, self.job.read_cpu())
         except Exception:
