@@ -11,8 +11,10 @@ The job is either
   ``/proc/<pid>/stat``: a child's time moves into its parent's ``cutime``/``cstime`` when it is
   reaped, so the sum is continuous across exits and counts a child that lived between two scans
   once. The tree is followed at every read through the kernel's ``children`` files, held open
-  like the ``stat`` files, so a child is part of the job from the first read after it started
-  (its CPU time then falls inside the interval being charged). A kernel without them
+  like the ``stat`` files, so a child is normally part of the job from the first read after it
+  started (its CPU time then falls inside the interval being charged). Those files may miss a
+  live child while siblings exit (proc(5)): a walk only adds processes, and one leaves the job
+  when it is reaped or re-parented out of the tree. A kernel without them
   (no CONFIG_PROC_CHILDREN) has ``/proc`` listed instead, at most every ``rescan_s``.
 * ``cgroup``: the process lives in a cgroup of its own (a Kubernetes pod, a SLURM job step, a
   container): its ``cpu.stat`` ``usage_usec`` stands for the tree, one file read per tick.
